@@ -1,0 +1,25 @@
+/* action: the registry of action kinds.  A new kind is one line here. */
+#include "actions/action.h"
+
+#include <string.h>
+
+#include "actions/action_exec.h"
+#include "actions/action_redis.h"
+
+static const struct action_ops *const kinds[] = {
+	&action_redis_ops,
+	&action_exec_ops,
+};
+
+const struct action_ops *action_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(kinds[i]->name, name) == 0)
+			return kinds[i];
+	return NULL;
+}
+
+const char *action_kind_list(void)
+{
+	return "redis, exec";
+}

@@ -1,0 +1,41 @@
+/*
+ * cli: the runbridge sub-commands.  Each takes the arguments after its
+ * name and returns the process exit status: 0 success, 1 failure (with a
+ * message on stderr), 2 bad usage.
+ *
+ *   runbridge serve  -c FILE
+ *   runbridge check  -c FILE
+ *   runbridge route  -c FILE DELIVERY.json
+ *   runbridge replay -c FILE [--dead] [--id ID]
+ *   runbridge status -c FILE [--dead]
+ */
+#ifndef RB_CLI_CLI_H
+#define RB_CLI_CLI_H
+
+int cli_serve(int argc, char **argv);
+int cli_check(int argc, char **argv);
+int cli_route(int argc, char **argv);
+int cli_replay(int argc, char **argv);
+int cli_status(int argc, char **argv);
+
+/* Shared by the commands: -c FILE and --help handling. */
+struct cli_opts {
+	const char *config;    /* -c / --config, default config/runbridge.yaml */
+	const char *id;        /* --id */
+	int dead;              /* --dead */
+	const char *positional;/* the one positional argument, if allowed */
+	int help;
+};
+
+/* Parses argv; prints usage on error.  Returns 0, or 2 for bad usage. */
+int cli_parse(int argc, char **argv, const char *usage, int allow_positional,
+	      int allow_id_dead, struct cli_opts *o);
+
+struct config;
+struct rules;
+
+/* Loads and validates the config and the rules, printing every error as
+ * "file:line:col: message" on stderr.  Returns 0 or 1. */
+int cli_load(const char *path, struct config **cfg, struct rules **rules);
+
+#endif

@@ -1,0 +1,260 @@
+/* cli: the offline commands: check, route, replay, status. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <json-c/json.h>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "event/event.h"
+#include "rules/rules.h"
+#include "store/store.h"
+
+static const char check_usage[] =
+	"usage: runbridge check -c FILE\n"
+	"\n"
+	"Validates the configuration and every rule file it names.  Prints each\n"
+	"problem as file:line:column: message and exits 1 if there is any.\n";
+
+int cli_check(int argc, char **argv)
+{
+	struct cli_opts o;
+	struct config *cfg;
+	struct rules *rules;
+	int rc;
+
+	if ((rc = cli_parse(argc, argv, check_usage, 0, 0, &o)) != 0 || o.help)
+		return rc;
+	if (cli_load(o.config, &cfg, &rules) != 0)
+		return 1;
+	printf("%s: OK (%zu rule%s from %s)\n", o.config, rules_count(rules),
+	       rules_count(rules) == 1 ? "" : "s", cfg->rules_path);
+	rules_free(rules);
+	config_free(cfg);
+	return 0;
+}
+
+/* ---- route ------------------------------------------------------------- */
+
+static const char route_usage[] =
+	"usage: runbridge route -c FILE DELIVERY.json\n"
+	"\n"
+	"Dry run: prints the normalized event, the rules that match and each\n"
+	"rendered action, as JSON.  Runs nothing and stores nothing; reads the\n"
+	"run registry (if the store exists) to enrich the event as serve would.\n";
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t cap = 0;
+
+	*len = 0;
+	if (!f)
+		return NULL;
+	for (;;) {
+		if (*len + 4096 > cap) {
+			cap = cap ? cap * 2 : 65536;
+			char *nb = cap > (64u << 20) ? NULL : realloc(buf, cap);
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				errno = EFBIG;
+				return NULL;
+			}
+			buf = nb;
+		}
+		size_t r = fread(buf + *len, 1, cap - *len - 1, f);
+		*len += r;
+		if (r == 0)
+			break;
+	}
+	fclose(f);
+	buf[*len] = '\0';
+	return buf;
+}
+
+static json_object *registry_run(const struct config *cfg, json_object *delivery)
+{
+	struct store *st;
+	struct err err;
+	char *text = NULL;
+	json_object *o = NULL;
+
+	if (store_open(&st, cfg->data_dir, STORE_RO, &err) < 0)
+		return NULL;
+	if (store_run_get(st, event_project_of(delivery), event_run_id_of(delivery),
+			  &text, &err) == 0 && text)
+		o = json_tokener_parse(text);
+	free(text);
+	store_close(st);
+	return o;
+}
+
+static json_object *route_report(json_object *ev, const struct route_result *rr)
+{
+	json_object *out = json_object_new_object();
+	json_object *matched = json_object_new_array();
+	json_object *actions = json_object_new_array();
+
+	json_object_object_add(out, "event", json_object_get(ev));
+	for (size_t i = 0; i < rr->n_matched; i++)
+		json_object_array_add(matched, json_object_new_string(rr->matched[i]));
+	for (size_t i = 0; i < rr->n; i++) {
+		json_object *a = json_object_new_object();
+		json_object_object_add(a, "rule", json_object_new_string(rr->v[i].rule));
+		json_object_object_add(a, "index", json_object_new_int(rr->v[i].index));
+		json_object_object_add(a, "kind", json_object_new_string(rr->v[i].kind));
+		json_object_object_add(a, rr->v[i].kind, json_object_get(rr->v[i].params));
+		json_object_array_add(actions, a);
+	}
+	json_object_object_add(out, "matched", matched);
+	json_object_object_add(out, "actions", actions);
+	return out;
+}
+
+int cli_route(int argc, char **argv)
+{
+	struct cli_opts o;
+	struct config *cfg;
+	struct rules *rules;
+	struct route_result rr = { 0 };
+	struct err err = { 0 };
+	json_object *delivery = NULL, *prior = NULL, *ev = NULL, *out = NULL;
+	char id[65], *body;
+	size_t len;
+	int rc;
+
+	if ((rc = cli_parse(argc, argv, route_usage, 1, 0, &o)) != 0 || o.help)
+		return rc;
+	if (cli_load(o.config, &cfg, &rules) != 0)
+		return 1;
+	rc = 1;
+	if (!(body = read_file(o.positional, &len))) {
+		fprintf(stderr, "%s: cannot read: %s\n", o.positional, strerror(errno));
+		goto done;
+	}
+	if (event_parse(&delivery, body, len, cfg->max_json_depth, &err) < 0) {
+		fprintf(stderr, "%s: refused (HTTP 400): %s\n", o.positional, err.msg);
+		goto done;
+	}
+	event_delivery_id(id, cfg->sources[0].name, body, len);
+	prior = registry_run(cfg, delivery);
+	if (event_normalize(&ev, delivery, &cfg->sources[0], id, clock_wall_ms(),
+			    prior, &err) < 0 ||
+	    rules_route(rules, ev, &rr, &err) < 0) {
+		fprintf(stderr, "%s: %s\n", o.positional, err.msg);
+		goto done;
+	}
+	out = route_report(ev, &rr);
+	puts(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY |
+					     JSON_C_TO_STRING_NOSLASHESCAPE));
+	rc = 0;
+done:
+	json_object_put(out);
+	route_result_free(&rr);
+	json_object_put(ev);
+	json_object_put(prior);
+	json_object_put(delivery);
+	free(body);
+	rules_free(rules);
+	config_free(cfg);
+	return rc;
+}
+
+/* ---- replay and status --------------------------------------------------- */
+
+static const char replay_usage[] =
+	"usage: runbridge replay -c FILE [--dead] [--id ID]\n"
+	"\n"
+	"Re-queues actions; a running daemon picks them up within a second.\n"
+	"  --dead    every action in dead letters (the default)\n"
+	"  --id ID   one action (its job number, as `status --dead` lists) or\n"
+	"            every action of one delivery (its id, as the 202 gave it);\n"
+	"            with --dead, only those of them that are dead\n";
+
+int cli_replay(int argc, char **argv)
+{
+	struct cli_opts o;
+	struct config *cfg;
+	struct store *st;
+	struct err err;
+	long long n = 0;
+	int rc;
+
+	if ((rc = cli_parse(argc, argv, replay_usage, 0, 1, &o)) != 0 || o.help)
+		return rc;
+	if (cli_load(o.config, &cfg, NULL) != 0)
+		return 1;
+	rc = 1;
+	if (store_open(&st, cfg->data_dir, STORE_RW, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		goto done;
+	}
+	if (store_replay(st, o.dead || !o.id, o.id, clock_wall_ms(), &n, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+	} else {
+		printf("re-queued %lld action%s\n", n, n == 1 ? "" : "s");
+		rc = 0;
+	}
+	store_close(st);
+done:
+	config_free(cfg);
+	return rc;
+}
+
+static const char status_usage[] =
+	"usage: runbridge status -c FILE [--dead]\n"
+	"\n"
+	"Counts stored deliveries and actions by state.\n"
+	"  --dead    also list the actions in dead letters with their last error\n";
+
+static void print_dead(void *ctx, long long id, const char *rule,
+		       const char *kind, const char *delivery_id, int attempts,
+		       const char *last_error)
+{
+	(void)ctx;
+	printf("dead job %lld: rule %s, %s action, delivery %s, %d attempt%s: %s\n",
+	       id, rule, kind, delivery_id, attempts, attempts == 1 ? "" : "s",
+	       last_error ? last_error : "");
+}
+
+int cli_status(int argc, char **argv)
+{
+	struct cli_opts o;
+	struct config *cfg;
+	struct store *st;
+	struct store_counts c;
+	struct err err;
+	int rc;
+
+	if ((rc = cli_parse(argc, argv, status_usage, 0, 1, &o)) != 0 || o.help)
+		return rc;
+	if (cli_load(o.config, &cfg, NULL) != 0)
+		return 1;
+	rc = 1;
+	if (store_open(&st, cfg->data_dir, STORE_RO, &err) < 0) {
+		if (err.code != 2) {
+			fprintf(stderr, "%s\n", err.msg);
+			goto done;
+		}
+		memset(&c, 0, sizeof(c)); /* nothing stored yet */
+		st = NULL;
+	} else if (store_counts(st, &c, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		store_close(st);
+		goto done;
+	}
+	printf("deliveries: %lld\npending: %lld\nretrying: %lld\ndead: %lld\ndone: %lld\n",
+	       c.deliveries, c.pending, c.retrying, c.dead, c.done);
+	if (st && o.dead && store_dead_list(st, 1000, print_dead, NULL, &err) < 0)
+		fprintf(stderr, "%s\n", err.msg);
+	store_close(st);
+	rc = 0;
+done:
+	config_free(cfg);
+	return rc;
+}

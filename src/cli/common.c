@@ -1,0 +1,65 @@
+/* cli: option parsing and config/rules loading shared by the commands. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "rules/rules.h"
+
+int cli_parse(int argc, char **argv, const char *usage, int allow_positional,
+	      int allow_id_dead, struct cli_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->config = getenv("RUNBRIDGE_CONFIG");
+	if (!o->config || !*o->config)
+		o->config = "config/runbridge.yaml";
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			fputs(usage, stdout);
+			o->help = 1;
+			return 0;
+		} else if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
+			o->config = argv[++i];
+		} else if (allow_id_dead && !strcmp(a, "--dead")) {
+			o->dead = 1;
+		} else if (allow_id_dead && !strcmp(a, "--id") && i + 1 < argc) {
+			o->id = argv[++i];
+		} else if (allow_positional && a[0] != '-' && !o->positional) {
+			o->positional = a;
+		} else {
+			fprintf(stderr, "runbridge: unexpected argument '%s'\n\n%s", a, usage);
+			return 2;
+		}
+	}
+	if (allow_positional && !o->positional) {
+		fprintf(stderr, "runbridge: missing argument\n\n%s", usage);
+		return 2;
+	}
+	return 0;
+}
+
+int cli_load(const char *path, struct config **cfg, struct rules **rules)
+{
+	struct errlist errs = ERRLIST_INIT;
+
+	*cfg = NULL;
+	if (rules)
+		*rules = NULL;
+	if (config_load(cfg, path, &errs) < 0)
+		goto fail;
+	if (rules && rules_load(rules, (*cfg)->rules_path, &errs) < 0)
+		goto fail;
+	return 0;
+fail:
+	for (size_t i = 0; i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.msgs[i]);
+	if (!errs.n)
+		fprintf(stderr, "%s: cannot be loaded\n", path);
+	errlist_free(&errs);
+	config_free(*cfg);
+	*cfg = NULL;
+	return 1;
+}

@@ -1,0 +1,136 @@
+/*
+ * serve: start-up and shutdown order of the daemon.
+ *
+ * Start: config, rules, store, dispatcher (loads the backlog), writer, HTTP.
+ * Stop (SIGTERM/SIGINT): HTTP first (no new deliveries; requests in progress
+ * are answered), then the dispatcher (running attempts finish, up to
+ * shutdown_timeout_s), then the writer (commits what is queued).  Anything
+ * not finished stays in the store and resumes on the next start.
+ * Signals are taken by sigwait in the main thread, never in handlers.
+ */
+#include "cli/cli.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "actions/dispatch.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "http/server.h"
+#include "rules/rules.h"
+#include "store/ingest.h"
+#include "store/store.h"
+
+static const char usage[] =
+	"usage: runbridge serve -c FILE\n"
+	"\n"
+	"Runs the daemon: receives webhooks, stores them, runs the actions of\n"
+	"matching rules.  SIGTERM or SIGINT drains and exits 0.\n"
+	"\n"
+	"  -c, --config FILE   configuration (default config/runbridge.yaml,\n"
+	"                      or $RUNBRIDGE_CONFIG)\n";
+
+struct daemon {
+	struct config *cfg;
+	struct rules *rules;
+	struct dispatch *d;
+	struct ingest *in;
+	struct http_server *http;
+};
+
+static int start(struct daemon *dm)
+{
+	struct store *st = NULL;
+	struct err err = { 0 };
+
+	if (store_open(&st, dm->cfg->data_dir, STORE_RW, &err) < 0 ||
+	    dispatch_new(&dm->d, dm->cfg, &err) < 0 ||
+	    ingest_start(&dm->in, st, dm->cfg, dm->rules, dispatch_push, dm->d, &err) < 0) {
+		store_close(dm->in ? NULL : st);
+		goto fail;
+	}
+	if (dispatch_start(dm->d, dm->in, &err) < 0 ||
+	    http_start(&dm->http, dm->cfg, dm->in, dm->d, &err) < 0)
+		goto fail;
+	return 0;
+fail:
+	log_kv(LOG_ERROR, "cannot start", "error", err.msg, NULL);
+	return -1;
+}
+
+static void stop(struct daemon *dm)
+{
+	int clean = 1;
+
+	http_stop(dm->http);
+	if (dm->d)
+		clean = dispatch_stop(dm->d, dm->cfg->shutdown_timeout_s) == 0;
+	if (dm->in)
+		ingest_stop(dm->in);
+	if (clean) {
+		dispatch_free(dm->d);
+		ingest_free(dm->in);
+	}
+}
+
+static void wait_for_signal(void)
+{
+	sigset_t set;
+	int sig = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_msg(LOG_INFO, "SIGHUP: configuration reload is not supported yet; restart to apply changes");
+			continue;
+		}
+		log_kv(LOG_INFO, "shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+		return;
+	}
+}
+
+int cli_serve(int argc, char **argv)
+{
+	struct cli_opts o;
+	struct daemon dm = { 0 };
+	sigset_t set;
+	int rc;
+
+	if ((rc = cli_parse(argc, argv, usage, 0, 0, &o)) != 0 || o.help)
+		return rc;
+	if (cli_load(o.config, &dm.cfg, &dm.rules) != 0)
+		return 1;
+	log_set_level(dm.cfg->log_level);
+	log_set_format(dm.cfg->log_format);
+	/* Block before any thread starts, so every thread inherits the mask
+	 * and only sigwait sees these. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = start(&dm);
+	if (rc == 0) {
+		char rules[24];
+		snprintf(rules, sizeof(rules), "%zu", rules_count(dm.rules));
+		log_kv(LOG_INFO, "runbridge listening", "listen", dm.cfg->listen,
+		       "data_dir", dm.cfg->data_dir, "rules", rules,
+		       "version", RB_VERSION, NULL);
+		wait_for_signal();
+	}
+	stop(&dm);
+	if (rc == 0)
+		log_msg(LOG_INFO, "stopped");
+	rules_free(dm.rules);
+	config_free(dm.cfg);
+	return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,83 @@
+/*
+ * config: the daemon's configuration file, loaded into one struct.
+ *
+ * Every option is one row of one table in config.c (name, type, bounds,
+ * default, where it is stored): validation, defaults and `runbridge check`
+ * all come from that table.  ${VAR} in any scalar value expands from the
+ * environment (unset = empty).  Relative paths are relative to the working
+ * directory of the process.  Unknown keys are errors (they are typos).
+ */
+#ifndef RB_CORE_CONFIG_H
+#define RB_CORE_CONFIG_H
+
+#include <stddef.h>
+
+#include "core/cfgtree.h"
+#include "core/err.h"
+
+enum duration_unit { DURATION_MS, DURATION_S };
+
+struct source_cfg {
+	char *name;          /* key under sources:, e.g. "qase" */
+	char *kind;          /* payload dialect; only "qase" today (default: name) */
+	char *path;          /* URL path, default "/webhooks/<name>" */
+	char *secret;        /* NULL or "" = no secret check */
+	enum duration_unit duration_unit; /* sources.qase.duration_unit: ms|s */
+};
+
+struct config {
+	char *file;                 /* path it was loaded from */
+	char *listen;               /* civetweb listening_ports, "127.0.0.1:8080" */
+	char *data_dir;             /* "var" */
+	size_t max_body_bytes;      /* 1048576 */
+	char *rules_path;           /* "rules": file or directory */
+	struct source_cfg *sources; /* default: one source "qase" */
+	size_t n_sources;
+
+	char *redis_url;            /* "redis://127.0.0.1:6379/0" */
+	char *redis_host;           /* parsed from redis_url */
+	int redis_port;
+	int redis_db;
+	char *redis_password;       /* from redis://:pass@host, may be NULL */
+	int redis_dedup_ttl_s;      /* redis.dedup_ttl_s, 86400 */
+	int redis_batch;            /* redis.batch: XADDs per pipeline, 256 */
+
+	int http_threads;           /* http.threads, 64 */
+	int request_timeout_ms;     /* http.request_timeout_ms, 10000 */
+	int max_json_depth;         /* http.max_json_depth, 32 */
+
+	int retry_max_attempts;     /* retry.max_attempts, 10 */
+	int retry_base_ms;          /* retry.base_ms, 500 */
+	int retry_max_ms;           /* retry.max_ms, 300000 */
+
+	int exec_workers;           /* exec.workers, 4 */
+	size_t exec_output_max;     /* exec.output_max_bytes, 65536 */
+
+	size_t queue_window;        /* queue.window: jobs held in memory, 65536 */
+	int shutdown_timeout_s;     /* shutdown_timeout_s, 30 */
+
+	char *log_level;            /* log.level: debug|info|warn|error */
+	char *log_format;           /* log.format: text|json */
+};
+
+/*
+ * Loads and validates path.  Returns 0 and a config, or -1 with every problem
+ * appended to errs as "file:line:col: message".  A missing optional key takes
+ * its default; an empty file gives all defaults.
+ */
+int config_load(struct config **out, const char *path, struct errlist *errs);
+
+/* Same, from text (tests). */
+int config_load_string(struct config **out, const char *name,
+		       const char *text, struct errlist *errs);
+
+/* All defaults, no file (used by tests and as the base of loading). */
+struct config *config_defaults(void);
+
+void config_free(struct config *cfg);
+
+/* The source whose path equals path, or NULL. */
+const struct source_cfg *config_source_by_path(const struct config *cfg,
+					       const char *path);
+
+#endif

@@ -1,0 +1,463 @@
+/*
+ * event: the edge between Qase's loosely specified deliveries and the one
+ * schema the rest of runbridge reads.
+ *
+ * Qase's documentation disagrees with itself (legacy `event` vs
+ * `event_name`, `skiped` vs `skipped`, `cases_added` vs `cases_count`,
+ * duration in seconds or milliseconds), and most payload fields are optional
+ * in practice.  So event_parse refuses only what we cannot key or route on
+ * (no event name, no run id, mistyped envelope fields), and event_normalize
+ * reads every payload field defensively: a field that is absent, null or of
+ * the wrong type becomes JSON null.  Nothing is invented; the delivery itself
+ * is kept verbatim as "raw".
+ */
+#include "event/event.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+/* 9999-12-31T23:59:59Z: timestamps past it do not fit the ISO format. */
+#define TIMESTAMP_MAX 253402300799LL
+
+/*
+ * A member that is present and not JSON null.  json-c stores null as a NULL
+ * pointer, so absent and null read the same, which is what we want: Qase
+ * sends explicit nulls for fields it has no value for.
+ */
+static json_object *member(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	if (!json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, key, &v))
+		return NULL;
+	return v;
+}
+
+/* The member when it has type t, else NULL. */
+static json_object *typed(json_object *o, const char *key, json_type t)
+{
+	json_object *v = member(o, key);
+
+	return json_object_is_type(v, t) ? v : NULL;
+}
+
+/*
+ * 0 and the value when v is an integer that fits in 64 bits.  json-c clamps
+ * larger integers to INT64_MAX, which would turn an out-of-range run id into
+ * a plausible one; the unsigned view tells the two apart.
+ */
+static int int_value(json_object *v, long long *out)
+{
+	if (!json_object_is_type(v, json_type_int))
+		return -1;
+	int64_t i = json_object_get_int64(v);
+	if (i == INT64_MAX && json_object_get_uint64(v) != (uint64_t)INT64_MAX)
+		return -1;
+	*out = i;
+	return 0;
+}
+
+/* Tokenizes body into *out; err says why it is not one JSON value. */
+static int parse_json(json_object **out, const char *body, size_t len,
+		      int max_depth, struct err *err)
+{
+	json_tokener *tok;
+	json_object *obj = NULL;
+	enum json_tokener_error jerr;
+	int rc = -1;
+
+	*out = NULL;
+	if (len > INT_MAX - 1)
+		return err_setc(err, 400, "body is too large");
+	/* json-c counts the level being opened; +1 makes max_depth inclusive */
+	tok = json_tokener_new_ex(max_depth + 1);
+	if (!tok)
+		return err_setc(err, 500, "out of memory");
+	/* trailing bytes are checked below, to say so instead of "unexpected
+	 * character" */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+				    JSON_TOKENER_ALLOW_TRAILING_CHARS |
+				    JSON_TOKENER_VALIDATE_UTF8);
+	obj = json_tokener_parse_ex(tok, body, (int)len);
+	jerr = json_tokener_get_error(tok);
+	if (jerr == json_tokener_continue) {
+		/* a final NUL ends values with no closing token (numbers) */
+		obj = json_tokener_parse_ex(tok, "", 1);
+		jerr = json_tokener_get_error(tok);
+	}
+	size_t end = json_tokener_get_parse_end(tok);
+	if (jerr == json_tokener_error_depth)
+		err_setc(err, 400, "body is not acceptable JSON: nested deeper than %d levels",
+			 max_depth);
+	else if (jerr == json_tokener_error_parse_utf8_string)
+		err_setc(err, 400, "body is not valid UTF-8");
+	else if (jerr != json_tokener_success)
+		err_setc(err, 400, "body is not JSON: %s", json_tokener_error_desc(jerr));
+	else if (obj && end < len)
+		err_setc(err, 400, "body is not JSON: unexpected data after the JSON value at byte %zu",
+			 end);
+	else
+		rc = 0;
+	json_tokener_free(tok);
+	if (rc < 0)
+		json_object_put(obj);
+	else
+		*out = obj;
+	return rc;
+}
+
+/* The event name, or -1 with the message naming the field at fault. */
+static int check_name(json_object *d, struct err *err)
+{
+	json_object *v = member(d, "event_name");
+	const char *field = "event_name";
+
+	if (!v) {
+		v = member(d, "event");
+		field = v ? "event" : NULL;
+	}
+	if (!field)
+		return err_setc(err, 400, "event_name is required");
+	if (!json_object_is_type(v, json_type_string) ||
+	    json_object_get_string_len(v) == 0)
+		return err_setc(err, 400, "%s must be a non-empty string", field);
+	return 0;
+}
+
+static int check_envelope(json_object *d, struct err *err)
+{
+	json_object *payload, *v;
+	long long n;
+
+	if (!json_object_is_type(d, json_type_object))
+		return err_setc(err, 400, "body must be a JSON object");
+	if (check_name(d, err) < 0)
+		return -1;
+	payload = member(d, "payload");
+	if (!json_object_is_type(payload, json_type_object))
+		return err_setc(err, 400, "payload must be an object");
+	v = member(payload, "id");
+	if (!v)
+		return err_setc(err, 400, "payload.id is required");
+	if (int_value(v, &n) < 0 || n <= 0)
+		return err_setc(err, 400, "payload.id must be a positive integer");
+	v = member(d, "timestamp");
+	if (v && (int_value(v, &n) < 0 || n < 0 || n > TIMESTAMP_MAX))
+		return err_setc(err, 400,
+				"timestamp must be an integer (Unix seconds, 0..%lld)",
+				TIMESTAMP_MAX);
+	v = member(d, "team_member_id");
+	if (v && int_value(v, &n) < 0)
+		return err_setc(err, 400, "team_member_id must be an integer");
+	v = member(d, "project_code");
+	if (v && !json_object_is_type(v, json_type_string))
+		return err_setc(err, 400, "project_code must be a string");
+	return 0;
+}
+
+int event_parse(json_object **out, const char *body, size_t len,
+		int max_depth, struct err *err)
+{
+	json_object *d;
+
+	*out = NULL;
+	if (parse_json(&d, body, len, max_depth, err) < 0)
+		return -1;
+	if (check_envelope(d, err) < 0) {
+		json_object_put(d);
+		return -1;
+	}
+	*out = d;
+	return 0;
+}
+
+void event_delivery_id(char out[65], const char *source, const char *body,
+		       size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	/*
+	 * The id is the dedup key: an empty or made-up one would merge distinct
+	 * deliveries, so a failure here (out of memory) is not survivable.
+	 */
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
+	    !EVP_DigestUpdate(ctx, source, strlen(source)) ||
+	    !EVP_DigestUpdate(ctx, body, len) ||
+	    !EVP_DigestFinal_ex(ctx, md, &n) || n != 32)
+		abort();
+	EVP_MD_CTX_free(ctx);
+	for (unsigned int i = 0; i < n; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+const char *event_name_of(json_object *delivery)
+{
+	json_object *v = typed(delivery, "event_name", json_type_string);
+
+	if (!v)
+		v = typed(delivery, "event", json_type_string);
+	return v ? json_object_get_string(v) : NULL;
+}
+
+const char *event_project_of(json_object *delivery)
+{
+	json_object *v = typed(delivery, "project_code", json_type_string);
+
+	return v ? json_object_get_string(v) : NULL;
+}
+
+long long event_run_id_of(json_object *delivery)
+{
+	long long id = 0;
+
+	if (int_value(member(member(delivery, "payload"), "id"), &id) < 0)
+		return 0;
+	return id;
+}
+
+/*
+ * Building the output.  json-c represents JSON null as NULL, so a failed
+ * allocation cannot be told from a null by the return value alone; struct
+ * build remembers that one happened and event_normalize fails at the end.
+ */
+struct build {
+	int oom;
+};
+
+static void add(struct build *b, json_object *o, const char *key,
+		json_object *v)
+{
+	if (json_object_object_add_ex(o, key, v, JSON_C_OBJECT_ADD_KEY_IS_NEW |
+						 JSON_C_OBJECT_KEY_IS_CONSTANT) < 0) {
+		json_object_put(v);
+		b->oom = 1;
+	}
+}
+
+static json_object *new_int(struct build *b, long long n)
+{
+	json_object *o = json_object_new_int64(n);
+
+	if (!o)
+		b->oom = 1;
+	return o;
+}
+
+static json_object *new_str(struct build *b, const char *s)
+{
+	json_object *o;
+
+	if (!s)
+		return NULL;
+	if (!(o = json_object_new_string(s)))
+		b->oom = 1;
+	return o;
+}
+
+static json_object *new_obj(struct build *b)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		b->oom = 1;
+	return o;
+}
+
+/* A shared reference to key's value when it has type t, else null. */
+static json_object *ref(json_object *o, const char *key, json_type t)
+{
+	return json_object_get(typed(o, key, t));
+}
+
+/* "YYYY-MM-DDTHH:MM:SS" + suffix, or null when the time does not fit. */
+static json_object *iso_time(struct build *b, long long secs, const char *suffix)
+{
+	char date[32], buf[48];
+	struct tm tm;
+	time_t t = (time_t)secs;
+
+	if (secs < 0 || secs > TIMESTAMP_MAX || !gmtime_r(&t, &tm) ||
+	    !strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm))
+		return NULL;
+	snprintf(buf, sizeof(buf), "%s%s", date, suffix);
+	return new_str(b, buf);
+}
+
+static json_object *occurred_at(struct build *b, json_object *d)
+{
+	long long ts;
+
+	if (int_value(member(d, "timestamp"), &ts) < 0)
+		return NULL;
+	return iso_time(b, ts, "Z");
+}
+
+static json_object *received_at(struct build *b, long long ms)
+{
+	char frac[16];
+	long long secs = ms / 1000, rem = ms % 1000;
+
+	if (rem < 0) {
+		secs--;
+		rem += 1000;
+	}
+	snprintf(frac, sizeof(frac), ".%03lldZ", rem);
+	return iso_time(b, secs, frac);
+}
+
+/* {id, title} from a payload's plan, or null when it has none. */
+static json_object *plan_of(struct build *b, json_object *payload)
+{
+	json_object *p = typed(payload, "plan", json_type_object), *o;
+
+	if (!p || !(o = new_obj(b)))
+		return NULL;
+	add(b, o, "id", ref(p, "id", json_type_int));
+	add(b, o, "title", ref(p, "title", json_type_string));
+	return o;
+}
+
+/* The event's own value, else the registry's: these describe the run, not
+ * this event, so an event that omits them has not changed them. */
+static json_object *or_prior(json_object *own, json_object *prior,
+			     const char *key, json_type t)
+{
+	return own ? own : ref(prior, key, t);
+}
+
+/*
+ * cases_count is a total; run.updated's cases_added is a delta on the total
+ * we know; run.completed reports the total as `cases`.  Without a base the
+ * total stays unknown rather than being guessed from the delta.
+ */
+static json_object *cases_count(struct build *b, const char *type,
+				json_object *payload, json_object *prior)
+{
+	json_object *v;
+	long long was, added, sum;
+
+	if ((v = ref(payload, "cases_count", json_type_int)))
+		return v;
+	if (strcmp(type, "run.updated") == 0 &&
+	    int_value(member(payload, "cases_added"), &added) == 0) {
+		if (int_value(member(prior, "cases_count"), &was) < 0 ||
+		    __builtin_add_overflow(was, added, &sum))
+			return NULL;
+		return new_int(b, sum);
+	}
+	if (strcmp(type, "run.completed") == 0 &&
+	    (v = ref(payload, "cases", json_type_int)))
+		return v;
+	return ref(prior, "cases_count", json_type_int);
+}
+
+/* Qase's docs disagree on the unit (see target-apis §1.5): the source says. */
+static json_object *duration_ms(struct build *b, json_object *payload,
+				const struct source_cfg *src)
+{
+	json_object *v = member(payload, "duration");
+	long long n, scale = src->duration_unit == DURATION_S ? 1000 : 1;
+
+	if (int_value(v, &n) == 0)
+		return __builtin_mul_overflow(n, scale, &n) ? NULL : new_int(b, n);
+	if (!json_object_is_type(v, json_type_double))
+		return NULL;
+	double ms = json_object_get_double(v) * (double)scale;
+	if (!(ms > -9.0e18 && ms < 9.0e18))   /* also false for NaN */
+		return NULL;
+	return new_int(b, (long long)(ms < 0 ? ms - 0.5 : ms + 0.5));
+}
+
+static json_object *counts(struct build *b, json_object *payload)
+{
+	json_object *o = new_obj(b), *skipped;
+
+	if (!o)
+		return NULL;
+	/* the aborted event's field table spells it `skiped` */
+	skipped = ref(payload, "skipped", json_type_int);
+	if (!skipped)
+		skipped = ref(payload, "skiped", json_type_int);
+	add(b, o, "total", ref(payload, "cases", json_type_int));
+	add(b, o, "passed", ref(payload, "passed", json_type_int));
+	add(b, o, "failed", ref(payload, "failed", json_type_int));
+	add(b, o, "blocked", ref(payload, "blocked", json_type_int));
+	add(b, o, "skipped", skipped);
+	add(b, o, "untested", ref(payload, "untested", json_type_int));
+	return o;
+}
+
+static json_object *run_of(struct build *b, const char *type,
+			   json_object *payload, const struct source_cfg *src,
+			   json_object *prior)
+{
+	json_object *o = new_obj(b);
+
+	if (!o)
+		return NULL;
+	add(b, o, "title", or_prior(ref(payload, "title", json_type_string),
+				    prior, "title", json_type_string));
+	add(b, o, "description",
+	    or_prior(ref(payload, "description", json_type_string), prior,
+		     "description", json_type_string));
+	add(b, o, "plan", or_prior(plan_of(b, payload), prior, "plan",
+				   json_type_object));
+	add(b, o, "environment",
+	    or_prior(ref(payload, "environment", json_type_string), prior,
+		     "environment", json_type_string));
+	add(b, o, "cases_count", cases_count(b, type, payload, prior));
+	add(b, o, "cases_added", ref(payload, "cases_added", json_type_int));
+	add(b, o, "public", or_prior(ref(payload, "visible", json_type_boolean),
+				     prior, "public", json_type_boolean));
+	add(b, o, "counts", counts(b, payload));
+	add(b, o, "duration_ms", duration_ms(b, payload, src));
+	return o;
+}
+
+int event_normalize(json_object **out, json_object *delivery,
+		    const struct source_cfg *src, const char *id,
+		    long long received_ms, json_object *prior_run,
+		    struct err *err)
+{
+	struct build b = { 0 };
+	const char *type = event_name_of(delivery);
+	json_object *payload = member(delivery, "payload"), *ev;
+	long long actor;
+
+	*out = NULL;
+	if (!type)
+		return err_set(err, "delivery has no event name (not checked by event_parse?)");
+	if (!(ev = new_obj(&b)))
+		return err_set(err, "out of memory");
+	add(&b, ev, "schema", new_str(&b, EVENT_SCHEMA));
+	add(&b, ev, "id", new_str(&b, id));
+	add(&b, ev, "source", new_str(&b, src->name));
+	add(&b, ev, "type", new_str(&b, type));
+	add(&b, ev, "project", ref(delivery, "project_code", json_type_string));
+	add(&b, ev, "run_id", new_int(&b, event_run_id_of(delivery)));
+	add(&b, ev, "occurred_at", occurred_at(&b, delivery));
+	add(&b, ev, "received_at", received_at(&b, received_ms));
+	add(&b, ev, "actor_id", int_value(member(delivery, "team_member_id"),
+					  &actor) == 0 ? new_int(&b, actor) : NULL);
+	add(&b, ev, "run", run_of(&b, type, payload, src, prior_run));
+	add(&b, ev, "raw", json_object_get(delivery));
+	if (b.oom) {
+		json_object_put(ev);
+		return err_set(err, "out of memory");
+	}
+	*out = ev;
+	return 0;
+}

@@ -1,0 +1,326 @@
+/*
+ * server: request handlers.  Each response (status line, headers, body) is
+ * written with one mg_write: civetweb sends a packet per header line
+ * otherwise, and with keep-alive that halves throughput (platform notes).
+ * Request bodies live on the heap: civetweb's worker stacks are small.
+ */
+#include "http/server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <civetweb.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <json-c/json.h>
+
+#include "actions/dispatch.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "event/event.h"
+#include "store/ingest.h"
+
+struct route {
+	struct http_server *srv;
+	const struct source_cfg *src;
+};
+
+struct http_server {
+	const struct config *cfg;
+	struct ingest *in;
+	struct dispatch *d;
+	struct mg_context *ctx;
+	struct route *routes;
+};
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 202: return "Accepted";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
+}
+
+/* One write for the whole response.  extra is more header lines, each
+ * ending in \r\n, or "". */
+static int reply(struct mg_connection *c, int status, const char *extra,
+		 const char *body)
+{
+	size_t blen = strlen(body);
+	size_t cap = blen + strlen(extra) + 256;
+	char *buf = malloc(cap);
+	if (!buf)
+		return 500;
+	int n = snprintf(buf, cap,
+			 "HTTP/1.1 %d %s\r\n"
+			 "Content-Type: application/json\r\n"
+			 "Content-Length: %zu\r\n"
+			 "Cache-Control: no-store\r\n"
+			 "%s\r\n%s",
+			 status, reason(status), blen, extra, body);
+	mg_write(c, buf, (size_t)n);
+	free(buf);
+	return status;
+}
+
+static int reply_error(struct mg_connection *c, int status, const char *extra,
+		       const char *msg)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	reply(c, status, extra, json_object_to_json_string_ext(o,
+		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return status;
+}
+
+/* Constant time whatever the lengths: compare digests, not the strings. */
+static int secret_matches(const char *given, const char *want)
+{
+	unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
+	SHA256((const unsigned char *)given, strlen(given), a);
+	SHA256((const unsigned char *)want, strlen(want), b);
+	return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
+}
+
+static int is_json_type(const char *ct)
+{
+	static const char want[] = "application/json";
+	if (!ct || strncasecmp(ct, want, sizeof(want) - 1) != 0)
+		return 0;
+	ct += sizeof(want) - 1;
+	return *ct == '\0' || *ct == ';' || *ct == ' ';
+}
+
+/*
+ * Reads the body into a heap buffer of at most max bytes.  Returns 0, or the
+ * HTTP status to refuse with (413 past max, 400 when it ends early).
+ */
+static int read_body(struct mg_connection *c, long long declared, size_t max,
+		     char **out, size_t *out_len)
+{
+	size_t cap = declared >= 0 ? (size_t)declared + 1 : 16384, len = 0;
+	char *buf = malloc(cap);
+
+	*out = NULL;
+	if (!buf)
+		return 503;
+	for (;;) {
+		if (len == cap - 1) {
+			if (declared >= 0)
+				break;
+			if (len > max)
+				break;
+			size_t ncap = cap * 2 > max + 2 ? max + 2 : cap * 2;
+			char *nb = realloc(buf, ncap);
+			if (!nb) {
+				free(buf);
+				return 503;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		int r = mg_read(c, buf + len, cap - 1 - len);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	if (len > max) {
+		free(buf);
+		return 413;
+	}
+	if (declared >= 0 && len < (size_t)declared) {
+		free(buf);
+		return 400;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	*out_len = len;
+	return 0;
+}
+
+static int accept_delivery(struct mg_connection *c, struct route *rt,
+			   char *body, size_t len, long long received_ms)
+{
+	struct err err = { 0 };
+	json_object *delivery;
+	char id[65], resp[128];
+	int dup;
+
+	if (event_parse(&delivery, body, len, rt->srv->cfg->max_json_depth, &err) < 0) {
+		log_kv(LOG_INFO, "delivery refused", "source", rt->src->name,
+		       "status", "400", "error", err.msg, NULL);
+		return reply_error(c, 400, "", err.msg);
+	}
+	event_delivery_id(id, rt->src->name, body, len);
+	char type[128], project[128], run[24];
+	snprintf(type, sizeof(type), "%s", event_name_of(delivery));
+	snprintf(project, sizeof(project), "%s",
+		 event_project_of(delivery) ? event_project_of(delivery) : "");
+	snprintf(run, sizeof(run), "%lld", event_run_id_of(delivery));
+	if (ingest_delivery(rt->srv->in, rt->src, id, delivery, body, len,
+			    received_ms, &dup, &err) < 0) {
+		log_kv(LOG_ERROR, "delivery refused", "id", id, "status", "503",
+		       "error", err.msg, NULL);
+		return reply_error(c, 503, "Retry-After: 5\r\n", "store unavailable");
+	}
+	log_kv(LOG_INFO, "delivery accepted", "id", id, "source", rt->src->name,
+	       "type", type, "project", project, "run_id", run,
+	       "duplicate", dup ? "true" : "false", NULL);
+	snprintf(resp, sizeof(resp), "{\"id\":\"%s\",\"duplicate\":%s}", id,
+		 dup ? "true" : "false");
+	return reply(c, 202, "", resp);
+}
+
+static int refuse(struct mg_connection *c, const struct route *rt, int status,
+		  const char *extra, const char *msg)
+{
+	char st[8];
+	snprintf(st, sizeof(st), "%d", status);
+	log_kv(LOG_INFO, "delivery refused", "source", rt->src->name,
+	       "status", st, "error", msg, NULL);
+	return reply_error(c, status, extra, msg);
+}
+
+static int handle_source(struct mg_connection *c, void *cbdata)
+{
+	struct route *rt = cbdata;
+	const struct mg_request_info *ri = mg_get_request_info(c);
+	const struct config *cfg = rt->srv->cfg;
+	long long received_ms = clock_wall_ms();
+	char *body = NULL, msg[160];
+	size_t len = 0;
+
+	if (strcmp(ri->request_method, "POST") != 0)
+		return refuse(c, rt, 405, "Allow: POST\r\n", "only POST is allowed here");
+	if (!is_json_type(mg_get_header(c, "Content-Type")))
+		return refuse(c, rt, 415, "", "Content-Type must be application/json");
+	if (rt->src->secret && rt->src->secret[0]) {
+		const char *given = mg_get_header(c, "X-Qase-Secret");
+		if (!given || !secret_matches(given, rt->src->secret))
+			return refuse(c, rt, 401, "",
+				      given ? "X-Qase-Secret does not match"
+					    : "X-Qase-Secret header is missing");
+	}
+	snprintf(msg, sizeof(msg), "body larger than max_body_bytes (%zu)",
+		 cfg->max_body_bytes);
+	if (ri->content_length > (long long)cfg->max_body_bytes)
+		return refuse(c, rt, 413, "Connection: close\r\n", msg);
+	int status = read_body(c, ri->content_length, cfg->max_body_bytes, &body, &len);
+	if (status == 413)
+		return refuse(c, rt, 413, "Connection: close\r\n", msg);
+	if (status == 400)
+		return refuse(c, rt, 400, "Connection: close\r\n",
+			      "request body ended before Content-Length bytes");
+	if (status)
+		return refuse(c, rt, 503, "", "out of memory");
+	status = accept_delivery(c, rt, body, len, received_ms);
+	free(body);
+	return status;
+}
+
+static int handle_healthz(struct mg_connection *c, void *cbdata)
+{
+	(void)cbdata;
+	return reply(c, 200, "", "{\"status\":\"ok\"}");
+}
+
+static int handle_readyz(struct mg_connection *c, void *cbdata)
+{
+	struct http_server *s = cbdata;
+	struct err err = { 0 };
+	const char *redis = dispatch_redis_up(s->d) ? "up" : "down";
+	json_object *o = json_object_new_object();
+	int ok = ingest_probe(s->in, &err) == 0;
+
+	json_object_object_add(o, "status", json_object_new_string(ok ? "ready" : "not ready"));
+	json_object_object_add(o, "store", json_object_new_string(ok ? "ok" : err.msg));
+	json_object_object_add(o, "redis", json_object_new_string(redis));
+	int status = reply(c, ok ? 200 : 503, "", json_object_to_json_string_ext(o,
+		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return status;
+}
+
+static int handle_not_found(struct mg_connection *c, void *cbdata)
+{
+	(void)cbdata;
+	return reply_error(c, 404, "", "no such path");
+}
+
+static int on_log(const struct mg_connection *c, const char *message)
+{
+	(void)c;
+	log_kv(LOG_WARN, "http", "detail", message, NULL);
+	return 1;
+}
+
+int http_start(struct http_server **out, const struct config *cfg,
+	       struct ingest *in, struct dispatch *d, struct err *err)
+{
+	struct http_server *s = calloc(1, sizeof(*s));
+	struct mg_callbacks cb = { .log_message = on_log };
+	struct mg_init_data init = { .callbacks = &cb };
+	struct mg_error_data edata;
+	char ebuf[256] = "", threads[16], timeout[16];
+
+	*out = NULL;
+	if (!s || !(s->routes = calloc(cfg->n_sources, sizeof(*s->routes)))) {
+		free(s);
+		return err_set(err, "out of memory");
+	}
+	s->cfg = cfg;
+	s->in = in;
+	s->d = d;
+	snprintf(threads, sizeof(threads), "%d", cfg->http_threads);
+	snprintf(timeout, sizeof(timeout), "%d", cfg->request_timeout_ms);
+	const char *options[] = {
+		"listening_ports", cfg->listen,
+		"num_threads", threads,
+		"request_timeout_ms", timeout,
+		"enable_keep_alive", "yes",
+		"keep_alive_timeout_ms", "30000",
+		"tcp_nodelay", "1",
+		NULL,
+	};
+	init.configuration_options = options;
+	memset(&edata, 0, sizeof(edata));
+	edata.text = ebuf;
+	edata.text_buffer_size = sizeof(ebuf);
+	s->ctx = mg_start2(&init, &edata);
+	if (!s->ctx) {
+		free(s->routes);
+		free(s);
+		return err_set(err, "cannot listen on %s: %s", cfg->listen,
+			       ebuf[0] ? ebuf : "unknown error");
+	}
+	for (size_t i = 0; i < cfg->n_sources; i++) {
+		char uri[512];
+		s->routes[i] = (struct route){ .srv = s, .src = &cfg->sources[i] };
+		snprintf(uri, sizeof(uri), "%s$", cfg->sources[i].path);
+		mg_set_request_handler(s->ctx, uri, handle_source, &s->routes[i]);
+	}
+	mg_set_request_handler(s->ctx, "/healthz$", handle_healthz, s);
+	mg_set_request_handler(s->ctx, "/readyz$", handle_readyz, s);
+	mg_set_request_handler(s->ctx, "/", handle_not_found, s);
+	*out = s;
+	return 0;
+}
+
+void http_stop(struct http_server *s)
+{
+	if (!s)
+		return;
+	mg_stop(s->ctx);
+	free(s->routes);
+	free(s);
+}

@@ -1,0 +1,442 @@
+/*
+ * ingest: the writer thread and its queue.
+ *
+ * HTTP threads put a request on the queue and sleep on `done`; the writer
+ * takes everything queued, runs one transaction over all of it, commits once
+ * (one fsync for the whole group), then wakes the waiters.  Each delivery
+ * runs inside a savepoint, so one bad delivery fails alone while a failed
+ * COMMIT (disk full) fails them all: nobody gets a 202 for a row that is not
+ * on disk.
+ */
+#include "store/ingest.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "event/event.h"
+#include "rules/rules.h"
+
+enum req_type { REQ_DELIVERY, REQ_ATTEMPT, REQ_PROBE };
+
+struct req {
+	enum req_type type;
+	struct req *next;
+	/* REQ_DELIVERY (lives on the caller's stack) */
+	const struct source_cfg *src;
+	const char *id;
+	json_object *delivery;
+	const char *raw;
+	size_t raw_len;
+	long long received_ms;
+	/* REQ_ATTEMPT (heap, owned by the writer) */
+	struct attempt_rec attempt;
+	char *detail;
+	/* results */
+	int done, failed, duplicate;
+	struct err err;
+};
+
+struct jobvec {
+	struct job_ref *v;
+	size_t n, cap;
+};
+
+struct ingest {
+	struct store *st;
+	const struct config *cfg;
+	const struct rules *rules;
+	ingest_jobs_fn on_jobs;
+	void *ctx;
+
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t work;     /* the writer waits for requests */
+	pthread_cond_t done;     /* callers wait for their commit */
+	struct req *head, *tail;
+	int stopping, stopped;
+	struct jobvec jobs;      /* writer-thread only */
+};
+
+static void enqueue(struct ingest *in, struct req *r)
+{
+	r->next = NULL;
+	if (in->tail)
+		in->tail->next = r;
+	else
+		in->head = r;
+	in->tail = r;
+	pthread_cond_signal(&in->work);
+}
+
+/* Queues r and sleeps until the writer has committed (or failed) it. */
+static void submit_wait(struct ingest *in, struct req *r)
+{
+	pthread_mutex_lock(&in->mu);
+	if (in->stopped) {
+		r->failed = 1;
+		err_setc(&r->err, 503, "store is shutting down");
+		pthread_mutex_unlock(&in->mu);
+		return;
+	}
+	enqueue(in, r);
+	while (!r->done)
+		pthread_cond_wait(&in->done, &in->mu);
+	pthread_mutex_unlock(&in->mu);
+}
+
+int ingest_delivery(struct ingest *in, const struct source_cfg *src,
+		    const char *id, json_object *delivery, const char *raw,
+		    size_t raw_len, long long received_ms, int *duplicate,
+		    struct err *err)
+{
+	struct req r = {
+		.type = REQ_DELIVERY, .src = src, .id = id, .delivery = delivery,
+		.raw = raw, .raw_len = raw_len, .received_ms = received_ms,
+	};
+
+	submit_wait(in, &r);
+	json_object_put(delivery);
+	*duplicate = r.duplicate;
+	if (r.failed) {
+		if (err)
+			*err = r.err;
+		return -1;
+	}
+	return 0;
+}
+
+void ingest_attempt(struct ingest *in, const struct attempt_rec *a)
+{
+	struct req *r = calloc(1, sizeof(*r));
+
+	if (!r || (a->detail && !(r->detail = strdup(a->detail)))) {
+		free(r);
+		log_msg(LOG_ERROR, "out of memory recording attempt of job %lld", a->job_id);
+		return;
+	}
+	r->type = REQ_ATTEMPT;
+	r->attempt = *a;
+	r->attempt.detail = r->detail;
+	pthread_mutex_lock(&in->mu);
+	if (in->stopped) {
+		pthread_mutex_unlock(&in->mu);
+		free(r->detail);
+		free(r);
+		return;
+	}
+	enqueue(in, r);
+	pthread_mutex_unlock(&in->mu);
+}
+
+int ingest_probe(struct ingest *in, struct err *err)
+{
+	struct req r = { .type = REQ_PROBE };
+
+	submit_wait(in, &r);
+	if (r.failed) {
+		if (err)
+			*err = r.err;
+		return -1;
+	}
+	return 0;
+}
+
+const struct rules *ingest_set_rules(struct ingest *in, const struct rules *rules)
+{
+	pthread_mutex_lock(&in->mu);
+	const struct rules *old = in->rules;
+	in->rules = rules;
+	pthread_mutex_unlock(&in->mu);
+	return old;
+}
+
+/* ---- the writer thread --------------------------------------------------- */
+
+static int jobs_push(struct jobvec *jv, long long id, const char *kind,
+		     const char *lane)
+{
+	if (jv->n == jv->cap) {
+		size_t cap = jv->cap ? jv->cap * 2 : 64;
+		struct job_ref *v = realloc(jv->v, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		jv->v = v;
+		jv->cap = cap;
+	}
+	struct job_ref *r = &jv->v[jv->n++];
+	r->id = id;
+	r->attempts = 0;
+	r->next_ms = 0;
+	snprintf(r->kind, sizeof(r->kind), "%s", kind);
+	snprintf(r->lane, sizeof(r->lane), "%s", lane);
+	return 0;
+}
+
+static json_object *prior_run(struct ingest *in, const char *project,
+			      long long run_id, struct err *err, int *failed)
+{
+	char *text = NULL;
+	json_object *o = NULL;
+
+	*failed = store_run_get(in->st, project, run_id, &text, err) < 0;
+	if (text)
+		o = json_tokener_parse(text);
+	free(text);
+	return o;
+}
+
+static const char *to_json(json_object *o)
+{
+	return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+						 JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+/* Stores the jobs of every matching rule's actions. */
+static int route_jobs(struct ingest *in, const struct rules *rules,
+		      json_object *ev, long long seq, const char *project,
+		      long long run_id, long long now, struct err *err)
+{
+	struct route_result rr = { 0 };
+	int rc = 0;
+
+	if (!rules || rules_route(rules, ev, &rr, err) < 0)
+		return rules ? -1 : 0;
+	for (size_t i = 0; i < rr.n && rc == 0; i++) {
+		struct routed_action *a = &rr.v[i];
+		char lane[256];
+		long long id;
+		snprintf(lane, sizeof(lane), "%s#%lld/%s/%d", project ? project : "",
+			 run_id, a->rule, a->index);
+		struct job_rec j = {
+			.delivery_seq = seq, .rule = a->rule, .index = a->index,
+			.kind = a->kind, .params_json = to_json(a->params),
+			.lane = lane,
+		};
+		rc = store_job_insert(in->st, &j, now, &id, err);
+		if (rc == 0 && jobs_push(&in->jobs, id, a->kind, lane) < 0)
+			rc = err_set(err, "out of memory");
+	}
+	route_result_free(&rr);
+	return rc;
+}
+
+/* Dedup, normalize, store, remember the run, route.  -1 fails this delivery. */
+static int store_one(struct ingest *in, const struct rules *rules, struct req *r)
+{
+	struct err *err = &r->err;
+	const char *project = event_project_of(r->delivery);
+	long long run_id = event_run_id_of(r->delivery), seq;
+	json_object *prior, *ev = NULL;
+	int failed, rc = -1;
+
+	int exists = store_delivery_exists(in->st, r->id, err);
+	if (exists != 0) {
+		r->duplicate = exists == 1;
+		return exists < 0 ? -1 : 0;
+	}
+	prior = prior_run(in, project, run_id, err, &failed);
+	if (failed)
+		goto done;
+	if (event_normalize(&ev, r->delivery, r->src, r->id, r->received_ms,
+			    prior, err) < 0)
+		goto done;
+	struct delivery_rec d = {
+		.id = r->id, .source = r->src->name,
+		.type = event_name_of(r->delivery), .project = project,
+		.run_id = run_id, .received_ms = r->received_ms,
+		.raw = r->raw, .raw_len = r->raw_len, .event_json = to_json(ev),
+	};
+	if (store_delivery_insert(in->st, &d, &seq, err) < 0 ||
+	    store_run_put(in->st, project, run_id,
+			  to_json(json_object_object_get(ev, "run")),
+			  r->received_ms, err) < 0 ||
+	    route_jobs(in, rules, ev, seq, project, run_id, r->received_ms, err) < 0)
+		goto done;
+	rc = 0;
+done:
+	json_object_put(prior);
+	json_object_put(ev);
+	return rc;
+}
+
+static int savepoint(struct ingest *in, const char *sql)
+{
+	struct err e;
+	return store_exec(in->st, sql, &e);
+}
+
+static void run_delivery(struct ingest *in, const struct rules *rules,
+			 struct req *r, size_t jobs_before)
+{
+	if (savepoint(in, "SAVEPOINT d") < 0) {
+		r->failed = 1;
+		err_setc(&r->err, 503, "store unavailable");
+		return;
+	}
+	if (store_one(in, rules, r) < 0) {
+		log_kv(LOG_ERROR, "delivery not stored", "id", r->id,
+		       "error", r->err.msg, NULL);
+		savepoint(in, "ROLLBACK TO d");
+		in->jobs.n = jobs_before;
+		r->failed = 1;
+		err_setc(&r->err, 503, "store unavailable: %s", r->err.msg);
+	}
+	savepoint(in, "RELEASE d");
+}
+
+/* Returns 1 when the batch committed. */
+static int run_batch(struct ingest *in, struct req *batch,
+		     const struct rules *rules)
+{
+	struct err err;
+	int ok = store_begin(in->st, &err) == 0;
+
+	in->jobs.n = 0;
+	for (struct req *r = batch; r && ok; r = r->next) {
+		switch (r->type) {
+		case REQ_DELIVERY:
+			run_delivery(in, rules, r, in->jobs.n);
+			/* SQLITE_FULL and friends can end the whole transaction:
+			 * nothing after it may run outside one. */
+			if (!store_in_txn(in->st))
+				ok = 0;
+			break;
+		case REQ_ATTEMPT:
+			if (store_attempt_record(in->st, &r->attempt, &err) < 0)
+				log_kv(LOG_ERROR, "attempt not recorded", "error",
+				       err.msg, NULL);
+			break;
+		case REQ_PROBE:
+			if (store_touch(in->st, clock_wall_ms(), &r->err) < 0)
+				r->failed = 1;
+			break;
+		}
+	}
+	if (ok && store_commit(in->st, &err) < 0)
+		ok = 0;
+	if (!ok) {
+		log_kv(LOG_ERROR, "store commit failed", "error", err.msg, NULL);
+		store_rollback(in->st);
+		in->jobs.n = 0;
+		for (struct req *r = batch; r; r = r->next) {
+			r->failed = 1;
+			err_setc(&r->err, 503, "store unavailable: %s", err.msg);
+		}
+	}
+	return ok;
+}
+
+/* Finishes a batch: wakes waiters, frees attempt records.  Failed attempt
+ * records go back on the queue: the next commit may succeed. */
+static void finish_batch(struct ingest *in, struct req *batch)
+{
+	struct req *retry = NULL;
+
+	pthread_mutex_lock(&in->mu);
+	for (struct req *r = batch, *next; r; r = next) {
+		next = r->next;
+		if (r->type != REQ_ATTEMPT) {
+			r->done = 1;
+		} else if (r->failed && !in->stopping) {
+			r->failed = 0;
+			r->next = retry;
+			retry = r;
+		} else {
+			free(r->detail);
+			free(r);
+		}
+	}
+	for (struct req *r = retry, *next; r; r = next) {
+		next = r->next;
+		enqueue(in, r);
+	}
+	pthread_cond_broadcast(&in->done);
+	pthread_mutex_unlock(&in->mu);
+}
+
+static void *writer_main(void *arg)
+{
+	struct ingest *in = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&in->mu);
+		while (!in->head && !in->stopping)
+			pthread_cond_wait(&in->work, &in->mu);
+		struct req *batch = in->head;
+		const struct rules *rules = in->rules;
+		in->head = in->tail = NULL;
+		int stop = in->stopping && !batch;
+		pthread_mutex_unlock(&in->mu);
+		if (stop)
+			break;
+		int ok = run_batch(in, batch, rules);
+		finish_batch(in, batch);
+		if (in->jobs.n && in->on_jobs)
+			in->on_jobs(in->ctx, in->jobs.v, in->jobs.n);
+		if (!ok) {
+			/* The store refused a commit: do not spin on it. */
+			struct timespec ts = { 0, 100 * 1000000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+int ingest_start(struct ingest **out, struct store *st, const struct config *cfg,
+		 const struct rules *rules, ingest_jobs_fn on_jobs, void *ctx,
+		 struct err *err)
+{
+	struct ingest *in = calloc(1, sizeof(*in));
+
+	*out = NULL;
+	if (!in)
+		return err_set(err, "out of memory");
+	in->st = st;
+	in->cfg = cfg;
+	in->rules = rules;
+	in->on_jobs = on_jobs;
+	in->ctx = ctx;
+	pthread_mutex_init(&in->mu, NULL);
+	pthread_cond_init(&in->work, NULL);
+	pthread_cond_init(&in->done, NULL);
+	if (pthread_create(&in->thread, NULL, writer_main, in) != 0) {
+		pthread_mutex_destroy(&in->mu);
+		pthread_cond_destroy(&in->work);
+		pthread_cond_destroy(&in->done);
+		free(in);
+		return err_set(err, "cannot start the writer thread");
+	}
+	*out = in;
+	return 0;
+}
+
+void ingest_stop(struct ingest *in)
+{
+	if (!in)
+		return;
+	pthread_mutex_lock(&in->mu);
+	in->stopping = 1;
+	pthread_cond_signal(&in->work);
+	pthread_mutex_unlock(&in->mu);
+	pthread_join(in->thread, NULL);
+	pthread_mutex_lock(&in->mu);
+	in->stopped = 1;
+	pthread_mutex_unlock(&in->mu);
+	store_close(in->st);
+	in->st = NULL;
+}
+
+void ingest_free(struct ingest *in)
+{
+	if (!in)
+		return;
+	free(in->jobs.v);
+	pthread_mutex_destroy(&in->mu);
+	pthread_cond_destroy(&in->work);
+	pthread_cond_destroy(&in->done);
+	free(in);
+}

@@ -1,0 +1,64 @@
+/*
+ * ingest: the single writer.  One thread owns the store's write connection
+ * and commits everything that is waiting at that moment in one transaction
+ * with one fsync (group commit):
+ *
+ *   - deliveries from HTTP threads: dedup by id, normalize (enriched from the
+ *     run registry, in receipt order), store, update the registry, route by
+ *     the rules and store one job per action.  The caller is woken only after
+ *     the commit, so a 202 always means "on disk".
+ *   - attempt outcomes from action workers (no one waits for these).
+ *   - readiness probes.
+ *
+ * After each commit the new jobs are handed to the on_jobs callback (the
+ * dispatcher), so workers only ever see committed rows.
+ */
+#ifndef RB_STORE_INGEST_H
+#define RB_STORE_INGEST_H
+
+#include <stddef.h>
+#include <json-c/json.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "store/store.h"
+
+struct rules;
+struct ingest;
+
+typedef void (*ingest_jobs_fn)(void *ctx, const struct job_ref *jobs, size_t n);
+
+/* Takes ownership of st (closed by ingest_stop).  rules and cfg are borrowed
+ * and must outlive the writer (or be swapped with ingest_set_rules). */
+int ingest_start(struct ingest **out, struct store *st, const struct config *cfg,
+		 const struct rules *rules, ingest_jobs_fn on_jobs, void *ctx,
+		 struct err *err);
+
+/*
+ * Stores one delivery and waits for the commit.  delivery (parsed by
+ * event_parse) is consumed in every case.  Returns 0 with *duplicate set, or
+ * -1 when it could not be stored (err->code 503).
+ */
+int ingest_delivery(struct ingest *in, const struct source_cfg *src,
+		    const char *id, json_object *delivery, const char *raw,
+		    size_t raw_len, long long received_ms, int *duplicate,
+		    struct err *err);
+
+/* Queues an attempt outcome; returns at once. */
+void ingest_attempt(struct ingest *in, const struct attempt_rec *a);
+
+/* Makes a write and waits for it to commit: 0 when the store is writable. */
+int ingest_probe(struct ingest *in, struct err *err);
+
+/* Rules for deliveries committed from now on; returns the previous ones. */
+const struct rules *ingest_set_rules(struct ingest *in, const struct rules *rules);
+
+/* Commits what is queued, stops the thread, closes the store.  Later
+ * ingest_attempt calls are dropped and ingest_delivery fails with 503, so
+ * a worker that outlived the shutdown deadline cannot touch freed memory. */
+void ingest_stop(struct ingest *in);
+
+/* Frees a stopped writer, once nothing can call it any more. */
+void ingest_free(struct ingest *in);
+
+#endif

@@ -1,0 +1,586 @@
+/*
+ * store: SQLite behind a small, explicit API.  Statements are prepared once
+ * per connection and reset after each use.  Nothing here knows about HTTP,
+ * rules or actions: it keeps rows.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sqlite3.h>
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
+	"CREATE TABLE IF NOT EXISTS deliveries("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" id TEXT NOT NULL UNIQUE, source TEXT NOT NULL, type TEXT NOT NULL,"
+	" project TEXT, run_id INTEGER NOT NULL, received_ms INTEGER NOT NULL,"
+	" raw BLOB NOT NULL, event TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS runs("
+	" project TEXT NOT NULL, run_id INTEGER NOT NULL, run TEXT NOT NULL,"
+	" updated_ms INTEGER NOT NULL, PRIMARY KEY(project, run_id)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS jobs("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" delivery_seq INTEGER NOT NULL, rule TEXT NOT NULL, idx INTEGER NOT NULL,"
+	" kind TEXT NOT NULL, params TEXT NOT NULL, lane TEXT NOT NULL,"
+	" state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+	" next_ms INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+	" requeue INTEGER NOT NULL DEFAULT 0,"
+	" created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS jobs_open ON jobs(id) WHERE state < 2;"
+	"CREATE INDEX IF NOT EXISTS jobs_requeue ON jobs(id) WHERE requeue = 1;"
+	"CREATE INDEX IF NOT EXISTS jobs_delivery ON jobs(delivery_seq);"
+	"CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);"
+	"CREATE TABLE IF NOT EXISTS attempts("
+	" job_id INTEGER NOT NULL, n INTEGER NOT NULL, started_ms INTEGER,"
+	" finished_ms INTEGER, ok INTEGER NOT NULL, detail TEXT,"
+	" PRIMARY KEY(job_id, n)) WITHOUT ROWID;"
+	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '1');";
+
+enum stmt_id {
+	S_DELIVERY_EXISTS,
+	S_DELIVERY_INSERT,
+	S_RUN_GET,
+	S_RUN_PUT,
+	S_JOB_INSERT,
+	S_JOB_UPDATE,
+	S_ATTEMPT_INSERT,
+	S_JOB_LOAD,
+	S_JOBS_OPEN,
+	S_TOUCH,
+	S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+	[S_DELIVERY_EXISTS] = "SELECT 1 FROM deliveries WHERE id = ?1",
+	[S_DELIVERY_INSERT] =
+		"INSERT INTO deliveries(id, source, type, project, run_id,"
+		" received_ms, raw, event) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+	[S_RUN_GET] = "SELECT run FROM runs WHERE project = ?1 AND run_id = ?2",
+	[S_RUN_PUT] = "INSERT OR REPLACE INTO runs(project, run_id, run, updated_ms)"
+		      " VALUES(?1,?2,?3,?4)",
+	[S_JOB_INSERT] =
+		"INSERT INTO jobs(delivery_seq, rule, idx, kind, params, lane,"
+		" created_ms, updated_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?7)",
+	[S_JOB_UPDATE] = "UPDATE jobs SET state = ?2, attempts = ?3, next_ms = ?4,"
+			 " last_error = ?5, updated_ms = ?6 WHERE id = ?1",
+	[S_ATTEMPT_INSERT] =
+		"INSERT OR REPLACE INTO attempts(job_id, n, started_ms, finished_ms,"
+		" ok, detail) VALUES(?1,?2,?3,?4,?5,?6)",
+	[S_JOB_LOAD] =
+		"SELECT j.id, j.rule, j.idx, j.kind, j.params, j.lane, j.state,"
+		" j.attempts, j.next_ms, d.id, d.type, d.project, d.run_id, d.event"
+		" FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq"
+		" WHERE j.id = ?1",
+	[S_JOBS_OPEN] = "SELECT id, attempts, next_ms, lane, kind FROM jobs"
+			" WHERE state < 2 AND id > ?1 ORDER BY id LIMIT ?2",
+	[S_TOUCH] = "INSERT OR REPLACE INTO meta(key, value) VALUES('probe', ?1)",
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[S_COUNT];
+};
+
+static int db_error(struct store *st, struct err *err, const char *what)
+{
+	int code = sqlite3_errcode(st->db);
+	return err_setc(err, code, "store: %s: %s", what, sqlite3_errmsg(st->db));
+}
+
+static int exec_sql(struct store *st, const char *sql, struct err *err)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		err_set(err, "store: %s", msg ? msg : sqlite3_errmsg(st->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static sqlite3_stmt *stmt(struct store *st, enum stmt_id id, struct err *err)
+{
+	if (!st->stmt[id] &&
+	    sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+			       &st->stmt[id], NULL) != SQLITE_OK) {
+		db_error(st, err, "prepare");
+		return NULL;
+	}
+	return st->stmt[id];
+}
+
+static int make_dir(const char *dir, struct err *err)
+{
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		return err_set(err, "store: cannot create %s: %s", dir, strerror(errno));
+	return 0;
+}
+
+int store_open(struct store **out, const char *data_dir, enum store_mode mode,
+	       struct err *err)
+{
+	char path[PATH_MAX];
+	struct store *st;
+	int flags = mode == STORE_RW ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+				     : SQLITE_OPEN_READONLY;
+
+	*out = NULL;
+	if (snprintf(path, sizeof(path), "%s/runbridge.db", data_dir) >= (int)sizeof(path))
+		return err_set(err, "store: data_dir path too long");
+	if (mode == STORE_RW && make_dir(data_dir, err) < 0)
+		return -1;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return err_set(err, "out of memory");
+	if (sqlite3_open_v2(path, &st->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		if (mode == STORE_RO)
+			err_setc(err, 2, "store: no database at %s yet", path);
+		else
+			db_error(st, err, path);
+		store_close(st);
+		return -1;
+	}
+	sqlite3_busy_timeout(st->db, 5000);
+	if (mode == STORE_RW &&
+	    (exec_sql(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err) < 0 ||
+	     exec_sql(st, schema, err) < 0)) {
+		store_close(st);
+		return -1;
+	}
+	*out = st;
+	return 0;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	sqlite3_close(st->db);
+	free(st);
+}
+
+int store_in_txn(struct store *st)
+{
+	return !sqlite3_get_autocommit(st->db);
+}
+
+int store_exec(struct store *st, const char *sql, struct err *err)
+{
+	return exec_sql(st, sql, err);
+}
+
+int store_begin(struct store *st, struct err *err)
+{
+	return exec_sql(st, "BEGIN IMMEDIATE", err);
+}
+
+int store_commit(struct store *st, struct err *err)
+{
+	if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		db_error(st, err, "commit");
+		store_rollback(st);
+		return -1;
+	}
+	return 0;
+}
+
+void store_rollback(struct store *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Steps a write statement to completion and resets it. */
+static int step_done(struct store *st, sqlite3_stmt *s, struct err *err,
+		     const char *what)
+{
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc != SQLITE_DONE)
+		return db_error(st, err, what);
+	return 0;
+}
+
+static void bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+int store_delivery_exists(struct store *st, const char *id, struct err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_DELIVERY_EXISTS, err);
+	int rc;
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return db_error(st, err, "delivery lookup");
+}
+
+int store_delivery_insert(struct store *st, const struct delivery_rec *d,
+			  long long *out_seq, struct err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_DELIVERY_INSERT, err);
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, d->source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, d->type, -1, SQLITE_STATIC);
+	bind_text_or_null(s, 4, d->project);
+	sqlite3_bind_int64(s, 5, d->run_id);
+	sqlite3_bind_int64(s, 6, d->received_ms);
+	sqlite3_bind_blob64(s, 7, d->raw, d->raw_len, SQLITE_STATIC);
+	sqlite3_bind_text(s, 8, d->event_json, -1, SQLITE_STATIC);
+	if (step_done(st, s, err, "delivery insert") < 0)
+		return -1;
+	*out_seq = sqlite3_last_insert_rowid(st->db);
+	return 0;
+}
+
+static char *column_dup(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+int store_run_get(struct store *st, const char *project, long long run_id,
+		  char **out, struct err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_RUN_GET, err);
+	int rc;
+
+	*out = NULL;
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, project ? project : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, run_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = column_dup(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(st, err, "run lookup");
+	return 0;
+}
+
+int store_run_put(struct store *st, const char *project, long long run_id,
+		  const char *run_json, long long now_ms, struct err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_RUN_PUT, err);
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, project ? project : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, run_id);
+	sqlite3_bind_text(s, 3, run_json, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, now_ms);
+	return step_done(st, s, err, "run update");
+}
+
+int store_job_insert(struct store *st, const struct job_rec *j,
+		     long long now_ms, long long *out_id, struct err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_JOB_INSERT, err);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, j->delivery_seq);
+	sqlite3_bind_text(s, 2, j->rule, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 3, j->index);
+	sqlite3_bind_text(s, 4, j->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, j->params_json, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, j->lane, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 7, now_ms);
+	if (step_done(st, s, err, "job insert") < 0)
+		return -1;
+	*out_id = sqlite3_last_insert_rowid(st->db);
+	return 0;
+}
+
+int store_attempt_record(struct store *st, const struct attempt_rec *a,
+			 struct err *err)
+{
+	sqlite3_stmt *u = stmt(st, S_JOB_UPDATE, err);
+	sqlite3_stmt *i = u ? stmt(st, S_ATTEMPT_INSERT, err) : NULL;
+	if (!i)
+		return -1;
+	sqlite3_bind_int64(u, 1, a->job_id);
+	sqlite3_bind_int(u, 2, a->state);
+	sqlite3_bind_int(u, 3, a->attempt);
+	sqlite3_bind_int64(u, 4, a->next_ms);
+	bind_text_or_null(u, 5, a->ok ? NULL : a->detail);
+	sqlite3_bind_int64(u, 6, a->finished_ms);
+	if (step_done(st, u, err, "job update") < 0)
+		return -1;
+	sqlite3_bind_int64(i, 1, a->job_id);
+	sqlite3_bind_int(i, 2, a->attempt);
+	sqlite3_bind_int64(i, 3, a->started_ms);
+	sqlite3_bind_int64(i, 4, a->finished_ms);
+	sqlite3_bind_int(i, 5, a->ok);
+	bind_text_or_null(i, 6, a->detail);
+	return step_done(st, i, err, "attempt insert");
+}
+
+void job_free(struct job *j)
+{
+	if (!j)
+		return;
+	free(j->rule);
+	free(j->kind);
+	free(j->params_json);
+	free(j->lane);
+	free(j->delivery_id);
+	free(j->type);
+	free(j->project);
+	free(j->event_json);
+	memset(j, 0, sizeof(*j));
+}
+
+static void job_from_row(sqlite3_stmt *s, struct job *j)
+{
+	j->id = sqlite3_column_int64(s, 0);
+	j->rule = column_dup(s, 1);
+	j->index = sqlite3_column_int(s, 2);
+	j->kind = column_dup(s, 3);
+	j->params_json = column_dup(s, 4);
+	j->lane = column_dup(s, 5);
+	j->state = sqlite3_column_int(s, 6);
+	j->attempts = sqlite3_column_int(s, 7);
+	j->next_ms = sqlite3_column_int64(s, 8);
+	j->delivery_id = column_dup(s, 9);
+	j->type = column_dup(s, 10);
+	j->project = column_dup(s, 11);
+	j->run_id = sqlite3_column_int64(s, 12);
+	j->event_json = column_dup(s, 13);
+}
+
+int store_job_load(struct store *st, long long id, struct job *out,
+		   struct err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_JOB_LOAD, err);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		job_from_row(s, out);
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return err_set(err, "store: job %lld not found", id);
+	if (rc != SQLITE_ROW)
+		return db_error(st, err, "job load");
+	if (!out->rule || !out->kind || !out->params_json || !out->lane ||
+	    !out->delivery_id || !out->type || !out->event_json) {
+		job_free(out);
+		return err_set(err, "out of memory");
+	}
+	return 0;
+}
+
+static void ref_from_row(sqlite3_stmt *s, struct job_ref *r)
+{
+	const unsigned char *lane = sqlite3_column_text(s, 3);
+	r->id = sqlite3_column_int64(s, 0);
+	r->attempts = sqlite3_column_int(s, 1);
+	r->next_ms = sqlite3_column_int64(s, 2);
+	const unsigned char *kind = sqlite3_column_text(s, 4);
+	snprintf(r->lane, sizeof(r->lane), "%s", lane ? (const char *)lane : "");
+	snprintf(r->kind, sizeof(r->kind), "%s", kind ? (const char *)kind : "");
+}
+
+int store_jobs_open(struct store *st, long long after_id, size_t limit,
+		    int (*fn)(void *ctx, const struct job_ref *r), void *ctx,
+		    size_t *n_out, struct err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_JOBS_OPEN, err);
+	struct job_ref r;
+	int rc;
+
+	*n_out = 0;
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, after_id);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		ref_from_row(s, &r);
+		(*n_out)++;
+		if (fn(ctx, &r) < 0)
+			break;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(st, err, "open jobs scan");
+	return 0;
+}
+
+static int query_each(struct store *st, const char *sql,
+		      int (*fn)(void *ctx, const struct job_ref *r), void *ctx,
+		      struct err *err)
+{
+	sqlite3_stmt *s = NULL;
+	struct job_ref r;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return db_error(st, err, "prepare");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		ref_from_row(s, &r);
+		if (fn(ctx, &r) < 0)
+			break;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(st, err, "scan");
+	return 0;
+}
+
+int store_jobs_take_requeued(struct store *st,
+			     int (*fn)(void *ctx, const struct job_ref *r),
+			     void *ctx, struct err *err)
+{
+	if (store_begin(st, err) < 0)
+		return -1;
+	if (query_each(st, "SELECT id, attempts, next_ms, lane, kind FROM jobs"
+			   " WHERE requeue = 1 AND state < 2 ORDER BY id",
+		       fn, ctx, err) < 0 ||
+	    exec_sql(st, "UPDATE jobs SET requeue = 0 WHERE requeue = 1", err) < 0) {
+		store_rollback(st);
+		return -1;
+	}
+	return store_commit(st, err);
+}
+
+int store_jobs_clear_requeued(struct store *st, struct err *err)
+{
+	return exec_sql(st, "UPDATE jobs SET requeue = 0 WHERE requeue = 1", err);
+}
+
+int store_counts(struct store *st, struct store_counts *out, struct err *err)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT state, COUNT(*) FROM jobs GROUP BY state"
+			       " UNION ALL SELECT -1, COUNT(*) FROM deliveries",
+			       -1, &s, NULL) != SQLITE_OK)
+		return db_error(st, err, "prepare");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		long long n = sqlite3_column_int64(s, 1);
+		switch (sqlite3_column_int(s, 0)) {
+		case -1: out->deliveries = n; break;
+		case JOB_PENDING: out->pending = n; break;
+		case JOB_RETRYING: out->retrying = n; break;
+		case JOB_DONE: out->done = n; break;
+		case JOB_DEAD: out->dead = n; break;
+		}
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return db_error(st, err, "counts");
+	return 0;
+}
+
+static int is_number(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+int store_replay(struct store *st, int dead_only, const char *id,
+		 long long now_ms, long long *n_out, struct err *err)
+{
+	const char *sql;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	*n_out = 0;
+	if (!id)
+		sql = "UPDATE jobs SET state = 0, attempts = 0, next_ms = 0,"
+		      " requeue = 1, updated_ms = ?1 WHERE state = 3";
+	else if (is_number(id))
+		sql = "UPDATE jobs SET state = 0, attempts = 0, next_ms = 0,"
+		      " requeue = 1, updated_ms = ?1 WHERE id = ?2"
+		      " AND (state = 3 OR (?3 = 0 AND state = 2))";
+	else
+		sql = "UPDATE jobs SET state = 0, attempts = 0, next_ms = 0,"
+		      " requeue = 1, updated_ms = ?1 WHERE delivery_seq ="
+		      " (SELECT seq FROM deliveries WHERE id = ?2)"
+		      " AND (state = 3 OR (?3 = 0 AND state = 2))";
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return db_error(st, err, "prepare");
+	sqlite3_bind_int64(s, 1, now_ms);
+	if (id) {
+		if (is_number(id))
+			sqlite3_bind_int64(s, 2, strtoll(id, NULL, 10));
+		else
+			sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 3, dead_only);
+	}
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return db_error(st, err, "replay");
+	*n_out = sqlite3_changes(st->db);
+	return 0;
+}
+
+int store_dead_list(struct store *st, size_t limit,
+		    void (*fn)(void *ctx, long long id, const char *rule,
+			       const char *kind, const char *delivery_id,
+			       int attempts, const char *last_error),
+		    void *ctx, struct err *err)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT j.id, j.rule, j.kind, d.id, j.attempts,"
+			       " j.last_error FROM jobs j JOIN deliveries d"
+			       " ON d.seq = j.delivery_seq WHERE j.state = 3"
+			       " ORDER BY j.id LIMIT ?1", -1, &s, NULL) != SQLITE_OK)
+		return db_error(st, err, "prepare");
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		fn(ctx, sqlite3_column_int64(s, 0),
+		   (const char *)sqlite3_column_text(s, 1),
+		   (const char *)sqlite3_column_text(s, 2),
+		   (const char *)sqlite3_column_text(s, 3),
+		   sqlite3_column_int(s, 4),
+		   (const char *)sqlite3_column_text(s, 5));
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return db_error(st, err, "dead list");
+	return 0;
+}
+
+int store_touch(struct store *st, long long now_ms, struct err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_TOUCH, err);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, now_ms);
+	return step_done(st, s, err, "probe");
+}

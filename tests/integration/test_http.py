@@ -1,0 +1,148 @@
+"""The HTTP contract: statuses, JSON bodies, and that refused deliveries
+are neither stored nor routed."""
+import json
+import socket
+import unittest
+
+from rbtest import Case, EVENTS, delivery_id, fixture, wait_until
+
+
+class HttpContract(Case):
+    def setUp(self):
+        super().setUp()
+        self.b = self.bridge()
+
+    def assertRefused(self, status, body, code, word):
+        self.assertEqual(status, code, body)
+        self.assertIsInstance(body, dict, body)
+        self.assertIn(word, body["error"])
+
+    def test_each_fixture_is_accepted_with_its_delivery_id(self):
+        for ev in EVENTS:
+            body = fixture(ev)
+            status, doc = self.b.post(body)
+            self.assertEqual(status, 202, doc)
+            self.assertEqual(doc, {"id": delivery_id(body), "duplicate": False})
+
+    def test_redelivery_answers_duplicate_true(self):
+        body = fixture("run.started")
+        self.assertEqual(self.b.post(body)[1]["duplicate"], False)
+        status, doc = self.b.post(body)
+        self.assertEqual((status, doc), (202, {"id": delivery_id(body), "duplicate": True}))
+        self.assertEqual(self.b.status()["deliveries"], 1)
+
+    def test_bad_json_is_400(self):
+        self.assertRefused(*self.b.post(b"{not json"), 400, "JSON")
+
+    def test_non_object_is_400(self):
+        self.assertRefused(*self.b.post(b"[1,2]"), 400, "object")
+
+    def test_missing_event_name_is_400(self):
+        body = json.dumps({"payload": {"id": 1}, "project_code": "X"})
+        self.assertRefused(*self.b.post(body), 400, "event")
+
+    def test_missing_payload_id_is_400(self):
+        body = json.dumps({"event_name": "run.started", "payload": {}})
+        self.assertRefused(*self.b.post(body), 400, "payload.id")
+
+    def test_wrong_types_are_400(self):
+        for doc, word in [
+            ({"event_name": 5, "payload": {"id": 1}}, "event"),
+            ({"event_name": "run.started", "payload": {"id": "1"}}, "payload.id"),
+            ({"event_name": "run.started", "payload": {"id": 1}, "project_code": 7}, "project_code"),
+            ({"event_name": "run.started", "payload": {"id": 1}, "timestamp": "x"}, "timestamp"),
+        ]:
+            self.assertRefused(*self.b.post(json.dumps(doc)), 400, word)
+
+    def test_get_on_webhook_path_is_405(self):
+        status, doc = self.b.request("GET", "/webhooks/qase")
+        self.assertRefused(status, doc, 405, "POST")
+
+    def test_wrong_content_type_is_415(self):
+        status, doc = self.b.post(fixture("run.started"), headers={"Content-Type": "text/plain"})
+        self.assertRefused(status, doc, 415, "application/json")
+
+    def test_content_type_with_charset_is_accepted(self):
+        status, _ = self.b.post(fixture("run.started"),
+                                headers={"Content-Type": "application/json; charset=utf-8"})
+        self.assertEqual(status, 202)
+
+    def test_body_over_limit_is_413_without_reading_it(self):
+        # Announce 2 MiB, send a few bytes: the answer must come at once.
+        s = socket.create_connection(("127.0.0.1", self.b.port), timeout=5)
+        s.sendall(b"POST /webhooks/qase HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: 2097152\r\n\r\n{\"a\":")
+        reply = s.recv(4096).decode()
+        s.close()
+        self.assertTrue(reply.startswith("HTTP/1.1 413"), reply)
+        self.assertIn("max_body_bytes", reply)
+
+    def test_chunked_body_over_limit_is_413(self):
+        big = b'{"event_name":"run.started","payload":{"id":1},"x":"' + b"a" * (1 << 20) + b'"}'
+        status, doc = self.b.post(big, headers={"Transfer-Encoding": "chunked"})
+        self.assertEqual(status, 413, doc)
+
+    def test_unknown_path_is_404_json(self):
+        status, doc = self.b.request("POST", "/nope", body=b"{}")
+        self.assertRefused(status, doc, 404, "path")
+
+    def test_refused_deliveries_are_not_stored(self):
+        self.b.post(b"{not json")
+        self.b.post(fixture("run.started"), headers={"Content-Type": "text/plain"})
+        st = self.b.status()
+        self.assertEqual((st["deliveries"], st["pending"], st["done"]), (0, 0, 0))
+        self.assertEqual(self.redis.cmd("EXISTS", "rb:ID"), 0)
+
+    def test_unknown_event_is_stored_and_routed(self):
+        body = json.dumps({"event_name": "result.created", "payload": {"id": 9},
+                           "project_code": "ID"})
+        self.assertEqual(self.b.post(body)[0], 202)
+        entries = wait_until(lambda: self.redis.stream("rb:ID"), what="stream entry")
+        self.assertEqual(entries[0][1]["type"], "result.created")
+
+    def test_healthz_and_readyz(self):
+        self.assertEqual(self.b.request("GET", "/healthz"), (200, {"status": "ok"}))
+        status, doc = self.b.request("GET", "/readyz")
+        self.assertEqual(status, 200)
+        self.assertEqual(doc["store"], "ok")
+        self.assertIn(doc["redis"], ("up", "down"))
+
+
+class Secret(Case):
+    def setUp(self):
+        super().setUp()
+        self.b = self.bridge(secret="s3cr3t")
+
+    def test_missing_secret_is_401(self):
+        status, doc = self.b.post(fixture("run.started"))
+        self.assertEqual(status, 401)
+        self.assertIn("X-Qase-Secret", doc["error"])
+
+    def test_wrong_secret_is_401(self):
+        status, doc = self.b.post(fixture("run.started"), headers={"X-Qase-Secret": "nope"})
+        self.assertEqual(status, 401)
+        self.assertNotIn("s3cr3t", json.dumps(doc))
+
+    def test_right_secret_is_202(self):
+        status, _ = self.b.post(fixture("run.started"), headers={"X-Qase-Secret": "s3cr3t"})
+        self.assertEqual(status, 202)
+
+    def test_secret_never_reaches_the_log(self):
+        self.b.post(fixture("run.started"), headers={"X-Qase-Secret": "s3cr3t"})
+        self.b.post(fixture("run.started"), headers={"X-Qase-Secret": "wrong"})
+        self.assertNotIn("s3cr3t", self.b.logs())
+
+
+class SecretFromEnvironment(Case):
+    def test_secret_expands_from_environment(self):
+        b = self.bridge(secret="${RB_TEST_SECRET}", env={"RB_TEST_SECRET": "from-env"})
+        self.assertEqual(b.post(fixture("run.started"))[0], 401)
+        self.assertEqual(b.post(fixture("run.started"), headers={"X-Qase-Secret": "from-env"})[0], 202)
+
+    def test_empty_secret_variable_disables_the_check(self):
+        b = self.bridge(secret="${RB_TEST_SECRET_UNSET}")
+        self.assertEqual(b.post(fixture("run.started"))[0], 202)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
