@@ -18,6 +18,7 @@
 #include "actions/worker.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "store/ingest.h"
 
 struct lane;
@@ -318,10 +319,21 @@ static void log_outcome(const char *msg, enum log_level lvl, const struct entry 
 	       "job", job, "attempt", attempt, "detail", res->detail, NULL);
 }
 
+static const char *const outcome_names[] = {
+	[WORK_OK] = "ok", [WORK_FAIL] = "failed", [WORK_PERMANENT] = "failed",
+	[WORK_DEFER] = "deferred",
+};
+
 static void apply(struct dispatch *d, struct entry *e, const struct work_result *res)
 {
 	struct lane *l = e->lane;
 	long long now = clock_wall_ms();
+	int dead = res->outcome == WORK_PERMANENT ||
+		   (res->outcome == WORK_FAIL && e->attempts + 1 >= d->cfg->retry_max_attempts);
+
+	metrics_attempt(res->action ? res->action : "other",
+			dead ? "dead" : outcome_names[res->outcome],
+			(double)(res->finished_ms - res->started_ms) / 1e3);
 
 	switch (res->outcome) {
 	case WORK_DEFER:
@@ -442,10 +454,12 @@ static void *worker_main(void *arg)
 			apply(d, batch[i], &items[i].res);
 		d->running -= n;
 		pump(d);
-		if (deferred) {
-			/* The backend is down: wait before asking again. */
-			struct timespec ts = clock_deadline(500);
-			pthread_cond_timedwait(&p->cv, &d->mu, &ts);
+		if (deferred && !d->stopping) {
+			/* The backend is down: new work must not make us hammer it. */
+			pthread_mutex_unlock(&d->mu);
+			struct timespec ts = { 0, 500 * 1000000 };
+			nanosleep(&ts, NULL);
+			pthread_mutex_lock(&d->mu);
 		}
 	}
 	pthread_mutex_unlock(&d->mu);

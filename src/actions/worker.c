@@ -13,6 +13,7 @@
 #include "actions/action_redis.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "store/store.h"
 
 struct worker {
@@ -224,8 +225,11 @@ static int run_exec(struct worker *w, struct work_item *it)
 	memset(&o, 0, sizeof(o));
 	if (load(w, it, &job, &params) < 0)
 		goto done;
-	if (action_exec_run(params, job.event_json, job.delivery_id,
-			    w->cfg->exec_output_max, &o, &err) < 0)
+	metrics_exec_running(1);
+	int rc = action_exec_run(params, job.event_json, job.delivery_id,
+				 w->cfg->exec_output_max, &o, &err);
+	metrics_exec_running(-1);
+	if (rc < 0)
 		result_set(&it->res, WORK_FAIL, "%s", err.msg);
 	else
 		exec_result(it, &o, job.delivery_id);

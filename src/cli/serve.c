@@ -6,6 +6,7 @@
  * are answered), then the dispatcher (running attempts finish, up to
  * shutdown_timeout_s), then the writer (commits what is queued).  Anything
  * not finished stays in the store and resumes on the next start.
+ * SIGHUP reloads the rules (see reload()).
  * Signals are taken by sigwait in the main thread, never in handlers.
  */
 #include "cli/cli.h"
@@ -75,7 +76,43 @@ static void stop(struct daemon *dm)
 	}
 }
 
-static void wait_for_signal(void)
+/*
+ * SIGHUP: load the config file and rules again; if both are valid, new
+ * deliveries are routed by the new rules and the log settings change.  Jobs
+ * already queued keep the params they were rendered with.  Other keys
+ * (listen, data_dir, threads, redis) need a restart; a change is logged.
+ */
+static void reload(struct daemon *dm, const char *path)
+{
+	struct config *cfg;
+	struct rules *rules;
+	struct err err;
+
+	log_kv(LOG_INFO, "reload requested", "config", path, NULL);
+	if (cli_load(path, &cfg, &rules) != 0) {
+		log_kv(LOG_ERROR, "reload refused: the new configuration has errors (above); the old one keeps running",
+		       NULL);
+		return;
+	}
+	ingest_set_rules(dm->in, rules);
+	/* Once a write queued after the swap has committed, no batch uses
+	 * the old rules any more. */
+	if (ingest_probe(dm->in, &err) < 0)
+		log_kv(LOG_WARN, "reload: store probe failed", "error", err.msg, NULL);
+	rules_free(dm->rules);
+	dm->rules = rules;
+	log_set_level(cfg->log_level);
+	log_set_format(cfg->log_format);
+	if (strcmp(cfg->listen, dm->cfg->listen) || strcmp(cfg->data_dir, dm->cfg->data_dir) ||
+	    strcmp(cfg->redis_url, dm->cfg->redis_url))
+		log_kv(LOG_WARN, "reload: listen, data_dir and redis.url changes take effect after a restart", NULL);
+	char n[24];
+	snprintf(n, sizeof(n), "%zu", rules_count(rules));
+	log_kv(LOG_INFO, "reloaded", "rules", n, NULL);
+	config_free(cfg);
+}
+
+static void wait_for_signal(struct daemon *dm, const char *path)
 {
 	sigset_t set;
 	int sig = 0;
@@ -88,7 +125,7 @@ static void wait_for_signal(void)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			log_msg(LOG_INFO, "SIGHUP: configuration reload is not supported yet; restart to apply changes");
+			reload(dm, path);
 			continue;
 		}
 		log_kv(LOG_INFO, "shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
@@ -125,7 +162,7 @@ int cli_serve(int argc, char **argv)
 		log_kv(LOG_INFO, "runbridge listening", "listen", dm.cfg->listen,
 		       "data_dir", dm.cfg->data_dir, "rules", rules,
 		       "version", RB_VERSION, NULL);
-		wait_for_signal();
+		wait_for_signal(&dm, o.config);
 	}
 	stop(&dm);
 	if (rc == 0)

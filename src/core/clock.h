@@ -18,6 +18,13 @@ static inline long long clock_mono_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static inline long long clock_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* An absolute CLOCK_REALTIME deadline ms from now, for pthread_cond_timedwait. */
 static inline struct timespec clock_deadline(long long ms)
 {

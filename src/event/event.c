@@ -64,45 +64,96 @@ static int int_value(json_object *v, long long *out)
 	return 0;
 }
 
-/* Tokenizes body into *out; err says why it is not one JSON value. */
+/*
+ * Offset of the first byte that is not part of a well-formed UTF-8 sequence
+ * (Unicode table 3-7), or len.  json-c's own check lets overlong forms
+ * (C0 AF for '/'), surrogates and code points past U+10FFFF through.
+ */
+static size_t utf8_invalid_at(const unsigned char *s, size_t len)
+{
+	size_t i = 0, n;
+
+	while (i < len) {
+		unsigned char c = s[i], lo = 0x80, hi = 0xBF;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF)
+			n = 1;
+		else if (c >= 0xE0 && c <= 0xEF)
+			n = 2;
+		else if (c >= 0xF0 && c <= 0xF4)
+			n = 3;
+		else
+			return i;
+		/* the second byte's range excludes overlongs, surrogates, >U+10FFFF */
+		if (c == 0xE0)
+			lo = 0xA0;
+		else if (c == 0xED)
+			hi = 0x9F;
+		else if (c == 0xF0)
+			lo = 0x90;
+		else if (c == 0xF4)
+			hi = 0x8F;
+		if (len - i - 1 < n || s[i + 1] < lo || s[i + 1] > hi)
+			return i;
+		for (size_t k = 2; k <= n; k++)
+			if ((s[i + k] & 0xC0) != 0x80)
+				return i;
+		i += n + 1;
+	}
+	return len;
+}
+
+/*
+ * Tokenizes body into *out; err says why it is not one JSON value.  Depth is
+ * json-c's: the top value is level 1 and each member or element one more,
+ * scalars included, so {"payload":{"plan":{"id":3}}} is 4 levels deep.
+ */
 static int parse_json(json_object **out, const char *body, size_t len,
 		      int max_depth, struct err *err)
 {
 	json_tokener *tok;
-	json_object *obj = NULL;
+	json_object *obj;
 	enum json_tokener_error jerr;
+	size_t end, bad;
 	int rc = -1;
 
 	*out = NULL;
+	if (!body)
+		body = "";
 	if (len > INT_MAX - 1)
 		return err_setc(err, 400, "body is too large");
-	/* json-c counts the level being opened; +1 makes max_depth inclusive */
-	tok = json_tokener_new_ex(max_depth + 1);
-	if (!tok)
+	if ((bad = utf8_invalid_at((const unsigned char *)body, len)) < len)
+		return err_setc(err, 400, "body is not valid UTF-8 (byte %zu)", bad);
+	if (!(tok = json_tokener_new_ex(max_depth)))
 		return err_setc(err, 500, "out of memory");
-	/* trailing bytes are checked below, to say so instead of "unexpected
+	/* trailing bytes are checked below, to say so rather than "unexpected
 	 * character" */
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
 				    JSON_TOKENER_ALLOW_TRAILING_CHARS |
 				    JSON_TOKENER_VALIDATE_UTF8);
 	obj = json_tokener_parse_ex(tok, body, (int)len);
 	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
 	if (jerr == json_tokener_continue) {
-		/* a final NUL ends values with no closing token (numbers) */
+		/* all of body was taken; a final NUL ends a bare number */
 		obj = json_tokener_parse_ex(tok, "", 1);
 		jerr = json_tokener_get_error(tok);
+		end = len;
 	}
-	size_t end = json_tokener_get_parse_end(tok);
 	if (jerr == json_tokener_error_depth)
-		err_setc(err, 400, "body is not acceptable JSON: nested deeper than %d levels",
-			 max_depth);
+		err_setc(err, 400, "body is not acceptable JSON: nested deeper "
+			 "than %d levels", max_depth);
 	else if (jerr == json_tokener_error_parse_utf8_string)
-		err_setc(err, 400, "body is not valid UTF-8");
+		err_setc(err, 400, "body is not valid UTF-8 (byte %zu)", end);
 	else if (jerr != json_tokener_success)
-		err_setc(err, 400, "body is not JSON: %s", json_tokener_error_desc(jerr));
-	else if (obj && end < len)
-		err_setc(err, 400, "body is not JSON: unexpected data after the JSON value at byte %zu",
-			 end);
+		err_setc(err, 400, "body is not JSON: %s",
+			 json_tokener_error_desc(jerr));
+	else if (end < len)
+		err_setc(err, 400, "body is not JSON: unexpected data after the "
+			 "JSON value at byte %zu", end);
 	else
 		rc = 0;
 	json_tokener_free(tok);
@@ -439,7 +490,8 @@ int event_normalize(json_object **out, json_object *delivery,
 
 	*out = NULL;
 	if (!type)
-		return err_set(err, "delivery has no event name (not checked by event_parse?)");
+		return err_set(err, "delivery has no event name (not checked "
+			       "by event_parse?)");
 	if (!(ev = new_obj(&b)))
 		return err_set(err, "out of memory");
 	add(&b, ev, "schema", new_str(&b, EVENT_SCHEMA));

@@ -18,8 +18,10 @@
 #include "actions/dispatch.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "event/event.h"
 #include "store/ingest.h"
+#include "store/store.h"
 
 struct route {
 	struct http_server *srv;
@@ -44,6 +46,7 @@ static const char *reason(int status)
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 413: return "Payload Too Large";
+	case 403: return "Forbidden";
 	case 415: return "Unsupported Media Type";
 	case 503: return "Service Unavailable";
 	default: return "Error";
@@ -159,6 +162,7 @@ static int accept_delivery(struct mg_connection *c, struct route *rt,
 	if (event_parse(&delivery, body, len, rt->srv->cfg->max_json_depth, &err) < 0) {
 		log_kv(LOG_INFO, "delivery refused", "source", rt->src->name,
 		       "status", "400", "error", err.msg, NULL);
+		metrics_delivery(NULL, 400);
 		return reply_error(c, 400, "", err.msg);
 	}
 	event_delivery_id(id, rt->src->name, body, len);
@@ -171,11 +175,15 @@ static int accept_delivery(struct mg_connection *c, struct route *rt,
 			    received_ms, &dup, &err) < 0) {
 		log_kv(LOG_ERROR, "delivery refused", "id", id, "status", "503",
 		       "error", err.msg, NULL);
+		metrics_delivery(type, 503);
 		return reply_error(c, 503, "Retry-After: 5\r\n", "store unavailable");
 	}
 	log_kv(LOG_INFO, "delivery accepted", "id", id, "source", rt->src->name,
 	       "type", type, "project", project, "run_id", run,
 	       "duplicate", dup ? "true" : "false", NULL);
+	metrics_delivery(type, 202);
+	if (dup)
+		metrics_duplicate();
 	snprintf(resp, sizeof(resp), "{\"id\":\"%s\",\"duplicate\":%s}", id,
 		 dup ? "true" : "false");
 	return reply(c, 202, "", resp);
@@ -188,6 +196,7 @@ static int refuse(struct mg_connection *c, const struct route *rt, int status,
 	snprintf(st, sizeof(st), "%d", status);
 	log_kv(LOG_INFO, "delivery refused", "source", rt->src->name,
 	       "status", st, "error", msg, NULL);
+	metrics_delivery(NULL, status);
 	return reply_error(c, status, extra, msg);
 }
 
@@ -251,6 +260,48 @@ static int handle_readyz(struct mg_connection *c, void *cbdata)
 	return status;
 }
 
+/* Admin data stays on this machine unless a token is configured. */
+static int admin_allowed(struct mg_connection *c)
+{
+	const char *addr = mg_get_request_info(c)->remote_addr;
+	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0;
+}
+
+static int handle_metrics(struct mg_connection *c, void *cbdata)
+{
+	struct http_server *s = cbdata;
+	struct metrics_gauges g = { .redis_up = dispatch_redis_up(s->d) };
+	struct dispatch_stats ds;
+	struct store_counts sc = { 0 };
+	struct store *st;
+	struct err err;
+
+	if (!admin_allowed(c))
+		return reply_error(c, 403, "", "metrics are served to loopback only");
+	dispatch_stats(s->d, &ds);
+	if (store_open(&st, s->cfg->data_dir, STORE_RO, &err) == 0) {
+		store_counts(st, &sc, &err);
+		store_close(st);
+	}
+	g.pending = sc.pending;
+	g.retrying = sc.retrying;
+	g.dead = sc.dead;
+	g.done = sc.done;
+	g.in_memory = (long long)ds.in_memory;
+	g.running = (long long)ds.running;
+	char *text = metrics_render(&g);
+	if (!text)
+		return reply_error(c, 503, "", "out of memory");
+	char head[160];
+	int n = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n"
+			 "Content-Type: text/plain; version=0.0.4\r\n"
+			 "Content-Length: %zu\r\n\r\n", strlen(text));
+	mg_write(c, head, (size_t)n);
+	mg_write(c, text, strlen(text));
+	free(text);
+	return 200;
+}
+
 static int handle_not_found(struct mg_connection *c, void *cbdata)
 {
 	(void)cbdata;
@@ -311,6 +362,7 @@ int http_start(struct http_server **out, const struct config *cfg,
 	}
 	mg_set_request_handler(s->ctx, "/healthz$", handle_healthz, s);
 	mg_set_request_handler(s->ctx, "/readyz$", handle_readyz, s);
+	mg_set_request_handler(s->ctx, "/metrics$", handle_metrics, s);
 	mg_set_request_handler(s->ctx, "/", handle_not_found, s);
 	*out = s;
 	return 0;

@@ -17,6 +17,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "event/event.h"
 #include "rules/rules.h"
 
@@ -373,7 +374,12 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&in->mu);
 		if (stop)
 			break;
+		long long t0 = clock_mono_us();
+		size_t n = 0;
+		for (struct req *r = batch; r; r = r->next)
+			n++;
 		int ok = run_batch(in, batch, rules);
+		metrics_commit((double)(clock_mono_us() - t0) / 1e6, n);
 		finish_batch(in, batch);
 		if (in->jobs.n && in->on_jobs)
 			in->on_jobs(in->ctx, in->jobs.v, in->jobs.n);

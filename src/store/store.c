@@ -455,6 +455,18 @@ int store_jobs_take_requeued(struct store *st,
 			     int (*fn)(void *ctx, const struct job_ref *r),
 			     void *ctx, struct err *err)
 {
+	sqlite3_stmt *probe = NULL;
+	int any;
+
+	/* Cheap, lock-free look first: this runs every second and must not
+	 * take the write lock from the ingest writer for nothing. */
+	if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM jobs WHERE requeue = 1 LIMIT 1",
+			       -1, &probe, NULL) != SQLITE_OK)
+		return db_error(st, err, "prepare");
+	any = sqlite3_step(probe) == SQLITE_ROW;
+	sqlite3_finalize(probe);
+	if (!any)
+		return 0;
 	if (store_begin(st, err) < 0)
 		return -1;
 	if (query_each(st, "SELECT id, attempts, next_ms, lane, kind FROM jobs"

@@ -1,0 +1,909 @@
+/*
+ * config: the configuration file, read through one table.
+ *
+ * Every scalar option is a row of options[] (dotted name, type, bounds,
+ * default, where it lives in struct config, an optional validator), as in
+ * Redis's static_configs[]: defaults, type checks and messages all come from
+ * the row, so an option cannot be documented one way and checked another.
+ * A dotted name is also its place in the YAML: "retry.max_attempts" is
+ * max_attempts under retry:.  The sources: map is the one irregular part
+ * (its keys are names the user chooses); each source's fields are rows of a
+ * second table, source_options[], read by the same code.
+ *
+ * Loading starts from the defaults and overwrites what the file sets.  It
+ * never stops at the first problem: every error is collected with its
+ * file:line:col, so one run of `runbridge check` shows them all.
+ */
+#include "core/config.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* An expanded value longer than this is a mistake, not a setting. */
+#define VALUE_MAX 65536
+
+enum opt_type {
+	OPT_STRING,     /* char *, non-empty */
+	OPT_PATH,       /* char *, non-empty, a file system path */
+	OPT_INT,        /* int, within [min, max] */
+	OPT_SIZE,       /* size_t, within [min, max] */
+	OPT_ENUM,       /* char *, one of values[] */
+	OPT_CHOICE,     /* int: the index of the value in values[] */
+};
+
+#define OPT_EMPTY_NULL 0x1 /* an empty value means "unset" and stores NULL */
+#define OPT_SECRET     0x2 /* never echo the value in a message */
+
+/* Writes what was expected into why when val is unacceptable. */
+typedef int (*opt_valid)(const char *val, char *why, size_t len);
+
+struct option {
+	const char *name;
+	enum opt_type type;
+	long long min, max;
+	const char *def;            /* as written in the file; NULL = none */
+	size_t offset;              /* into struct config or struct source_cfg */
+	const char *const *values;  /* OPT_ENUM, OPT_CHOICE; NULL-terminated */
+	opt_valid valid;
+	int flags;
+};
+
+static int valid_listen(const char *val, char *why, size_t len);
+static int valid_redis_url(const char *val, char *why, size_t len);
+static int valid_url_path(const char *val, char *why, size_t len);
+
+static const char *const log_levels[] = { "debug", "info", "warn", "error", NULL };
+static const char *const log_formats[] = { "text", "json", NULL };
+static const char *const duration_units[] = { "ms", "s", NULL }; /* enum order */
+static const char *const source_kinds[] = { "qase", NULL };
+
+#define C(f) offsetof(struct config, f)
+#define S(f) offsetof(struct source_cfg, f)
+#define STR(n, off, d, v) { n, OPT_STRING, 0, 0, d, off, NULL, v, 0 }
+#define PATH(n, off, d) { n, OPT_PATH, 0, 0, d, off, NULL, NULL, 0 }
+#define INT(n, off, lo, hi, d) { n, OPT_INT, lo, hi, d, off, NULL, NULL, 0 }
+#define SIZE(n, off, lo, hi, d) { n, OPT_SIZE, lo, hi, d, off, NULL, NULL, 0 }
+#define ENUM(n, off, vals, d) { n, OPT_ENUM, 0, 0, d, off, vals, NULL, 0 }
+
+static const struct option options[] = {
+	STR("listen", C(listen), "127.0.0.1:8080", valid_listen),
+	PATH("data_dir", C(data_dir), "var"),
+	SIZE("max_body_bytes", C(max_body_bytes), 1024, 1073741824, "1048576"),
+	PATH("rules", C(rules_path), "rules"),
+	STR("redis.url", C(redis_url), "redis://127.0.0.1:6379/0", valid_redis_url),
+	INT("redis.dedup_ttl_s", C(redis_dedup_ttl_s), 1, 315360000, "86400"),
+	INT("redis.batch", C(redis_batch), 1, 65536, "256"),
+	INT("http.threads", C(http_threads), 1, 1024, "64"),
+	INT("http.request_timeout_ms", C(request_timeout_ms), 100, 600000, "10000"),
+	/* 4: a delivery nests envelope, payload, plan and plan.id (json-c
+	 * counts scalars as a level) */
+	INT("http.max_json_depth", C(max_json_depth), 4, 1000, "32"),
+	INT("retry.max_attempts", C(retry_max_attempts), 1, 1000, "10"),
+	INT("retry.base_ms", C(retry_base_ms), 1, 3600000, "500"),
+	INT("retry.max_ms", C(retry_max_ms), 1, 86400000, "300000"),
+	INT("exec.workers", C(exec_workers), 1, 256, "4"),
+	SIZE("exec.output_max_bytes", C(exec_output_max), 1024, 67108864, "65536"),
+	SIZE("queue.window", C(queue_window), 16, 16777216, "65536"),
+	INT("shutdown_timeout_s", C(shutdown_timeout_s), 0, 3600, "30"),
+	ENUM("log.level", C(log_level), log_levels, "info"),
+	ENUM("log.format", C(log_format), log_formats, "text"),
+};
+
+/* Fields of one source; path and kind default from the name (see below). */
+static const struct option source_options[] = {
+	STR("path", S(path), NULL, valid_url_path),
+	{ "secret", OPT_STRING, 0, 0, NULL, S(secret), NULL, NULL,
+	  OPT_EMPTY_NULL | OPT_SECRET },
+	{ "duration_unit", OPT_CHOICE, 0, 0, "ms", S(duration_unit),
+	  duration_units, NULL, 0 },
+	ENUM("kind", S(kind), source_kinds, NULL),
+};
+
+/* ---- values ---------------------------------------------------------- */
+
+static int parse_ll(const char *s, long long *out)
+{
+	char *end;
+
+	if (!*s || isspace((unsigned char)*s))
+		return -1;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int value_index(const char *const *values, const char *val)
+{
+	for (int i = 0; values[i]; i++)
+		if (strcmp(values[i], val) == 0)
+			return i;
+	return -1;
+}
+
+/* What a row accepts, for messages: "an integer between 1 and 10". */
+static const char *expected(const struct option *o, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	switch (o->type) {
+	case OPT_INT:
+	case OPT_SIZE:
+		snprintf(buf, len, "an integer between %lld and %lld", o->min, o->max);
+		return buf;
+	case OPT_ENUM:
+	case OPT_CHOICE:
+		n = (size_t)snprintf(buf, len, "one of");
+		for (int i = 0; o->values[i] && n < len; i++)
+			n += (size_t)snprintf(buf + n, len - n, "%s %s",
+					      i ? "," : "", o->values[i]);
+		return buf;
+	case OPT_PATH:
+		snprintf(buf, len, "a non-empty path");
+		return buf;
+	default:
+		snprintf(buf, len, "a non-empty string");
+		return buf;
+	}
+}
+
+/*
+ * Checks val against row o and stores it at base + o->offset.  On failure
+ * why says what was expected.
+ */
+static int opt_store(void *base, const struct option *o, const char *val,
+		     char *why, size_t len)
+{
+	char *at = (char *)base + o->offset;
+	long long n = 0;
+	int i = -1;
+
+	if (!*val && (o->flags & OPT_EMPTY_NULL)) {
+		free(*(char **)at);
+		*(char **)at = NULL;
+		return 0;
+	}
+	if (((o->type == OPT_INT || o->type == OPT_SIZE) &&
+	     (parse_ll(val, &n) < 0 || n < o->min || n > o->max)) ||
+	    ((o->type == OPT_ENUM || o->type == OPT_CHOICE) &&
+	     (i = value_index(o->values, val)) < 0) || !*val) {
+		expected(o, why, len);
+		return -1;
+	}
+	if (o->valid && o->valid(val, why, len) < 0)
+		return -1;
+	switch (o->type) {
+	case OPT_INT:
+		*(int *)at = (int)n;
+		return 0;
+	case OPT_SIZE:
+		*(size_t *)at = (size_t)n;
+		return 0;
+	case OPT_CHOICE:
+		*(int *)at = i;
+		return 0;
+	default: {
+		char *s = strdup(val);
+		if (!s) {
+			snprintf(why, len, "memory to store it");
+			return -1;
+		}
+		free(*(char **)at);
+		*(char **)at = s;
+		return 0;
+	}
+	}
+}
+
+static int is_string_type(const struct option *o)
+{
+	return o->type == OPT_STRING || o->type == OPT_PATH || o->type == OPT_ENUM;
+}
+
+static void opts_free(void *base, const struct option *tab, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (is_string_type(&tab[i]))
+			free(*(char **)((char *)base + tab[i].offset));
+}
+
+/* Defaults are checked by the same code as values, so a bad one is a bug. */
+static int opts_defaults(void *base, const struct option *tab, size_t n)
+{
+	char why[256];
+
+	for (size_t i = 0; i < n; i++) {
+		if (!tab[i].def)
+			continue;
+		if (opt_store(base, &tab[i], tab[i].def, why, sizeof(why)) < 0) {
+			assert(strcmp(why, "memory to store it") == 0);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- validators ------------------------------------------------------ */
+
+/* "8080", "8443s", "8080r": what civetweb takes after the host. */
+static int valid_port(const char *s, size_t len)
+{
+	long v = 0;
+	size_t i = 0;
+
+	if (len && (s[len - 1] == 's' || s[len - 1] == 'r'))
+		len--;
+	for (; i < len && i < 6 && isdigit((unsigned char)s[i]); i++)
+		v = v * 10 + (s[i] - '0');
+	return i == len && len > 0 && v <= 65535 ? 0 : -1;
+}
+
+/* civetweb listening_ports: comma-separated [host:]port[s|r]. */
+static int valid_listen(const char *val, char *why, size_t len)
+{
+	const char *p = val;
+
+	for (;;) {
+		size_t n = strcspn(p, ",");
+		const char *colon = memrchr(p, ':', n);
+		const char *port = colon ? colon + 1 : p;
+		if (valid_port(port, n - (size_t)(port - p)) < 0 ||
+		    strcspn(p, " \t") < n) {
+			snprintf(why, len, "[host:]port with a port between 0 and 65535 "
+				 "(e.g. 127.0.0.1:8080)");
+			return -1;
+		}
+		if (!p[n])
+			return 0;
+		p += n + 1;
+	}
+}
+
+static int valid_url_path(const char *val, char *why, size_t len)
+{
+	if (val[0] != '/' || strcspn(val, " \t\r\n?#") != strlen(val)) {
+		snprintf(why, len, "a URL path starting with '/'");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * redis://[:password@]host[:port][/db].  The password is the one part that
+ * may contain anything, so it ends at the last '@'.  IPv6 hosts are written
+ * in brackets and stored without them, as hiredis wants.
+ */
+#define REDIS_URL_FORM "redis://[:password@]host[:port][/db]"
+
+struct redis_addr {
+	char host[256];
+	char password[512];
+	int port, db;
+};
+
+/* Digits only, within [lo, hi]; *p moves past them. */
+static int url_number(const char **p, long lo, long hi, int *out)
+{
+	const char *s = *p;
+	long v = 0;
+
+	while (isdigit((unsigned char)*s) && v <= hi)
+		v = v * 10 + (*s++ - '0');
+	if (s == *p || isdigit((unsigned char)*s) || v < lo || v > hi)
+		return -1;
+	*p = s;
+	*out = (int)v;
+	return 0;
+}
+
+static int url_host(const char **p, struct redis_addr *a)
+{
+	const char *s = *p, *end;
+
+	if (*s == '[') {
+		if (!(end = strchr(++s, ']')))
+			return -1;
+		*p = end + 1;
+	} else {
+		end = s + strcspn(s, ":/");
+		*p = end;
+	}
+	size_t n = (size_t)(end - s);
+	if (n == 0 || n >= sizeof(a->host) || strcspn(s, " \t@[]") < n)
+		return -1;
+	memcpy(a->host, s, n);
+	a->host[n] = '\0';
+	return 0;
+}
+
+/* Fills a from url; on failure *why completes "expected <form>...". */
+static int redis_url_parse(const char *url, struct redis_addr *a,
+			   const char **why)
+{
+	const char *p = url + 8, *at;
+
+	memset(a, 0, sizeof(*a));
+	a->port = 6379;
+	*why = "";
+	if (strncmp(url, "redis://", 8) != 0)
+		return -1;
+	if ((at = strrchr(p, '@'))) {
+		size_t n = (size_t)(at - p);
+		if (*p != ':' || n > sizeof(a->password)) {
+			*why = " (a password only, no user name)";
+			return -1;
+		}
+		memcpy(a->password, p + 1, n - 1);
+		p = at + 1;
+	}
+	if (url_host(&p, a) < 0) {
+		*why = " with a host name";
+		return -1;
+	}
+	if (*p == ':' && (p++, url_number(&p, 1, 65535, &a->port) < 0)) {
+		*why = " with a port between 1 and 65535";
+		return -1;
+	}
+	if (*p == '/' && p[1] && (p++, url_number(&p, 0, INT_MAX, &a->db) < 0)) {
+		*why = " with a database number after '/'";
+		return -1;
+	}
+	if (*p == '/' && !p[1])
+		p++;
+	if (*p) {
+		*why = " with nothing after the database number";
+		return -1;
+	}
+	return 0;
+}
+
+static int valid_redis_url(const char *val, char *why, size_t len)
+{
+	struct redis_addr a;
+	const char *detail;
+	int rc = redis_url_parse(val, &a, &detail);
+
+	explicit_bzero(a.password, sizeof(a.password));
+	if (rc < 0)
+		snprintf(why, len, "%s%s", REDIS_URL_FORM, detail);
+	return rc;
+}
+
+/* The URL for messages, password hidden. */
+static const char *redis_url_redact(const char *url, char *buf, size_t len)
+{
+	const char *at = strrchr(url, '@');
+
+	if (!at || strncmp(url, "redis://", 8) != 0)
+		return url;
+	snprintf(buf, len, "redis://:***%s", at);
+	return buf;
+}
+
+static int redis_apply(struct config *cfg)
+{
+	struct redis_addr a;
+	const char *why;
+
+	if (redis_url_parse(cfg->redis_url, &a, &why) < 0)
+		return -1;
+	free(cfg->redis_host);
+	free(cfg->redis_password);
+	cfg->redis_host = strdup(a.host);
+	cfg->redis_password = a.password[0] ? strdup(a.password) : NULL;
+	cfg->redis_port = a.port;
+	cfg->redis_db = a.db;
+	int lost = !cfg->redis_host || (a.password[0] && !cfg->redis_password);
+	explicit_bzero(a.password, sizeof(a.password));
+	return lost ? -1 : 0;
+}
+
+/* ---- ${VAR} expansion ------------------------------------------------ */
+
+struct sbuf {
+	char *p;
+	size_t n, cap;
+};
+
+static int sbuf_add(struct sbuf *b, const char *s, size_t n, char *why,
+		    size_t len)
+{
+	if (b->n + n >= VALUE_MAX) {
+		snprintf(why, len, "value is longer than %d bytes once expanded",
+			 VALUE_MAX);
+		return -1;
+	}
+	if (b->n + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+		while (cap < b->n + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			snprintf(why, len, "out of memory");
+			return -1;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = '\0';
+	return 0;
+}
+
+static int var_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 255 || isdigit((unsigned char)s[0]))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+			return 0;
+	return 1;
+}
+
+/* One "${NAME}" at p (p[0..1] == "${"); *p moves past it. */
+static int expand_var(struct sbuf *b, const char *in, const char **p,
+		      char *why, size_t len)
+{
+	const char *name = *p + 2, *close = strchr(name, '}');
+	char var[256];
+
+	if (!close) {
+		snprintf(why, len, "unterminated '${' at offset %zu of the value",
+			 (size_t)(*p - in));
+		return -1;
+	}
+	size_t n = (size_t)(close - name);
+	if (!var_name_ok(name, n)) {
+		snprintf(why, len, "'${%.*s}' at offset %zu is not a variable name",
+			 (int)(n > 64 ? 64 : n), name, (size_t)(*p - in));
+		return -1;
+	}
+	memcpy(var, name, n);
+	var[n] = '\0';
+	const char *v = getenv(var);
+	*p = close + 1;
+	return v ? sbuf_add(b, v, strlen(v), why, len) : 0;
+}
+
+/* ${VAR} from the environment (unset = empty); "$$" is a literal '$'. */
+static int expand(const char *in, char **out, char *why, size_t len)
+{
+	struct sbuf b = { 0 };
+	const char *p = in;
+
+	*out = NULL;
+	if (sbuf_add(&b, "", 0, why, len) < 0)
+		return -1;
+	while (*p) {
+		size_t n = strcspn(p, "$");
+		int rc = sbuf_add(&b, p, n, why, len);
+		p += n;
+		if (rc == 0 && *p == '$') {
+			if (p[1] == '{') {
+				rc = expand_var(&b, in, &p, why, len);
+			} else {
+				rc = sbuf_add(&b, "$", 1, why, len);
+				p += p[1] == '$' ? 2 : 1;
+			}
+		}
+		if (rc < 0) {
+			free(b.p);
+			return -1;
+		}
+	}
+	*out = b.p;
+	return 0;
+}
+
+/* ---- loading --------------------------------------------------------- */
+
+struct load {
+	struct config *cfg;
+	struct errlist *errs;
+	size_t failed;
+	const struct cfg_node *seen[NELEM(options)]; /* where each was set */
+	const struct cfg_node *sources;              /* the sources: key */
+};
+
+__attribute__((format(printf, 3, 4)))
+static void bad(struct load *ld, const struct cfg_node *at, const char *fmt, ...)
+{
+	char where[300], msg[ERR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (at)
+		cfg_where(at, where, sizeof(where));
+	else
+		snprintf(where, sizeof(where), "%s", ld->cfg->file);
+	errlist_add(ld->errs, "%s: %s", where, msg);
+	ld->failed++;
+}
+
+/* The value as quoted in a message: short, and never a secret. */
+static const char *shown(const struct option *o, const char *val, char *buf,
+			 size_t len)
+{
+	char tmp[128];
+
+	if (o->flags & OPT_SECRET)
+		return "(hidden)";
+	if (o->valid == valid_redis_url)
+		val = redis_url_redact(val, tmp, sizeof(tmp));
+	if (strlen(val) > 60)
+		snprintf(buf, len, "'%.57s...'", val);
+	else
+		snprintf(buf, len, "'%s'", val);
+	return buf;
+}
+
+/* Expands, checks and stores one scalar for row o; name is its full key. */
+static void set_option(struct load *ld, void *base, const struct option *o,
+		       const char *name, const struct cfg_node *val)
+{
+	char why[256], got[80], *text = NULL;
+	int null = cfg_scalar_is_null(val) == 0;
+
+	if (val->type != CFG_SCALAR || (null && !(o->flags & OPT_EMPTY_NULL))) {
+		bad(ld, val, "%s: expected %s, got %s", name,
+		    expected(o, why, sizeof(why)), cfg_type_name(val));
+		return;
+	}
+	if (expand(null ? "" : val->value, &text, why, sizeof(why)) < 0) {
+		bad(ld, val, "%s: %s", name, why);
+		return;
+	}
+	if (opt_store(base, o, text, why, sizeof(why)) < 0)
+		bad(ld, val, "%s: expected %s, got %s", name, why,
+		    shown(o, text, got, sizeof(got)));
+	free(text);
+}
+
+/* Two sources of one name would be ambiguous, so that is an error. */
+static int dup_source(struct load *ld, const struct cfg_node *map, size_t i)
+{
+	const struct cfg_node *k = map->keys[i];
+
+	for (size_t j = 0; j < i; j++) {
+		if (strcmp(map->keys[j]->value, k->value) == 0) {
+			bad(ld, k, "sources.%s: a second source of this name "
+			    "(the first is on line %d)", k->value, map->keys[j]->line);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static const struct option *find(const struct option *tab, size_t n,
+				 const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(tab[i].name, name) == 0)
+			return &tab[i];
+	return NULL;
+}
+
+/* A section is a dotted prefix of some option: "retry" for "retry.base_ms". */
+static int is_section(const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < NELEM(options); i++)
+		if (strncmp(options[i].name, name, n) == 0 &&
+		    options[i].name[n] == '.')
+			return 1;
+	return 0;
+}
+
+/* ---- sources --------------------------------------------------------- */
+
+static void source_free(struct source_cfg *s)
+{
+	opts_free(s, source_options, NELEM(source_options));
+	free(s->name);
+}
+
+static void sources_free(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_sources; i++)
+		source_free(&cfg->sources[i]);
+	free(cfg->sources);
+	cfg->sources = NULL;
+	cfg->n_sources = 0;
+}
+
+/* The name is part of URLs and of every event, so keep it plain. */
+static int source_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 0 && n <= 64 &&
+	       strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "0123456789_-") == n;
+}
+
+/* Defaults that depend on the name, once the file has had its say. */
+static int source_finish(struct source_cfg *s)
+{
+	if (!s->path && asprintf(&s->path, "/webhooks/%s", s->name) < 0) {
+		s->path = NULL;
+		return -1;
+	}
+	if (!s->kind && !(s->kind = strdup(s->name)))
+		return -1;
+	return 0;
+}
+
+static void source_fields(struct load *ld, struct source_cfg *s,
+			  const struct cfg_node *map)
+{
+	char name[128];
+
+	for (size_t i = 0; i < map->n; i++) {
+		const struct cfg_node *k = map->keys[i];
+		const struct option *o;
+
+		snprintf(name, sizeof(name), "sources.%s.%s", s->name,
+			 strlen(k->value) > 40 ? "(long key)" : k->value);
+		if (!(o = find(source_options, NELEM(source_options), k->value)))
+			bad(ld, k, "unknown key '%s'", name);
+		else
+			set_option(ld, s, o, name, map->items[i]);
+	}
+}
+
+static void load_source(struct load *ld, struct source_cfg *s,
+			const struct cfg_node *key, const struct cfg_node *val)
+{
+	if (!(s->name = strdup(key->value)) ||
+	    opts_defaults(s, source_options, NELEM(source_options)) < 0) {
+		bad(ld, key, "sources: out of memory");
+		return;
+	}
+	if (!source_name_ok(s->name)) {
+		bad(ld, key, "sources: a source name is 1 to 64 letters, digits, "
+		    "'_' or '-'");
+		return;
+	}
+	if (val->type == CFG_MAP)
+		source_fields(ld, s, val);
+	else if (cfg_scalar_is_null(val) < 0)
+		bad(ld, val, "sources.%s: expected a map, got %s", s->name,
+		    cfg_type_name(val));
+	if (!s->kind && !cfg_get(val, "kind") &&
+	    value_index(source_kinds, s->name) < 0)
+		bad(ld, key, "sources.%s.kind: expected one of qase, got '%s' "
+		    "(the default is the source name)", s->name, s->name);
+	else if (source_finish(s) < 0)
+		bad(ld, key, "sources: out of memory");
+}
+
+/* Two sources on one path could not be told apart by the HTTP layer. */
+static void check_paths(struct load *ld, const struct cfg_node *map)
+{
+	const struct config *cfg = ld->cfg;
+
+	for (size_t i = 0; i < cfg->n_sources; i++) {
+		const struct source_cfg *s = &cfg->sources[i];
+		const struct cfg_node *at = cfg_get(map->items[i], "path");
+		for (size_t j = 0; j < i && s->path; j++) {
+			if (!cfg->sources[j].path ||
+			    strcmp(cfg->sources[j].path, s->path) != 0)
+				continue;
+			bad(ld, at ? at : map->keys[i],
+			    "sources.%s.path: '%s' is already the path of source '%s'",
+			    s->name, s->path, cfg->sources[j].name);
+			break;
+		}
+	}
+}
+
+static void load_sources(struct load *ld, const struct cfg_node *val)
+{
+	struct config *cfg = ld->cfg;
+
+	if (cfg_scalar_is_null(val) == 0)
+		return;   /* "sources:" with nothing under it: the default */
+	if (val->type != CFG_MAP || val->n == 0) {
+		bad(ld, val, "sources: expected a map of source names to "
+		    "settings, got %s",
+		    val->type == CFG_MAP ? "an empty map" : cfg_type_name(val));
+		return;
+	}
+	sources_free(cfg);
+	if (!(cfg->sources = calloc(val->n, sizeof(*cfg->sources)))) {
+		bad(ld, val, "sources: out of memory");
+		return;
+	}
+	/* one entry per key, duplicates included, so that items[i] is sources[i] */
+	for (size_t i = 0; i < val->n; i++) {
+		cfg->n_sources++;
+		if (!dup_source(ld, val, i))
+			load_source(ld, &cfg->sources[i], val->keys[i], val->items[i]);
+	}
+	check_paths(ld, val);
+}
+
+/* ---- the document ---------------------------------------------------- */
+
+static void walk(struct load *ld, const struct cfg_node *map, const char *prefix);
+
+/* A key under a section: "retry:" must hold a map of retry's options. */
+static void section(struct load *ld, const char *name, const struct cfg_node *val)
+{
+	if (val->type == CFG_MAP)
+		walk(ld, val, name);
+	else if (cfg_scalar_is_null(val) < 0)
+		bad(ld, val, "%s: expected a map, got %s", name, cfg_type_name(val));
+}
+
+static void walk_key(struct load *ld, const struct cfg_node *key,
+		     const struct cfg_node *val, const char *prefix)
+{
+	char name[128];
+	const struct option *o;
+	int n = snprintf(name, sizeof(name), "%s%s%s", prefix ? prefix : "",
+			 prefix ? "." : "", key->value);
+
+	/* a dotted key would reach a nested option from the wrong level */
+	if (n < 0 || (size_t)n >= sizeof(name) || strchr(key->value, '.') ||
+	    !*key->value) {
+		bad(ld, key, "unknown key '%s%s%.40s'", prefix ? prefix : "",
+		    prefix ? "." : "", key->value);
+	} else if (!prefix && strcmp(name, "sources") == 0) {
+		if (ld->sources) {
+			bad(ld, key, "sources: given twice (first on line %d); "
+			    "list every source in one map", ld->sources->line);
+		} else {
+			ld->sources = key;
+			load_sources(ld, val);
+		}
+	} else if ((o = find(options, NELEM(options), name))) {
+		ld->seen[o - options] = val;
+		set_option(ld, ld->cfg, o, name, val);
+	} else if (is_section(name)) {
+		section(ld, name, val);
+	} else {
+		bad(ld, key, "unknown key '%s'", name);
+	}
+}
+
+/*
+ * A key given twice is not an error: sections merge and a later value
+ * replaces an earlier one, so that a generated config can append overrides.
+ */
+static void walk(struct load *ld, const struct cfg_node *map, const char *prefix)
+{
+	for (size_t i = 0; i < map->n; i++)
+		walk_key(ld, map->keys[i], map->items[i], prefix);
+}
+
+/* Rules between options, checked once every option has its value. */
+static void cross_checks(struct load *ld)
+{
+	const struct config *cfg = ld->cfg;
+
+	if (cfg->retry_base_ms > cfg->retry_max_ms) {
+		const struct option *b = find(options, NELEM(options), "retry.base_ms");
+		const struct option *m = find(options, NELEM(options), "retry.max_ms");
+		bad(ld, ld->seen[b - options] ? ld->seen[b - options]
+					      : ld->seen[m - options],
+		    "retry.base_ms: %d is greater than retry.max_ms (%d)",
+		    cfg->retry_base_ms, cfg->retry_max_ms);
+	}
+}
+
+static int load_doc(struct config **out, const struct cfg_doc *doc,
+		    struct errlist *errs)
+{
+	struct load ld = { .errs = errs };
+	const struct cfg_node *root = doc->root;
+
+	*out = NULL;
+	if (!(ld.cfg = config_defaults()) || !(ld.cfg->file = strdup(doc->file))) {
+		config_free(ld.cfg);
+		return errlist_add(errs, "%s: out of memory", doc->file);
+	}
+	if (root && root->type == CFG_MAP)
+		walk(&ld, root, NULL);
+	else if (root && cfg_scalar_is_null(root) < 0)
+		bad(&ld, root, "expected a map of settings, got %s",
+		    cfg_type_name(root));
+	cross_checks(&ld);
+	if (ld.failed == 0 && redis_apply(ld.cfg) < 0)
+		bad(&ld, root, "redis.url: out of memory");
+	if (ld.failed) {
+		config_free(ld.cfg);
+		return -1;
+	}
+	*out = ld.cfg;
+	return 0;
+}
+
+/* ---- public ---------------------------------------------------------- */
+
+struct config *config_defaults(void)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+
+	if (!cfg)
+		return NULL;
+	if (opts_defaults(cfg, options, NELEM(options)) < 0 ||
+	    !(cfg->sources = calloc(1, sizeof(*cfg->sources))))
+		goto fail;
+	cfg->n_sources = 1;
+	if (!(cfg->sources[0].name = strdup("qase")) ||
+	    opts_defaults(&cfg->sources[0], source_options,
+			  NELEM(source_options)) < 0 ||
+	    source_finish(&cfg->sources[0]) < 0 || redis_apply(cfg) < 0)
+		goto fail;
+	return cfg;
+fail:
+	config_free(cfg);
+	return NULL;
+}
+
+int config_load_string(struct config **out, const char *name,
+		       const char *text, struct errlist *errs)
+{
+	struct cfg_doc *doc;
+	struct err err;
+	int rc;
+
+	*out = NULL;
+	if (cfg_load_string(&doc, name, text, strlen(text), &err) < 0)
+		return errlist_add(errs, "%s", err.msg);
+	rc = load_doc(out, doc, errs);
+	cfg_doc_free(doc);
+	return rc;
+}
+
+int config_load(struct config **out, const char *path, struct errlist *errs)
+{
+	struct cfg_doc *doc;
+	struct err err;
+	int rc;
+
+	*out = NULL;
+	if (cfg_load_file(&doc, path, &err) < 0)
+		return errlist_add(errs, "%s", err.msg);
+	rc = load_doc(out, doc, errs);
+	cfg_doc_free(doc);
+	return rc;
+}
+
+void config_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	opts_free(cfg, options, NELEM(options));
+	sources_free(cfg);
+	free(cfg->file);
+	free(cfg->redis_host);
+	if (cfg->redis_password)
+		explicit_bzero(cfg->redis_password, strlen(cfg->redis_password));
+	free(cfg->redis_password);
+	free(cfg);
+}
+
+const struct source_cfg *config_source_by_path(const struct config *cfg,
+					       const char *path)
+{
+	for (size_t i = 0; i < cfg->n_sources; i++)
+		if (cfg->sources[i].path && strcmp(cfg->sources[i].path, path) == 0)
+			return &cfg->sources[i];
+	return NULL;
+}

@@ -1,0 +1,230 @@
+/*
+ * metrics: fixed tables of atomic counters.  Histograms use the same
+ * buckets everywhere (seconds): fine enough for a commit (sub-millisecond)
+ * and coarse enough for a hook (many seconds).
+ */
+#include "core/metrics.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const types[] = {
+	"run.started", "run.completed", "run.aborted", "run.updated",
+	"run.deleted", "run.report_changed", "other",
+};
+#define NTYPES (sizeof(types) / sizeof(types[0]))
+
+static const int statuses[] = { 202, 400, 401, 405, 413, 415, 503 };
+#define NSTATUS (sizeof(statuses) / sizeof(statuses[0]))
+
+static const char *const kinds[] = { "redis", "exec", "other" };
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+static const char *const outcomes[] = { "ok", "failed", "dead", "deferred" };
+#define NOUT (sizeof(outcomes) / sizeof(outcomes[0]))
+
+static const double bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+				 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
+#define NB (sizeof(bounds) / sizeof(bounds[0]))
+
+struct histogram {
+	atomic_ullong bucket[NB];  /* non-cumulative; summed when rendered */
+	atomic_ullong count;
+	atomic_ullong sum_us;
+};
+
+static atomic_ullong deliveries[NTYPES][NSTATUS];
+static atomic_ullong duplicates;
+static struct histogram commit_hist;
+static atomic_ullong commit_items;
+static atomic_ullong attempts[NKINDS][NOUT];
+static struct histogram action_hist[NKINDS];
+static atomic_llong exec_running;
+
+/* The index of name, or n when it is not there. */
+static size_t find(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (name && strcmp(names[i], name) == 0)
+			return i;
+	return n;
+}
+
+/* Same, but an unknown name counts as the last entry ("other"). */
+static size_t index_of(const char *const *names, size_t n, const char *name)
+{
+	size_t i = find(names, n, name);
+	return i < n ? i : n - 1;
+}
+
+static void observe(struct histogram *h, double seconds)
+{
+	size_t i = 0;
+	while (i < NB && seconds > bounds[i])
+		i++;
+	if (i < NB)
+		atomic_fetch_add(&h->bucket[i], 1);
+	atomic_fetch_add(&h->count, 1);
+	atomic_fetch_add(&h->sum_us, (unsigned long long)(seconds * 1e6));
+}
+
+void metrics_delivery(const char *type, int status)
+{
+	for (size_t s = 0; s < NSTATUS; s++)
+		if (statuses[s] == status)
+			atomic_fetch_add(&deliveries[index_of(types, NTYPES, type)][s], 1);
+}
+
+void metrics_duplicate(void)
+{
+	atomic_fetch_add(&duplicates, 1);
+}
+
+void metrics_commit(double seconds, size_t batch)
+{
+	observe(&commit_hist, seconds);
+	atomic_fetch_add(&commit_items, batch);
+}
+
+void metrics_attempt(const char *kind, const char *outcome, double seconds)
+{
+	size_t k = index_of(kinds, NKINDS, kind);
+	size_t o = find(outcomes, NOUT, outcome);
+	if (o == NOUT)
+		return;
+	atomic_fetch_add(&attempts[k][o], 1);
+	if (strcmp(outcomes[o], "deferred") != 0)
+		observe(&action_hist[k], seconds);
+}
+
+void metrics_exec_running(int delta)
+{
+	atomic_fetch_add(&exec_running, delta);
+}
+
+/* ---- rendering ------------------------------------------------------------ */
+
+struct out {
+	char *buf;
+	size_t len, cap;
+	int oom;
+};
+
+static void put(struct out *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	for (;;) {
+		size_t room = o->cap - o->len;
+		va_start(ap, fmt);
+		int n = o->oom ? 0 : vsnprintf(o->buf + o->len, room, fmt, ap);
+		va_end(ap);
+		if (o->oom || n < 0)
+			return;
+		if ((size_t)n < room) {
+			o->len += (size_t)n;
+			return;
+		}
+		size_t cap = (o->cap + (size_t)n) * 2;
+		char *b = realloc(o->buf, cap);
+		if (!b) {
+			o->oom = 1;
+			return;
+		}
+		o->buf = b;
+		o->cap = cap;
+	}
+}
+
+static void put_histogram(struct out *o, const char *name, const char *labels,
+			  struct histogram *h)
+{
+	unsigned long long cum = 0;
+	const char *sep = labels[0] ? "," : "";
+	for (size_t i = 0; i < NB; i++) {
+		cum += atomic_load(&h->bucket[i]);
+		put(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i], cum);
+	}
+	put(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+	    atomic_load(&h->count));
+	put(o, "%s_sum{%s} %.6f\n", name, labels, atomic_load(&h->sum_us) / 1e6);
+	put(o, "%s_count{%s} %llu\n", name, labels, atomic_load(&h->count));
+}
+
+static void put_deliveries(struct out *o)
+{
+	put(o, "# HELP runbridge_deliveries_total Webhook deliveries by event type and HTTP status.\n"
+	       "# TYPE runbridge_deliveries_total counter\n");
+	for (size_t t = 0; t < NTYPES; t++)
+		for (size_t s = 0; s < NSTATUS; s++)
+			put(o, "runbridge_deliveries_total{source=\"qase\",type=\"%s\",status=\"%d\"} %llu\n",
+			    types[t], statuses[s], atomic_load(&deliveries[t][s]));
+	put(o, "# HELP runbridge_duplicates_total Redeliveries recognised by delivery id.\n"
+	       "# TYPE runbridge_duplicates_total counter\n"
+	       "runbridge_duplicates_total %llu\n", atomic_load(&duplicates));
+	put(o, "# HELP runbridge_store_commit_seconds Duration of one group commit (fsync included).\n"
+	       "# TYPE runbridge_store_commit_seconds histogram\n");
+	put_histogram(o, "runbridge_store_commit_seconds", "", &commit_hist);
+	put(o, "# HELP runbridge_store_committed_total Requests committed by group commits.\n"
+	       "# TYPE runbridge_store_committed_total counter\n"
+	       "runbridge_store_committed_total %llu\n", atomic_load(&commit_items));
+}
+
+static void put_actions(struct out *o, const struct metrics_gauges *g)
+{
+	put(o, "# HELP runbridge_queue_jobs Actions by state.\n"
+	       "# TYPE runbridge_queue_jobs gauge\n"
+	       "runbridge_queue_jobs{state=\"pending\"} %lld\n"
+	       "runbridge_queue_jobs{state=\"retrying\"} %lld\n"
+	       "runbridge_queue_jobs{state=\"dead\"} %lld\n"
+	       "runbridge_queue_jobs{state=\"done\"} %lld\n",
+	    g->pending, g->retrying, g->dead, g->done);
+	put(o, "# HELP runbridge_queue_in_memory Queued actions held in memory (the rest wait on disk).\n"
+	       "# TYPE runbridge_queue_in_memory gauge\n"
+	       "runbridge_queue_in_memory %lld\n"
+	       "# HELP runbridge_actions_running Attempts in progress.\n"
+	       "# TYPE runbridge_actions_running gauge\n"
+	       "runbridge_actions_running %lld\n", g->in_memory, g->running);
+	put(o, "# HELP runbridge_action_attempts_total Action attempts by kind and outcome.\n"
+	       "# TYPE runbridge_action_attempts_total counter\n");
+	for (size_t k = 0; k < NKINDS; k++)
+		for (size_t i = 0; i < NOUT; i++)
+			put(o, "runbridge_action_attempts_total{kind=\"%s\",target=\"\",outcome=\"%s\"} %llu\n",
+			    kinds[k], outcomes[i], atomic_load(&attempts[k][i]));
+	put(o, "# HELP runbridge_action_duration_seconds Duration of action attempts.\n"
+	       "# TYPE runbridge_action_duration_seconds histogram\n");
+	for (size_t k = 0; k < NKINDS; k++) {
+		char labels[64];
+		snprintf(labels, sizeof(labels), "kind=\"%s\"", kinds[k]);
+		put_histogram(o, "runbridge_action_duration_seconds", labels, &action_hist[k]);
+	}
+	put(o, "# HELP runbridge_exec_running Exec hooks running now.\n"
+	       "# TYPE runbridge_exec_running gauge\n"
+	       "runbridge_exec_running %lld\n", atomic_load(&exec_running));
+	put(o, "# HELP runbridge_redis_connected 1 when the Redis connection is up.\n"
+	       "# TYPE runbridge_redis_connected gauge\n"
+	       "runbridge_redis_connected %d\n", g->redis_up);
+}
+
+char *metrics_render(const struct metrics_gauges *g)
+{
+	struct out o = { .cap = 16384 };
+
+	if (!(o.buf = malloc(o.cap)))
+		return NULL;
+	put_deliveries(&o);
+	put_actions(&o, g);
+	put(&o, "# HELP runbridge_build_info Build information.\n"
+		"# TYPE runbridge_build_info gauge\n"
+		"runbridge_build_info{version=\"%s\"} 1\n", RB_VERSION);
+	if (o.oom) {
+		free(o.buf);
+		return NULL;
+	}
+	return o.buf;
+}

@@ -1,0 +1,841 @@
+/*
+ * event: what event_parse refuses (and says), and exactly what
+ * event_normalize builds from each documented Qase delivery, including the
+ * places where Qase's documentation contradicts itself (target-apis §1.5).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "event/event.h"
+
+#define MAX_DEPTH 32
+/* 2022-04-21T11:23:14.123Z */
+#define RECEIVED_MS 1650540194123LL
+
+static struct source_cfg qase_ms = { .name = "qase", .kind = "qase",
+				     .path = "/webhooks/qase",
+				     .duration_unit = DURATION_MS };
+static struct source_cfg qase_s = { .name = "qase", .kind = "qase",
+				    .path = "/webhooks/qase",
+				    .duration_unit = DURATION_S };
+
+static char *read_fixture(const char *name, size_t *len)
+{
+	char path[512];
+	FILE *f;
+	char *buf = malloc(65536);
+
+	snprintf(path, sizeof(path), "%s/%s", RB_FIXTURES, name);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	assert_non_null(buf);
+	*len = fread(buf, 1, 65535, f);
+	buf[*len] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static json_object *parse_ok(const char *body)
+{
+	json_object *d = NULL;
+	struct err err = { 0 };
+
+	if (event_parse(&d, body, strlen(body), MAX_DEPTH, &err) < 0)
+		fail_msg("event_parse refused %s: %s", body, err.msg);
+	return d;
+}
+
+static void expect_400(const char *body, size_t len, const char *msg)
+{
+	json_object *d = (json_object *)1;
+	struct err err = { 0 };
+
+	assert_int_equal(event_parse(&d, body, len, MAX_DEPTH, &err), -1);
+	assert_null(d);
+	assert_int_equal(err.code, 400);
+	assert_string_equal(err.msg, msg);
+}
+
+#define REJECT(body, msg) expect_400(body, sizeof(body) - 1, msg)
+
+/* Normalizes body against prior (a JSON text or NULL). */
+static json_object *normalize(const char *body, const struct source_cfg *src,
+			      const char *prior_json)
+{
+	json_object *d = parse_ok(body), *prior = NULL, *ev = NULL;
+	struct err err = { 0 };
+	char id[65];
+
+	if (prior_json)
+		assert_non_null(prior = json_tokener_parse(prior_json));
+	event_delivery_id(id, src->name, body, strlen(body));
+	assert_int_equal(event_normalize(&ev, d, src, id, RECEIVED_MS, prior, &err), 0);
+	json_object_put(prior);
+	json_object_put(d);
+	return ev;
+}
+
+static const char *plain(json_object *o)
+{
+	return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+						 JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+/* ev's "run" object must serialize (keys in order) to want. */
+static void assert_run(json_object *ev, const char *want)
+{
+	json_object *run = NULL;
+
+	assert_true(json_object_object_get_ex(ev, "run", &run));
+	assert_string_equal(plain(run), want);
+}
+
+static json_object *get(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	assert_true(json_object_object_get_ex(o, key, &v));
+	return v;
+}
+
+/*
+ * A fixture normalizes to exactly head + "raw" (the delivery as parsed):
+ * every top-level value, the key order, and nothing more.
+ */
+static void check_fixture(const char *file, const char *prior, const char *head)
+{
+	size_t len;
+	char *body = read_fixture(file, &len), want[4096], id[65];
+	json_object *d = parse_ok(body), *pr = NULL, *ev = NULL;
+	struct err err = { 0 };
+
+	if (prior)
+		pr = json_tokener_parse(prior);
+	event_delivery_id(id, "qase", body, len);
+	assert_int_equal(event_normalize(&ev, d, &qase_ms, id, RECEIVED_MS, pr, &err), 0);
+	snprintf(want, sizeof(want), "{\"schema\":\"runbridge.event.v1\",\"id\":\"%s\",%s,\"raw\":%s}",
+		 id, head, plain(d));
+	assert_string_equal(plain(ev), want);
+	assert_ptr_equal(get(ev, "raw"), d);   /* shared, not copied */
+	json_object_put(ev);
+	json_object_put(pr);
+	json_object_put(d);
+	free(body);
+}
+
+#define COUNTS_NULL "\"counts\":{\"total\":null,\"passed\":null,\"failed\":null," \
+	"\"blocked\":null,\"skipped\":null,\"untested\":null}"
+#define RUN_EMPTY "{\"title\":null,\"description\":null,\"plan\":null," \
+	"\"environment\":null,\"cases_count\":null,\"cases_added\":null," \
+	"\"public\":null," COUNTS_NULL ",\"duration_ms\":null}"
+
+/* ---- fixtures ---------------------------------------------------------- */
+
+static void test_event__started_fixture_normalizes(void **state)
+{
+	(void)state;
+	check_fixture("run.started.json", NULL,
+		"\"source\":\"qase\",\"type\":\"run.started\",\"project\":\"ID\","
+		"\"run_id\":1,\"occurred_at\":\"2022-04-21T11:21:09Z\","
+		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
+		"\"run\":{\"title\":\"Test run 2022/04/21\",\"description\":null,"
+		"\"plan\":{\"id\":3,\"title\":\"d\"},\"environment\":null,"
+		"\"cases_count\":14,\"cases_added\":null,\"public\":null,"
+		COUNTS_NULL ",\"duration_ms\":null}");
+}
+
+static void test_event__completed_fixture_normalizes(void **state)
+{
+	(void)state;
+	check_fixture("run.completed.json", NULL,
+		"\"source\":\"qase\",\"type\":\"run.completed\",\"project\":\"ID\","
+		"\"run_id\":2,\"occurred_at\":\"2022-04-21T11:23:14Z\","
+		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
+		"\"run\":{\"title\":null,\"description\":null,\"plan\":null,"
+		"\"environment\":null,\"cases_count\":14,\"cases_added\":null,"
+		"\"public\":null,\"counts\":{\"total\":14,\"passed\":0,\"failed\":0,"
+		"\"blocked\":0,\"skipped\":null,\"untested\":null},\"duration_ms\":0}");
+}
+
+static void test_event__aborted_fixture_normalizes(void **state)
+{
+	(void)state;
+	check_fixture("run.aborted.json", NULL,
+		"\"source\":\"qase\",\"type\":\"run.aborted\",\"project\":\"ID\","
+		"\"run_id\":1,\"occurred_at\":\"2022-04-21T11:22:28Z\","
+		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
+		"\"run\":{\"title\":null,\"description\":null,\"plan\":null,"
+		"\"environment\":null,\"cases_count\":null,\"cases_added\":null,"
+		"\"public\":null,\"counts\":{\"total\":14,\"passed\":0,\"failed\":0,"
+		"\"blocked\":0,\"skipped\":0,\"untested\":14},\"duration_ms\":0}");
+}
+
+static void test_event__deleted_fixture_normalizes(void **state)
+{
+	(void)state;
+	check_fixture("run.deleted.json", NULL,
+		"\"source\":\"qase\",\"type\":\"run.deleted\",\"project\":\"ID\","
+		"\"run_id\":1,\"occurred_at\":\"2022-04-21T11:24:49Z\","
+		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
+		"\"run\":" RUN_EMPTY);
+}
+
+static void test_event__report_changed_fixture_normalizes(void **state)
+{
+	(void)state;
+	check_fixture("run.report_changed.json", NULL,
+		"\"source\":\"qase\",\"type\":\"run.report_changed\",\"project\":\"ID\","
+		"\"run_id\":2,\"occurred_at\":\"2022-04-21T11:23:42Z\","
+		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
+		"\"run\":{\"title\":null,\"description\":null,\"plan\":null,"
+		"\"environment\":null,\"cases_count\":null,\"cases_added\":null,"
+		"\"public\":true," COUNTS_NULL ",\"duration_ms\":null}");
+}
+
+static void test_event__updated_fixture_normalizes(void **state)
+{
+	(void)state;
+	check_fixture("run.updated.json", NULL,
+		"\"source\":\"qase\",\"type\":\"run.updated\",\"project\":\"ID\","
+		"\"run_id\":1,\"occurred_at\":\"2022-04-21T11:21:54Z\","
+		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
+		"\"run\":{\"title\":null,\"description\":null,\"plan\":null,"
+		"\"environment\":null,\"cases_count\":null,\"cases_added\":14,"
+		"\"public\":null," COUNTS_NULL ",\"duration_ms\":null}");
+}
+
+static void test_event__fixtures_enrich_through_a_run_lifecycle(void **state)
+{
+	size_t len;
+	char *started = read_fixture("run.started.json", &len);
+	char *updated = read_fixture("run.updated.json", &len);
+	char *aborted = read_fixture("run.aborted.json", &len);
+	json_object *ev;
+	char prior[2048];
+
+	(void)state;
+	ev = normalize(started, &qase_ms, NULL);
+	snprintf(prior, sizeof(prior), "%s", plain(get(ev, "run")));
+	json_object_put(ev);
+	ev = normalize(updated, &qase_ms, prior);
+	assert_run(ev, "{\"title\":\"Test run 2022/04/21\",\"description\":null,"
+		   "\"plan\":{\"id\":3,\"title\":\"d\"},\"environment\":null,"
+		   "\"cases_count\":28,\"cases_added\":14,\"public\":null,"
+		   COUNTS_NULL ",\"duration_ms\":null}");
+	snprintf(prior, sizeof(prior), "%s", plain(get(ev, "run")));
+	json_object_put(ev);
+	ev = normalize(aborted, &qase_ms, prior);
+	assert_run(ev, "{\"title\":\"Test run 2022/04/21\",\"description\":null,"
+		   "\"plan\":{\"id\":3,\"title\":\"d\"},\"environment\":null,"
+		   "\"cases_count\":28,\"cases_added\":null,\"public\":null,"
+		   "\"counts\":{\"total\":14,\"passed\":0,\"failed\":0,\"blocked\":0,"
+		   "\"skipped\":0,\"untested\":14},\"duration_ms\":0}");
+	json_object_put(ev);
+	free(started);
+	free(updated);
+	free(aborted);
+}
+
+/* ---- Qase's inconsistencies (target-apis §1.5) ------------------------- */
+
+static void test_event__legacy_event_field_names_the_type(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event\":\"run.deleted\",\"payload\":{\"id\":7}}", &qase_ms, NULL);
+	assert_string_equal(json_object_get_string(get(ev, "type")), "run.deleted");
+	json_object_put(ev);
+}
+
+static void test_event__event_name_wins_over_legacy_event(void **state)
+{
+	json_object *d;
+
+	(void)state;
+	d = parse_ok("{\"event_name\":\"run.started\",\"event\":\"x\",\"payload\":{\"id\":1}}");
+	assert_string_equal(event_name_of(d), "run.started");
+	json_object_put(d);
+}
+
+static void test_event__aborted_reads_skiped_typo(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.aborted\",\"payload\":{\"id\":1,"
+		       "\"cases\":5,\"skiped\":3}}", &qase_ms, NULL);
+	assert_int_equal(json_object_get_int64(get(get(get(ev, "run"), "counts"), "skipped")), 3);
+	json_object_put(ev);
+}
+
+static void test_event__skipped_wins_over_skiped(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.aborted\",\"payload\":{\"id\":1,"
+		       "\"skipped\":2,\"skiped\":3}}", &qase_ms, NULL);
+	assert_int_equal(json_object_get_int64(get(get(get(ev, "run"), "counts"), "skipped")), 2);
+	json_object_put(ev);
+}
+
+static void test_event__updated_cases_added_is_a_delta_on_prior_count(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.updated\",\"payload\":{\"id\":1,\"cases_added\":4}}",
+		       &qase_ms, "{\"cases_count\":10}");
+	assert_int_equal(json_object_get_int64(get(get(ev, "run"), "cases_count")), 14);
+	assert_int_equal(json_object_get_int64(get(get(ev, "run"), "cases_added")), 4);
+	json_object_put(ev);
+}
+
+static void test_event__updated_cases_count_is_a_total_and_wins(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.updated\",\"payload\":{\"id\":1,"
+		       "\"cases_count\":20,\"cases_added\":4}}",
+		       &qase_ms, "{\"cases_count\":10}");
+	assert_int_equal(json_object_get_int64(get(get(ev, "run"), "cases_count")), 20);
+	json_object_put(ev);
+	ev = normalize("{\"event_name\":\"run.updated\",\"payload\":{\"id\":1,\"cases_count\":20}}",
+		       &qase_ms, "{\"cases_count\":10}");
+	assert_int_equal(json_object_get_int64(get(get(ev, "run"), "cases_count")), 20);
+	assert_null(get(get(ev, "run"), "cases_added"));
+	json_object_put(ev);
+}
+
+static void test_event__updated_without_prior_count_leaves_total_null(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.updated\",\"payload\":{\"id\":1,\"cases_added\":4}}",
+		       &qase_ms, "{\"title\":\"t\",\"cases_count\":null}");
+	assert_null(get(get(ev, "run"), "cases_count"));
+	json_object_put(ev);
+}
+
+static void test_event__nullable_plan_description_environment_stay_null(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.started\",\"payload\":{\"id\":1,\"title\":\"t\","
+		       "\"description\":null,\"plan\":null,\"environment\":null}}",
+		       &qase_ms, NULL);
+	assert_run(ev, "{\"title\":\"t\",\"description\":null,\"plan\":null,"
+		   "\"environment\":null,\"cases_count\":null,\"cases_added\":null,"
+		   "\"public\":null," COUNTS_NULL ",\"duration_ms\":null}");
+	json_object_put(ev);
+}
+
+static void test_event__present_plan_description_environment_are_kept(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.started\",\"payload\":{\"id\":1,\"title\":\"t\","
+		       "\"description\":\"nightly\",\"plan\":{\"id\":9,\"title\":\"p\",\"x\":1},"
+		       "\"environment\":\"staging\"}}", &qase_ms, NULL);
+	assert_run(ev, "{\"title\":\"t\",\"description\":\"nightly\","
+		   "\"plan\":{\"id\":9,\"title\":\"p\"},\"environment\":\"staging\","
+		   "\"cases_count\":null,\"cases_added\":null,\"public\":null,"
+		   COUNTS_NULL ",\"duration_ms\":null}");
+	json_object_put(ev);
+}
+
+static void test_event__completed_has_no_skipped_or_untested(void **state)
+{
+	json_object *ev;
+	size_t len;
+	char *body = read_fixture("run.completed.json", &len);
+
+	(void)state;
+	ev = normalize(body, &qase_ms, NULL);
+	assert_null(get(get(get(ev, "run"), "counts"), "skipped"));
+	assert_null(get(get(get(ev, "run"), "counts"), "untested"));
+	json_object_put(ev);
+	free(body);
+}
+
+static void test_event__missing_counts_are_null_not_zero(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.completed\",\"payload\":{\"id\":1,\"passed\":3}}",
+		       &qase_ms, NULL);
+	assert_string_equal(plain(get(get(ev, "run"), "counts")),
+			    "{\"total\":null,\"passed\":3,\"failed\":null,"
+			    "\"blocked\":null,\"skipped\":null,\"untested\":null}");
+	assert_null(get(get(ev, "run"), "cases_count"));
+	json_object_put(ev);
+}
+
+static void test_event__duration_in_seconds_is_scaled_to_ms(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.completed\",\"payload\":{\"id\":1,\"duration\":42}}",
+		       &qase_s, NULL);
+	assert_int_equal(json_object_get_int64(get(get(ev, "run"), "duration_ms")), 42000);
+	json_object_put(ev);
+}
+
+static void test_event__duration_in_ms_is_kept(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.completed\",\"payload\":{\"id\":1,\"duration\":42}}",
+		       &qase_ms, NULL);
+	assert_int_equal(json_object_get_int64(get(get(ev, "run"), "duration_ms")), 42);
+	json_object_put(ev);
+}
+
+static void test_event__fractional_duration_rounds_to_ms(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.aborted\",\"payload\":{\"id\":1,\"duration\":1.5}}",
+		       &qase_s, NULL);
+	assert_int_equal(json_object_get_int64(get(get(ev, "run"), "duration_ms")), 1500);
+	json_object_put(ev);
+}
+
+static void test_event__overflowing_duration_is_null(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.aborted\",\"payload\":{\"id\":1,"
+		       "\"duration\":9223372036854775807}}", &qase_s, NULL);
+	assert_null(get(get(ev, "run"), "duration_ms"));
+	json_object_put(ev);
+}
+
+static void test_event__report_changed_false_is_not_public(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.report_changed\",\"payload\":{\"id\":2,\"visible\":false}}",
+		       &qase_ms, "{\"public\":true}");
+	assert_true(json_object_is_type(get(get(ev, "run"), "public"), json_type_boolean));
+	assert_false(json_object_get_boolean(get(get(ev, "run"), "public")));
+	json_object_put(ev);
+}
+
+/* ---- enrichment -------------------------------------------------------- */
+
+#define STARTED_RUN "{\"title\":\"Nightly\",\"description\":\"all\"," \
+	"\"plan\":{\"id\":3,\"title\":\"d\"},\"environment\":\"staging\"," \
+	"\"cases_count\":14,\"cases_added\":null,\"public\":false," \
+	"\"counts\":{\"total\":1,\"passed\":1,\"failed\":0,\"blocked\":0," \
+	"\"skipped\":0,\"untested\":0},\"duration_ms\":99}"
+
+static void test_event__completed_enriched_from_started(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.completed\",\"payload\":{\"id\":1,"
+		       "\"passed\":2,\"failed\":1,\"blocked\":0}}", &qase_ms, STARTED_RUN);
+	assert_run(ev, "{\"title\":\"Nightly\",\"description\":\"all\","
+		   "\"plan\":{\"id\":3,\"title\":\"d\"},\"environment\":\"staging\","
+		   "\"cases_count\":14,\"cases_added\":null,\"public\":false,"
+		   "\"counts\":{\"total\":null,\"passed\":2,\"failed\":1,\"blocked\":0,"
+		   "\"skipped\":null,\"untested\":null},\"duration_ms\":null}");
+	json_object_put(ev);
+}
+
+static void test_event__completed_cases_is_the_total_over_prior(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.completed\",\"payload\":{\"id\":1,\"cases\":15}}",
+		       &qase_ms, STARTED_RUN);
+	assert_int_equal(json_object_get_int64(get(get(ev, "run"), "cases_count")), 15);
+	json_object_put(ev);
+}
+
+static void test_event__own_values_win_over_prior(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.started\",\"payload\":{\"id\":1,\"title\":\"Re-run\","
+		       "\"plan\":{\"id\":4,\"title\":\"e\"},\"environment\":\"prod\","
+		       "\"cases_count\":3}}", &qase_ms, STARTED_RUN);
+	assert_run(ev, "{\"title\":\"Re-run\",\"description\":\"all\","
+		   "\"plan\":{\"id\":4,\"title\":\"e\"},\"environment\":\"prod\","
+		   "\"cases_count\":3,\"cases_added\":null,\"public\":false,"
+		   COUNTS_NULL ",\"duration_ms\":null}");
+	json_object_put(ev);
+}
+
+static void test_event__counts_and_duration_are_never_carried_over(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.deleted\",\"payload\":{\"id\":1}}",
+		       &qase_ms, STARTED_RUN);
+	assert_string_equal(plain(get(get(ev, "run"), "counts")),
+			    "{\"total\":null,\"passed\":null,\"failed\":null,"
+			    "\"blocked\":null,\"skipped\":null,\"untested\":null}");
+	assert_null(get(get(ev, "run"), "duration_ms"));
+	assert_null(get(get(ev, "run"), "cases_added"));
+	json_object_put(ev);
+}
+
+static void test_event__unknown_event_is_normalized_from_what_is_there(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"result.created\",\"timestamp\":0,"
+		       "\"payload\":{\"id\":5,\"passed\":1,\"run_id\":9}}", &qase_ms, NULL);
+	assert_string_equal(json_object_get_string(get(ev, "type")), "result.created");
+	assert_int_equal(json_object_get_int64(get(ev, "run_id")), 5);
+	assert_string_equal(json_object_get_string(get(ev, "occurred_at")),
+			    "1970-01-01T00:00:00Z");
+	assert_null(get(ev, "project"));
+	assert_null(get(ev, "actor_id"));
+	assert_int_equal(json_object_get_int64(get(get(get(ev, "run"), "counts"), "passed")), 1);
+	json_object_put(ev);
+}
+
+static void test_event__mistyped_payload_fields_become_null(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.started\",\"payload\":{\"id\":1,\"title\":7,"
+		       "\"plan\":\"p\",\"environment\":[],\"cases_count\":\"14\","
+		       "\"passed\":true,\"duration\":\"1\",\"visible\":1}}", &qase_ms, NULL);
+	assert_run(ev, RUN_EMPTY);
+	json_object_put(ev);
+}
+
+static void test_event__absent_envelope_fields_are_null(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.deleted\",\"payload\":{\"id\":1},"
+		       "\"timestamp\":null,\"team_member_id\":0}", &qase_ms, NULL);
+	assert_null(get(ev, "occurred_at"));
+	assert_null(get(ev, "project"));
+	assert_int_equal(json_object_get_int64(get(ev, "actor_id")), 0);
+	json_object_put(ev);
+}
+
+static void test_event__received_at_keeps_milliseconds(void **state)
+{
+	json_object *d = parse_ok("{\"event_name\":\"run.deleted\",\"payload\":{\"id\":1}}");
+	json_object *ev = NULL;
+	struct err err = { 0 };
+
+	(void)state;
+	assert_int_equal(event_normalize(&ev, d, &qase_ms, "x", 1650540194007LL, NULL, &err), 0);
+	assert_string_equal(json_object_get_string(get(ev, "received_at")),
+			    "2022-04-21T11:23:14.007Z");
+	assert_string_equal(json_object_get_string(get(ev, "id")), "x");
+	json_object_put(ev);
+	json_object_put(d);
+}
+
+/* ---- accessors --------------------------------------------------------- */
+
+static void test_event__accessors_read_name_project_and_run_id(void **state)
+{
+	json_object *d;
+
+	(void)state;
+	d = parse_ok("{\"event_name\":\"run.started\",\"project_code\":\"DEMO\",\"payload\":{\"id\":42}}");
+	assert_string_equal(event_name_of(d), "run.started");
+	assert_string_equal(event_project_of(d), "DEMO");
+	assert_int_equal(event_run_id_of(d), 42);
+	json_object_put(d);
+	d = parse_ok("{\"event\":\"run.started\",\"payload\":{\"id\":1}}");
+	assert_string_equal(event_name_of(d), "run.started");
+	assert_null(event_project_of(d));
+	json_object_put(d);
+}
+
+/* ---- 400s -------------------------------------------------------------- */
+
+static void test_event__rejects_what_is_not_json(void **state)
+{
+	(void)state;
+	REJECT("", "body is not JSON: unexpected end of data");
+	REJECT("   ", "body is not JSON: unexpected end of data");
+	REJECT("event_name=run.started", "body is not JSON: unexpected character");
+	REJECT("{\"event_name\":\"run.started\"", "body is not JSON: unexpected end of data");
+	REJECT("{\"a\":1,}", "body is not JSON: unexpected character");
+}
+
+static void test_event__rejects_what_is_not_an_object(void **state)
+{
+	(void)state;
+	REJECT("[1,2]", "body must be a JSON object");
+	REJECT("\"run.started\"", "body must be a JSON object");
+	REJECT("42", "body must be a JSON object");
+	REJECT("null", "body must be a JSON object");
+}
+
+static void test_event__rejects_missing_or_bad_event_name(void **state)
+{
+	(void)state;
+	REJECT("{\"payload\":{\"id\":1}}", "event_name is required");
+	REJECT("{\"event_name\":null,\"payload\":{\"id\":1}}", "event_name is required");
+	REJECT("{\"event_name\":5,\"payload\":{\"id\":1}}",
+	       "event_name must be a non-empty string");
+	REJECT("{\"event_name\":\"\",\"payload\":{\"id\":1}}",
+	       "event_name must be a non-empty string");
+	REJECT("{\"event\":[\"run.started\"],\"payload\":{\"id\":1}}",
+	       "event must be a non-empty string");
+}
+
+static void test_event__rejects_missing_or_bad_payload(void **state)
+{
+	(void)state;
+	REJECT("{\"event_name\":\"run.started\"}", "payload must be an object");
+	REJECT("{\"event_name\":\"run.started\",\"payload\":[{\"id\":1}]}",
+	       "payload must be an object");
+	REJECT("{\"event_name\":\"run.started\",\"payload\":\"x\"}",
+	       "payload must be an object");
+}
+
+static void test_event__rejects_missing_or_bad_payload_id(void **state)
+{
+	(void)state;
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{}}", "payload.id is required");
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":null}}",
+	       "payload.id is required");
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":\"1\"}}",
+	       "payload.id must be a positive integer");
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":0}}",
+	       "payload.id must be a positive integer");
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":-3}}",
+	       "payload.id must be a positive integer");
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":1.5}}",
+	       "payload.id must be a positive integer");
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":true}}",
+	       "payload.id must be a positive integer");
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":9223372036854775808}}",
+	       "payload.id must be a positive integer");
+}
+
+static void test_event__rejects_mistyped_envelope_fields(void **state)
+{
+	(void)state;
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":1},\"timestamp\":\"1650540069\"}",
+	       "timestamp must be an integer (Unix seconds, 0..253402300799)");
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":1},\"timestamp\":1.5}",
+	       "timestamp must be an integer (Unix seconds, 0..253402300799)");
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":1},\"timestamp\":-1}",
+	       "timestamp must be an integer (Unix seconds, 0..253402300799)");
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":1},\"team_member_id\":\"40\"}",
+	       "team_member_id must be an integer");
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":1},\"project_code\":7}",
+	       "project_code must be a string");
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":1},\"project_code\":{}}",
+	       "project_code must be a string");
+}
+
+static void test_event__rejects_invalid_utf8(void **state)
+{
+	(void)state;
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":1,\"title\":\"\xff\xfe\"}}",
+	       "body is not valid UTF-8 (byte 55)");
+	/* json-c's own check lets these three through */
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":1,\"title\":\"\xc0\xaf\"}}",
+	       "body is not valid UTF-8 (byte 55)");
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":1,\"title\":\"\xed\xa0\x80\"}}",
+	       "body is not valid UTF-8 (byte 55)");
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":1,\"title\":\"\xf4\x90\x80\x80\"}}",
+	       "body is not valid UTF-8 (byte 55)");
+	/* truncated sequence at the very end */
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":1}}\xe2\x9c",
+	       "body is not valid UTF-8 (byte 47)");
+}
+
+static void test_event__accepts_valid_utf8(void **state)
+{
+	json_object *d;
+
+	(void)state;
+	d = parse_ok("{\"event_name\":\"run.started\",\"payload\":{\"id\":1,"
+		     "\"title\":\"Pr\xc3\xbc" "fung \xe2\x9c\x93\"}}");
+	json_object_put(d);
+}
+
+static void test_event__rejects_trailing_bytes(void **state)
+{
+	(void)state;
+	REJECT("{\"event_name\":\"run.deleted\",\"payload\":{\"id\":1}} x",
+	       "body is not JSON: unexpected data after the JSON value at byte 48");
+	REJECT("{\"event_name\":\"run.deleted\",\"payload\":{\"id\":1}}{}",
+	       "body is not JSON: unexpected data after the JSON value at byte 47");
+	/* a NUL would end a C string early but not the body */
+	REJECT("{\"event_name\":\"run.deleted\",\"payload\":{\"id\":1}}\0{}",
+	       "body is not JSON: unexpected data after the JSON value at byte 47");
+}
+
+static void test_event__accepts_trailing_whitespace(void **state)
+{
+	json_object *d = parse_ok("{\"event_name\":\"run.deleted\",\"payload\":{\"id\":1}}\r\n ");
+
+	(void)state;
+	json_object_put(d);
+}
+
+/*
+ * A body whose deepest value is `levels` deep, counted as json-c does (the
+ * top object is 1, every member or element one more, scalars included):
+ * {"event_name":"run.started","payload":{"id":1,"x":[[...[1]...]]}}
+ */
+static char *nested(int levels)
+{
+	size_t cap = 128 + 2 * (size_t)levels;
+	char *s = malloc(cap);
+	int n = snprintf(s, cap, "{\"event_name\":\"run.started\",\"payload\":{\"id\":1,\"x\":");
+
+	for (int i = 0; i < levels - 3; i++)
+		s[n++] = '[';
+	s[n++] = '1';
+	for (int i = 0; i < levels - 3; i++)
+		s[n++] = ']';
+	s[n++] = '}';
+	s[n++] = '}';
+	s[n] = '\0';
+	return s;
+}
+
+static void test_event__rejects_nesting_deeper_than_max_depth(void **state)
+{
+	json_object *d = NULL;
+	struct err err = { 0 };
+	char *ok = nested(MAX_DEPTH), *deep = nested(MAX_DEPTH + 1);
+	char *bomb = nested(100000);
+
+	(void)state;
+	assert_int_equal(event_parse(&d, ok, strlen(ok), MAX_DEPTH, &err), 0);
+	json_object_put(d);
+	expect_400(deep, strlen(deep),
+		   "body is not acceptable JSON: nested deeper than 32 levels");
+	expect_400(bomb, strlen(bomb),
+		   "body is not acceptable JSON: nested deeper than 32 levels");
+	free(ok);
+	free(deep);
+	free(bomb);
+}
+
+/* ---- delivery id ------------------------------------------------------- */
+
+static void test_event__delivery_id_is_sha256_of_source_then_body(void **state)
+{
+	/* printf 'qase%s' '<body>' | sha256sum */
+	const char *body = "{\"event_name\":\"run.deleted\",\"timestamp\":1650540289,"
+			   "\"payload\":{\"id\":1},\"team_member_id\":40,\"project_code\":\"ID\"}";
+	char id[65];
+
+	(void)state;
+	event_delivery_id(id, "qase", body, strlen(body));
+	assert_string_equal(id, "d514fbcd32217303b6ecc0ec679ea2b6798e54366e85e19a3a4d1786770c326d");
+	/* printf 'qase' | sha256sum */
+	event_delivery_id(id, "qase", "", 0);
+	assert_string_equal(id, "d6386e4d061dc866d2e0873251ca19faa8c8e2ddffcde303d007af716b0a3f2b");
+}
+
+static void test_event__delivery_id_of_fixture_file_bytes(void **state)
+{
+	size_t len;
+	char *body = read_fixture("run.completed.json", &len), id[65];
+
+	(void)state;
+	/* (printf qase; cat run.completed.json) | sha256sum */
+	event_delivery_id(id, "qase", body, len);
+	assert_string_equal(id, "b17f6360ecca8867efbac689dbdef3bd4a4cc362ecd8713d8509b68e9b618ef7");
+	free(body);
+}
+
+static void test_event__delivery_id_depends_on_source(void **state)
+{
+	char a[65], b[65];
+
+	(void)state;
+	event_delivery_id(a, "qase", "{}", 2);
+	event_delivery_id(b, "qase2", "{}", 2);
+	assert_string_not_equal(a, b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_event__started_fixture_normalizes),
+		cmocka_unit_test(test_event__completed_fixture_normalizes),
+		cmocka_unit_test(test_event__aborted_fixture_normalizes),
+		cmocka_unit_test(test_event__deleted_fixture_normalizes),
+		cmocka_unit_test(test_event__report_changed_fixture_normalizes),
+		cmocka_unit_test(test_event__updated_fixture_normalizes),
+		cmocka_unit_test(test_event__fixtures_enrich_through_a_run_lifecycle),
+		cmocka_unit_test(test_event__legacy_event_field_names_the_type),
+		cmocka_unit_test(test_event__event_name_wins_over_legacy_event),
+		cmocka_unit_test(test_event__aborted_reads_skiped_typo),
+		cmocka_unit_test(test_event__skipped_wins_over_skiped),
+		cmocka_unit_test(test_event__updated_cases_added_is_a_delta_on_prior_count),
+		cmocka_unit_test(test_event__updated_cases_count_is_a_total_and_wins),
+		cmocka_unit_test(test_event__updated_without_prior_count_leaves_total_null),
+		cmocka_unit_test(test_event__nullable_plan_description_environment_stay_null),
+		cmocka_unit_test(test_event__present_plan_description_environment_are_kept),
+		cmocka_unit_test(test_event__completed_has_no_skipped_or_untested),
+		cmocka_unit_test(test_event__missing_counts_are_null_not_zero),
+		cmocka_unit_test(test_event__duration_in_seconds_is_scaled_to_ms),
+		cmocka_unit_test(test_event__duration_in_ms_is_kept),
+		cmocka_unit_test(test_event__fractional_duration_rounds_to_ms),
+		cmocka_unit_test(test_event__overflowing_duration_is_null),
+		cmocka_unit_test(test_event__report_changed_false_is_not_public),
+		cmocka_unit_test(test_event__completed_enriched_from_started),
+		cmocka_unit_test(test_event__completed_cases_is_the_total_over_prior),
+		cmocka_unit_test(test_event__own_values_win_over_prior),
+		cmocka_unit_test(test_event__counts_and_duration_are_never_carried_over),
+		cmocka_unit_test(test_event__unknown_event_is_normalized_from_what_is_there),
+		cmocka_unit_test(test_event__mistyped_payload_fields_become_null),
+		cmocka_unit_test(test_event__absent_envelope_fields_are_null),
+		cmocka_unit_test(test_event__received_at_keeps_milliseconds),
+		cmocka_unit_test(test_event__accessors_read_name_project_and_run_id),
+		cmocka_unit_test(test_event__rejects_what_is_not_json),
+		cmocka_unit_test(test_event__rejects_what_is_not_an_object),
+		cmocka_unit_test(test_event__rejects_missing_or_bad_event_name),
+		cmocka_unit_test(test_event__rejects_missing_or_bad_payload),
+		cmocka_unit_test(test_event__rejects_missing_or_bad_payload_id),
+		cmocka_unit_test(test_event__rejects_mistyped_envelope_fields),
+		cmocka_unit_test(test_event__rejects_invalid_utf8),
+		cmocka_unit_test(test_event__accepts_valid_utf8),
+		cmocka_unit_test(test_event__rejects_trailing_bytes),
+		cmocka_unit_test(test_event__accepts_trailing_whitespace),
+		cmocka_unit_test(test_event__rejects_nesting_deeper_than_max_depth),
+		cmocka_unit_test(test_event__delivery_id_is_sha256_of_source_then_body),
+		cmocka_unit_test(test_event__delivery_id_of_fixture_file_bytes),
+		cmocka_unit_test(test_event__delivery_id_depends_on_source),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
