@@ -16,6 +16,7 @@ static const char usage[] =
 	"  route    show what a delivery would do (dry run)\n"
 	"  replay   re-queue dead or chosen actions\n"
 	"  status   count pending, retrying and dead actions\n"
+	"  tail     follow a Redis stream of events\n"
 	"\n"
 	"runbridge COMMAND --help shows a command's options.\n";
 
@@ -27,7 +28,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "serve", cli_serve }, { "check", cli_check },
 		{ "route", cli_route }, { "replay", cli_replay },
-		{ "status", cli_status },
+		{ "status", cli_status }, { "tail", cli_tail },
 	};
 
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {

@@ -226,11 +226,21 @@ class Case(unittest.TestCase):
         self.bridges = []
 
     def tearDown(self):
+        reports = []
         for b in self.bridges:
             if b.proc:
-                b.stop(signal.SIGKILL)
+                b.stop()
+            log = b.logs()
+            # Sanitizer builds report memory errors, leaks and undefined
+            # behaviour on stderr, which is the daemon's log.
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                           "runtime error:"):
+                if marker in log:
+                    reports.append(log)
         self.redis.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if reports:
+            self.fail("sanitizer report in the daemon's log:\n" + reports[0][-6000:])
 
     def bridge(self, **kw):
         b = Runbridge(self.tmp, self.redis.port, **kw)
