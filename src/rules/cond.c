@@ -564,7 +564,7 @@ static int str_cmp(json_object *a, json_object *b)
  * they are not comparable (missing, or of different kinds). */
 static int value_cmp(json_object *got, json_object *want, int *r)
 {
-	struct num a, b;
+	struct num a = { 0 }, b = { 0 };
 
 	if (json_object_is_type(want, json_type_string)) {
 		if (!json_object_is_type(got, json_type_string))
