@@ -38,4 +38,8 @@ struct rules;
  * "file:line:col: message" on stderr.  Returns 0 or 1. */
 int cli_load(const char *path, struct config **cfg, struct rules **rules);
 
+/* runbridge tail -c FILE STREAM [--group G --consumer C] [--json] [--count N]
+ *                [--from-start]: follows a stream (src/cli/tail.c). */
+int cli_tail(int argc, char **argv);
+
 #endif
