@@ -66,10 +66,13 @@ static void stop(struct daemon *dm)
 	int clean = 1;
 
 	http_stop(dm->http);
+	log_msg(LOG_DEBUG, "http stopped");
 	if (dm->d)
 		clean = dispatch_stop(dm->d, dm->cfg->shutdown_timeout_s) == 0;
+	log_msg(LOG_DEBUG, "actions stopped");
 	if (dm->in)
 		ingest_stop(dm->in);
+	log_msg(LOG_DEBUG, "store closed");
 	if (clean) {
 		dispatch_free(dm->d);
 		ingest_free(dm->in);
@@ -154,6 +157,9 @@ int cli_serve(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Past a file size limit, writes must fail (and the delivery get a
+	 * 503) rather than kill the daemon. */
+	signal(SIGXFSZ, SIG_IGN);
 
 	rc = start(&dm);
 	if (rc == 0) {

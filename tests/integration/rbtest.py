@@ -151,9 +151,9 @@ class Runbridge:
             f.write(cfg)
         self.proc = None
 
-    def start(self, wait=True):
+    def start(self, wait=True, wrapper=()):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([BIN, "serve", "-c", self.config],
+        self.proc = subprocess.Popen(list(wrapper) + [BIN, "serve", "-c", self.config],
                                      stdout=self.log, stderr=self.log,
                                      env=self.env, cwd=self.dir)
         if wait:

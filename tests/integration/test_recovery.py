@@ -4,7 +4,9 @@ import json
 import signal
 import unittest
 
-from rbtest import Case, Redis, wait_until
+import subprocess
+
+from rbtest import Case, Redis, Runbridge, wait_until
 
 
 def body(project, run, i):
@@ -68,6 +70,36 @@ class Recovery(Case):
         b.start()
         wait_until(lambda: len(self.entries("rb:TERM")) == 30, what="all entries")
         self.assertEqual(b.status()["deliveries"], 30)
+        self.assertStopsCleanly(b)
+
+    def test_full_disk_answers_503_then_recovers_by_itself(self):
+        # A file size limit makes the store's writes fail as on a full disk.
+        b = Runbridge(self.tmp, self.redis.port)
+        self.bridges.append(b)
+        b.start(wrapper=["prlimit", "--fsize=262144:unlimited"])
+        pad = "x" * 2000
+        acked, refused = [], 0
+        for i in range(400):
+            if refused == 5:
+                break
+            doc = json.loads(body("FULL", 5, i))
+            doc["pad"] = pad
+            status, reply = b.post(json.dumps(doc))
+            if status == 202:
+                acked.append(i)
+            else:
+                self.assertEqual(status, 503, reply)
+                self.assertIn("store", reply["error"])
+                refused += 1
+        self.assertGreater(refused, 0, "the size limit was never reached")
+        self.assertEqual(b.request("GET", "/readyz")[0], 503)
+        subprocess.run(["prlimit", "--pid", str(b.proc.pid), "--fsize=unlimited:unlimited"], check=True)
+        wait_until(lambda: b.request("GET", "/readyz")[0] == 200, what="ready again")
+        self.assertEqual(b.post(body("FULL", 5, 1000))[0], 202)
+        acked.append(1000)
+        wait_until(lambda: len(self.entries("rb:FULL")) == len(acked), timeout=20,
+                   what="every acknowledged delivery in the stream")
+        self.assertEqual(self.entries("rb:FULL"), acked)
         self.assertStopsCleanly(b)
 
 
