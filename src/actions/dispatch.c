@@ -612,7 +612,11 @@ static int start_pool(struct pool *p, struct err *err)
 	for (int i = 0; i < p->nthreads; i++) {
 		if (worker_new(&p->workers[i], p, p->d->cfg, err) < 0)
 			return -1;
-		if (pthread_create(&p->threads[i], NULL, worker_main, p->workers[i]) != 0) {
+		if (pthread_create(&p->threads[i], NULL, worker_main, p->workers[i]) == 0) {
+			char name[16];
+			snprintf(name, sizeof(name), "rb-%s", p->kind);
+			pthread_setname_np(p->threads[i], name);
+		} else {
 			worker_free(p->workers[i]);
 			p->workers[i] = NULL;
 			return err_set(err, "cannot start a %s worker thread", p->kind);
@@ -645,6 +649,7 @@ int dispatch_start(struct dispatch *d, struct ingest *in, struct err *err)
 			return -1;
 	if (pthread_create(&d->thread, NULL, sched_main, d) != 0)
 		return err_set(err, "cannot start the scheduler thread");
+	pthread_setname_np(d->thread, "rb-sched");
 	d->started = 1;
 	pthread_mutex_lock(&d->mu);
 	pump(d);

@@ -36,7 +36,9 @@ struct req {
 	/* REQ_ATTEMPT (heap, owned by the writer) */
 	struct attempt_rec attempt;
 	char *detail;
-	/* results */
+	/* results; the waiter sleeps on its own cv, so a commit wakes exactly
+	 * the requests it finished instead of every waiting thread */
+	pthread_cond_t cv;
 	int done, failed, duplicate;
 	struct err err;
 };
@@ -56,7 +58,6 @@ struct ingest {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t work;     /* the writer waits for requests */
-	pthread_cond_t done;     /* callers wait for their commit */
 	struct req *head, *tail;
 	int stopping, stopped;
 	struct jobvec jobs;      /* writer-thread only */
@@ -83,10 +84,12 @@ static void submit_wait(struct ingest *in, struct req *r)
 		pthread_mutex_unlock(&in->mu);
 		return;
 	}
+	pthread_cond_init(&r->cv, NULL);
 	enqueue(in, r);
 	while (!r->done)
-		pthread_cond_wait(&in->done, &in->mu);
+		pthread_cond_wait(&r->cv, &in->mu);
 	pthread_mutex_unlock(&in->mu);
+	pthread_cond_destroy(&r->cv);
 }
 
 int ingest_delivery(struct ingest *in, const struct source_cfg *src,
@@ -264,16 +267,12 @@ done:
 	return rc;
 }
 
-static int savepoint(struct ingest *in, const char *sql)
-{
-	struct err e;
-	return store_exec(in->st, sql, &e);
-}
-
 static void run_delivery(struct ingest *in, const struct rules *rules,
 			 struct req *r, size_t jobs_before)
 {
-	if (savepoint(in, "SAVEPOINT d") < 0) {
+	struct err e;
+
+	if (store_savepoint(in->st, &e) < 0) {
 		r->failed = 1;
 		err_setc(&r->err, 503, "store unavailable");
 		return;
@@ -281,12 +280,12 @@ static void run_delivery(struct ingest *in, const struct rules *rules,
 	if (store_one(in, rules, r) < 0) {
 		log_kv(LOG_ERROR, "delivery not stored", "id", r->id,
 		       "error", r->err.msg, NULL);
-		savepoint(in, "ROLLBACK TO d");
+		store_rollback_to(in->st, &e);
 		in->jobs.n = jobs_before;
 		r->failed = 1;
 		err_setc(&r->err, 503, "store unavailable: %s", r->err.msg);
 	}
-	savepoint(in, "RELEASE d");
+	store_release(in->st, &e);
 }
 
 /* Returns 1 when the batch committed. */
@@ -342,6 +341,7 @@ static void finish_batch(struct ingest *in, struct req *batch)
 		next = r->next;
 		if (r->type != REQ_ATTEMPT) {
 			r->done = 1;
+			pthread_cond_signal(&r->cv);
 		} else if (r->failed && !in->stopping) {
 			r->failed = 0;
 			r->next = retry;
@@ -355,7 +355,6 @@ static void finish_batch(struct ingest *in, struct req *batch)
 		next = r->next;
 		enqueue(in, r);
 	}
-	pthread_cond_broadcast(&in->done);
 	pthread_mutex_unlock(&in->mu);
 }
 
@@ -401,6 +400,7 @@ int ingest_start(struct ingest **out, struct store *st, const struct config *cfg
 	*out = NULL;
 	if (!in)
 		return err_set(err, "out of memory");
+
 	in->st = st;
 	in->cfg = cfg;
 	in->rules = rules;
@@ -408,14 +408,13 @@ int ingest_start(struct ingest **out, struct store *st, const struct config *cfg
 	in->ctx = ctx;
 	pthread_mutex_init(&in->mu, NULL);
 	pthread_cond_init(&in->work, NULL);
-	pthread_cond_init(&in->done, NULL);
 	if (pthread_create(&in->thread, NULL, writer_main, in) != 0) {
 		pthread_mutex_destroy(&in->mu);
 		pthread_cond_destroy(&in->work);
-		pthread_cond_destroy(&in->done);
 		free(in);
 		return err_set(err, "cannot start the writer thread");
 	}
+	pthread_setname_np(in->thread, "rb-writer");
 	*out = in;
 	return 0;
 }
@@ -443,6 +442,5 @@ void ingest_free(struct ingest *in)
 	free(in->jobs.v);
 	pthread_mutex_destroy(&in->mu);
 	pthread_cond_destroy(&in->work);
-	pthread_cond_destroy(&in->done);
 	free(in);
 }

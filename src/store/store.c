@@ -52,6 +52,9 @@ enum stmt_id {
 	S_JOB_LOAD,
 	S_JOBS_OPEN,
 	S_TOUCH,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
 	S_COUNT
 };
 
@@ -79,12 +82,18 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_JOBS_OPEN] = "SELECT id, attempts, next_ms, lane, kind FROM jobs"
 			" WHERE state < 2 AND id > ?1 ORDER BY id LIMIT ?2",
 	[S_TOUCH] = "INSERT OR REPLACE INTO meta(key, value) VALUES('probe', ?1)",
+	[S_SAVEPOINT] = "SAVEPOINT one",
+	[S_RELEASE] = "RELEASE one",
+	[S_ROLLBACK_TO] = "ROLLBACK TO one",
 };
 
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_COUNT];
 };
+
+static int step_done(struct store *st, sqlite3_stmt *s, struct err *err,
+		     const char *what);
 
 static int db_error(struct store *st, struct err *err, const char *what)
 {
@@ -147,7 +156,8 @@ int store_open(struct store **out, const char *data_dir, enum store_mode mode,
 	}
 	sqlite3_busy_timeout(st->db, 5000);
 	if (mode == STORE_RW &&
-	    (exec_sql(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err) < 0 ||
+	    (exec_sql(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+			  " PRAGMA cache_size=-8192; PRAGMA journal_size_limit=67108864;", err) < 0 ||
 	     exec_sql(st, schema, err) < 0)) {
 		store_close(st);
 		return -1;
@@ -164,6 +174,27 @@ void store_close(struct store *st)
 		sqlite3_finalize(st->stmt[i]);
 	sqlite3_close(st->db);
 	free(st);
+}
+
+static int run_prepared(struct store *st, enum stmt_id id, struct err *err)
+{
+	sqlite3_stmt *s = stmt(st, id, err);
+	return s ? step_done(st, s, err, stmt_sql[id]) : -1;
+}
+
+int store_savepoint(struct store *st, struct err *err)
+{
+	return run_prepared(st, S_SAVEPOINT, err);
+}
+
+int store_release(struct store *st, struct err *err)
+{
+	return run_prepared(st, S_RELEASE, err);
+}
+
+int store_rollback_to(struct store *st, struct err *err)
+{
+	return run_prepared(st, S_ROLLBACK_TO, err);
 }
 
 int store_in_txn(struct store *st)

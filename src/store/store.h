@@ -39,6 +39,12 @@ int store_open(struct store **out, const char *data_dir, enum store_mode mode,
 void store_close(struct store *st);
 
 int store_begin(struct store *st, struct err *err);
+/* Savepoint "one" inside a transaction: one delivery's statements can be
+ * undone without losing the rest of the group. */
+int store_savepoint(struct store *st, struct err *err);
+int store_release(struct store *st, struct err *err);
+int store_rollback_to(struct store *st, struct err *err);
+
 /* 1 inside a transaction (it may have ended on its own after SQLITE_FULL). */
 int store_in_txn(struct store *st);
 /* Runs SQL without results (SAVEPOINT, RELEASE, ...). */
