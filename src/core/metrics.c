@@ -152,8 +152,11 @@ static void put_histogram(struct out *o, const char *name, const char *labels,
 	}
 	put(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
 	    atomic_load(&h->count));
-	put(o, "%s_sum{%s} %.6f\n", name, labels, atomic_load(&h->sum_us) / 1e6);
-	put(o, "%s_count{%s} %llu\n", name, labels, atomic_load(&h->count));
+	const char *open = labels[0] ? "{" : "", *close = labels[0] ? "}" : "";
+	put(o, "%s_sum%s%s%s %.6f\n", name, open, labels, close,
+	    atomic_load(&h->sum_us) / 1e6);
+	put(o, "%s_count%s%s%s %llu\n", name, open, labels, close,
+	    atomic_load(&h->count));
 }
 
 static void put_deliveries(struct out *o)
