@@ -95,6 +95,8 @@ static const struct option options[] = {
 	INT("shutdown_timeout_s", C(shutdown_timeout_s), 0, 3600, "30"),
 	ENUM("log.level", C(log_level), log_levels, "info"),
 	ENUM("log.format", C(log_format), log_formats, "text"),
+	{ "http.admin_token", OPT_STRING, 0, 0, NULL, C(admin_token), NULL, NULL,
+	  OPT_EMPTY_NULL | OPT_SECRET },
 };
 
 /* Fields of one source; path and kind default from the name (see below). */
@@ -105,6 +107,10 @@ static const struct option source_options[] = {
 	{ "duration_unit", OPT_CHOICE, 0, 0, "ms", S(duration_unit),
 	  duration_units, NULL, 0 },
 	ENUM("kind", S(kind), source_kinds, NULL),
+	{ "hmac_header", OPT_STRING, 0, 0, NULL, S(hmac_header), NULL, NULL,
+	  OPT_EMPTY_NULL },
+	{ "hmac_secret", OPT_STRING, 0, 0, NULL, S(hmac_secret), NULL, NULL,
+	  OPT_EMPTY_NULL | OPT_SECRET },
 };
 
 /* ---- values ---------------------------------------------------------- */
@@ -683,6 +689,9 @@ static void load_source(struct load *ld, struct source_cfg *s,
 	else if (cfg_scalar_is_null(val) < 0)
 		bad(ld, val, "sources.%s: expected a map, got %s", s->name,
 		    cfg_type_name(val));
+	if (!s->hmac_header != !s->hmac_secret)
+		bad(ld, key, "sources.%s: hmac_header and hmac_secret go together "
+		    "(one is set, the other is missing or empty)", s->name);
 	if (!s->kind && !cfg_get(val, "kind") &&
 	    value_index(source_kinds, s->name) < 0)
 		bad(ld, key, "sources.%s.kind: expected one of qase, got '%s' "

@@ -23,6 +23,8 @@ struct source_cfg {
 	char *path;          /* URL path, default "/webhooks/<name>" */
 	char *secret;        /* NULL or "" = no secret check */
 	enum duration_unit duration_unit; /* sources.qase.duration_unit: ms|s */
+	char *hmac_header;   /* optional: header carrying HMAC-SHA256(body) */
+	char *hmac_secret;   /* its key; both set or neither */
 };
 
 struct config {
@@ -58,6 +60,8 @@ struct config {
 
 	char *log_level;            /* log.level: debug|info|warn|error */
 	char *log_format;           /* log.format: text|json */
+	char *admin_token;          /* http.admin_token: Bearer token that opens
+				       /metrics to non-loopback clients */
 };
 
 /*

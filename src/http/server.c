@@ -12,6 +12,8 @@
 #include <strings.h>
 #include <civetweb.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <json-c/json.h>
 
@@ -93,6 +95,32 @@ static int secret_matches(const char *given, const char *want)
 	SHA256((const unsigned char *)given, strlen(given), a);
 	SHA256((const unsigned char *)want, strlen(want), b);
 	return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
+}
+
+/*
+ * The sender's HMAC-SHA256 of the body, hex, optionally "sha256=<hex>"
+ * (GitHub's form).  Compared in constant time after decoding.
+ */
+static int signature_matches(const char *given, const struct source_cfg *src,
+			     const char *body, size_t len)
+{
+	unsigned char mac[EVP_MAX_MD_SIZE], want[32];
+	unsigned int mlen = 0;
+
+	if (strncasecmp(given, "sha256=", 7) == 0)
+		given += 7;
+	if (strlen(given) != 64)
+		return 0;
+	for (int i = 0; i < 32; i++) {
+		unsigned int b;
+		if (sscanf(given + 2 * i, "%2x", &b) != 1)
+			return 0;
+		want[i] = (unsigned char)b;
+	}
+	if (!HMAC(EVP_sha256(), src->hmac_secret, (int)strlen(src->hmac_secret),
+		  (const unsigned char *)body, len, mac, &mlen) || mlen != 32)
+		return 0;
+	return CRYPTO_memcmp(mac, want, 32) == 0;
 }
 
 static int is_json_type(const char *ct)
@@ -232,6 +260,15 @@ static int handle_source(struct mg_connection *c, void *cbdata)
 			      "request body ended before Content-Length bytes");
 	if (status)
 		return refuse(c, rt, 503, "", "out of memory");
+	if (rt->src->hmac_header) {
+		const char *sig = mg_get_header(c, rt->src->hmac_header);
+		if (!sig || !signature_matches(sig, rt->src, body, len)) {
+			free(body);
+			snprintf(msg, sizeof(msg), "%s %s", rt->src->hmac_header,
+				 sig ? "does not match the body" : "header is missing");
+			return refuse(c, rt, 401, "", msg);
+		}
+	}
 	status = accept_delivery(c, rt, body, len, received_ms);
 	free(body);
 	return status;
@@ -261,10 +298,15 @@ static int handle_readyz(struct mg_connection *c, void *cbdata)
 }
 
 /* Admin data stays on this machine unless a token is configured. */
-static int admin_allowed(struct mg_connection *c)
+static int admin_allowed(struct mg_connection *c, const struct config *cfg)
 {
 	const char *addr = mg_get_request_info(c)->remote_addr;
-	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0;
+	const char *auth = mg_get_header(c, "Authorization");
+
+	if (strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0)
+		return 1;
+	return cfg->admin_token && auth && strncmp(auth, "Bearer ", 7) == 0 &&
+	       secret_matches(auth + 7, cfg->admin_token);
 }
 
 static int handle_metrics(struct mg_connection *c, void *cbdata)
@@ -276,8 +318,8 @@ static int handle_metrics(struct mg_connection *c, void *cbdata)
 	struct store *st;
 	struct err err;
 
-	if (!admin_allowed(c))
-		return reply_error(c, 403, "", "metrics are served to loopback only");
+	if (!admin_allowed(c, s->cfg))
+		return reply_error(c, 403, "", "metrics need a loopback client or http.admin_token");
 	dispatch_stats(s->d, &ds);
 	if (store_open(&st, s->cfg->data_dir, STORE_RO, &err) == 0) {
 		store_counts(st, &sc, &err);

@@ -78,6 +78,45 @@ static int json_string_body(const char *s)
 	return ok;
 }
 
+/* 1 when s is well-formed UTF-8 (no overlongs, surrogates or code points
+ * past U+10FFFF): what libyaml lets into a rule file, and what JSON-mode
+ * output must be.  json-c's own check is laxer. */
+static int utf8_strict(const unsigned char *s)
+{
+	while (*s) {
+		unsigned char c = *s, lo = 0x80, hi = 0xBF;
+		size_t n;
+
+		if (c < 0x80) {
+			s++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF)
+			n = 1;
+		else if (c >= 0xE0 && c <= 0xEF)
+			n = 2;
+		else if (c >= 0xF0 && c <= 0xF4)
+			n = 3;
+		else
+			return 0;
+		if (c == 0xE0)
+			lo = 0xA0;
+		else if (c == 0xED)
+			hi = 0x9F;
+		else if (c == 0xF0)
+			lo = 0x90;
+		else if (c == 0xF4)
+			hi = 0x8F;
+		if (s[1] < lo || s[1] > hi)
+			return 0;
+		for (size_t k = 2; k <= n; k++)
+			if ((s[k] & 0xC0) != 0x80)
+				return 0;
+		s += n + 1;
+	}
+	return 1;
+}
+
 /* The template's own text has no quote, backslash or control byte and is
  * UTF-8: then its JSON-mode output must be a valid string body. */
 static int plain_text(const char *s)
@@ -85,7 +124,7 @@ static int plain_text(const char *s)
 	for (const char *p = s; *p; p++)
 		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
 			return 0;
-	return json_string_body(s);
+	return utf8_strict((const unsigned char *)s);
 }
 
 static void render(const struct tmpl *t, json_object *ev, enum tmpl_escape esc,
@@ -99,7 +138,8 @@ static void render(const struct tmpl *t, json_object *ev, enum tmpl_escape esc,
 	n = strlen(out);
 	if (cap && n > cap)
 		abort();
-	if (esc == TMPL_JSON && plain && !json_string_body(out))
+	if (esc == TMPL_JSON && plain &&
+	    (!utf8_strict((const unsigned char *)out) || !json_string_body(out)))
 		abort();
 	free(out);
 }

@@ -128,7 +128,7 @@ class Runbridge:
     """The real daemon with its own config, rules and data directory."""
 
     def __init__(self, workdir, redis_port, rules=DEFAULT_RULES, extra="",
-                 secret=None, env=None):
+                 secret=None, env=None, source=""):
         self.dir = workdir
         self.port = free_port()
         self.data = os.path.join(workdir, "data")
@@ -144,8 +144,11 @@ class Runbridge:
                "redis:\n  url: redis://127.0.0.1:%d/0\n"
                "retry:\n  base_ms: 50\n  max_ms: 400\n"
                % (self.port, self.data, self.rules, redis_port))
-        if secret is not None:
-            cfg += "sources:\n  qase:\n    path: /webhooks/qase\n    secret: %s\n" % secret
+        if secret is not None or source:
+            cfg += "sources:\n  qase:\n    path: /webhooks/qase\n"
+            if secret is not None:
+                cfg += "    secret: %s\n" % secret
+            cfg += source
         cfg += extra
         with open(self.config, "w") as f:
             f.write(cfg)

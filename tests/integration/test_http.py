@@ -1,5 +1,7 @@
 """The HTTP contract: statuses, JSON bodies, and that refused deliveries
 are neither stored nor routed."""
+import hashlib
+import hmac
 import json
 import socket
 import unittest
@@ -172,6 +174,42 @@ class SecretFromEnvironment(Case):
     def test_empty_secret_variable_disables_the_check(self):
         b = self.bridge(secret="${RB_TEST_SECRET_UNSET}")
         self.assertEqual(b.post(fixture("run.started"))[0], 202)
+
+
+class Signature(Case):
+    def setUp(self):
+        super().setUp()
+        self.b = self.bridge(source="    hmac_header: X-Signature\n    hmac_secret: k3y\n")
+
+    def sign(self, body, key=b"k3y"):
+        return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+    def test_signed_body_is_accepted(self):
+        body = fixture("run.started")
+        self.assertEqual(self.b.post(body, headers={"X-Signature": self.sign(body)})[0], 202)
+
+    def test_bare_hex_signature_is_accepted(self):
+        body = fixture("run.started")
+        sig = hmac.new(b"k3y", body, hashlib.sha256).hexdigest()
+        self.assertEqual(self.b.post(body, headers={"X-Signature": sig})[0], 202)
+
+    def test_missing_or_wrong_signature_is_401(self):
+        body = fixture("run.started")
+        status, doc = self.b.post(body)
+        self.assertEqual(status, 401)
+        self.assertIn("X-Signature", doc["error"])
+        status, doc = self.b.post(body, headers={"X-Signature": self.sign(body, b"other")})
+        self.assertEqual(status, 401)
+        status, _ = self.b.post(body + b" ", headers={"X-Signature": self.sign(body)})
+        self.assertEqual(status, 401)
+        self.assertEqual(self.b.status()["deliveries"], 0)
+        self.assertNotIn("k3y", self.b.logs())
+
+
+class AdminToken(Case):
+    def test_metrics_from_loopback_need_no_token(self):
+        b = self.bridge(extra="http:\n  admin_token: t0ken\n")
+        self.assertEqual(b.request("GET", "/metrics")[0], 200)
 
 
 if __name__ == "__main__":
