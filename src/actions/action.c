@@ -4,11 +4,17 @@
 #include <string.h>
 
 #include "actions/action_exec.h"
+#include "actions/action_http.h"
 #include "actions/action_redis.h"
+#include "actions/action_target.h"
 
 static const struct action_ops *const kinds[] = {
 	&action_redis_ops,
 	&action_exec_ops,
+	&action_http_ops,
+	&action_testomat_ops,
+	&action_qasphere_ops,
+	&action_testcenter_ops,
 };
 
 const struct action_ops *action_find(const char *name)
@@ -21,5 +27,5 @@ const struct action_ops *action_find(const char *name)
 
 const char *action_kind_list(void)
 {
-	return "redis, exec";
+	return "redis, exec, http, testomat, qasphere, testcenter";
 }

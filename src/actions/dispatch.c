@@ -77,7 +77,7 @@ struct dispatch {
 	int overflow;
 	unsigned int seed;
 
-	struct pool pools[2];
+	struct pool pools[6];
 	size_t npools;
 	atomic_int redis_up;
 };
@@ -352,7 +352,10 @@ static void apply(struct dispatch *d, struct entry *e, const struct work_result 
 		e->attempts++;
 		if (res->outcome == WORK_FAIL &&
 		    e->attempts < d->cfg->retry_max_attempts) {
-			e->next_ms = now + backoff_ms(d, e->attempts);
+			long long wait = backoff_ms(d, e->attempts);
+			if (res->retry_after_ms > wait)
+				wait = res->retry_after_ms;
+			e->next_ms = now + wait;
 			log_outcome("action failed, retry scheduled", LOG_WARN, e, res);
 			record(d, e, JOB_RETRYING, res);
 			l->where = LANE_IDLE;
@@ -479,6 +482,11 @@ void dispatch_set_redis_up(struct dispatch *d, int up)
 	atomic_store(&d->redis_up, up);
 }
 
+struct ingest *dispatch_ingest(struct dispatch *d)
+{
+	return d->in;
+}
+
 const struct config *dispatch_config(struct dispatch *d)
 {
 	return d->cfg;
@@ -597,6 +605,12 @@ int dispatch_new(struct dispatch **out, const struct config *cfg, struct err *er
 	d->pools[1] = (struct pool){ .kind = "exec", .d = d, .batch_max = 1,
 				     .nthreads = cfg->exec_workers };
 	d->npools = 2;
+	/* One pool per outbound kind: a slow target never holds up another. */
+	static const char *const outbound_kinds[] = { "http", "testomat", "qasphere", "testcenter" };
+	for (size_t i = 0; i < 4; i++)
+		d->pools[d->npools++] = (struct pool){ .kind = outbound_kinds[i], .d = d,
+						       .batch_max = 1,
+						       .nthreads = cfg->target_workers };
 	for (size_t i = 0; i < d->npools; i++)
 		pthread_cond_init(&d->pools[i].cv, NULL);
 	*out = d;

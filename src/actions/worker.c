@@ -10,10 +10,14 @@
 #include <json-c/json.h>
 
 #include "actions/action_exec.h"
+#include "actions/action_http.h"
 #include "actions/action_redis.h"
+#include "actions/outbound.h"
+#include "actions/target.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "store/ingest.h"
 #include "store/store.h"
 
 struct worker {
@@ -21,6 +25,8 @@ struct worker {
 	const struct config *cfg;
 	struct store *st;
 	struct redis_conn *redis;   /* redis workers only */
+	struct outbound *http;      /* outbound kinds only */
+	const struct target_kind *target; /* translated kinds only */
 	struct job *jobs;           /* redis: one per batch slot */
 	struct redis_append *appends;
 	char (*keys)[512];
@@ -43,6 +49,7 @@ void worker_free(struct worker *w)
 		return;
 	store_close(w->st);
 	redis_conn_free(w->redis);
+	outbound_free(w->http);
 	free(w->jobs);
 	free(w->appends);
 	free(w->keys);
@@ -75,6 +82,15 @@ int worker_new(struct worker **out, struct pool *p, const struct config *cfg,
 			goto fail;
 		}
 		if (redis_conn_new(&w->redis, cfg, err) < 0)
+			goto fail;
+	} else if (strcmp(pool_kind(p), "exec") != 0) {
+		static const struct target_kind *const kinds[] = {
+			&target_testomat, &target_qasphere, &target_testcenter,
+		};
+		for (size_t i = 0; i < 3; i++)
+			if (strcmp(kinds[i]->name, pool_kind(p)) == 0)
+				w->target = kinds[i];
+		if (outbound_new(&w->http, err) < 0)
 			goto fail;
 	}
 	*out = w;
@@ -240,6 +256,108 @@ done:
 	return 0;
 }
 
+/* ---- http ------------------------------------------------------------------ */
+
+static void run_http(struct worker *w, struct work_item *it)
+{
+	struct job job;
+	json_object *params = NULL;
+
+	it->res.action = "http";
+	if (load(w, it, &job, &params) == 0) {
+		struct target_outcome out = { .outcome = WORK_FAIL, .retry_after_ms = -1 };
+		action_http_run(params, w->http, it->attempt, &out);
+		it->res.outcome = out.outcome;
+		it->res.retry_after_ms = out.retry_after_ms;
+		snprintf(it->res.detail, sizeof(it->res.detail), "%s", out.detail);
+	}
+	json_object_put(params);
+	job_free(&job);
+}
+
+/* ---- translated targets ----------------------------------------------- */
+
+struct map_ctx {
+	struct worker *w;
+	struct map_key key;
+};
+
+static int save_map(struct target_attempt *a, struct err *err)
+{
+	struct map_ctx *mc = a->save_ctx;
+	struct map_rec rec = {
+		.remote_id = a->map.remote_id, .state = a->map.state,
+		.data = (char *)json_object_to_json_string_ext(a->map.data,
+							       JSON_C_TO_STRING_PLAIN),
+	};
+	return ingest_map(dispatch_ingest(pool_dispatch(mc->w->pool)), &mc->key,
+			  &rec, err);
+}
+
+static int load_map(struct worker *w, struct map_ctx *mc, struct target_attempt *a,
+		    struct err *err)
+{
+	struct map_rec rec;
+
+	if (store_map_get(w->st, &mc->key, &rec, err) < 0)
+		return -1;
+	a->map.remote_id = rec.remote_id;
+	a->map.state = rec.state;
+	a->map.data = rec.data ? json_tokener_parse(rec.data) : NULL;
+	free(rec.data);
+	if (!a->map.data || !json_object_is_type(a->map.data, json_type_object)) {
+		json_object_put(a->map.data);
+		a->map.data = json_object_new_object();
+	}
+	return 0;
+}
+
+static void run_target(struct worker *w, struct work_item *it)
+{
+	struct job job;
+	json_object *params = NULL;
+	struct target_attempt a = { 0 };
+	struct target_outcome out = { .outcome = WORK_FAIL, .retry_after_ms = -1 };
+	struct map_ctx mc = { .w = w };
+	struct err err;
+
+	it->res.action = w->target->name;
+	if (load(w, it, &job, &params) < 0)
+		goto done;
+	const char *name = param_str(params, "target");
+	a.target = name ? config_target(w->cfg, w->target->name, name) : NULL;
+	if (!a.target) {
+		result_set(&it->res, WORK_PERMANENT, "unknown target '%s' (not in the running config)",
+			   name ? name : "");
+		goto done;
+	}
+	mc.key = (struct map_key){ .kind = w->target->name, .target = name,
+				   .project = job.project, .run_id = job.run_id };
+	a.params = params;
+	a.event = json_tokener_parse(job.event_json);
+	a.delivery_id = job.delivery_id;
+	a.job_id = job.id;
+	a.attempt = it->attempt;
+	a.http = w->http;
+	a.save = save_map;
+	a.save_ctx = &mc;
+	if (load_map(w, &mc, &a, &err) < 0) {
+		result_set(&it->res, WORK_FAIL, "%s", err.msg);
+		goto done;
+	}
+	w->target->run(&a, &out);
+	it->res.outcome = out.outcome;
+	it->res.retry_after_ms = out.retry_after_ms;
+	snprintf(it->res.detail, sizeof(it->res.detail), "%s", out.detail);
+done:
+	json_object_put(a.event);
+	json_object_put(a.map.data);
+	free(a.map.remote_id);
+	free(a.map.state);
+	json_object_put(params);
+	job_free(&job);
+}
+
 int worker_run(struct worker *w, struct work_item *items, size_t n)
 {
 	long long started = clock_wall_ms();
@@ -247,6 +365,12 @@ int worker_run(struct worker *w, struct work_item *items, size_t n)
 
 	if (w->redis) {
 		deferred = run_redis(w, items, n);
+	} else if (w->target) {
+		for (size_t i = 0; i < n; i++)
+			run_target(w, &items[i]);
+	} else if (w->http) {
+		for (size_t i = 0; i < n; i++)
+			run_http(w, &items[i]);
 	} else {
 		for (size_t i = 0; i < n; i++)
 			run_exec(w, &items[i]);

@@ -27,6 +27,7 @@ struct work_result {
 	char rule[128];
 	char delivery_id[65];
 	char detail[1024];        /* what happened, for logs and the attempt row */
+	long long retry_after_ms; /* WORK_FAIL: the server asked to wait this long; -1 none */
 };
 
 struct work_item {
@@ -52,5 +53,6 @@ int worker_run(struct worker *w, struct work_item *items, size_t n);
 struct dispatch *pool_dispatch(struct pool *p);
 const char *pool_kind(const struct pool *p);
 void dispatch_set_redis_up(struct dispatch *d, int up);
+struct ingest *dispatch_ingest(struct dispatch *d);
 
 #endif

@@ -22,6 +22,7 @@ int cli_status(int argc, char **argv);
 struct cli_opts {
 	const char *config;    /* -c / --config, default config/runbridge.yaml */
 	const char *id;        /* --id */
+	const char *run;       /* --run PROJECT#ID (status) */
 	int dead;              /* --dead */
 	const char *positional;/* the one positional argument, if allowed */
 	int help;

@@ -207,10 +207,49 @@ done:
 }
 
 static const char status_usage[] =
-	"usage: runbridge status -c FILE [--dead]\n"
+	"usage: runbridge status -c FILE [--dead] [--run PROJECT#ID]\n"
 	"\n"
 	"Counts stored deliveries and actions by state.\n"
-	"  --dead    also list the actions in dead letters with their last error\n";
+	"  --dead              also list the actions in dead letters with their last error\n"
+	"  --run PROJECT#ID    show how a Qase run is mapped on each target\n";
+
+static void print_map(void *ctx, const char *kind, const char *target,
+		      const struct map_rec *m, long long updated_ms)
+{
+	int *n = ctx;
+	(*n)++;
+	printf("%s %s: remote_id %s, state %s, updated_ms %lld, data %s\n", kind, target,
+	       m->remote_id ? m->remote_id : "-", m->state ? m->state : "-",
+	       updated_ms, m->data ? m->data : "{}");
+}
+
+static int print_run(struct store *st, const char *run)
+{
+	const char *hash = strrchr(run, '#');
+	char project[256], *end;
+	struct err err;
+	int n = 0;
+
+	if (!hash || hash == run || (size_t)(hash - run) >= sizeof(project)) {
+		fprintf(stderr, "runbridge: --run wants PROJECT#ID, e.g. DEMO#42\n");
+		return 2;
+	}
+	memcpy(project, run, (size_t)(hash - run));
+	project[hash - run] = '\0';
+	long long id = strtoll(hash + 1, &end, 10);
+	if (*end || !hash[1]) {
+		fprintf(stderr, "runbridge: --run wants PROJECT#ID, e.g. DEMO#42\n");
+		return 2;
+	}
+	printf("run %s#%lld:\n", project, id);
+	if (st && store_map_list(st, project, id, print_map, &n, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	if (!n)
+		printf("no target mapping\n");
+	return 0;
+}
 
 static void print_dead(void *ctx, long long id, const char *rule,
 		       const char *kind, const char *delivery_id, int attempts,
@@ -231,7 +270,7 @@ int cli_status(int argc, char **argv)
 	struct err err;
 	int rc;
 
-	if ((rc = cli_parse(argc, argv, status_usage, 0, 1, &o)) != 0 || o.help)
+	if ((rc = cli_parse(argc, argv, status_usage, 0, 2, &o)) != 0 || o.help)
 		return rc;
 	if (cli_load(o.config, &cfg, NULL) != 0)
 		return 1;
@@ -252,8 +291,8 @@ int cli_status(int argc, char **argv)
 	       c.deliveries, c.pending, c.retrying, c.dead, c.done);
 	if (st && o.dead && store_dead_list(st, 1000, print_dead, NULL, &err) < 0)
 		fprintf(stderr, "%s\n", err.msg);
+	rc = o.run ? print_run(st, o.run) : 0;
 	store_close(st);
-	rc = 0;
 done:
 	config_free(cfg);
 	return rc;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actions/action_target.h"
 #include "core/config.h"
 #include "rules/rules.h"
 
@@ -27,6 +28,8 @@ int cli_parse(int argc, char **argv, const char *usage, int allow_positional,
 			o->dead = 1;
 		} else if (allow_id_dead && !strcmp(a, "--id") && i + 1 < argc) {
 			o->id = argv[++i];
+		} else if (allow_id_dead == 2 && !strcmp(a, "--run") && i + 1 < argc) {
+			o->run = argv[++i];
 		} else if (allow_positional && a[0] != '-' && !o->positional) {
 			o->positional = a;
 		} else {
@@ -50,6 +53,7 @@ int cli_load(const char *path, struct config **cfg, struct rules **rules)
 		*rules = NULL;
 	if (config_load(cfg, path, &errs) < 0)
 		goto fail;
+	action_set_config(*cfg);
 	if (rules && rules_load(rules, (*cfg)->rules_path, &errs) < 0)
 		goto fail;
 	return 0;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "actions/action_target.h"
 #include "actions/dispatch.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -93,10 +94,14 @@ static void reload(struct daemon *dm, const char *path)
 
 	log_kv(LOG_INFO, "reload requested", "config", path, NULL);
 	if (cli_load(path, &cfg, &rules) != 0) {
+		action_set_config(dm->cfg);
 		log_kv(LOG_ERROR, "reload refused: the new configuration has errors (above); the old one keeps running",
 		       NULL);
 		return;
 	}
+	/* Rules keep no pointer into the config they were checked against;
+	 * actions run with the config the daemon started with. */
+	action_set_config(dm->cfg);
 	ingest_set_rules(dm->in, rules);
 	/* Once a write queued after the swap has committed, no batch uses
 	 * the old rules any more. */

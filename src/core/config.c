@@ -95,6 +95,7 @@ static const struct option options[] = {
 	INT("shutdown_timeout_s", C(shutdown_timeout_s), 0, 3600, "30"),
 	ENUM("log.level", C(log_level), log_levels, "info"),
 	ENUM("log.format", C(log_format), log_formats, "text"),
+	INT("targets_workers", C(target_workers), 1, 64, "2"),
 	{ "http.admin_token", OPT_STRING, 0, 0, NULL, C(admin_token), NULL, NULL,
 	  OPT_EMPTY_NULL | OPT_SECRET },
 };
@@ -483,7 +484,7 @@ static int expand_var(struct sbuf *b, const char *in, const char **p,
 }
 
 /* ${VAR} from the environment (unset = empty); "$$" is a literal '$'. */
-static int expand(const char *in, char **out, char *why, size_t len)
+int config_expand(const char *in, char **out, char *why, size_t len)
 {
 	struct sbuf b = { 0 };
 	const char *p = in;
@@ -568,7 +569,7 @@ static void set_option(struct load *ld, void *base, const struct option *o,
 		    expected(o, why, sizeof(why)), cfg_type_name(val));
 		return;
 	}
-	if (expand(null ? "" : val->value, &text, why, sizeof(why)) < 0) {
+	if (config_expand(null ? "" : val->value, &text, why, sizeof(why)) < 0) {
 		bad(ld, val, "%s: %s", name, why);
 		return;
 	}
@@ -780,6 +781,9 @@ static void walk_key(struct load *ld, const struct cfg_node *key,
 			ld->sources = key;
 			load_sources(ld, val);
 		}
+	} else if (!prefix && strcmp(name, "targets") == 0) {
+		if (targets_load(ld->cfg, val, ld->errs) < 0)
+			ld->failed++;
 	} else if ((o = find(options, NELEM(options), name))) {
 		ld->seen[o - options] = val;
 		set_option(ld, ld->cfg, o, name, val);
@@ -900,12 +904,23 @@ void config_free(struct config *cfg)
 		return;
 	opts_free(cfg, options, NELEM(options));
 	sources_free(cfg);
+	targets_free(cfg);
 	free(cfg->file);
 	free(cfg->redis_host);
 	if (cfg->redis_password)
 		explicit_bzero(cfg->redis_password, strlen(cfg->redis_password));
 	free(cfg->redis_password);
 	free(cfg);
+}
+
+const struct target_cfg *config_target(const struct config *cfg,
+				       const char *kind, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_targets; i++)
+		if (!strcmp(cfg->targets[i].kind, kind) &&
+		    !strcmp(cfg->targets[i].name, name))
+			return &cfg->targets[i];
+	return NULL;
 }
 
 const struct source_cfg *config_source_by_path(const struct config *cfg,

@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include <json-c/json.h>
+
 #include "core/cfgtree.h"
 #include "core/err.h"
 
@@ -25,6 +27,14 @@ struct source_cfg {
 	enum duration_unit duration_unit; /* sources.qase.duration_unit: ms|s */
 	char *hmac_header;   /* optional: header carrying HMAC-SHA256(body) */
 	char *hmac_secret;   /* its key; both set or neither */
+};
+
+/* One configured target API: targets.<kind>.<name>. */
+struct target_cfg {
+	char *kind;             /* "testomat", "qasphere", "testcenter" */
+	char *name;             /* e.g. "main" */
+	json_object *settings;  /* ${VAR} expanded, typed and defaulted per the
+				   kind's schema in target_cfg.c */
 };
 
 struct config {
@@ -62,6 +72,10 @@ struct config {
 	char *log_format;           /* log.format: text|json */
 	char *admin_token;          /* http.admin_token: Bearer token that opens
 				       /metrics to non-loopback clients */
+
+	struct target_cfg *targets; /* targets: (issue: translated calls) */
+	size_t n_targets;
+	int target_workers;         /* targets_workers: threads per target kind, 2 */
 };
 
 /*
@@ -79,6 +93,20 @@ int config_load_string(struct config **out, const char *name,
 struct config *config_defaults(void);
 
 void config_free(struct config *cfg);
+
+/* The target kind/name, or NULL. */
+const struct target_cfg *config_target(const struct config *cfg,
+				       const char *kind, const char *name);
+
+/* ${VAR} expansion as the loader applies it: 0 and a malloc'd *out, or -1
+ * with the reason in why. */
+int config_expand(const char *in, char **out, char *why, size_t len);
+
+/* target_cfg.c: loads the targets: section into cfg (errors with
+ * file:line:col); frees cfg's targets. */
+int targets_load(struct config *cfg, const struct cfg_node *val,
+		 struct errlist *errs);
+void targets_free(struct config *cfg);
 
 /* The source whose path equals path, or NULL. */
 const struct source_cfg *config_source_by_path(const struct config *cfg,

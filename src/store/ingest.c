@@ -21,7 +21,7 @@
 #include "event/event.h"
 #include "rules/rules.h"
 
-enum req_type { REQ_DELIVERY, REQ_ATTEMPT, REQ_PROBE };
+enum req_type { REQ_DELIVERY, REQ_ATTEMPT, REQ_PROBE, REQ_MAP };
 
 struct req {
 	enum req_type type;
@@ -33,6 +33,9 @@ struct req {
 	const char *raw;
 	size_t raw_len;
 	long long received_ms;
+	/* REQ_MAP (caller's stack) */
+	const struct map_key *map_key;
+	const struct map_rec *map;
 	/* REQ_ATTEMPT (heap, owned by the writer) */
 	struct attempt_rec attempt;
 	char *detail;
@@ -149,6 +152,20 @@ int ingest_probe(struct ingest *in, struct err *err)
 	return 0;
 }
 
+int ingest_map(struct ingest *in, const struct map_key *key,
+	       const struct map_rec *m, struct err *err)
+{
+	struct req r = { .type = REQ_MAP, .map_key = key, .map = m };
+
+	submit_wait(in, &r);
+	if (r.failed) {
+		if (err)
+			*err = r.err;
+		return -1;
+	}
+	return 0;
+}
+
 const struct rules *ingest_set_rules(struct ingest *in, const struct rules *rules)
 {
 	pthread_mutex_lock(&in->mu);
@@ -213,8 +230,15 @@ static int route_jobs(struct ingest *in, const struct rules *rules,
 		struct routed_action *a = &rr.v[i];
 		char lane[256];
 		long long id;
-		snprintf(lane, sizeof(lane), "%s#%lld/%s/%d", project ? project : "",
-			 run_id, a->rule, a->index);
+		json_object *target;
+		/* Calls to one target for one run go in receipt order whatever
+		 * rule queued them (create before finish). */
+		if (json_object_object_get_ex(a->params, "target", &target))
+			snprintf(lane, sizeof(lane), "%s#%lld/%s:%s", project ? project : "",
+				 run_id, a->kind, json_object_get_string(target));
+		else
+			snprintf(lane, sizeof(lane), "%s#%lld/%s/%d", project ? project : "",
+				 run_id, a->rule, a->index);
 		struct job_rec j = {
 			.delivery_seq = seq, .rule = a->rule, .index = a->index,
 			.kind = a->kind, .params_json = to_json(a->params),
@@ -312,6 +336,11 @@ static int run_batch(struct ingest *in, struct req *batch,
 			break;
 		case REQ_PROBE:
 			if (store_touch(in->st, clock_wall_ms(), &r->err) < 0)
+				r->failed = 1;
+			break;
+		case REQ_MAP:
+			if (store_map_put(in->st, r->map_key, r->map, clock_wall_ms(),
+					  &r->err) < 0)
 				r->failed = 1;
 			break;
 		}

@@ -50,6 +50,11 @@ void ingest_attempt(struct ingest *in, const struct attempt_rec *a);
 /* Makes a write and waits for it to commit: 0 when the store is writable. */
 int ingest_probe(struct ingest *in, struct err *err);
 
+/* Writes a target mapping and waits for its commit: the next attempt of the
+ * run, on whatever thread, reads it back. */
+int ingest_map(struct ingest *in, const struct map_key *key,
+	       const struct map_rec *m, struct err *err);
+
 /* Rules for deliveries committed from now on; returns the previous ones. */
 const struct rules *ingest_set_rules(struct ingest *in, const struct rules *rules);
 

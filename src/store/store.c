@@ -39,6 +39,11 @@ static const char schema[] =
 	" job_id INTEGER NOT NULL, n INTEGER NOT NULL, started_ms INTEGER,"
 	" finished_ms INTEGER, ok INTEGER NOT NULL, detail TEXT,"
 	" PRIMARY KEY(job_id, n)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS target_runs("
+	" kind TEXT NOT NULL, target TEXT NOT NULL, project TEXT NOT NULL,"
+	" run_id INTEGER NOT NULL, remote_id TEXT, state TEXT, data TEXT,"
+	" updated_ms INTEGER NOT NULL,"
+	" PRIMARY KEY(kind, target, project, run_id)) WITHOUT ROWID;"
 	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '1');";
 
 enum stmt_id {
@@ -52,6 +57,8 @@ enum stmt_id {
 	S_JOB_LOAD,
 	S_JOBS_OPEN,
 	S_TOUCH,
+	S_MAP_GET,
+	S_MAP_PUT,
 	S_SAVEPOINT,
 	S_RELEASE,
 	S_ROLLBACK_TO,
@@ -82,6 +89,11 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_JOBS_OPEN] = "SELECT id, attempts, next_ms, lane, kind FROM jobs"
 			" WHERE state < 2 AND id > ?1 ORDER BY id LIMIT ?2",
 	[S_TOUCH] = "INSERT OR REPLACE INTO meta(key, value) VALUES('probe', ?1)",
+	[S_MAP_GET] = "SELECT remote_id, state, data FROM target_runs WHERE kind = ?1"
+		      " AND target = ?2 AND project = ?3 AND run_id = ?4",
+	[S_MAP_PUT] = "INSERT OR REPLACE INTO target_runs(kind, target, project,"
+		      " run_id, remote_id, state, data, updated_ms)"
+		      " VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
 	[S_SAVEPOINT] = "SAVEPOINT one",
 	[S_RELEASE] = "RELEASE one",
 	[S_ROLLBACK_TO] = "ROLLBACK TO one",
@@ -626,4 +638,89 @@ int store_touch(struct store *st, long long now_ms, struct err *err)
 		return -1;
 	sqlite3_bind_int64(s, 1, now_ms);
 	return step_done(st, s, err, "probe");
+}
+
+void map_rec_free(struct map_rec *m)
+{
+	if (!m)
+		return;
+	free(m->remote_id);
+	free(m->state);
+	free(m->data);
+	m->remote_id = m->state = m->data = NULL;
+}
+
+static void bind_key(sqlite3_stmt *s, const struct map_key *k)
+{
+	sqlite3_bind_text(s, 1, k->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, k->target, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, k->project ? k->project : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, k->run_id);
+}
+
+int store_map_get(struct store *st, const struct map_key *k, struct map_rec *out,
+		  struct err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_MAP_GET, err);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return -1;
+	bind_key(s, k);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->remote_id = column_dup(s, 0);
+		out->state = column_dup(s, 1);
+		out->data = column_dup(s, 2);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(st, err, "mapping lookup");
+	return 0;
+}
+
+int store_map_put(struct store *st, const struct map_key *k,
+		  const struct map_rec *m, long long now_ms, struct err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_MAP_PUT, err);
+	if (!s)
+		return -1;
+	bind_key(s, k);
+	bind_text_or_null(s, 5, m->remote_id);
+	bind_text_or_null(s, 6, m->state);
+	bind_text_or_null(s, 7, m->data);
+	sqlite3_bind_int64(s, 8, now_ms);
+	return step_done(st, s, err, "mapping update");
+}
+
+int store_map_list(struct store *st, const char *project, long long run_id,
+		   void (*fn)(void *ctx, const char *kind, const char *target,
+			      const struct map_rec *m, long long updated_ms),
+		   void *ctx, struct err *err)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT kind, target, remote_id, state, data,"
+			       " updated_ms FROM target_runs WHERE project = ?1"
+			       " AND run_id = ?2 ORDER BY kind, target", -1, &s,
+			       NULL) != SQLITE_OK)
+		return db_error(st, err, "prepare");
+	sqlite3_bind_text(s, 1, project, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, run_id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct map_rec m = {
+			.remote_id = (char *)sqlite3_column_text(s, 2),
+			.state = (char *)sqlite3_column_text(s, 3),
+			.data = (char *)sqlite3_column_text(s, 4),
+		};
+		fn(ctx, (const char *)sqlite3_column_text(s, 0),
+		   (const char *)sqlite3_column_text(s, 1), &m,
+		   sqlite3_column_int64(s, 5));
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return db_error(st, err, "mapping list");
+	return 0;
 }

@@ -9,6 +9,8 @@
  *   jobs        one row per action to run: rendered params, lane, state,
  *               attempts, next retry time, last error
  *   attempts    one row per attempt of a job: when, outcome, detail
+ *   target_runs the mapping of each Qase run on each target (remote id,
+ *               state, kind-defined data as JSON)
  *
  * A `struct store` is one connection and belongs to one thread.  The daemon
  * writes through exactly one connection (the writer thread); workers and the
@@ -154,6 +156,25 @@ int store_dead_list(struct store *st, size_t limit,
 			       const char *kind, const char *delivery_id,
 			       int attempts, const char *last_error),
 		    void *ctx, struct err *err);
+
+/* The mapping of one Qase run on one target. */
+struct map_key {
+	const char *kind, *target, *project;  /* project NULL = "" */
+	long long run_id;
+};
+struct map_rec {
+	char *remote_id, *state, *data;       /* each may be NULL; data is JSON */
+};
+int store_map_get(struct store *st, const struct map_key *k, struct map_rec *out,
+		  struct err *err);
+int store_map_put(struct store *st, const struct map_key *k,
+		  const struct map_rec *m, long long now_ms, struct err *err);
+void map_rec_free(struct map_rec *m);
+/* Every target mapping of one Qase run (runbridge status --run). */
+int store_map_list(struct store *st, const char *project, long long run_id,
+		   void (*fn)(void *ctx, const char *kind, const char *target,
+			      const struct map_rec *m, long long updated_ms),
+		   void *ctx, struct err *err);
 
 /* A write that proves the database is writable (readiness probe). */
 int store_touch(struct store *st, long long now_ms, struct err *err);

@@ -832,7 +832,7 @@ static void test_rules__unknown_action_kind_lists_the_kinds(void **state)
 {
 	(void)state;
 	assert_load_errors("rules:\n  - name: x\n    actions:\n      - kafka: {topic: t}\n",
-			   "t.yaml:4:9: rule 'x': unknown action kind 'kafka'; expected one of redis, exec",
+			   "t.yaml:4:9: rule 'x': unknown action kind 'kafka'; expected one of redis, exec, http, testomat, qasphere, testcenter",
 			   NULL);
 }
 
@@ -1006,7 +1006,7 @@ static void test_rules__every_bad_rule_is_reported(void **state)
 			   "  - name: c\n    actions:\n      - nope: {}\n",
 			   "t.yaml:3:11: rule 'a': stop must be true or false",
 			   "t.yaml:10:34: rule 'b': a condition needs one operator: eq, ne, in, gt, ge, lt, le, exists, matches",
-			   "t.yaml:15:9: rule 'c': unknown action kind 'nope'; expected one of redis, exec",
+			   "t.yaml:15:9: rule 'c': unknown action kind 'nope'; expected one of redis, exec, http, testomat, qasphere, testcenter",
 			   NULL);
 }
 

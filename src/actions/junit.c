@@ -1,0 +1,265 @@
+/*
+ * junit: the JUnit XML builder.  The document is written into one growable
+ * buffer with a hard cap; every name and message passes through xml_text,
+ * which escapes markup and replaces what XML 1.0 cannot carry.
+ */
+#include "actions/junit.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct xbuf {
+	char *p;
+	size_t len, cap;
+	int full;                 /* over JUNIT_MAX_BYTES */
+	int oom;
+};
+
+static int xb_put(struct xbuf *b, const char *s, size_t n)
+{
+	if (b->full || b->oom)
+		return -1;
+	if (n > JUNIT_MAX_BYTES - b->len) {
+		b->full = 1;
+		return -1;
+	}
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = 1;
+			return -1;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+static int xb_str(struct xbuf *b, const char *s)
+{
+	return xb_put(b, s, strlen(s));
+}
+
+static int xb_fmt(struct xbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int xb_fmt(struct xbuf *b, const char *fmt, ...)
+{
+	char tmp[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -1; /* only short numeric fragments go through here */
+	return xb_put(b, tmp, (size_t)n);
+}
+
+/* Length of the UTF-8 character at s (n bytes available) and its code
+ * point, or 0 when the bytes are not valid UTF-8. */
+static size_t utf8_char(const unsigned char *s, size_t n, unsigned *cp)
+{
+	size_t len;
+	unsigned c, min;
+
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	if ((s[0] & 0xe0) == 0xc0)
+		len = 2, c = s[0] & 0x1f, min = 0x80;
+	else if ((s[0] & 0xf0) == 0xe0)
+		len = 3, c = s[0] & 0x0f, min = 0x800;
+	else if ((s[0] & 0xf8) == 0xf0)
+		len = 4, c = s[0] & 0x07, min = 0x10000;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+/* Characters XML 1.0 allows (besides tab, newline, carriage return). */
+static int xml_char_ok(unsigned cp)
+{
+	return cp >= 0x20 && cp != 0xfffe && cp != 0xffff;
+}
+
+/* The escape of ASCII character c, or NULL when it stands for itself.
+ * Tab, newline and carriage return are written as references so that
+ * attribute values keep them (a parser turns them into spaces otherwise). */
+static const char *xml_escape_of(unsigned c)
+{
+	switch (c) {
+	case '&': return "&amp;";
+	case '<': return "&lt;";
+	case '>': return "&gt;";
+	case '"': return "&quot;";
+	case '\'': return "&apos;";
+	case '\t': return "&#9;";
+	case '\n': return "&#10;";
+	case '\r': return "&#13;";
+	default: return NULL;
+	}
+}
+
+/* At most max bytes of s (whole characters), escaped for text and
+ * attribute values alike. */
+static int xml_text(struct xbuf *b, const char *s, size_t max)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n = strlen(s), i = 0;
+
+	while (i < n) {
+		unsigned cp = 0;
+		size_t l = utf8_char(u + i, n - i, &cp);
+		const char *esc = l == 1 ? xml_escape_of(cp) : NULL;
+		if (i + (l ? l : 1) > max)
+			break;
+		if (esc) {
+			if (xb_str(b, esc) < 0)
+				return -1;
+		} else if (l == 0 || !xml_char_ok(cp)) {
+			if (xb_str(b, "\xef\xbf\xbd") < 0) /* U+FFFD */
+				return -1;
+		} else if (xb_put(b, s + i, l) < 0) {
+			return -1;
+		}
+		i += l ? l : 1;
+	}
+	return 0;
+}
+
+/* A count as used in arithmetic: unknown is 0, and absurd values are cut
+ * so that sums cannot overflow (they are refused later anyway). */
+static long long nonneg(long long v)
+{
+	return v < 0 ? 0 : v > (1LL << 40) ? (1LL << 40) : v;
+}
+
+long long junit_skipped(const struct junit_run *r)
+{
+	long long rest;
+
+	if (r->aborted)
+		return nonneg(r->skipped) + nonneg(r->untested);
+	rest = nonneg(r->total) - nonneg(r->passed) - nonneg(r->failed) -
+	       nonneg(r->blocked);
+	return nonneg(rest);
+}
+
+static long long counted(const struct junit_run *r)
+{
+	return nonneg(r->passed) + nonneg(r->failed) + nonneg(r->blocked) +
+	       junit_skipped(r);
+}
+
+long long junit_tests(const struct junit_run *r)
+{
+	long long sum = counted(r);
+	return r->total > sum ? r->total : sum;
+}
+
+static int suite_open(struct xbuf *b, const struct junit_run *r)
+{
+	xb_str(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		  "<testsuites>\n<testsuite name=\"");
+	xml_text(b, r->suite, JUNIT_NAME_MAX);
+	xb_fmt(b, "\" tests=\"%lld\" failures=\"%lld\" errors=\"0\" skipped=\"%lld\"",
+	       junit_tests(r), nonneg(r->failed) + nonneg(r->blocked),
+	       junit_skipped(r));
+	if (r->duration_ms >= 0)
+		xb_fmt(b, " time=\"%lld.%03lld\"", r->duration_ms / 1000,
+		       r->duration_ms % 1000);
+	if (r->timestamp) {
+		xb_str(b, " timestamp=\"");
+		xml_text(b, r->timestamp, 64);
+		xb_str(b, "\"");
+	}
+	return xb_str(b, ">\n");
+}
+
+/* n testcases "<suite> <what> 1..n", each with child (NULL: none). */
+static int cases(struct xbuf *b, const struct junit_run *r, long long n,
+		 const char *what, const char *child)
+{
+	for (long long i = 1; i <= n; i++) {
+		xb_str(b, "<testcase name=\"");
+		xml_text(b, r->suite, JUNIT_NAME_MAX);
+		xb_fmt(b, " %s %lld\"", what, i);
+		if (!child) {
+			xb_str(b, "/>\n");
+		} else {
+			xb_str(b, ">");
+			xb_str(b, child);
+			xb_str(b, "</testcase>\n");
+		}
+		if (b->full || b->oom)
+			return -1;
+	}
+	return 0;
+}
+
+static int body(struct xbuf *b, const struct junit_run *r)
+{
+	cases(b, r, nonneg(r->passed), "passed", NULL);
+	cases(b, r, nonneg(r->failed), "failed",
+	      "<failure message=\"failed in Qase\"/>");
+	cases(b, r, nonneg(r->blocked), "blocked",
+	      "<failure message=\"blocked in Qase\"/>");
+	if (r->aborted) {
+		cases(b, r, nonneg(r->skipped), "skipped",
+		      "<skipped message=\"skipped in Qase\"/>");
+		cases(b, r, nonneg(r->untested), "untested",
+		      "<skipped message=\"untested when the run was aborted in Qase\"/>");
+	} else {
+		cases(b, r, junit_skipped(r), "skipped",
+		      "<skipped message=\"not passed, failed or blocked in Qase\"/>");
+	}
+	return xb_str(b, "</testsuite>\n</testsuites>\n");
+}
+
+int junit_render(char **out, size_t *len, const struct junit_run *r,
+		 struct err *err)
+{
+	struct xbuf b = { 0 };
+	struct junit_run run = *r;
+	long long n = counted(r);
+
+	*out = NULL;
+	*len = 0;
+	if (n > JUNIT_MAX_CASES)
+		return err_set(err, "junit: %lld cases is over the limit of %d",
+			       n, JUNIT_MAX_CASES);
+	if (!run.suite)
+		run.suite = "";
+	suite_open(&b, &run);
+	body(&b, &run);
+	if (b.full || b.oom) {
+		free(b.p);
+		return b.oom ? err_set(err, "out of memory")
+			     : err_set(err, "junit: the report is over %u bytes",
+				       JUNIT_MAX_BYTES);
+	}
+	*out = b.p;
+	*len = b.len;
+	return 0;
+}

@@ -1,0 +1,470 @@
+/*
+ * target_testomat: mirrors a Qase run into a Testomat.io run through the
+ * reporter API (POST /api/reporter, PUT /api/reporter/{uid},
+ * POST /api/reporter/{uid}/testrun).
+ *
+ * The mapping's state walks NULL -> "creating" -> "open" -> "finished", and
+ * any state -> "deleted" (a tombstone: later events are ignored).  The
+ * create is not idempotent on Testomat's side, so its intent is committed
+ * before the POST and the uid right after; the POST asks for a shared run,
+ * which Testomat matches by title, so a re-create after a crash between the
+ * two commits joins the run it already made instead of making a second one.
+ * An event for a run never seen started creates the run first (lazily).
+ * Finishing twice, refreshing a finished run, and unpublishing (the API has
+ * no such call) are successes without a call.
+ *
+ * The API key goes in the body, the query or both (api_key_in); it never
+ * reaches a detail: error bodies are redacted.
+ */
+#include "actions/target.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actions/target_util.h"
+
+#define BATCH_MAX 200          /* tests per testrun request */
+
+struct tmat {
+	struct target_attempt *a;
+	struct target_outcome *out;
+	const char *key;           /* api_key */
+	int key_in_body, key_in_query;
+	const char *project;       /* Qase project code */
+	long long run_id;
+	char *title;               /* the run's title on Testomat */
+	char done[600];            /* what happened, for the detail */
+};
+
+#define note(t, ...) tu_appendf((t)->done, sizeof((t)->done), __VA_ARGS__)
+
+static int fail(struct tmat *t, enum work_outcome w, const char *what)
+{
+	outcome_set(t->out, w, "%s", what);
+	return -1;
+}
+
+static int is(const char *s, const char *v)
+{
+	return s && strcmp(s, v) == 0;
+}
+
+static int set(struct tmat *t, char **field, const char *v)
+{
+	char *c = v ? strdup(v) : NULL;
+
+	if (v && !c) {
+		outcome_set(t->out, WORK_FAIL, "out of memory");
+		return -1;
+	}
+	free(*field);
+	*field = c;
+	return 0;
+}
+
+/* Commits the mapping now: a refused write fails the attempt (retried). */
+static int commit(struct tmat *t)
+{
+	struct err e = { 0 };
+
+	if (t->a->save && t->a->save(t->a, &e) < 0) {
+		outcome_set(t->out, WORK_FAIL, "mapping not saved: %s", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int set_state(struct tmat *t, const char *state)
+{
+	return set(t, &t->a->map.state, state) < 0 ? -1 : commit(t);
+}
+
+/* "/api/reporter" + suffix (+ "?api_key=..."), joined to base_url. */
+static char *url_of(struct tmat *t, const char *suffix)
+{
+	char path[600], enc[400] = "";
+	int n;
+
+	if (t->key_in_query && tu_pct_encode(t->key, enc, sizeof(enc)) < 0)
+		return NULL;
+	n = snprintf(path, sizeof(path), "/api/reporter%s%s%s", suffix,
+		     t->key_in_query ? "?api_key=" : "", enc);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return NULL;
+	return tu_url(target_str(t->a->target, "base_url"), path);
+}
+
+/* "/<uid>" + rest, the uid escaped. */
+static int uid_path(struct tmat *t, const char *rest, char *buf, size_t len)
+{
+	char enc[200];
+
+	if (!t->a->map.remote_id || tu_pct_encode(t->a->map.remote_id, enc, sizeof(enc)) < 0)
+		return -1;
+	int n = snprintf(buf, len, "/%s%s", enc, rest);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/*
+ * One request; body is consumed.  On a 2xx, *answer (when asked) is the
+ * parsed JSON answer or NULL.  On anything else the outcome is set.
+ */
+static int call(struct tmat *t, const char *method, const char *suffix,
+		json_object *body, json_object **answer, const char *what)
+{
+	static const char *const headers[] = {
+		"Content-Type: application/json", "Accept: application/json", NULL,
+	};
+	struct outbound_resp resp = { 0 };
+	struct outbound_req req = { 0 };
+	char *url = url_of(t, suffix);
+	int rc = -1;
+
+	if (answer)
+		*answer = NULL;
+	if (!body || !url) {
+		outcome_set(t->out, WORK_FAIL, "%s: out of memory or URL too long", what);
+		goto done;
+	}
+	if (t->key_in_body)
+		json_object_object_add(body, "api_key", json_object_new_string(t->key));
+	req.method = method;
+	req.url = url;
+	req.headers = headers;
+	req.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+	req.body_len = strlen(req.body);
+	if (target_call(t->a, &req, &resp, t->out, what) < 0) {
+		tu_redact(t->out->detail, t->key);
+		goto done;
+	}
+	if (answer && resp.body)
+		*answer = json_tokener_parse(resp.body);
+	outbound_resp_free(&resp);
+	rc = 0;
+done:
+	json_object_put(body);
+	free(url);
+	return rc;
+}
+
+static const char *param(struct tmat *t, const char *key)
+{
+	const char *v = param_str(t->a->params, key);
+	return v ? v : "";
+}
+
+static int create(struct tmat *t)
+{
+	struct target_attempt *a = t->a;
+	struct tu_testomat_run r = {
+		.title = t->title, .env = param(t, "env"),
+		.group_title = param(t, "group_title"),
+		.description = param(t, "description"),
+		.kind = target_str(a->target, "kind"), .label = param(t, "label"),
+	};
+	json_object *answer, *v;
+
+	/* intent first: a crash after the POST is reconciled by the shared run */
+	if (set_state(t, "creating") < 0)
+		return -1;
+	if (call(t, "POST", "", tu_testomat_create_body(&r), &answer, "create run") < 0)
+		return -1;
+	if (!json_object_object_get_ex(answer, "uid", &v) ||
+	    !json_object_is_type(v, json_type_string) || !*json_object_get_string(v)) {
+		json_object_put(answer);
+		outcome_set(t->out, WORK_FAIL, "create run: the answer has no uid");
+		return -1;
+	}
+	if (set(t, &a->map.remote_id, json_object_get_string(v)) < 0) {
+		json_object_put(answer);
+		return -1;
+	}
+	if (json_object_object_get_ex(answer, "url", &v) && json_object_is_type(v, json_type_string))
+		json_object_object_add(a->map.data, "url", json_object_get(v));
+	json_object_put(answer);
+	if (set_state(t, "open") < 0)
+		return -1;
+	note(t, "created run %s", a->map.remote_id);
+	return 0;
+}
+
+/* The run exists on Testomat once this returns 0 (created now if needed). */
+static int ensure(struct tmat *t)
+{
+	const struct run_map *m = &t->a->map;
+
+	if (m->remote_id && m->state && !is(m->state, "creating"))
+		return 0;
+	return create(t);
+}
+
+static int started(struct tmat *t)
+{
+	int existed = t->a->map.remote_id && !is(t->a->map.state, "creating");
+
+	if (ensure(t) < 0)
+		return -1;
+	if (existed)
+		note(t, "run %s already created", t->a->map.remote_id);
+	return 0;
+}
+
+static int updated(struct tmat *t)
+{
+	char path[256];
+	json_object *body;
+
+	if (ensure(t) < 0)
+		return -1;
+	if (is(t->a->map.state, "finished")) {
+		note(t, "run %s already finished; not refreshed", t->a->map.remote_id);
+		return 0;
+	}
+	if (uid_path(t, "", path, sizeof(path)) < 0 || !(body = json_object_new_object()))
+		return fail(t, WORK_FAIL, "refresh run: bad uid or out of memory");
+	json_object_object_add(body, "title", json_object_new_string(t->title));
+	if (*param(t, "description"))
+		json_object_object_add(body, "description",
+				       json_object_new_string(param(t, "description")));
+	if (call(t, "PUT", path, body, NULL, "refresh run") < 0)
+		return -1;
+	note(t, "refreshed run %s", t->a->map.remote_id);
+	return 0;
+}
+
+static int finish(struct tmat *t, int aborted)
+{
+	struct tu_counts c;
+	struct tu_finish f;
+	char path[256], *desc = NULL;
+	json_object *body;
+
+	if (ensure(t) < 0)
+		return -1;
+	if (is(t->a->map.state, "finished")) {
+		note(t, "run %s already finished", t->a->map.remote_id);
+		return 0;
+	}
+	tu_counts_of(t->a->event, &c);
+	tu_testomat_finish(&c, aborted, target_str(t->a->target, "aborted_status"), &f);
+	if (aborted && asprintf(&desc, "%s%saborted in Qase", param(t, "description"),
+				*param(t, "description") ? "; " : "") < 0)
+		desc = NULL;
+	body = tu_testomat_finish_body(&f, c.duration_ms, desc);
+	free(desc);
+	if (uid_path(t, "", path, sizeof(path)) < 0) {
+		json_object_put(body);
+		return fail(t, WORK_PERMANENT, "finish run: uid cannot be used");
+	}
+	if (call(t, "PUT", path, body, NULL, "finish run") < 0)
+		return -1;
+	if (set_state(t, "finished") < 0)
+		return -1;
+	if (f.tests >= 0)
+		note(t, "finished run %s: %s, %lld tests", t->a->map.remote_id,
+		     f.status_event, f.tests);
+	else
+		note(t, "finished run %s: %s", t->a->map.remote_id, f.status_event);
+	return 0;
+}
+
+static int is_public(json_object *ev)
+{
+	json_object *run, *v;
+
+	return json_object_object_get_ex(ev, "run", &run) &&
+	       json_object_object_get_ex(run, "public", &v) &&
+	       json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
+}
+
+static int report_changed(struct tmat *t)
+{
+	char path[256];
+	json_object *body;
+
+	if (!is_public(t->a->event)) {
+		note(t, "no unpublish in the API");
+		return 0;
+	}
+	if (ensure(t) < 0)
+		return -1;
+	if (uid_path(t, "", path, sizeof(path)) < 0 || !(body = json_object_new_object()))
+		return fail(t, WORK_FAIL, "publish run: bad uid or out of memory");
+	json_object_object_add(body, "access_event", json_object_new_string("publish"));
+	if (call(t, "PUT", path, body, NULL, "publish run") < 0)
+		return -1;
+	note(t, "published run %s", t->a->map.remote_id);
+	return 0;
+}
+
+/* Finishes an open run (Testomat has no delete), then keeps a tombstone. */
+static int deleted(struct tmat *t)
+{
+	struct run_map *m = &t->a->map;
+	char path[256];
+	json_object *body;
+
+	if (is(m->state, "creating") && ensure(t) < 0)
+		return -1;
+	if (is(m->state, "open")) {
+		if (uid_path(t, "", path, sizeof(path)) < 0 || !(body = json_object_new_object()))
+			return fail(t, WORK_FAIL, "finish run: bad uid or out of memory");
+		json_object_object_add(body, "status_event", json_object_new_string("finish"));
+		json_object_object_add(body, "description", json_object_new_string("deleted in Qase"));
+		if (call(t, "PUT", path, body, NULL, "finish run") < 0)
+			return -1;
+		note(t, "finished run %s (deleted in Qase)", m->remote_id);
+	} else if (m->remote_id) {
+		note(t, "run %s deleted in Qase", m->remote_id);
+	} else {
+		note(t, "run deleted in Qase before it was mirrored");
+	}
+	return set_state(t, "deleted");
+}
+
+static json_object *payload_of(json_object *ev)
+{
+	json_object *raw, *p;
+
+	if (json_object_object_get_ex(ev, "raw", &raw) &&
+	    json_object_object_get_ex(raw, "payload", &p) &&
+	    json_object_is_type(p, json_type_object))
+		return p;
+	return NULL;
+}
+
+/* The Qase run a result belongs to: payload.run_id or payload.run.id, else
+ * the event's run id. */
+static long long result_run(struct tmat *t, json_object *payload)
+{
+	json_object *v;
+
+	if ((json_object_object_get_ex(payload, "run_id", &v) ||
+	     (json_object_object_get_ex(payload, "run", &v) &&
+	      json_object_object_get_ex(v, "id", &v))) &&
+	    json_object_is_type(v, json_type_int) && json_object_get_int64(v) > 0)
+		return json_object_get_int64(v);
+	return t->run_id;
+}
+
+/* payload.results[] when present, else the payload itself: as TestData. */
+static int collect(struct tmat *t, json_object *payload, json_object *tests,
+		   size_t *skipped)
+{
+	json_object *list, *test;
+	long long run = result_run(t, payload);
+	size_t n = 1;
+	int is_list = json_object_object_get_ex(payload, "results", &list) &&
+		      json_object_is_type(list, json_type_array);
+
+	if (is_list)
+		n = json_object_array_length(list);
+	for (size_t i = 0; i < n; i++) {
+		json_object *r = is_list ? json_object_array_get_idx(list, i) : payload;
+		int rc = tu_testomat_test(r, t->project, run, &test);
+		if (rc < 0)
+			return -1;
+		if (rc > 0)
+			(*skipped)++;
+		else
+			json_object_array_add(tests, test);
+	}
+	return 0;
+}
+
+static int results(struct tmat *t)
+{
+	json_object *payload = payload_of(t->a->event), *tests = json_object_new_array();
+	char path[256];
+	size_t n, skipped = 0;
+	int rc = -1;
+
+	if (!tests || collect(t, payload, tests, &skipped) < 0) {
+		outcome_set(t->out, WORK_FAIL, "send results: out of memory");
+		goto done;
+	}
+	if (!(n = json_object_array_length(tests))) {
+		note(t, "no results to send (%zu without a case or a reportable status)", skipped);
+		rc = 0;
+		goto done;
+	}
+	if (ensure(t) < 0)
+		goto done;
+	if (uid_path(t, "/testrun", path, sizeof(path)) < 0) {
+		outcome_set(t->out, WORK_PERMANENT, "send results: uid cannot be used");
+		goto done;
+	}
+	for (size_t from = 0, batch = 1; from < n; from += BATCH_MAX, batch++)
+		if (call(t, "POST", path, tu_testomat_batch_body(tests, from, BATCH_MAX, (int)batch),
+			 NULL, "send results") < 0)
+			goto done;
+	note(t, "sent %zu results to run %s%s", n, t->a->map.remote_id,
+	     skipped ? " (some not reportable)" : "");
+	rc = 0;
+done:
+	json_object_put(tests);
+	return rc;
+}
+
+static int dispatch(struct tmat *t, const char *type)
+{
+	if (is(type, "run.started"))
+		return started(t);
+	if (is(type, "run.updated"))
+		return updated(t);
+	if (is(type, "run.completed"))
+		return finish(t, 0);
+	if (is(type, "run.aborted"))
+		return finish(t, 1);
+	if (is(type, "run.report_changed"))
+		return report_changed(t);
+	if (is(type, "run.deleted"))
+		return deleted(t);
+	if (is(type, "result.deleted")) {
+		note(t, "no result delete in the API; ignored");
+		return 0;
+	}
+	if (strncmp(type, "result.", 7) == 0)
+		return results(t);
+	note(t, "ignored: no Testomat call for %s", *type ? type : "an unnamed event");
+	return 0;
+}
+
+static void testomat_run(struct target_attempt *a, struct target_outcome *out)
+{
+	const char *type = event_str(a->event, "type"), *in;
+	struct tmat t = { .a = a, .out = out };
+
+	out->outcome = WORK_OK;
+	out->retry_after_ms = -1;
+	out->detail[0] = '\0';
+	if (is(a->map.state, "deleted")) {
+		outcome_set(out, WORK_OK, "run deleted in Qase; ignored");
+		return;
+	}
+	t.key = target_str(a->target, "api_key");
+	if (!t.key || !target_str(a->target, "base_url")) {
+		outcome_set(out, WORK_PERMANENT, "target %s has no api_key or base_url", a->target->name);
+		return;
+	}
+	in = target_str(a->target, "api_key_in");
+	t.key_in_body = !in || !is(in, "query");
+	t.key_in_query = !in || !is(in, "body");
+	t.project = event_str(a->event, "project");
+	if (!t.project)
+		t.project = "";
+	t.run_id = event_int(a->event, "run_id", 0);
+	if (!(t.title = tu_run_title(param_str(a->params, "title"), t.project, t.run_id))) {
+		outcome_set(out, WORK_FAIL, "out of memory");
+		return;
+	}
+	if (dispatch(&t, type ? type : "") == 0)
+		outcome_set(out, WORK_OK, "%s", t.done);
+	free(t.title);
+}
+
+const struct target_kind target_testomat = {
+	.name = "testomat",
+	.run = testomat_run,
+};
