@@ -84,7 +84,7 @@ static const struct {
 static int add_error(struct errlist *errs, const struct cfg_node *at,
 		     const char *fmt, const char *a, const char *b, const char *c)
 {
-	char where[300], msg[400];
+	char where[300], msg[800];
 	snprintf(msg, sizeof(msg), fmt, a, b, c);
 	return errlist_add(errs, "%s: %s", cfg_where(at, where, sizeof(where)), msg);
 }

@@ -270,11 +270,22 @@ const char *event_project_of(json_object *delivery)
 	return v ? json_object_get_string(v) : NULL;
 }
 
+/*
+ * The run an event is about.  Run events carry it as payload.id; result
+ * events (payload shape unverified) name their run in payload.run_id or
+ * payload.run.id, and their payload.id is the result's own id.
+ */
 long long event_run_id_of(json_object *delivery)
 {
+	json_object *payload = member(delivery, "payload");
+	const char *name = event_name_of(delivery);
 	long long id = 0;
 
-	if (int_value(member(member(delivery, "payload"), "id"), &id) < 0)
+	if (name && strncmp(name, "result.", 7) == 0 &&
+	    (int_value(member(payload, "run_id"), &id) == 0 ||
+	     int_value(member(member(payload, "run"), "id"), &id) == 0) && id > 0)
+		return id;
+	if (int_value(member(payload, "id"), &id) < 0)
 		return 0;
 	return id;
 }

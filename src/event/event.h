@@ -42,7 +42,8 @@ void event_delivery_id(char out[65], const char *source, const char *body,
 		       size_t len);
 
 /* The event name (`event_name`, else `event`), project code (NULL when
- * absent) and run id of a delivery that passed event_parse. */
+ * absent) and run id of a delivery that passed event_parse (payload.id; for
+ * result.* events payload.run_id or payload.run.id when present). */
 const char *event_name_of(json_object *delivery);
 const char *event_project_of(json_object *delivery);
 long long event_run_id_of(json_object *delivery);

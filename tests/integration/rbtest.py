@@ -156,11 +156,13 @@ class Runbridge:
 
     def start(self, wait=True, wrapper=()):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(list(wrapper) + [BIN, "serve", "-c", self.config],
+        # RB_WRAPPER runs the daemon under a tool, e.g. valgrind (scripts/valgrind.sh).
+        outer = os.environ.get("RB_WRAPPER", "").split()
+        self.proc = subprocess.Popen(outer + list(wrapper) + [BIN, "serve", "-c", self.config],
                                      stdout=self.log, stderr=self.log,
                                      env=self.env, cwd=self.dir)
         if wait:
-            wait_until(self._healthy, what="runbridge /healthz")
+            wait_until(self._healthy, timeout=60 if outer else 10, what="runbridge /healthz")
         return self
 
     def _healthy(self):
@@ -171,7 +173,7 @@ class Runbridge:
         except OSError:
             return False
 
-    def stop(self, sig=signal.SIGTERM, timeout=30):
+    def stop(self, sig=signal.SIGTERM, timeout=120):
         """Stops the daemon; returns its exit status."""
         if not self.proc:
             return None
@@ -237,7 +239,8 @@ class Case(unittest.TestCase):
             # Sanitizer builds report memory errors, leaks and undefined
             # behaviour on stderr, which is the daemon's log.
             for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                           "runtime error:"):
+                           "runtime error:", "definitely lost in", "Invalid read",
+                           "Invalid write", "uninitialised value"):
                 if marker in log:
                     reports.append(log)
         self.redis.stop()

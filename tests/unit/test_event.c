@@ -511,7 +511,8 @@ static void test_event__unknown_event_is_normalized_from_what_is_there(void **st
 	ev = normalize("{\"event_name\":\"result.created\",\"timestamp\":0,"
 		       "\"payload\":{\"id\":5,\"passed\":1,\"run_id\":9}}", &qase_ms, NULL);
 	assert_string_equal(json_object_get_string(get(ev, "type")), "result.created");
-	assert_int_equal(json_object_get_int64(get(ev, "run_id")), 5);
+	/* a result event names its run in payload.run_id; payload.id is the result */
+	assert_int_equal(json_object_get_int64(get(ev, "run_id")), 9);
 	assert_string_equal(json_object_get_string(get(ev, "occurred_at")),
 			    "1970-01-01T00:00:00Z");
 	assert_null(get(ev, "project"));
