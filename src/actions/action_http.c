@@ -329,10 +329,31 @@ static int json_valid(const char *text, size_t *at, const char **why)
 	return -1;
 }
 
+/* The offset in src of offset at of its probe: a placeholder's x maps to
+ * its "{{". */
+static size_t probe_to_src(const char *src, size_t at)
+{
+	const char *s = src;
+	size_t p = 0;             /* the probe's offset of s */
+
+	for (;;) {
+		const char *open = strstr(s, "{{"), *close;
+		if (!open || !(close = strstr(open + 2, "}}")))
+			break;
+		/* in the literal before the placeholder, or on its x */
+		if (at <= p + (size_t)(open - s))
+			break;
+		p += (size_t)(open - s) + 1;
+		s = close + 2;
+	}
+	return (size_t)(s - src) + (at - p);
+}
+
 static int check_json_body(const struct http_spec *s, struct errlist *errs)
 {
 	char where[300];
-	char *probe = json_probe(tmpl_source(s->body));
+	const char *src = tmpl_source(s->body);
+	char *probe = json_probe(src);
 	const char *why = NULL;
 	size_t at = 0;
 	int line = 1, col = 1, rc = 0;
@@ -340,8 +361,9 @@ static int check_json_body(const struct http_spec *s, struct errlist *errs)
 	if (!probe)
 		return errlist_add(errs, "out of memory");
 	if (json_valid(probe, &at, &why) < 0) {
+		at = probe_to_src(src, at);
 		for (size_t i = 0; i < at; i++, col++)
-			if (probe[i] == '\n')
+			if (src[i] == '\n')
 				line++, col = 0;
 		rc = errlist_add(errs, "%s: http: body is not valid JSON (%s at line %d, column %d of the body, reading each {{...}} as x): put placeholders inside strings, or set json: false",
 				 cfg_where(s->body_node, where, sizeof(where)), why, line, col);

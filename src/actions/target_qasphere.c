@@ -17,7 +17,10 @@
  * events succeed without a call.
  *
  * Requests are rate limited per target (rate_limit_per_s, shared by every
- * thread): a request waits for a token rather than draw a 429.
+ * thread): a request waits for a token rather than draw a 429.  Requests
+ * are paced evenly (a bucket of one token) a little under the limit, so no
+ * sliding one-second window holds more than the limit even with some
+ * network jitter; a burst allowance would let a window hold twice as many.
  */
 #include "actions/target.h"
 
@@ -47,6 +50,7 @@ struct qs {
 /* ---- rate limit ---------------------------------------------------------- */
 
 #define BUCKETS 32
+#define RATE_MARGIN 1.02   /* pace 2% under the limit: jitter on the way */
 
 static pthread_mutex_t bucket_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -82,7 +86,7 @@ static void throttle(const struct target_cfg *t)
 	if (rate <= 0)
 		return;
 	pthread_mutex_lock(&bucket_lock);
-	wait = tu_bucket_take(bucket_of(t->name), now_ns(), (double)rate);
+	wait = tu_bucket_take(bucket_of(t->name), now_ns(), (double)rate / RATE_MARGIN, 1);
 	pthread_mutex_unlock(&bucket_lock);
 	if (wait > 0) {
 		struct timespec ts = { wait / 1000000000LL, wait % 1000000000LL };

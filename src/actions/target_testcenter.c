@@ -461,7 +461,8 @@ static void tc_import(struct tc *c)
 	char *xml = NULL;
 	size_t len;
 	struct err err = { 0 };
-	int resent = state_is(c, "importing");
+	/* the last attempt saved its intent for this event but not the result */
+	int resent = state_is(c, "importing") && str_eq(data_str(data, "importing"), c->type);
 
 	if (state_is(c, "imported") &&
 	    str_eq(data_str(data_get(data, "report"), "event"), c->type)) {

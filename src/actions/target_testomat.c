@@ -83,7 +83,7 @@ static int set_state(struct tmat *t, const char *state)
 /* "/api/reporter" + suffix (+ "?api_key=..."), joined to base_url. */
 static char *url_of(struct tmat *t, const char *suffix)
 {
-	char path[600], enc[400] = "";
+	char path[1400], enc[1200] = "";
 	int n;
 
 	if (t->key_in_query && tu_pct_encode(t->key, enc, sizeof(enc)) < 0)
@@ -99,11 +99,14 @@ static char *url_of(struct tmat *t, const char *suffix)
 static int uid_path(struct tmat *t, const char *rest, char *buf, size_t len)
 {
 	char enc[200];
+	int n;
 
 	if (!t->a->map.remote_id || tu_pct_encode(t->a->map.remote_id, enc, sizeof(enc)) < 0)
-		return -1;
-	int n = snprintf(buf, len, "/%s%s", enc, rest);
-	return n < 0 || (size_t)n >= len ? -1 : 0;
+		return fail(t, WORK_PERMANENT, "the mapped uid cannot be used");
+	n = snprintf(buf, len, "/%s%s", enc, rest);
+	if (n < 0 || (size_t)n >= len)
+		return fail(t, WORK_PERMANENT, "the mapped uid cannot be used");
+	return 0;
 }
 
 /*
@@ -146,6 +149,20 @@ done:
 	json_object_put(body);
 	free(url);
 	return rc;
+}
+
+/* PUT /api/reporter/{uid} with body (consumed). */
+static int put_run(struct tmat *t, json_object *body, const char *what)
+{
+	char path[256];
+
+	if (!body)
+		return fail(t, WORK_FAIL, "out of memory");
+	if (uid_path(t, "", path, sizeof(path)) < 0) {
+		json_object_put(body);
+		return -1;
+	}
+	return call(t, "PUT", path, body, NULL, what);
 }
 
 static const char *param(struct tmat *t, const char *key)
@@ -212,7 +229,6 @@ static int started(struct tmat *t)
 
 static int updated(struct tmat *t)
 {
-	char path[256];
 	json_object *body;
 
 	if (ensure(t) < 0)
@@ -221,13 +237,13 @@ static int updated(struct tmat *t)
 		note(t, "run %s already finished; not refreshed", t->a->map.remote_id);
 		return 0;
 	}
-	if (uid_path(t, "", path, sizeof(path)) < 0 || !(body = json_object_new_object()))
-		return fail(t, WORK_FAIL, "refresh run: bad uid or out of memory");
-	json_object_object_add(body, "title", json_object_new_string(t->title));
-	if (*param(t, "description"))
-		json_object_object_add(body, "description",
-				       json_object_new_string(param(t, "description")));
-	if (call(t, "PUT", path, body, NULL, "refresh run") < 0)
+	if ((body = json_object_new_object())) {
+		json_object_object_add(body, "title", json_object_new_string(t->title));
+		if (*param(t, "description"))
+			json_object_object_add(body, "description",
+					       json_object_new_string(param(t, "description")));
+	}
+	if (put_run(t, body, "refresh run") < 0)
 		return -1;
 	note(t, "refreshed run %s", t->a->map.remote_id);
 	return 0;
@@ -237,7 +253,7 @@ static int finish(struct tmat *t, int aborted)
 {
 	struct tu_counts c;
 	struct tu_finish f;
-	char path[256], *desc = NULL;
+	char *desc = NULL;
 	json_object *body;
 
 	if (ensure(t) < 0)
@@ -253,11 +269,7 @@ static int finish(struct tmat *t, int aborted)
 		desc = NULL;
 	body = tu_testomat_finish_body(&f, c.duration_ms, desc);
 	free(desc);
-	if (uid_path(t, "", path, sizeof(path)) < 0) {
-		json_object_put(body);
-		return fail(t, WORK_PERMANENT, "finish run: uid cannot be used");
-	}
-	if (call(t, "PUT", path, body, NULL, "finish run") < 0)
+	if (put_run(t, body, "finish run") < 0)
 		return -1;
 	if (set_state(t, "finished") < 0)
 		return -1;
@@ -280,7 +292,6 @@ static int is_public(json_object *ev)
 
 static int report_changed(struct tmat *t)
 {
-	char path[256];
 	json_object *body;
 
 	if (!is_public(t->a->event)) {
@@ -289,10 +300,9 @@ static int report_changed(struct tmat *t)
 	}
 	if (ensure(t) < 0)
 		return -1;
-	if (uid_path(t, "", path, sizeof(path)) < 0 || !(body = json_object_new_object()))
-		return fail(t, WORK_FAIL, "publish run: bad uid or out of memory");
-	json_object_object_add(body, "access_event", json_object_new_string("publish"));
-	if (call(t, "PUT", path, body, NULL, "publish run") < 0)
+	if ((body = json_object_new_object()))
+		json_object_object_add(body, "access_event", json_object_new_string("publish"));
+	if (put_run(t, body, "publish run") < 0)
 		return -1;
 	note(t, "published run %s", t->a->map.remote_id);
 	return 0;
@@ -302,17 +312,17 @@ static int report_changed(struct tmat *t)
 static int deleted(struct tmat *t)
 {
 	struct run_map *m = &t->a->map;
-	char path[256];
 	json_object *body;
 
 	if (is(m->state, "creating") && ensure(t) < 0)
 		return -1;
 	if (is(m->state, "open")) {
-		if (uid_path(t, "", path, sizeof(path)) < 0 || !(body = json_object_new_object()))
-			return fail(t, WORK_FAIL, "finish run: bad uid or out of memory");
-		json_object_object_add(body, "status_event", json_object_new_string("finish"));
-		json_object_object_add(body, "description", json_object_new_string("deleted in Qase"));
-		if (call(t, "PUT", path, body, NULL, "finish run") < 0)
+		if ((body = json_object_new_object())) {
+			json_object_object_add(body, "status_event", json_object_new_string("finish"));
+			json_object_object_add(body, "description",
+					       json_object_new_string("deleted in Qase"));
+		}
+		if (put_run(t, body, "finish run") < 0)
 			return -1;
 		note(t, "finished run %s (deleted in Qase)", m->remote_id);
 	} else if (m->remote_id) {
@@ -391,10 +401,8 @@ static int results(struct tmat *t)
 	}
 	if (ensure(t) < 0)
 		goto done;
-	if (uid_path(t, "/testrun", path, sizeof(path)) < 0) {
-		outcome_set(t->out, WORK_PERMANENT, "send results: uid cannot be used");
+	if (uid_path(t, "/testrun", path, sizeof(path)) < 0)
 		goto done;
-	}
 	for (size_t from = 0, batch = 1; from < n; from += BATCH_MAX, batch++)
 		if (call(t, "POST", path, tu_testomat_batch_body(tests, from, BATCH_MAX, (int)batch),
 			 NULL, "send results") < 0)

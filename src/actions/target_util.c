@@ -536,19 +536,22 @@ done:
 
 /* ---- rate limit ---------------------------------------------------------- */
 
-long long tu_bucket_take(struct tu_bucket *b, long long now_ns, double rate)
+long long tu_bucket_take(struct tu_bucket *b, long long now_ns, double rate,
+			 double burst)
 {
 	if (rate <= 0)
 		return 0;
+	if (burst < 1)
+		burst = 1;
 	if (!b->primed) {
 		b->primed = 1;
-		b->tokens = rate;
+		b->tokens = burst;
 		b->last_ns = now_ns;
 	}
 	if (now_ns > b->last_ns) {
 		b->tokens += (double)(now_ns - b->last_ns) * rate / 1e9;
-		if (b->tokens > rate)
-			b->tokens = rate;
+		if (b->tokens > burst)
+			b->tokens = burst;
 		b->last_ns = now_ns;
 	}
 	b->tokens -= 1.0;

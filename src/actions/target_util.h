@@ -135,7 +135,7 @@ char *tu_qasphere_comment(const char *type, const struct tu_counts *c,
 
 /* ---- rate limit ---------------------------------------------------------- */
 
-/* Tokens refill at rate per second up to rate (a one-second burst). */
+/* Tokens refill at rate per second up to burst. */
 struct tu_bucket {
 	double tokens;
 	long long last_ns;
@@ -144,7 +144,10 @@ struct tu_bucket {
 
 /* Takes one token at now_ns; returns how long to wait (ns) before using it.
  * A token is reserved even when the wait is positive (tokens go negative),
- * so concurrent takers queue up fairly.  rate <= 0: no limit. */
-long long tu_bucket_take(struct tu_bucket *b, long long now_ns, double rate);
+ * so concurrent takers queue up fairly.  With burst 1 requests are paced
+ * 1/rate apart, which keeps any sliding one-second window at or under rate.
+ * rate <= 0: no limit. */
+long long tu_bucket_take(struct tu_bucket *b, long long now_ns, double rate,
+			 double burst);
 
 #endif

@@ -11,6 +11,14 @@
  *
  * The record line is written and flushed before the reply is sent, so a
  * client that has its answer can read the record file and find the request.
+ *
+ * POST /_control {"mode", "count", "retry_after", "stall_seconds", kind
+ * settings...} appends {mode, count} to a FIFO of faults consumed one per
+ * API request: "ok" (normal handling), "429", "503", "500" (error reply,
+ * Retry-After if retry_after is given), "stall" (no reply until
+ * stall_seconds, default 30, or shutdown, then a reset), "reset" (TCP RST,
+ * no reply); "clear" empties the FIFO.  GET /_state shows the kind's state,
+ * the FIFO and the number of recorded requests.
  */
 #ifndef FAKE_COMMON_H
 #define FAKE_COMMON_H
@@ -111,6 +119,8 @@ extern const struct fake_kind fake_testomat;
 extern const struct fake_kind fake_qasphere;
 extern const struct fake_kind fake_testcenter;
 
+/* fake_common.c --------------------------------------------------------- */
+
 /* civetweb begin_request callback: the whole pipeline above. */
 int fake_begin_request(struct mg_connection *conn);
 
@@ -132,14 +142,20 @@ int fake_is_json_type(const struct fake_req *r);
 double fake_now(void);
 void fake_iso_now(char *buf, size_t len); /* 2026-01-02T03:04:05.678Z */
 
+/* fake_parse.c ---------------------------------------------------------- */
+
+/* Strict JSON parsing of a whole text; *ok tells valid JSON from "null". */
+struct json_object *fake_parse_json(const char *text, size_t len, int *ok);
+/* Fills r->parts from a multipart/form-data body; 0 or -1. */
+int fake_parse_multipart(struct fake_req *r);
+/* r's parts as [{name, filename, content_type, data}] for the record. */
+struct json_object *fake_parts_json(const struct fake_req *r);
 /* Splits path into at most max segments (pointers into buf).  Returns the
  * count, or -1 if the path has empty segments or too many. */
 int fake_split(const char *path, char *buf, size_t buflen, char **seg, int max);
 
-/* Strict JSON parsing of a whole text; *ok tells valid JSON from "null". */
-struct json_object *fake_parse_json(const char *text, size_t len, int *ok);
-
-/* Field validation, one table row per field. */
+/* Field validation, one table row per field: {"title", JT_STR, 1} means
+ * "title is required and must be a string". */
 enum jt {
 	JT_STR, JT_NESTR, JT_INT, JT_NNINT, JT_POSINT, JT_NUM, JT_NNNUM, JT_BOOL,
 	JT_OBJ, JT_ARR, JT_STRARR, JT_INTARR, JT_OBJ_OR_STR, JT_NNINT_OR_NULL,
@@ -161,7 +177,9 @@ int fake_has(struct json_object *obj, const char *key);
 int fake_in(const char *s, const char *const *list);
 size_t fake_utf8_len(const char *s);
 
-/* fake_xml.c: checks a JUnit XML document; on success *suites is an array
+/* fake_xml.c ------------------------------------------------------------ */
+
+/* Checks a JUnit XML document; on success *suites is an array
  * of the <testsuite(s)> counters found.  0, or -1 with a message in err. */
 int fake_junit_check(const char *data, size_t len, struct json_object **suites,
 		     char *err, size_t errlen);

@@ -13,6 +13,12 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +78,41 @@ static int parse_args(int argc, char **argv, struct fake_opts *o)
 	if (!o->user != !o->password)
 		return -1;
 	return 0;
+}
+
+/* civetweb 1.15's master thread sees mg_stop only when its poll (2 s)
+ * returns; a connection to the listening port wakes it at once. */
+struct poker {
+	int port;
+	atomic_int done;
+};
+
+static void *poke(void *arg)
+{
+	struct poker *p = arg;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	while (!atomic_load(&p->done)) {
+		int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (s >= 0) {
+			connect(s, (struct sockaddr *)&a, sizeof(a));
+			close(s);
+		}
+		nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+	}
+	return NULL;
+}
+
+static void stop_server(struct mg_context *ctx, int port)
+{
+	struct poker p = {.port = port};
+	pthread_t t;
+	atomic_init(&p.done, 0);
+	int poking = pthread_create(&t, NULL, poke, &p) == 0;
+	mg_stop(ctx);
+	atomic_store(&p.done, 1);
+	if (poking)
+		pthread_join(t, NULL);
 }
 
 static int init_fake(struct fake *f)
@@ -160,7 +201,7 @@ int main(int argc, char **argv)
 	int sig = 0;
 	sigwait(&stop, &sig);
 	fake_shutdown(&f);
-	mg_stop(ctx);
+	stop_server(ctx, f.opt.port);
 	mg_exit_library();
 	destroy_fake(&f);
 	return 0;

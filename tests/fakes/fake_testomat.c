@@ -102,13 +102,29 @@ static struct json_object *find_run(struct tm_state *s, const char *uid)
 	return NULL;
 }
 
-/* Copies every body field except the key into dst. */
+/* Copies every body field except the key into a result. */
 static void merge_fields(struct json_object *dst, struct json_object *body)
 {
 	json_object_object_foreach(body, key, val) {
-		if (strcmp(key, "api_key") != 0 && strcmp(key, "tests") != 0)
+		if (strcmp(key, "api_key") != 0)
 			json_object_object_add(dst, key, fake_copy(val));
 	}
+}
+
+/* Copies the documented run fields of a create or update body into the run;
+ * the fake's own fields (status, finished, ...) are never overwritten. */
+static void merge_run_fields(struct json_object *run, struct json_object *body)
+{
+	for (size_t i = 1; i < N(run_fields); i++) /* 0 is api_key */
+		if (fake_has(body, run_fields[i].name) && strcmp(run_fields[i].name, "status") != 0)
+			json_object_object_add(run, run_fields[i].name,
+					       fake_copy(fake_get(body, run_fields[i].name)));
+	for (size_t i = 0; i < N(finish_fields); i++)
+		if (fake_has(body, finish_fields[i].name) &&
+		    strcmp(finish_fields[i].name, "status_event") != 0 &&
+		    strcmp(finish_fields[i].name, "tests") != 0)
+			json_object_object_add(run, finish_fields[i].name,
+					       fake_copy(fake_get(body, finish_fields[i].name)));
 }
 
 static int check_run_fields(struct fake_req *r, struct json_object *b)
@@ -194,9 +210,11 @@ static int create_run(struct fake *f, struct fake_req *r)
 	snprintf(uid, sizeof(uid), "%08x", s->counter * 2654435761u);
 	struct json_object *run = json_object_new_object();
 	json_object_object_add(run, "uid", json_object_new_string(uid));
-	merge_fields(run, b);
+	merge_run_fields(run, b);
 	json_object_object_add(run, "created_at", json_object_new_double(fake_now()));
-	json_object_object_add(run, "status", json_object_new_string("running"));
+	/* "scheduled" runs turn "running" with their first result */
+	json_object_object_add(run, "status", json_object_new_string(
+		str_field(b, "status") ? "scheduled" : "running"));
 	json_object_object_add(run, "finished", json_object_new_boolean(0));
 	json_object_object_add(run, "published",
 		json_object_new_boolean(str_field(b, "access_event") != NULL));
@@ -251,6 +269,8 @@ static int check_test(struct fake_req *r, struct json_object *t, const char *whe
 static void store_test(struct json_object *run, struct json_object *t, int batch_index)
 {
 	struct json_object *results = fake_get(run, "results");
+	if (strcmp(str_field(run, "status"), "scheduled") == 0)
+		json_object_object_add(run, "status", json_object_new_string("running"));
 	struct json_object *copy = json_object_new_object();
 	merge_fields(copy, t);
 	if (batch_index > 0)
@@ -353,8 +373,7 @@ static int update_run(struct fake_req *r, struct json_object *run)
 		return 0;
 	for (size_t i = 0; tests && i < json_object_array_length(tests); i++)
 		store_test(run, json_object_array_get_idx(tests, i), 0);
-	merge_fields(run, b);
-	json_object_object_del(run, "status_event");
+	merge_run_fields(run, b);
 	if (str_field(b, "access_event"))
 		json_object_object_add(run, "published", json_object_new_boolean(1));
 	if (ev)

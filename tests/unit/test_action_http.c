@@ -165,12 +165,15 @@ static void test_parse__json_body_with_bare_placeholder_names_its_position(void 
 	assert_parse_error("url: http://x\nbody: '{\"n\": {{run.counts.failed}}}'",
 			   "rules.yaml:2:7: http: body is not valid JSON (");
 	assert_parse_error("url: http://x\nbody: '{\"n\": {{run.counts.failed}}}'",
-			   "rules.yaml:2:7: http: body is not valid JSON (unexpected character at line 1, column 8 of the body");
+			   "rules.yaml:2:7: http: body is not valid JSON (unexpected character at line 1, column 7 of the body");
+	/* positions are in the body as written, placeholders and all */
+	assert_parse_error("url: http://x\nbody: '{\"a\": \"{{run.title}}\", \"n\": {{run_id}}}'",
+			   "rules.yaml:2:7: http: body is not valid JSON (unexpected character at line 1, column 29 of the body");
 	/* a block scalar: the position inside the body is given as line and column */
 	assert_parse_error("url: http://x\nbody: |\n  {\"text\": \"a\",\n   \"b\": nope}\n",
-			   "rules.yaml:2:7: http: body is not valid JSON (unexpected character at line 2, column 7 of the body");
+			   "rules.yaml:2:7: http: body is not valid JSON (null expected at line 2, column 8 of the body");
 	assert_parse_error("url: http://x\nbody: '{\"text\": \"a\"'",
-			   "rules.yaml:2:7: http: body is not valid JSON (the JSON value is not complete");
+			   "rules.yaml:2:7: http: body is not valid JSON (unexpected end of data at line 1, column 13 of the body");
 	assert_parse_error("url: http://x\nbody: '{\"a\": 1} {\"b\": 2}'",
 			   "rules.yaml:2:7: http: body is not valid JSON (");
 	/* a Content-Type that says JSON makes any body JSON */
@@ -233,7 +236,7 @@ static void test_render__hostile_title_keeps_the_body_valid_json(void **state)
 {
 	/* quotes, backslashes, braces, control characters, a fake member,
 	 * non-ASCII, and bytes that are not UTF-8 */
-	const char *title = "\"},{\"x\":\"\\\\ \\n\\t\\u0001 </script> {{run_id}} ü \\ud83d\\ude00";
+	const char *title = "\\\"},{\\\"x\\\":\\\"\\\\ \\n\\t\\u0001 </script> {{run_id}} ü \\ud83d\\ude00";
 	char event[512];
 	json_object *p, *body, *text, *want;
 	(void)state;

@@ -198,30 +198,41 @@ static void test_qasphere__bucket_allows_a_burst_then_spaces_requests(void **sta
 	long long t0 = 5000 * MS;
 	(void)state;
 	for (int i = 0; i < 20; i++)
-		assert_int_equal(tu_bucket_take(&b, t0, 20), 0);
+		assert_int_equal(tu_bucket_take(&b, t0, 20, 20), 0);
 	/* the 21st waits one interval, the 22nd two */
-	long long w = tu_bucket_take(&b, t0, 20);
+	long long w = tu_bucket_take(&b, t0, 20, 20);
 	assert_true(w > 49 * MS && w <= 51 * MS);
-	w = tu_bucket_take(&b, t0, 20);
+	w = tu_bucket_take(&b, t0, 20, 20);
 	assert_true(w > 99 * MS && w <= 101 * MS);
 	/* a second later the debt is paid and tokens are back */
-	assert_int_equal(tu_bucket_take(&b, t0 + 1200 * MS, 20), 0);
+	assert_int_equal(tu_bucket_take(&b, t0 + 1200 * MS, 20, 20), 0);
 }
 
-static void test_qasphere__bucket_never_exceeds_rate_over_time(void **state)
+/* Each taker sleeps what it is told; returns the send times. */
+static void drive(struct tu_bucket *b, double rate, double burst, long long *at, int n)
+{
+	long long now = 0;
+	for (int i = 0; i < n; i++) {
+		now += tu_bucket_take(b, now, rate, burst);
+		at[i] = now;
+	}
+}
+
+static void test_qasphere__paced_bucket_keeps_every_sliding_second_under_the_limit(void **state)
 {
 	struct tu_bucket b = { 0 };
-	long long now = 0, sent_at[200];
+	long long at[200];
 	(void)state;
-	/* each taker sleeps what it is told: any one-second window holds at
-	 * most rate + burst requests, and the steady rate is the limit */
-	for (int i = 0; i < 200; i++) {
-		now += tu_bucket_take(&b, now, 20);
-		sent_at[i] = now;
-	}
-	for (int i = 40; i < 200; i++)
-		assert_true(sent_at[i] - sent_at[i - 20] >= 999 * MS);
-	assert_int_equal(tu_bucket_take(&b, now, 0), 0);   /* no limit */
+	drive(&b, 20 / 1.02, 1, at, 200);
+	assert_int_equal(at[0], 0);
+	/* 21 requests never fit in one second: the window the fake enforces */
+	for (int i = 20; i < 200; i++)
+		assert_true(at[i] - at[i - 20] >= 1000 * MS);
+	/* a burst allowance would break that */
+	memset(&b, 0, sizeof(b));
+	drive(&b, 20, 20, at, 200);
+	assert_true(at[20] - at[0] < 1000 * MS);
+	assert_int_equal(tu_bucket_take(&b, 0, 0, 1), 0);   /* no limit */
 }
 
 /* ---- attempts against a fake QA Sphere ---------------------------------- */
@@ -495,17 +506,17 @@ static void test_run__rate_limit_waits_instead_of_failing(void **state)
 	long long t0;
 	(void)state;
 	snprintf(s, sizeof(s), "{\"base_url\":\"http://127.0.0.1:%%d\",\"api_key\":\"k.k.k\","
-		 "\"project\":\"QS\",\"query_plan\":{\"tagIds\":[1]},\"rate_limit_per_s\":5}");
+		 "\"project\":\"QS\",\"query_plan\":{\"tagIds\":[1]},\"rate_limit_per_s\":10}");
 	h_init(&h, "qasphere", "limited", s);
 	fake_queue(h.http, 201, "{\"id\":1}", 0);
 	t0 = mono_ms();
-	/* 1 create + 7 logs: 5 pass at once, then one per 200 ms */
+	/* 1 create + 7 logs, paced about 102 ms apart */
 	assert_int_equal(h_run(&h, &target_qasphere, started, params)->outcome, WORK_OK);
 	for (int i = 0; i < 7; i++)
 		assert_int_equal(h_run(&h, &target_qasphere, EV("run.updated", "{\"cases_added\":1}"),
 				       params)->outcome, WORK_OK);
 	assert_int_equal(h.http->n_reqs, 8);
-	assert_true(mono_ms() - t0 >= 550);
+	assert_true(mono_ms() - t0 >= 7 * 100);
 	h_free(&h);
 }
 
@@ -523,7 +534,7 @@ int main(void)
 		cmocka_unit_test(test_qasphere__create_body_cuts_title_and_description),
 		cmocka_unit_test(test_qasphere__utf8_prefix_counts_characters),
 		cmocka_unit_test(test_qasphere__bucket_allows_a_burst_then_spaces_requests),
-		cmocka_unit_test(test_qasphere__bucket_never_exceeds_rate_over_time),
+		cmocka_unit_test(test_qasphere__paced_bucket_keeps_every_sliding_second_under_the_limit),
 		cmocka_unit_test(test_run__started_creates_with_intent_first),
 		cmocka_unit_test(test_run__conflicting_title_adopts_the_run),
 		cmocka_unit_test(test_run__completed_logs_then_closes_once),
