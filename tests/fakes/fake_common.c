@@ -231,7 +231,7 @@ static void record(struct fake_req *r, const char *fault)
 
 /* ---- faults ------------------------------------------------------------ */
 
-static const char *const fault_names[] = {"ok", "429", "503", "500", "stall", "reset", NULL};
+static const char *const fault_names[] = {"ok", "429", "503", "500", "stall", "reset", "lost", NULL};
 
 /* Finds this connection's socket: civetweb 1.15 exports no accessor, so
  * match the (local port, peer port) pair among our own descriptors. */
@@ -354,6 +354,7 @@ static int apply_fault(struct fake_req *r, const struct fault *ft)
 		abort_connection(r);
 		return 1;
 	case FAULT_OK:
+	case FAULT_LOST:
 		return 0;
 	}
 	if (ft->retry_after >= 0)
@@ -480,9 +481,18 @@ static int control(struct fake *f, struct fake_req *r)
  * way.  Returns 1 if the connection was dropped without a reply. */
 static int api_request(struct fake *f, struct fake_req *r)
 {
-	struct fault ft;
+	struct fault ft = { .mode = FAULT_OK };
 	r->multipart_ok = fake_parse_multipart(r) == 0;
-	if (take_fault(f, &ft) && ft.mode != FAULT_OK) {
+	int got = take_fault(f, &ft);
+	if (got && ft.mode == FAULT_LOST) {
+		pthread_mutex_lock(&f->lock);
+		f->kind->handle(f, r);
+		pthread_mutex_unlock(&f->lock);
+		record(r, "lost");
+		abort_connection(r);
+		return 1;
+	}
+	if (got && ft.mode != FAULT_OK) {
 		if (apply_fault(r, &ft))
 			return 1;
 		record(r, fault_names[ft.mode]);

@@ -81,7 +81,9 @@ struct fake_kind {
 	void (*destroy)(struct fake *f);
 };
 
-enum fault_mode { FAULT_OK, FAULT_429, FAULT_503, FAULT_500, FAULT_STALL, FAULT_RESET };
+/* FAULT_LOST: the request is carried out, then the connection is reset
+ * before the answer: the client cannot know it succeeded. */
+enum fault_mode { FAULT_OK, FAULT_429, FAULT_503, FAULT_500, FAULT_STALL, FAULT_RESET, FAULT_LOST };
 
 struct fault {
 	enum fault_mode mode;

@@ -200,6 +200,26 @@ targets:
         self.settle(b)
         self.assertEqual(b.status()["dead"], 0)
 
+    def test_crash_between_create_and_commit_creates_once(self):
+        # The fakes carry out the create but the answer never arrives, and
+        # the daemon is killed before it could record anything more.
+        self.tm.control("lost", count=1)
+        self.qs.control("lost", count=1)
+        b = self.start()
+        b.post(delivery("run.started", run=11))
+        self.tm.wait_requests(1)
+        self.qs.wait_requests(1)
+        b.stop(signal.SIGKILL)
+        b.start()
+        b.post(delivery("run.completed", run=11))
+        self.settle(b)
+        self.assertEqual(b.status()["dead"], 0, b.cli("status", "--dead").stdout)
+        self.assertEqual(len(self.tm.state()["runs"]), 1, "Testomat run created twice")
+        self.assertEqual(len(self.qs.state()["runs"]), 1, "QA Sphere run created twice")
+        finish = self.tm.requests(method="PUT")[-1]
+        self.assertIn(self.tm.state()["runs"][0]["uid"], finish["path"])
+        self.assertTrue([r for r in self.qs.requests() if r["path"].endswith("/close")])
+
     def test_check_rejects_unknown_target(self):
         b = self.start()
         with open(b.rules, "w") as f:
