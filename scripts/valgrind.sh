@@ -12,4 +12,4 @@ cmake -S . -B build-vg -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-vg -j"$(nproc)"
 RB_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no" \
 	ctest --test-dir build-vg --output-on-failure -j2 \
-	-R 'integration.test_(http|pipeline|recovery|ops)$' "$@"
+	-R 'integration.test_(http|pipeline|recovery|ops|targets)$' "$@"

@@ -268,12 +268,31 @@ static int label_has(json_object *arr, const char *key)
 	return 0;
 }
 
+/* Test Center refuses newlines, commas and double quotes in labels, and a
+ * key cannot hold the '=' of "key=value": those become spaces in values,
+ * '_' in keys (so do other control characters). */
+static json_object *label_text(const char *s, int is_key)
+{
+	char *copy = strdup(s);
+	json_object *o;
+
+	if (!copy)
+		return NULL;
+	for (char *p = copy; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == ',' || *p == '"' ||
+		    (is_key && *p == '='))
+			*p = is_key ? '_' : ' ';
+	o = json_object_new_string(copy);
+	free(copy);
+	return o;
+}
+
 static void label_add(json_object *arr, const char *key, const char *value)
 {
 	json_object *l = json_object_new_object();
 
-	json_object_object_add(l, "key", json_object_new_string(key));
-	json_object_object_add(l, "value", json_object_new_string(value));
+	json_object_object_add(l, "key", label_text(key, 1));
+	json_object_object_add(l, "value", label_text(value, 0));
 	json_object_array_add(arr, l);
 }
 

@@ -170,6 +170,11 @@ int cli_serve(int argc, char **argv)
 	if (rc == 0) {
 		char rules[24];
 		snprintf(rules, sizeof(rules), "%zu", rules_count(dm.rules));
+		if (strncmp(dm.cfg->listen, "127.", 4) != 0 &&
+		    strncmp(dm.cfg->listen, "localhost:", 10) != 0)
+			log_kv(LOG_WARN, "plain HTTP on a non-loopback address: terminate TLS in "
+			       "a proxy in front and listen on 127.0.0.1",
+			       "listen", dm.cfg->listen, NULL);
 		log_kv(LOG_INFO, "runbridge listening", "listen", dm.cfg->listen,
 		       "data_dir", dm.cfg->data_dir, "rules", rules,
 		       "version", RB_VERSION, NULL);

@@ -98,6 +98,9 @@ static const struct option options[] = {
 	INT("targets_workers", C(target_workers), 1, 64, "2"),
 	{ "http.admin_token", OPT_STRING, 0, 0, NULL, C(admin_token), NULL, NULL,
 	  OPT_EMPTY_NULL | OPT_SECRET },
+	SIZE("http.max_header_bytes", C(max_header_bytes), 1024, 1048576, "16384"),
+	INT("http.rate_limit_per_s", C(rate_limit_per_s), 0, 10000000, "0"),
+
 };
 
 /* Fields of one source; path and kind default from the name (see below). */

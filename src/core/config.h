@@ -73,6 +73,9 @@ struct config {
 	char *admin_token;          /* http.admin_token: Bearer token that opens
 				       /metrics to non-loopback clients */
 
+	size_t max_header_bytes;    /* http.max_header_bytes: request line + headers, 16384 */
+	int rate_limit_per_s;       /* http.rate_limit_per_s: per client address, 0 = off */
+
 	struct target_cfg *targets; /* targets: (issue: translated calls) */
 	size_t n_targets;
 	int target_workers;         /* targets_workers: threads per target kind, 2 */

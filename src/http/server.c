@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "event/event.h"
+#include "http/ratelimit.h"
 #include "store/ingest.h"
 #include "store/store.h"
 
@@ -36,6 +37,7 @@ struct http_server {
 	struct dispatch *d;
 	struct mg_context *ctx;
 	struct route *routes;
+	struct ratelimit *rl;
 };
 
 static const char *reason(int status)
@@ -50,6 +52,7 @@ static const char *reason(int status)
 	case 413: return "Payload Too Large";
 	case 403: return "Forbidden";
 	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
 	case 503: return "Service Unavailable";
 	default: return "Error";
 	}
@@ -237,6 +240,9 @@ static int handle_source(struct mg_connection *c, void *cbdata)
 	char *body = NULL, msg[160];
 	size_t len = 0;
 
+	if (!ratelimit_allow(rt->srv->rl, ri->remote_addr, received_ms))
+		return refuse(c, rt, 429, "Retry-After: 1\r\n",
+			      "too many requests from this address (http.rate_limit_per_s)");
 	if (strcmp(ri->request_method, "POST") != 0)
 		return refuse(c, rt, 405, "Allow: POST\r\n", "only POST is allowed here");
 	if (!is_json_type(mg_get_header(c, "Content-Type")))
@@ -357,6 +363,13 @@ static int on_log(const struct mg_connection *c, const char *message)
 	return 1;
 }
 
+static void http_free(struct http_server *s)
+{
+	ratelimit_free(s->rl);
+	free(s->routes);
+	free(s);
+}
+
 int http_start(struct http_server **out, const struct config *cfg,
 	       struct ingest *in, struct dispatch *d, struct err *err)
 {
@@ -374,12 +387,20 @@ int http_start(struct http_server **out, const struct config *cfg,
 	s->cfg = cfg;
 	s->in = in;
 	s->d = d;
+	char header_max[24];
 	snprintf(threads, sizeof(threads), "%d", cfg->http_threads);
 	snprintf(timeout, sizeof(timeout), "%d", cfg->request_timeout_ms);
+	snprintf(header_max, sizeof(header_max), "%zu", cfg->max_header_bytes);
+	s->rl = ratelimit_new(cfg->rate_limit_per_s);
+	if (!s->rl) {
+		http_free(s);
+		return err_set(err, "out of memory");
+	}
 	const char *options[] = {
 		"listening_ports", cfg->listen,
 		"num_threads", threads,
 		"request_timeout_ms", timeout,
+		"max_request_size", header_max,
 		"enable_keep_alive", "yes",
 		"keep_alive_timeout_ms", "30000",
 		"tcp_nodelay", "1",
@@ -391,8 +412,7 @@ int http_start(struct http_server **out, const struct config *cfg,
 	edata.text_buffer_size = sizeof(ebuf);
 	s->ctx = mg_start2(&init, &edata);
 	if (!s->ctx) {
-		free(s->routes);
-		free(s);
+		http_free(s);
 		return err_set(err, "cannot listen on %s: %s", cfg->listen,
 			       ebuf[0] ? ebuf : "unknown error");
 	}
@@ -415,6 +435,5 @@ void http_stop(struct http_server *s)
 	if (!s)
 		return;
 	mg_stop(s->ctx);
-	free(s->routes);
-	free(s);
+	http_free(s);
 }

@@ -2,11 +2,15 @@
 are neither stored nor routed."""
 import hashlib
 import hmac
+import http.client
 import json
+import os
 import socket
+import ssl
+import subprocess
 import unittest
 
-from rbtest import Case, EVENTS, delivery_id, fixture, wait_until
+from rbtest import Case, EVENTS, Runbridge, delivery_id, fixture, wait_until
 
 
 class HttpContract(Case):
@@ -210,6 +214,31 @@ class AdminToken(Case):
     def test_metrics_from_loopback_need_no_token(self):
         b = self.bridge(extra="http:\n  admin_token: t0ken\n")
         self.assertEqual(b.request("GET", "/metrics")[0], 200)
+
+
+class Limits(Case):
+    def test_rate_limit_per_address_answers_429(self):
+        b = self.bridge(extra="http:\n  rate_limit_per_s: 5\n")
+        statuses = [b.post(json.dumps({"event_name": "run.updated", "payload": {"id": i}}))[0]
+                    for i in range(1, 30)]
+        self.assertIn(429, statuses)
+        self.assertEqual(statuses[:5], [202] * 5)
+        accepted = statuses.count(202)
+        self.assertEqual(b.status()["deliveries"], accepted)
+
+    def test_oversized_headers_are_refused(self):
+        b = self.bridge(extra="http:\n  max_header_bytes: 2048\n")
+        s = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+        s.sendall(b"POST /webhooks/qase HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 4096 +
+                  b"\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+        try:
+            reply = s.recv(4096).decode(errors="replace")
+        except ConnectionResetError:
+            reply = ""
+        s.close()
+        self.assertFalse(reply.startswith("HTTP/1.1 2"), reply)   # refused or cut off
+        self.assertEqual(b.status()["deliveries"], 0)
+        self.assertEqual(b.post(fixture("run.started"))[0], 202)
 
 
 if __name__ == "__main__":

@@ -226,7 +226,7 @@ static int tc_setup(void **state)
 	f->a.map.data = json_object_new_object();
 	f->a.params = json_tokener_parse("{\"target\":\"main\",\"batch\":\"Qase DEMO#42\","
 					 "\"suite\":\"Nightly <1>\",\"labels\":{\"env\":\"staging\","
-					 "\"qase.run\":\"spoof\",\"empty\":\"\"}}");
+					 "\"qase.run\":\"spoof\",\"empty\":\"\",\"a=b\":\"x,y\\\"z\\nw\"}}");
 	*state = f;
 	return 0;
 }
@@ -317,6 +317,8 @@ static void test_import__completed_uploads_one_junit_file(void **state)
 	assert_non_null(strstr(r->body, "name=\"label[]\"\r\n\r\nenv=staging\r\n"));
 	assert_null(strstr(r->body, "spoof"));   /* qase.* cannot be replaced */
 	assert_null(strstr(r->body, "empty="));  /* empty labels are left out */
+	/* what Test Center refuses in labels is replaced */
+	assert_non_null(strstr(r->body, "name=\"label[]\"\r\n\r\na_b=x y z w\r\n"));
 	assert_non_null(strstr(r->body, "name=\"result[]\"; filename=\"qase-DEMO-42.xml\"\r\n"
 					"Content-Type: application/xml\r\n\r\n<?xml "));
 	assert_non_null(strstr(r->body, "<testsuite name=\"Nightly &lt;1&gt;\" tests=\"14\" failures=\"4\""));
@@ -457,7 +459,7 @@ static void test_reporting__full_run_is_depth_first(void **state)
 	assert_string_equal(json_object_to_json_string_ext(json_object_object_get(b, "labels"),
 							   JSON_C_TO_STRING_PLAIN),
 			    "[{\"key\":\"qase.project\",\"value\":\"DEMO\"},{\"key\":\"qase.run\",\"value\":\"42\"},"
-			    "{\"key\":\"env\",\"value\":\"staging\"}]");
+			    "{\"key\":\"env\",\"value\":\"staging\"},{\"key\":\"a_b\",\"value\":\"x y z w\"}]");
 	json_object_put(b);
 	b = body_json(f, 1);
 	assert_string_equal(jstr(b, "runId", NULL), "12");
