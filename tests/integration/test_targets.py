@@ -48,7 +48,7 @@ class Targets(Case):
   max_ms: 400
 targets:
   testomat:
-    main: { base_url: "%s", api_key: "%s" }
+    main: { base_url: "%s", api_key: "%s", timeout_s: 1 }
   qasphere:
     main: { base_url: "%s", api_key: "%s", project: DEMO, query_plan: { folderIds: [1] } }
   testcenter:
@@ -180,6 +180,24 @@ targets:
         self.assertGreaterEqual(imports[1]["ts"] - imports[0]["ts"], 0.9, "Retry-After ignored")
         self.assertLess(time.monotonic() - t0, 20)
         self.assertEqual(b.request("GET", "/healthz")[0], 200)
+
+    def test_stalled_target_times_out_retries_and_server_stays_responsive(self):
+        self.tm.control(stall_seconds=3)
+        self.tm.control("stall", count=2)
+        b = self.start()
+        b.post(delivery("run.started", run=12))
+        worst = 0.0
+        deadline = time.monotonic() + 30
+        while len(self.tm.state()["runs"]) < 1 and time.monotonic() < deadline:
+            t = time.monotonic()
+            self.assertEqual(b.request("GET", "/healthz")[0], 200)
+            worst = max(worst, time.monotonic() - t)
+            time.sleep(0.05)
+        self.settle(b)
+        self.assertEqual(len(self.tm.state()["runs"]), 1)
+        faults = [r.get("fault") for r in self.tm.requests()]
+        self.assertEqual(faults.count("stall"), 2, faults)
+        self.assertLess(worst, 0.5, "/healthz was slow while a target stalled")
 
     def test_permanent_error_goes_to_dead_letters_and_replays(self):
         b = self.start(tm_key="tstmt_wrong")
