@@ -58,7 +58,10 @@ static int redis_parse(void **out, const struct cfg_node *node,
 		const char *k = node->keys[i]->value;
 		const struct cfg_node *v = node->items[i];
 		struct err e;
-		if (strcmp(k, "stream") == 0) {
+		if (cfg_get(node, k) != v) {
+			bad = errlist_add(errs, "%s: redis: key '%s' appears twice",
+					  cfg_where(node->keys[i], where, sizeof(where)), k);
+		} else if (strcmp(k, "stream") == 0) {
 			if (v->type != CFG_SCALAR || !*v->value) {
 				bad = errlist_add(errs, "%s: redis: stream must be a non-empty string",
 						  cfg_where(v, where, sizeof(where)));

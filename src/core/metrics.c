@@ -17,7 +17,7 @@ static const char *const types[] = {
 };
 #define NTYPES (sizeof(types) / sizeof(types[0]))
 
-static const int statuses[] = { 202, 400, 401, 405, 413, 415, 503 };
+static const int statuses[] = { 202, 400, 401, 405, 408, 413, 415, 429, 503 };
 #define NSTATUS (sizeof(statuses) / sizeof(statuses[0]))
 
 static const char *const kinds[] = { "redis", "exec", "other" };

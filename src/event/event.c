@@ -60,6 +60,9 @@ static int int_value(json_object *v, long long *out)
 	int64_t i = json_object_get_int64(v);
 	if (i == INT64_MAX && json_object_get_uint64(v) != (uint64_t)INT64_MAX)
 		return -1;
+	/* json-c clamps below the range too; no field of ours can be INT64_MIN */
+	if (i == INT64_MIN)
+		return -1;
 	*out = i;
 	return 0;
 }
@@ -164,6 +167,13 @@ static int parse_json(json_object **out, const char *body, size_t len,
 	return rc;
 }
 
+/* An escaped NUL would cut the value short wherever C strings carry it
+ * (stream names, routing, hook arguments). */
+static int has_nul(json_object *v)
+{
+	return strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v);
+}
+
 /* The event name, or -1 with the message naming the field at fault. */
 static int check_name(json_object *d, struct err *err)
 {
@@ -179,6 +189,8 @@ static int check_name(json_object *d, struct err *err)
 	if (!json_object_is_type(v, json_type_string) ||
 	    json_object_get_string_len(v) == 0)
 		return err_setc(err, 400, "%s must be a non-empty string", field);
+	if (has_nul(v))
+		return err_setc(err, 400, "%s must not contain \\u0000", field);
 	return 0;
 }
 
@@ -210,6 +222,8 @@ static int check_envelope(json_object *d, struct err *err)
 	v = member(d, "project_code");
 	if (v && !json_object_is_type(v, json_type_string))
 		return err_setc(err, 400, "project_code must be a string");
+	if (v && has_nul(v))
+		return err_setc(err, 400, "project_code must not contain \\u0000");
 	return 0;
 }
 

@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "event/event.h"
+#include "http/deadline.h"
 #include "http/ratelimit.h"
 #include "store/ingest.h"
 #include "store/store.h"
@@ -38,6 +39,7 @@ struct http_server {
 	struct mg_context *ctx;
 	struct route *routes;
 	struct ratelimit *rl;
+	struct deadlines *deadlines;
 };
 
 static const char *reason(int status)
@@ -49,6 +51,7 @@ static const char *reason(int status)
 	case 401: return "Unauthorized";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
 	case 413: return "Payload Too Large";
 	case 403: return "Forbidden";
 	case 415: return "Unsupported Media Type";
@@ -140,15 +143,22 @@ static int is_json_type(const char *ct)
  * HTTP status to refuse with (413 past max, 400 when it ends early).
  */
 static int read_body(struct mg_connection *c, long long declared, size_t max,
-		     char **out, size_t *out_len)
+		     int timeout_ms, char **out, size_t *out_len)
 {
 	size_t cap = declared >= 0 ? (size_t)declared + 1 : 16384, len = 0;
 	char *buf = malloc(cap);
+	/* civetweb's timeout is per read: a sender trickling a byte at a time
+	 * would hold this thread forever without a deadline for the whole body */
+	long long deadline = clock_mono_ms() + timeout_ms;
 
 	*out = NULL;
 	if (!buf)
 		return 503;
 	for (;;) {
+		if (clock_mono_ms() > deadline) {
+			free(buf);
+			return 408;
+		}
 		if (len == cap - 1) {
 			if (declared >= 0)
 				break;
@@ -258,12 +268,25 @@ static int handle_source(struct mg_connection *c, void *cbdata)
 		 cfg->max_body_bytes);
 	if (ri->content_length > (long long)cfg->max_body_bytes)
 		return refuse(c, rt, 413, "Connection: close\r\n", msg);
-	int status = read_body(c, ri->content_length, cfg->max_body_bytes, &body, &len);
+	int slot = deadline_arm(rt->srv->deadlines, ri->server_port, ri->remote_port,
+				clock_mono_ms() + cfg->request_timeout_ms);
+	int status = read_body(c, ri->content_length, cfg->max_body_bytes,
+			       cfg->request_timeout_ms, &body, &len);
+	if (deadline_disarm(rt->srv->deadlines, slot)) {
+		free(body);
+		log_kv(LOG_INFO, "delivery refused", "source", rt->src->name, "status", "408",
+		       "error", "request body not received within http.request_timeout_ms", NULL);
+		metrics_delivery(NULL, 408);
+		return 408; /* the socket is shut: nothing can be answered */
+	}
 	if (status == 413)
 		return refuse(c, rt, 413, "Connection: close\r\n", msg);
 	if (status == 400)
 		return refuse(c, rt, 400, "Connection: close\r\n",
 			      "request body ended before Content-Length bytes");
+	if (status == 408)
+		return refuse(c, rt, 408, "Connection: close\r\n",
+			      "request body not received within http.request_timeout_ms");
 	if (status)
 		return refuse(c, rt, 503, "", "out of memory");
 	if (rt->src->hmac_header) {
@@ -365,6 +388,7 @@ static int on_log(const struct mg_connection *c, const char *message)
 
 static void http_free(struct http_server *s)
 {
+	deadlines_stop(s->deadlines);
 	ratelimit_free(s->rl);
 	free(s->routes);
 	free(s);
@@ -392,7 +416,8 @@ int http_start(struct http_server **out, const struct config *cfg,
 	snprintf(timeout, sizeof(timeout), "%d", cfg->request_timeout_ms);
 	snprintf(header_max, sizeof(header_max), "%zu", cfg->max_header_bytes);
 	s->rl = ratelimit_new(cfg->rate_limit_per_s);
-	if (!s->rl) {
+	s->deadlines = deadlines_start(cfg->http_threads);
+	if (!s->rl || !s->deadlines) {
 		http_free(s);
 		return err_set(err, "out of memory");
 	}
@@ -402,7 +427,8 @@ int http_start(struct http_server **out, const struct config *cfg,
 		"request_timeout_ms", timeout,
 		"max_request_size", header_max,
 		"enable_keep_alive", "yes",
-		"keep_alive_timeout_ms", "30000",
+		/* an idle keep-alive connection holds a worker thread */
+		"keep_alive_timeout_ms", timeout,
 		"tcp_nodelay", "1",
 		NULL,
 	};

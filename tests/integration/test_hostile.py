@@ -223,11 +223,7 @@ class MalformedBodies(HostileCase):
                               b'"payload":{"id":9223372036854775807}}')
         self.assertEqual(status, 202)
 
-    # Daemon bug (reported): json-c clamps an integer below INT64_MIN to
-    # INT64_MIN, and event.c's int_value only detects the clamp at
-    # INT64_MAX, so this is accepted with actor_id -9223372036854775808.
-    # Remove expectedFailure once int_value detects both clamps.
-    @unittest.expectedFailure
+    # json-c clamps an integer below INT64_MIN to INT64_MIN: refused.
     def test_team_member_id_below_int64_is_400(self):
         self.assertRefused(b'{"event_name":"run.started","payload":{"id":1},'
                            b'"team_member_id":-99999999999999999999}', "team_member_id")
@@ -319,12 +315,8 @@ class SlowSenders(HostileCase):
             for s in socks:
                 s.close()
 
-    # Daemon bug (reported): request_timeout_ms bounds reading the headers
-    # only; a body that trickles in holds a worker thread for as long as it
-    # keeps coming, so http.threads such senders stop the whole server,
-    # /healthz included.  Remove expectedFailure once the body read has a
-    # deadline.
-    @unittest.expectedFailure
+    # The whole body must arrive within request_timeout_ms: a trickle would
+    # otherwise hold a worker thread as long as it keeps coming.
     def test_body_trickle_is_cut_off(self):
         body = fixture("run.started")
         took = self.trickle(b"POST /webhooks/qase HTTP/1.1\r\nHost: x\r\n"
@@ -333,11 +325,8 @@ class SlowSenders(HostileCase):
                             body, interval=0.5, limit=6.0)
         self.assertIsNotNone(took, "a body trickle was never cut off")
 
-    # Daemon bug (reported): an idle keep-alive connection holds a worker
-    # thread for keep_alive_timeout_ms, hard-coded to 30 s in http_start
-    # whatever request_timeout_ms says, so http.threads idle connections
-    # stall every other request for up to 30 s.
-    @unittest.expectedFailure
+    # An idle keep-alive connection holds a worker thread: it is closed
+    # after request_timeout_ms like a slow request.
     def test_idle_keep_alive_connections_do_not_stall_a_delivery(self):
         self.b.stop()
         self.b = self.bridge(extra=TIMEOUT_CONFIG + "  threads: 2\n")
