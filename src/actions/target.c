@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/jpath.h"
@@ -116,4 +117,38 @@ const char *param_str(json_object *params, const char *key)
 	    !json_object_is_type(v, json_type_string))
 		return NULL;
 	return json_object_get_string(v);
+}
+
+int target_map_set(struct target_attempt *a, struct target_outcome *out,
+		   char **field, const char *v)
+{
+	char *c = v ? strdup(v) : NULL;
+
+	(void)a;
+	if (v && !c) {
+		outcome_set(out, WORK_FAIL, "out of memory");
+		return -1;
+	}
+	free(*field);
+	*field = c;
+	return 0;
+}
+
+int target_map_commit(struct target_attempt *a, struct target_outcome *out)
+{
+	struct err e = { 0 };
+
+	if (a->save && a->save(a, &e) < 0) {
+		outcome_set(out, WORK_FAIL, "mapping not saved: %s", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+int target_map_state(struct target_attempt *a, struct target_outcome *out,
+		     const char *state)
+{
+	if (state && target_map_set(a, out, &a->map.state, state) < 0)
+		return -1;
+	return target_map_commit(a, out);
 }

@@ -85,6 +85,15 @@ int event_has(json_object *ev, const char *path);
 /* A rendered param string (NULL when missing). */
 const char *param_str(json_object *params, const char *key);
 
+/* The mapping, as every kind updates it: set a field (strdup; v NULL clears
+ * it), commit now, or set the state and commit.  Each returns 0, or -1 with
+ * out set to a failed (retried) attempt. */
+int target_map_set(struct target_attempt *a, struct target_outcome *out,
+		   char **field, const char *v);
+int target_map_commit(struct target_attempt *a, struct target_outcome *out);
+int target_map_state(struct target_attempt *a, struct target_outcome *out,
+		     const char *state);
+
 void outcome_set(struct target_outcome *o, enum work_outcome w,
 		 const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

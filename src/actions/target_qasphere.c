@@ -110,30 +110,17 @@ static int is(const char *s, const char *v)
 
 static int set(struct qs *q, char **field, const char *v)
 {
-	char *c = v ? strdup(v) : NULL;
-
-	if (v && !c)
-		return fail(q, WORK_FAIL, "out of memory");
-	free(*field);
-	*field = c;
-	return 0;
+	return target_map_set(q->a, q->out, field, v);
 }
 
-/* Commits the mapping now: a refused write fails the attempt (retried). */
 static int commit(struct qs *q)
 {
-	struct err e = { 0 };
-
-	if (q->a->save && q->a->save(q->a, &e) < 0) {
-		outcome_set(q->out, WORK_FAIL, "mapping not saved: %s", e.msg);
-		return -1;
-	}
-	return 0;
+	return target_map_commit(q->a, q->out);
 }
 
 static int set_state(struct qs *q, const char *state)
 {
-	return set(q, &q->a->map.state, state) < 0 ? -1 : commit(q);
+	return target_map_state(q->a, q->out, state);
 }
 
 static int flag(struct qs *q, const char *name)

@@ -195,21 +195,10 @@ static int set_str(char **field, const char *v)
 	return 0;
 }
 
-/* Sets the state and commits the map; -1 with out set (a retry). */
+/* Sets the state (unless NULL) and commits the map; -1 with out set (a retry). */
 static int tc_save(struct tc *c, const char *state)
 {
-	struct err err = { 0 };
-
-	if (state && set_str(&c->a->map.state, state) < 0) {
-		outcome_set(c->out, WORK_FAIL, "out of memory");
-		return -1;
-	}
-	if (c->a->save(c->a, &err) < 0) {
-		outcome_set(c->out, WORK_FAIL, "testcenter: cannot save the run map: %s",
-			    err.msg);
-		return -1;
-	}
-	return 0;
+	return target_map_state(c->a, c->out, state);
 }
 
 static json_object *data_get(json_object *o, const char *key)

@@ -52,32 +52,13 @@ static int is(const char *s, const char *v)
 
 static int set(struct tmat *t, char **field, const char *v)
 {
-	char *c = v ? strdup(v) : NULL;
-
-	if (v && !c) {
-		outcome_set(t->out, WORK_FAIL, "out of memory");
-		return -1;
-	}
-	free(*field);
-	*field = c;
-	return 0;
+	return target_map_set(t->a, t->out, field, v);
 }
 
-/* Commits the mapping now: a refused write fails the attempt (retried). */
-static int commit(struct tmat *t)
-{
-	struct err e = { 0 };
-
-	if (t->a->save && t->a->save(t->a, &e) < 0) {
-		outcome_set(t->out, WORK_FAIL, "mapping not saved: %s", e.msg);
-		return -1;
-	}
-	return 0;
-}
 
 static int set_state(struct tmat *t, const char *state)
 {
-	return set(t, &t->a->map.state, state) < 0 ? -1 : commit(t);
+	return target_map_state(t->a, t->out, state);
 }
 
 /* "/api/reporter" + suffix (+ "?api_key=..."), joined to base_url. */

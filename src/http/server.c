@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
-#include <sys/resource.h>
 #include <civetweb.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -381,19 +379,6 @@ static int handle_not_found(struct mg_connection *c, void *cbdata)
 	return reply_error(c, 404, "", "no such path");
 }
 
-/*
- * Request threads mostly wait for the writer's commit; under CPU pressure
- * (2 cores shared with the senders) the writer must not queue behind 64 of
- * them, so worker threads (thread_type 1) run one nice level lower.
- */
-static void *on_thread(const struct mg_context *ctx, int thread_type)
-{
-	(void)ctx;
-	if (thread_type == 1)
-		setpriority(PRIO_PROCESS, (id_t)gettid(), 3);
-	return NULL;
-}
-
 static int on_log(const struct mg_connection *c, const char *message)
 {
 	(void)c;
@@ -413,7 +398,7 @@ int http_start(struct http_server **out, const struct config *cfg,
 	       struct ingest *in, struct dispatch *d, struct err *err)
 {
 	struct http_server *s = calloc(1, sizeof(*s));
-	struct mg_callbacks cb = { .log_message = on_log, .init_thread = on_thread };
+	struct mg_callbacks cb = { .log_message = on_log };
 	struct mg_init_data init = { .callbacks = &cb };
 	struct mg_error_data edata;
 	char ebuf[256] = "", threads[16], timeout[16];

@@ -16,7 +16,8 @@
 
 /* ---- junit ------------------------------------------------------------------ */
 
-static char *xml_of(const struct junit_run *r)
+/* noinline: gcc 12 -O2 reports a false dangling pointer once it is inlined */
+__attribute__((noinline)) static char *xml_of(const struct junit_run *r)
 {
 	char *xml = NULL;
 	size_t len = 0;
@@ -142,7 +143,8 @@ static void test_junit__long_suite_names_are_cut_at_a_character(void **state)
 {
 	char name[JUNIT_NAME_MAX + 64];
 	struct junit_run r = { .suite = name, .total = 0 };
-	char *xml, *start, *end;
+	char *xml;
+	size_t at, n;
 	(void)state;
 
 	/* "é" is 2 bytes: an odd cap lands inside one */
@@ -150,10 +152,11 @@ static void test_junit__long_suite_names_are_cut_at_a_character(void **state)
 		memcpy(name + i, "\xc3\xa9", 2);
 	name[sizeof(name) - 2] = '\0';
 	xml = xml_of(&r);
-	start = strstr(xml, "name=\"") + 6;
-	end = strchr(start, '"');
-	assert_true((size_t)(end - start) <= JUNIT_NAME_MAX);
-	assert_int_equal((end - start) % 2, 0);
+	assert_non_null(strstr(xml, "name=\""));
+	at = (size_t)(strstr(xml, "name=\"") - xml) + 6;
+	n = strcspn(xml + at, "\"");
+	assert_true(n <= JUNIT_NAME_MAX);
+	assert_int_equal(n % 2, 0);
 	free(xml);
 }
 
