@@ -15,6 +15,7 @@
  * file:line:col, so one run of `runbridge check` shows them all.
  */
 #include "core/config.h"
+#include "core/redis_url.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -26,9 +27,6 @@
 #include <string.h>
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-/* An expanded value longer than this is a mistake, not a setting. */
-#define VALUE_MAX 65536
 
 enum opt_type {
 	OPT_STRING,     /* char *, non-empty */
@@ -293,90 +291,6 @@ static int valid_url_path(const char *val, char *why, size_t len)
  * may contain anything, so it ends at the last '@'.  IPv6 hosts are written
  * in brackets and stored without them, as hiredis wants.
  */
-#define REDIS_URL_FORM "redis://[:password@]host[:port][/db]"
-
-struct redis_addr {
-	char host[256];
-	char password[512];
-	int port, db;
-};
-
-/* Digits only, within [lo, hi]; *p moves past them. */
-static int url_number(const char **p, long lo, long hi, int *out)
-{
-	const char *s = *p;
-	long v = 0;
-
-	while (isdigit((unsigned char)*s) && v <= hi)
-		v = v * 10 + (*s++ - '0');
-	if (s == *p || isdigit((unsigned char)*s) || v < lo || v > hi)
-		return -1;
-	*p = s;
-	*out = (int)v;
-	return 0;
-}
-
-static int url_host(const char **p, struct redis_addr *a)
-{
-	const char *s = *p, *end;
-
-	if (*s == '[') {
-		if (!(end = strchr(++s, ']')))
-			return -1;
-		*p = end + 1;
-	} else {
-		end = s + strcspn(s, ":/");
-		*p = end;
-	}
-	size_t n = (size_t)(end - s);
-	if (n == 0 || n >= sizeof(a->host) || strcspn(s, " \t@[]") < n)
-		return -1;
-	memcpy(a->host, s, n);
-	a->host[n] = '\0';
-	return 0;
-}
-
-/* Fills a from url; on failure *why completes "expected <form>...". */
-static int redis_url_parse(const char *url, struct redis_addr *a,
-			   const char **why)
-{
-	const char *p = url + 8, *at;
-
-	memset(a, 0, sizeof(*a));
-	a->port = 6379;
-	*why = "";
-	if (strncmp(url, "redis://", 8) != 0)
-		return -1;
-	if ((at = strrchr(p, '@'))) {
-		size_t n = (size_t)(at - p);
-		if (*p != ':' || n > sizeof(a->password)) {
-			*why = " (a password only, no user name)";
-			return -1;
-		}
-		memcpy(a->password, p + 1, n - 1);
-		p = at + 1;
-	}
-	if (url_host(&p, a) < 0) {
-		*why = " with a host name";
-		return -1;
-	}
-	if (*p == ':' && (p++, url_number(&p, 1, 65535, &a->port) < 0)) {
-		*why = " with a port between 1 and 65535";
-		return -1;
-	}
-	if (*p == '/' && p[1] && (p++, url_number(&p, 0, INT_MAX, &a->db) < 0)) {
-		*why = " with a database number after '/'";
-		return -1;
-	}
-	if (*p == '/' && !p[1])
-		p++;
-	if (*p) {
-		*why = " with nothing after the database number";
-		return -1;
-	}
-	return 0;
-}
-
 static int valid_redis_url(const char *val, char *why, size_t len)
 {
 	struct redis_addr a;
@@ -387,17 +301,6 @@ static int valid_redis_url(const char *val, char *why, size_t len)
 	if (rc < 0)
 		snprintf(why, len, "%s%s", REDIS_URL_FORM, detail);
 	return rc;
-}
-
-/* The URL for messages, password hidden. */
-static const char *redis_url_redact(const char *url, char *buf, size_t len)
-{
-	const char *at = strrchr(url, '@');
-
-	if (!at || strncmp(url, "redis://", 8) != 0)
-		return url;
-	snprintf(buf, len, "redis://:***%s", at);
-	return buf;
 }
 
 static int redis_apply(struct config *cfg)
@@ -416,104 +319,6 @@ static int redis_apply(struct config *cfg)
 	int lost = !cfg->redis_host || (a.password[0] && !cfg->redis_password);
 	explicit_bzero(a.password, sizeof(a.password));
 	return lost ? -1 : 0;
-}
-
-/* ---- ${VAR} expansion ------------------------------------------------ */
-
-struct sbuf {
-	char *p;
-	size_t n, cap;
-};
-
-static int sbuf_add(struct sbuf *b, const char *s, size_t n, char *why,
-		    size_t len)
-{
-	if (b->n + n >= VALUE_MAX) {
-		snprintf(why, len, "value is longer than %d bytes once expanded",
-			 VALUE_MAX);
-		return -1;
-	}
-	if (b->n + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 64;
-		while (cap < b->n + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p) {
-			snprintf(why, len, "out of memory");
-			return -1;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-	return 0;
-}
-
-static int var_name_ok(const char *s, size_t n)
-{
-	if (n == 0 || n > 255 || isdigit((unsigned char)s[0]))
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
-			return 0;
-	return 1;
-}
-
-/* One "${NAME}" at p (p[0..1] == "${"); *p moves past it. */
-static int expand_var(struct sbuf *b, const char *in, const char **p,
-		      char *why, size_t len)
-{
-	const char *name = *p + 2, *close = strchr(name, '}');
-	char var[256];
-
-	if (!close) {
-		snprintf(why, len, "unterminated '${' at offset %zu of the value",
-			 (size_t)(*p - in));
-		return -1;
-	}
-	size_t n = (size_t)(close - name);
-	if (!var_name_ok(name, n)) {
-		snprintf(why, len, "'${%.*s}' at offset %zu is not a variable name",
-			 (int)(n > 64 ? 64 : n), name, (size_t)(*p - in));
-		return -1;
-	}
-	memcpy(var, name, n);
-	var[n] = '\0';
-	const char *v = getenv(var);
-	*p = close + 1;
-	return v ? sbuf_add(b, v, strlen(v), why, len) : 0;
-}
-
-/* ${VAR} from the environment (unset = empty); "$$" is a literal '$'. */
-int config_expand(const char *in, char **out, char *why, size_t len)
-{
-	struct sbuf b = { 0 };
-	const char *p = in;
-
-	*out = NULL;
-	if (sbuf_add(&b, "", 0, why, len) < 0)
-		return -1;
-	while (*p) {
-		size_t n = strcspn(p, "$");
-		int rc = sbuf_add(&b, p, n, why, len);
-		p += n;
-		if (rc == 0 && *p == '$') {
-			if (p[1] == '{') {
-				rc = expand_var(&b, in, &p, why, len);
-			} else {
-				rc = sbuf_add(&b, "$", 1, why, len);
-				p += p[1] == '$' ? 2 : 1;
-			}
-		}
-		if (rc < 0) {
-			free(b.p);
-			return -1;
-		}
-	}
-	*out = b.p;
-	return 0;
 }
 
 /* ---- loading --------------------------------------------------------- */

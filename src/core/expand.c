@@ -1,0 +1,110 @@
+/*
+ * expand: ${VAR} in config values, from the environment.  Unset is empty;
+ * "$$" is a literal '$'; an unterminated "${" is an error.
+ */
+#include "core/config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* An expanded value longer than this is refused (a runaway variable). */
+#define VALUE_MAX 65536
+
+struct sbuf {
+	char *p;
+	size_t n, cap;
+};
+
+static int sbuf_add(struct sbuf *b, const char *s, size_t n, char *why,
+		    size_t len)
+{
+	if (b->n + n >= VALUE_MAX) {
+		snprintf(why, len, "value is longer than %d bytes once expanded",
+			 VALUE_MAX);
+		return -1;
+	}
+	if (b->n + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+		while (cap < b->n + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			snprintf(why, len, "out of memory");
+			return -1;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = '\0';
+	return 0;
+}
+
+static int var_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 255 || isdigit((unsigned char)s[0]))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+			return 0;
+	return 1;
+}
+
+/* One "${NAME}" at p (p[0..1] == "${"); *p moves past it. */
+static int expand_var(struct sbuf *b, const char *in, const char **p,
+		      char *why, size_t len)
+{
+	const char *name = *p + 2, *close = strchr(name, '}');
+	char var[256];
+
+	if (!close) {
+		snprintf(why, len, "unterminated '${' at offset %zu of the value",
+			 (size_t)(*p - in));
+		return -1;
+	}
+	size_t n = (size_t)(close - name);
+	if (!var_name_ok(name, n)) {
+		snprintf(why, len, "'${%.*s}' at offset %zu is not a variable name",
+			 (int)(n > 64 ? 64 : n), name, (size_t)(*p - in));
+		return -1;
+	}
+	memcpy(var, name, n);
+	var[n] = '\0';
+	const char *v = getenv(var);
+	*p = close + 1;
+	return v ? sbuf_add(b, v, strlen(v), why, len) : 0;
+}
+
+/* ${VAR} from the environment (unset = empty); "$$" is a literal '$'. */
+int config_expand(const char *in, char **out, char *why, size_t len)
+{
+	struct sbuf b = { 0 };
+	const char *p = in;
+
+	*out = NULL;
+	if (sbuf_add(&b, "", 0, why, len) < 0)
+		return -1;
+	while (*p) {
+		size_t n = strcspn(p, "$");
+		int rc = sbuf_add(&b, p, n, why, len);
+		p += n;
+		if (rc == 0 && *p == '$') {
+			if (p[1] == '{') {
+				rc = expand_var(&b, in, &p, why, len);
+			} else {
+				rc = sbuf_add(&b, "$", 1, why, len);
+				p += p[1] == '$' ? 2 : 1;
+			}
+		}
+		if (rc < 0) {
+			free(b.p);
+			return -1;
+		}
+	}
+	*out = b.p;
+	return 0;
+}
+
