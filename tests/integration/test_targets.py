@@ -115,6 +115,18 @@ targets:
         self.assertIn("qasphere main", out)
         self.assertStopsCleanly(b)
 
+    def test_report_changed_publishes_on_testomat_only(self):
+        b = self.start()
+        b.post(delivery("run.started", run=13))
+        b.post(delivery("run.report_changed", run=13))            # visible: true
+        b.post(delivery("run.report_changed", run=13, visible=False))
+        self.settle(b)
+        self.assertEqual(b.status()["dead"], 0, b.cli("status", "--dead").stdout)
+        puts = self.tm.requests(method="PUT")
+        self.assertEqual([p["body"].get("access_event") for p in puts], ["publish"])
+        self.assertEqual(len(self.qs.requests()), 1)   # the create; nothing to call after
+        self.assertEqual(len(self.tc.requests()), 0)   # import mode: nothing until completion
+
     def test_started_aborted(self):
         b = self.start()
         b.post(delivery("run.started", run=5))
