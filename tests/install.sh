@@ -10,7 +10,7 @@ prefix=$(grep '^CMAKE_INSTALL_PREFIX:' "$build/CMakeCache.txt" | cut -d= -f2)
 root="$dest$prefix"
 for f in bin/runbridge etc/runbridge/runbridge.yaml etc/runbridge/rules/10-streams.yaml \
 	 share/runbridge/hooks/notify.sh share/man/man8/runbridge.8 \
-	 lib/systemd/system/runbridge.service; do
+	 lib/systemd/system/runbridge.service lib/runbridge/libssl.so; do
 	[ -e "$root/$f" ] || { echo "install: $f missing" >&2; exit 1; }
 done
 [ -x "$root/share/runbridge/hooks/notify.sh" ] || { echo "install: hook not executable" >&2; exit 1; }

@@ -98,6 +98,9 @@ static const struct option options[] = {
 	  OPT_EMPTY_NULL | OPT_SECRET },
 	SIZE("http.max_header_bytes", C(max_header_bytes), 1024, 1048576, "16384"),
 	INT("http.rate_limit_per_s", C(rate_limit_per_s), 0, 10000000, "0"),
+	{ "tls.certificate", OPT_PATH, 0, 0, NULL, C(tls_certificate), NULL, NULL,
+	  OPT_EMPTY_NULL },
+	{ "tls.key", OPT_PATH, 0, 0, NULL, C(tls_key), NULL, NULL, OPT_EMPTY_NULL },
 
 };
 
@@ -612,11 +615,26 @@ static void walk(struct load *ld, const struct cfg_node *map, const char *prefix
 		walk_key(ld, map->keys[i], map->items[i], prefix);
 }
 
+/* civetweb marks a TLS port with a trailing 's': "127.0.0.1:8443s". */
+static int listen_has_tls(const char *listen)
+{
+	for (const char *p = listen; *p; p++)
+		if (*p == 's' && (p[1] == ',' || p[1] == '\0') && p > listen &&
+		    isdigit((unsigned char)p[-1]))
+			return 1;
+	return 0;
+}
+
 /* Rules between options, checked once every option has its value. */
 static void cross_checks(struct load *ld)
 {
 	const struct config *cfg = ld->cfg;
 
+	int tls_port = listen_has_tls(cfg->listen);
+	if (tls_port != (cfg->tls_certificate != NULL))
+		bad(ld, NULL, "%s", tls_port
+		    ? "listen: a TLS port ('s' suffix) needs tls.certificate"
+		    : "tls.certificate: listen needs a TLS port, e.g. 127.0.0.1:8443s");
 	if (cfg->retry_base_ms > cfg->retry_max_ms) {
 		const struct option *b = find(options, NELEM(options), "retry.base_ms");
 		const struct option *m = find(options, NELEM(options), "retry.max_ms");

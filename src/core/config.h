@@ -75,6 +75,8 @@ struct config {
 
 	size_t max_header_bytes;    /* http.max_header_bytes: request line + headers, 16384 */
 	int rate_limit_per_s;       /* http.rate_limit_per_s: per client address, 0 = off */
+	char *tls_certificate;      /* tls.certificate: PEM (may hold the key too) */
+	char *tls_key;              /* tls.key: PEM key, when not in the certificate */
 
 	struct target_cfg *targets; /* targets: (issue: translated calls) */
 	size_t n_targets;

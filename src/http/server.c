@@ -6,10 +6,15 @@
  */
 #include "http/server.h"
 
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <civetweb.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -40,6 +45,8 @@ struct http_server {
 	struct route *routes;
 	struct ratelimit *rl;
 	struct deadlines *deadlines;
+	char *tls_pem;        /* key + certificate for civetweb, or NULL */
+	int tls_pem_ours;     /* we wrote it: removed at shutdown */
 };
 
 static const char *reason(int status)
@@ -389,9 +396,73 @@ static int on_log(const struct mg_connection *c, const char *message)
 static void http_free(struct http_server *s)
 {
 	deadlines_stop(s->deadlines);
+	if (s->tls_pem_ours)
+		unlink(s->tls_pem);
+	free(s->tls_pem);
 	ratelimit_free(s->rl);
 	free(s->routes);
 	free(s);
+}
+
+static int append_file(FILE *out, const char *path, struct err *err)
+{
+	char buf[4096];
+	size_t n;
+	FILE *in = fopen(path, "rb");
+
+	if (!in)
+		return err_set(err, "tls: cannot read %s: %s", path, strerror(errno));
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		fwrite(buf, 1, n, out);
+	fclose(in);
+	return 0;
+}
+
+/* civetweb wants the key and the certificate in one PEM: with a separate
+ * tls.key both are joined into <data_dir>/tls.pem (0600). */
+static int tls_pem(struct http_server *s, const struct config *cfg, struct err *err)
+{
+	if (!cfg->tls_key)
+		return (s->tls_pem = strdup(cfg->tls_certificate)) ? 0
+			: err_set(err, "out of memory");
+	if (asprintf(&s->tls_pem, "%s/tls.pem", cfg->data_dir) < 0) {
+		s->tls_pem = NULL;
+		return err_set(err, "out of memory");
+	}
+	s->tls_pem_ours = 1;
+	int fd = open(s->tls_pem, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	FILE *out = fd >= 0 ? fdopen(fd, "wb") : NULL;
+	if (!out) {
+		if (fd >= 0)
+			close(fd);
+		return err_set(err, "tls: cannot write %s: %s", s->tls_pem, strerror(errno));
+	}
+	int bad = append_file(out, cfg->tls_key, err) < 0 ||
+		  append_file(out, cfg->tls_certificate, err) < 0;
+	if (fclose(out) != 0 && !bad)
+		bad = err_set(err, "tls: cannot write %s", s->tls_pem) != 0;
+	return bad ? -1 : 0;
+}
+
+/* The shim (src/http/tls_shim.c) next to the binary (build tree), or in
+ * ../lib/runbridge (installed), loaded before civetweb looks for libssl.so. */
+static int tls_shim(struct err *err)
+{
+	static const char *const rel[] = { "libssl.so", "../lib/runbridge/libssl.so" };
+	char exe[PATH_MAX], path[PATH_MAX + 64];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0)
+		return err_set(err, "tls: cannot find the runbridge binary");
+	exe[n] = '\0';
+	*strrchr(exe, '/') = '\0';
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", exe, rel[i]);
+		if (dlopen(path, RTLD_NOW | RTLD_GLOBAL))
+			return 0;
+	}
+	return err_set(err, "tls: the OpenSSL shim (libssl.so from this build) is "
+		       "not next to runbridge nor in ../lib/runbridge: %s", dlerror());
 }
 
 int http_start(struct http_server **out, const struct config *cfg,
@@ -421,6 +492,11 @@ int http_start(struct http_server **out, const struct config *cfg,
 		http_free(s);
 		return err_set(err, "out of memory");
 	}
+	if (cfg->tls_certificate &&
+	    (tls_shim(err) < 0 || tls_pem(s, cfg, err) < 0)) {
+		http_free(s);
+		return -1;
+	}
 	const char *options[] = {
 		"listening_ports", cfg->listen,
 		"num_threads", threads,
@@ -430,12 +506,15 @@ int http_start(struct http_server **out, const struct config *cfg,
 		/* an idle keep-alive connection holds a worker thread */
 		"keep_alive_timeout_ms", timeout,
 		"tcp_nodelay", "1",
+		s->tls_pem ? "ssl_certificate" : NULL, s->tls_pem,
 		NULL,
 	};
 	init.configuration_options = options;
 	memset(&edata, 0, sizeof(edata));
 	edata.text = ebuf;
 	edata.text_buffer_size = sizeof(ebuf);
+	if (s->tls_pem)
+		mg_init_library(MG_FEATURES_TLS);   /* its return value means nothing */
 	s->ctx = mg_start2(&init, &edata);
 	if (!s->ctx) {
 		http_free(s);

@@ -241,5 +241,56 @@ class Limits(Case):
         self.assertEqual(b.post(fixture("run.started"))[0], 202)
 
 
+class Tls(Case):
+    def test_tls_listener_with_separate_key(self):
+        cert = os.path.join(self.tmp, "cert.pem")
+        key = os.path.join(self.tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        b = Runbridge(self.tmp, self.redis.port,
+                      extra="tls:\n  certificate: %s\n  key: %s\n" % (cert, key))
+        self.bridges.append(b)
+        self.tls_listen(b)
+        b.start(wait=False)
+        ctx = ssl.create_default_context(cafile=cert)
+        ctx.check_hostname = False
+
+        def post():
+            conn = http.client.HTTPSConnection("127.0.0.1", b.port, context=ctx, timeout=5)
+            conn.request("POST", "/webhooks/qase", body=fixture("run.started"),
+                         headers={"Content-Type": "application/json"})
+            try:
+                r = conn.getresponse()
+                return r.status, json.loads(r.read())
+            finally:
+                conn.close()
+        status, doc = wait_until(lambda: _try(post), what="an answer over TLS")
+        self.assertEqual((status, doc["id"]), (202, delivery_id(fixture("run.started"))))
+        self.assertEqual(post()[1]["duplicate"], True)
+        self.assertStopsCleanly(b)
+        self.assertFalse(os.path.exists(os.path.join(b.data, "tls.pem")), "joined PEM left behind")
+
+    def test_tls_port_without_certificate_is_a_config_error(self):
+        b = Runbridge(self.tmp, self.redis.port)
+        self.tls_listen(b)
+        p = b.cli("check")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("tls.certificate", p.stderr)
+
+    def tls_listen(self, b):
+        with open(b.config) as f:
+            cfg = f.read().replace("listen: 127.0.0.1:%d" % b.port, "listen: 127.0.0.1:%ds" % b.port)
+        with open(b.config, "w") as f:
+            f.write(cfg)
+
+
+def _try(fn):
+    try:
+        return fn()
+    except (OSError, ssl.SSLError):
+        return None
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
