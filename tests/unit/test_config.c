@@ -524,7 +524,8 @@ static void test_config__bad_listen(void **state)
 	struct config *cfg;
 
 	(void)state;
-	cfg = load_ok("listen: 127.0.0.1:8080,8443s,[::1]:9000\n");
+	cfg = load_ok("listen: 127.0.0.1:8080,8443s,[::1]:9000\n"
+		      "tls: { certificate: /etc/runbridge/both.pem }\n");
 	assert_string_equal(cfg->listen, "127.0.0.1:8080,8443s,[::1]:9000");
 	config_free(cfg);
 	load_bad("listen: localhost\n", 1,
