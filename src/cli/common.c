@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "actions/action_target.h"
 #include "core/config.h"
@@ -44,6 +45,30 @@ int cli_parse(int argc, char **argv, const char *usage, int allow_positional,
 	return 0;
 }
 
+/*
+ * A relative rules path is relative to the working directory; when nothing
+ * is there but the config file's own directory has it, that is what the
+ * author meant (a config kept next to its rules, started from elsewhere).
+ */
+static void rules_beside_config(struct config *cfg, const char *config_path)
+{
+	const char *slash = strrchr(config_path, '/');
+	char *alt = NULL;
+	struct stat st;
+
+	if (cfg->rules_path[0] == '/' || !slash || stat(cfg->rules_path, &st) == 0)
+		return;
+	if (asprintf(&alt, "%.*s/%s", (int)(slash - config_path), config_path,
+		     cfg->rules_path) < 0)
+		return;
+	if (stat(alt, &st) == 0) {
+		free(cfg->rules_path);
+		cfg->rules_path = alt;
+	} else {
+		free(alt);
+	}
+}
+
 int cli_load(const char *path, struct config **cfg, struct rules **rules)
 {
 	struct errlist errs = ERRLIST_INIT;
@@ -53,6 +78,7 @@ int cli_load(const char *path, struct config **cfg, struct rules **rules)
 		*rules = NULL;
 	if (config_load(cfg, path, &errs) < 0)
 		goto fail;
+	rules_beside_config(*cfg, path);
 	action_set_config(*cfg);
 	if (rules && rules_load(rules, (*cfg)->rules_path, &errs) < 0)
 		goto fail;

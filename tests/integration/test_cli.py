@@ -82,6 +82,14 @@ class Cli(unittest.TestCase):
         self.assertIn("pending: 0", p.stdout)
         self.assertIn("dead: 0", p.stdout)
 
+    def test_relative_rules_next_to_the_config_are_found_from_elsewhere(self):
+        with open(self.cfg, "w") as f:
+            f.write("data_dir: %s/data\nrules: rules\n" % self.tmp)
+        self.write_rules("r.yaml", "rules:\n  - name: a\n    actions: [ { redis: { stream: s } } ]\n")
+        p = run("check", "-c", self.cfg, cwd="/")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("1 rule from %s/rules" % self.tmp, p.stdout)
+
     def test_every_command_has_help(self):
         for cmd in ["serve", "check", "route", "replay", "status"]:
             p = run(cmd, "--help")
