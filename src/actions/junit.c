@@ -4,6 +4,7 @@
  * which escapes markup and replaces what XML 1.0 cannot carry.
  */
 #include "actions/junit.h"
+#include "core/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -65,37 +66,6 @@ static int xb_fmt(struct xbuf *b, const char *fmt, ...)
 	return xb_put(b, tmp, (size_t)n);
 }
 
-/* Length of the UTF-8 character at s (n bytes available) and its code
- * point, or 0 when the bytes are not valid UTF-8. */
-static size_t utf8_char(const unsigned char *s, size_t n, unsigned *cp)
-{
-	size_t len;
-	unsigned c, min;
-
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	}
-	if ((s[0] & 0xe0) == 0xc0)
-		len = 2, c = s[0] & 0x1f, min = 0x80;
-	else if ((s[0] & 0xf0) == 0xe0)
-		len = 3, c = s[0] & 0x0f, min = 0x800;
-	else if ((s[0] & 0xf8) == 0xf0)
-		len = 4, c = s[0] & 0x07, min = 0x10000;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	*cp = c;
-	return len;
-}
 
 /* Characters XML 1.0 allows (besides tab, newline, carriage return). */
 static int xml_char_ok(unsigned cp)

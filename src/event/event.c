@@ -12,6 +12,7 @@
  * is kept verbatim as "raw".
  */
 #include "event/event.h"
+#include "core/utf8.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -67,47 +68,6 @@ static int int_value(json_object *v, long long *out)
 	return 0;
 }
 
-/*
- * Offset of the first byte that is not part of a well-formed UTF-8 sequence
- * (Unicode table 3-7), or len.  json-c's own check lets overlong forms
- * (C0 AF for '/'), surrogates and code points past U+10FFFF through.
- */
-static size_t utf8_invalid_at(const unsigned char *s, size_t len)
-{
-	size_t i = 0, n;
-
-	while (i < len) {
-		unsigned char c = s[i], lo = 0x80, hi = 0xBF;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF)
-			n = 1;
-		else if (c >= 0xE0 && c <= 0xEF)
-			n = 2;
-		else if (c >= 0xF0 && c <= 0xF4)
-			n = 3;
-		else
-			return i;
-		/* the second byte's range excludes overlongs, surrogates, >U+10FFFF */
-		if (c == 0xE0)
-			lo = 0xA0;
-		else if (c == 0xED)
-			hi = 0x9F;
-		else if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F;
-		if (len - i - 1 < n || s[i + 1] < lo || s[i + 1] > hi)
-			return i;
-		for (size_t k = 2; k <= n; k++)
-			if ((s[i + k] & 0xC0) != 0x80)
-				return i;
-		i += n + 1;
-	}
-	return len;
-}
 
 /*
  * Tokenizes body into *out; err says why it is not one JSON value.  Depth is

@@ -8,6 +8,7 @@
  * Only values are escaped: the literal text is the rule author's.
  */
 #include "rules/template.h"
+#include "core/utf8.h"
 
 #include <ctype.h>
 #include <stdint.h>
@@ -199,34 +200,6 @@ static int put(struct out *o, const char *s, size_t n)
 	return 1;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	size_t len;
-	unsigned int cp, min;
-
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xe0) == 0xc0) {
-		len = 2, cp = s[0] & 0x1f, min = 0x80;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		len = 3, cp = s[0] & 0x0f, min = 0x800;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		len = 4, cp = s[0] & 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
 
 /* Raw text: cut at a character boundary when the cap is reached. */
 static void put_raw(struct out *o, const char *s, size_t n)
@@ -234,7 +207,7 @@ static void put_raw(struct out *o, const char *s, size_t n)
 	size_t i = 0;
 
 	while (i < n) {
-		size_t l = utf8_len((const unsigned char *)s + i, n - i);
+		size_t l = utf8_char((const unsigned char *)s + i, n - i, NULL);
 		if (l == 0)
 			l = 1; /* not UTF-8: copied byte for byte, as it is */
 		if (!put(o, s + i, l))
@@ -251,7 +224,7 @@ static void put_json(struct out *o, const char *s, size_t n)
 
 	while (i < n) {
 		unsigned char c = (unsigned char)s[i];
-		size_t l = utf8_len((const unsigned char *)s + i, n - i);
+		size_t l = utf8_char((const unsigned char *)s + i, n - i, NULL);
 		char esc[8];
 		int ok;
 
