@@ -94,9 +94,10 @@ static int compile(struct tmpl **out, const struct cfg_node *v,
 	return 0;
 }
 
-static int parse_argv(struct exec_spec *s, const struct cfg_node *v,
+static int parse_argv(void *spec, const struct cfg_node *v,
 		      struct errlist *errs)
 {
+	struct exec_spec *s = spec;
 	char where[300], what[32];
 	int bad = 0;
 
@@ -146,9 +147,10 @@ static int parse_env_pair(struct exec_spec *s, const struct cfg_node *map,
 	return 0;
 }
 
-static int parse_env(struct exec_spec *s, const struct cfg_node *v,
+static int parse_env(void *spec, const struct cfg_node *v,
 		     struct errlist *errs)
 {
+	struct exec_spec *s = spec;
 	char where[300];
 	int bad = 0;
 
@@ -167,9 +169,10 @@ static int parse_env(struct exec_spec *s, const struct cfg_node *v,
 	return bad;
 }
 
-static int parse_timeout(struct exec_spec *s, const struct cfg_node *v,
+static int parse_timeout(void *spec, const struct cfg_node *v,
 			 struct errlist *errs)
 {
+	struct exec_spec *s = spec;
 	char where[300];
 
 	if (cfg_scalar_int(v, &s->timeout_s) < 0 || s->timeout_s < 1 ||
@@ -179,9 +182,10 @@ static int parse_timeout(struct exec_spec *s, const struct cfg_node *v,
 	return 0;
 }
 
-static int parse_cwd(struct exec_spec *s, const struct cfg_node *v,
+static int parse_cwd(void *spec, const struct cfg_node *v,
 		     struct errlist *errs)
 {
+	struct exec_spec *s = spec;
 	char where[300];
 
 	if (cfg_scalar_is_null(v) == 0)
@@ -195,11 +199,7 @@ static int parse_cwd(struct exec_spec *s, const struct cfg_node *v,
 }
 
 /* One row per key; the order is the order in "expected ..." messages. */
-static const struct exec_key {
-	const char *name;
-	int (*parse)(struct exec_spec *, const struct cfg_node *,
-		     struct errlist *);
-} exec_keys[] = {
+static const struct cfg_key exec_keys[] = {
 	{ "argv", parse_argv },
 	{ "env", parse_env },
 	{ "timeout_s", parse_timeout },
@@ -207,25 +207,6 @@ static const struct exec_key {
 };
 
 #define EXEC_NKEYS (sizeof(exec_keys) / sizeof(exec_keys[0]))
-
-static int parse_key(struct exec_spec *s, const struct cfg_node *node,
-		     size_t i, unsigned *seen, struct errlist *errs)
-{
-	const struct cfg_node *k = node->keys[i];
-	char where[300];
-
-	for (size_t j = 0; j < EXEC_NKEYS; j++) {
-		if (strcmp(k->value, exec_keys[j].name) != 0)
-			continue;
-		if (*seen & (1u << j))
-			return errlist_add(errs, "%s: exec: key '%s' appears twice",
-					   cfg_where(k, where, sizeof(where)), k->value);
-		*seen |= 1u << j;
-		return exec_keys[j].parse(s, node->items[i], errs);
-	}
-	return errlist_add(errs, "%s: exec: unknown key '%s'; expected argv, env, timeout_s, cwd",
-			   cfg_where(k, where, sizeof(where)), k->value);
-}
 
 static int exec_parse(void **out, const struct cfg_node *node,
 		      struct errlist *errs)
@@ -243,9 +224,8 @@ static int exec_parse(void **out, const struct cfg_node *node,
 	if (!s)
 		return errlist_add(errs, "out of memory");
 	s->timeout_s = EXEC_TIMEOUT_DEFAULT;
-	for (size_t i = 0; i < node->n; i++)
-		if (parse_key(s, node, i, &seen, errs) < 0)
-			bad = -1;
+	if (cfg_parse_keys(s, node, exec_keys, EXEC_NKEYS, "exec", &seen, errs) < 0)
+		bad = -1;
 	if (!(seen & 1u))
 		bad = errlist_add(errs, "%s: exec: argv is required",
 				  cfg_where(node, where, sizeof(where)));

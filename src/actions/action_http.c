@@ -110,9 +110,10 @@ static int compile(struct tmpl **out, const struct cfg_node *v,
 	return 0;
 }
 
-static int parse_url(struct http_spec *s, const struct cfg_node *v,
+static int parse_url(void *spec, const struct cfg_node *v,
 		     struct errlist *errs)
 {
+	struct http_spec *s = spec;
 	char where[300];
 
 	if (compile(&s->url, v, "url", errs) < 0)
@@ -124,9 +125,10 @@ static int parse_url(struct http_spec *s, const struct cfg_node *v,
 	return 0;
 }
 
-static int parse_method(struct http_spec *s, const struct cfg_node *v,
+static int parse_method(void *spec, const struct cfg_node *v,
 			struct errlist *errs)
 {
+	struct http_spec *s = spec;
 	char where[300];
 	int i = v->type == CFG_SCALAR ? method_index(v->value) : -1;
 
@@ -165,9 +167,10 @@ static int parse_header(struct http_spec *s, const struct cfg_node *map,
 	return 0;
 }
 
-static int parse_headers(struct http_spec *s, const struct cfg_node *v,
+static int parse_headers(void *spec, const struct cfg_node *v,
 			 struct errlist *errs)
 {
+	struct http_spec *s = spec;
 	char where[300];
 	int bad = 0;
 
@@ -188,18 +191,20 @@ static int parse_headers(struct http_spec *s, const struct cfg_node *v,
 	return bad;
 }
 
-static int parse_body(struct http_spec *s, const struct cfg_node *v,
+static int parse_body(void *spec, const struct cfg_node *v,
 		      struct errlist *errs)
 {
+	struct http_spec *s = spec;
 	if (cfg_scalar_is_null(v) == 0)
 		return 0;
 	s->body_node = v;
 	return compile(&s->body, v, "body", errs);
 }
 
-static int parse_timeout(struct http_spec *s, const struct cfg_node *v,
+static int parse_timeout(void *spec, const struct cfg_node *v,
 			 struct errlist *errs)
 {
+	struct http_spec *s = spec;
 	char where[300];
 
 	if (cfg_scalar_int(v, &s->timeout_s) < 0 || s->timeout_s < 1 ||
@@ -209,9 +214,10 @@ static int parse_timeout(struct http_spec *s, const struct cfg_node *v,
 	return 0;
 }
 
-static int parse_json(struct http_spec *s, const struct cfg_node *v,
+static int parse_json(void *spec, const struct cfg_node *v,
 		      struct errlist *errs)
 {
+	struct http_spec *s = spec;
 	char where[300];
 
 	if (cfg_scalar_bool(v, &s->json) < 0)
@@ -221,10 +227,7 @@ static int parse_json(struct http_spec *s, const struct cfg_node *v,
 }
 
 /* One row per key; the order is the order in "expected ..." messages. */
-static const struct http_key {
-	const char *name;
-	int (*parse)(struct http_spec *, const struct cfg_node *, struct errlist *);
-} http_keys[] = {
+static const struct cfg_key http_keys[] = {
 	{ "url", parse_url },
 	{ "method", parse_method },
 	{ "headers", parse_headers },
@@ -234,25 +237,6 @@ static const struct http_key {
 };
 
 #define HTTP_NKEYS (sizeof(http_keys) / sizeof(http_keys[0]))
-
-static int parse_key(struct http_spec *s, const struct cfg_node *node,
-		     size_t i, unsigned *seen, struct errlist *errs)
-{
-	const struct cfg_node *k = node->keys[i];
-	char where[300];
-
-	for (size_t j = 0; j < HTTP_NKEYS; j++) {
-		if (strcmp(k->value, http_keys[j].name) != 0)
-			continue;
-		if (*seen & (1u << j))
-			return errlist_add(errs, "%s: http: key '%s' appears twice",
-					   cfg_where(k, where, sizeof(where)), k->value);
-		*seen |= 1u << j;
-		return http_keys[j].parse(s, node->items[i], errs);
-	}
-	return errlist_add(errs, "%s: http: unknown key '%s'; expected url, method, headers, body, timeout_s, json",
-			   cfg_where(k, where, sizeof(where)), k->value);
-}
 
 /* The Content-Type header's template, or NULL. */
 static const struct tmpl *content_type(const struct http_spec *s)
@@ -408,9 +392,8 @@ static int http_parse(void **out, const struct cfg_node *node,
 	s->method = "POST";
 	s->timeout_s = HTTP_TIMEOUT_DEFAULT;
 	s->json = -1;
-	for (size_t i = 0; i < node->n; i++)
-		if (parse_key(s, node, i, &seen, errs) < 0)
-			bad = -1;
+	if (cfg_parse_keys(s, node, http_keys, HTTP_NKEYS, "http", &seen, errs) < 0)
+		bad = -1;
 	if (!bad && http_check(s, node, seen, errs) < 0)
 		bad = -1;
 	if (bad) {

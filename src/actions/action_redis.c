@@ -30,22 +30,44 @@ static void redis_free_spec(void *p)
 	free(s);
 }
 
-static int parse_maxlen(struct redis_spec *s, const struct cfg_node *v,
-			struct errlist *errs)
+static int parse_stream(void *spec, const struct cfg_node *v, struct errlist *errs)
 {
+	struct redis_spec *s = spec;
 	char where[300];
+	struct err e;
+
+	if (v->type != CFG_SCALAR || !*v->value)
+		return errlist_add(errs, "%s: redis: stream must be a non-empty string",
+				   cfg_where(v, where, sizeof(where)));
+	if (tmpl_compile(&s->stream, v->value, &e) < 0)
+		return errlist_add(errs, "%s: redis: stream: %s",
+				   cfg_where(v, where, sizeof(where)), e.msg);
+	return 0;
+}
+
+static int parse_maxlen(void *spec, const struct cfg_node *v, struct errlist *errs)
+{
+	struct redis_spec *s = spec;
+	char where[300];
+
 	if (cfg_scalar_int(v, &s->maxlen) < 0 || s->maxlen < 0)
 		return errlist_add(errs, "%s: redis: maxlen must be a non-negative integer",
 				   cfg_where(v, where, sizeof(where)));
 	return 0;
 }
 
+static const struct cfg_key redis_keys[] = {
+	{ "stream", parse_stream },
+	{ "maxlen", parse_maxlen },
+};
+
 static int redis_parse(void **out, const struct cfg_node *node,
 		       struct errlist *errs)
 {
 	char where[300];
 	struct redis_spec *s;
-	int bad = 0;
+	unsigned seen = 0;
+	int bad;
 
 	*out = NULL;
 	if (node->type != CFG_MAP)
@@ -54,29 +76,7 @@ static int redis_parse(void **out, const struct cfg_node *node,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return errlist_add(errs, "out of memory");
-	for (size_t i = 0; i < node->n; i++) {
-		const char *k = node->keys[i]->value;
-		const struct cfg_node *v = node->items[i];
-		struct err e;
-		if (cfg_get(node, k) != v) {
-			bad = errlist_add(errs, "%s: redis: key '%s' appears twice",
-					  cfg_where(node->keys[i], where, sizeof(where)), k);
-		} else if (strcmp(k, "stream") == 0) {
-			if (v->type != CFG_SCALAR || !*v->value) {
-				bad = errlist_add(errs, "%s: redis: stream must be a non-empty string",
-						  cfg_where(v, where, sizeof(where)));
-			} else if (tmpl_compile(&s->stream, v->value, &e) < 0) {
-				bad = errlist_add(errs, "%s: redis: stream: %s",
-						  cfg_where(v, where, sizeof(where)), e.msg);
-			}
-		} else if (strcmp(k, "maxlen") == 0) {
-			if (parse_maxlen(s, v, errs) < 0)
-				bad = -1;
-		} else {
-			bad = errlist_add(errs, "%s: redis: unknown key '%s'; expected stream, maxlen",
-					  cfg_where(node->keys[i], where, sizeof(where)), k);
-		}
-	}
+	bad = cfg_parse_keys(s, node, redis_keys, 2, "redis", &seen, errs);
 	if (!s->stream && !bad)
 		bad = errlist_add(errs, "%s: redis: stream is required",
 				  cfg_where(node, where, sizeof(where)));

@@ -364,3 +364,43 @@ int cfg_scalar_double(const struct cfg_node *n, double *out)
 	*out = v;
 	return 0;
 }
+
+static void key_list(const struct cfg_key *keys, size_t n, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
+					 keys[i].name);
+}
+
+int cfg_parse_keys(void *spec, const struct cfg_node *map,
+		   const struct cfg_key *keys, size_t nkeys, const char *what,
+		   unsigned *seen, struct errlist *errs)
+{
+	char where[300], expected[256];
+	int bad = 0;
+
+	for (size_t i = 0; i < map->n; i++) {
+		const struct cfg_node *k = map->keys[i];
+		size_t j = 0;
+
+		while (j < nkeys && strcmp(k->value, keys[j].name) != 0)
+			j++;
+		if (j == nkeys) {
+			key_list(keys, nkeys, expected, sizeof(expected));
+			bad = errlist_add(errs, "%s: %s: unknown key '%s'; expected %s",
+					  cfg_where(k, where, sizeof(where)), what,
+					  k->value, expected);
+		} else if (*seen & (1u << j)) {
+			bad = errlist_add(errs, "%s: %s: key '%s' appears twice",
+					  cfg_where(k, where, sizeof(where)), what, k->value);
+		} else {
+			*seen |= 1u << j;
+			if (keys[j].parse(spec, map->items[i], errs) < 0)
+				bad = -1;
+		}
+	}
+	return bad;
+}

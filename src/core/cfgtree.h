@@ -52,6 +52,21 @@ const char *cfg_where(const struct cfg_node *node, char *buf, size_t len);
 const char *cfg_type_name(const struct cfg_node *node);
 
 /*
+ * Table-driven parsing of a map's keys (action specs): each key of map must
+ * be one of keys[], at most once; its parser gets the value.  Errors read
+ * "file:line:col: WHAT: unknown key 'k'; expected a, b, c" and "... key 'k'
+ * appears twice".  *seen gets bit i for keys[i] found (at most 32 keys).
+ * Returns 0, or -1 when any key failed (every problem appended to errs).
+ */
+struct cfg_key {
+	const char *name;
+	int (*parse)(void *spec, const struct cfg_node *value, struct errlist *errs);
+};
+int cfg_parse_keys(void *spec, const struct cfg_node *map,
+		   const struct cfg_key *keys, size_t nkeys, const char *what,
+		   unsigned *seen, struct errlist *errs);
+
+/*
  * Plain (unquoted) scalar typing, YAML 1.2 core schema style.  Each returns
  * 0 when the scalar is of that kind and stores the value, -1 otherwise.
  */
