@@ -19,30 +19,7 @@ set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-scripts/deps.sh
-missing=""
-for p in wrk webhook nginx-light redis-server redis-tools; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-		missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	echo "installing:$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	# nginx's and redis' packages start system services listening on all
-	# interfaces (nginx on :80): keep them from starting while installing;
-	# the benchmark runs its own instances on 127.0.0.1 only.
-	prc=""
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		prc=/usr/sbin/policy-rc.d
-		printf '#!/bin/sh\nexit 101\n' >"$prc"
-		chmod 755 "$prc"
-	fi
-	apt-get update -qq
-	# shellcheck disable=SC2086
-	apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
-		{ [ -z "$prc" ] || rm -f "$prc"; exit 1; }
-	[ -z "$prc" ] || rm -f "$prc"
-fi
+scripts/deps.sh wrk webhook nginx-light redis-tools
 
 echo "building runbridge (Release) in build-bench/"
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null

@@ -17,11 +17,7 @@ case "$secs" in
 '' | *[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS]" >&2; exit 2 ;;
 esac
 
-scripts/deps.sh
-if ! command -v clang >/dev/null 2>&1; then
-	echo "installing: clang"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang >/dev/null
-fi
+scripts/deps.sh clang
 
 build=build-fuzz
 cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DRB_FUZZ=ON \

@@ -6,8 +6,7 @@
 # not mix.  Extra arguments go to ctest (e.g. -R integration.test_http).
 set -eu
 cd "$(dirname "$0")/.."
-scripts/deps.sh
-command -v valgrind >/dev/null || { apt-get install -y -qq valgrind >/dev/null; }
+scripts/deps.sh valgrind
 cmake -S . -B build-vg -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-vg -j"$(nproc)"
 RB_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no" \
