@@ -109,28 +109,8 @@ static int count_fds(void)
 
 /* ---- parse and render ---------------------------------------------------- */
 
-struct parsed {
-	struct cfg_doc *doc;
-	void *spec;
-	struct errlist errs;
-};
-
-static int parse(struct parsed *ps, const char *yaml)
-{
-	struct err e = { 0 };
-
-	memset(ps, 0, sizeof(*ps));
-	if (cfg_load_string(&ps->doc, "rules.yaml", yaml, strlen(yaml), &e) < 0)
-		fail_msg("yaml: %s", e.msg);
-	return action_exec_ops.parse(&ps->spec, ps->doc->root, &ps->errs);
-}
-
-static void parsed_free(struct parsed *ps)
-{
-	action_exec_ops.free_spec(ps->spec);
-	errlist_free(&ps->errs);
-	cfg_doc_free(ps->doc);
-}
+#define ACTION_OPS action_exec_ops
+#include "action_spec.h"
 
 /* Renders yaml's spec for event and returns params as compact JSON text. */
 static char *render(const char *yaml, const char *event)

@@ -16,28 +16,8 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-struct parsed {
-	struct cfg_doc *doc;
-	void *spec;
-	struct errlist errs;
-};
-
-static int parse(struct parsed *ps, const char *yaml)
-{
-	struct err e = { 0 };
-
-	memset(ps, 0, sizeof(*ps));
-	if (cfg_load_string(&ps->doc, "rules.yaml", yaml, strlen(yaml), &e) < 0)
-		fail_msg("yaml: %s", e.msg);
-	return action_http_ops.parse(&ps->spec, ps->doc->root, &ps->errs);
-}
-
-static void parsed_free(struct parsed *ps)
-{
-	action_http_ops.free_spec(ps->spec);
-	errlist_free(&ps->errs);
-	cfg_doc_free(ps->doc);
-}
+#define ACTION_OPS action_http_ops
+#include "action_spec.h"
 
 /* Renders yaml's spec for the event (JSON text); the params, owned. */
 static json_object *render(const char *yaml, const char *event)
