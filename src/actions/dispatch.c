@@ -487,11 +487,6 @@ struct ingest *dispatch_ingest(struct dispatch *d)
 	return d->in;
 }
 
-const struct config *dispatch_config(struct dispatch *d)
-{
-	return d->cfg;
-}
-
 struct dispatch *pool_dispatch(struct pool *p)
 {
 	return p->d;

@@ -214,11 +214,6 @@ int store_in_txn(struct store *st)
 	return !sqlite3_get_autocommit(st->db);
 }
 
-int store_exec(struct store *st, const char *sql, struct err *err)
-{
-	return exec_sql(st, sql, err);
-}
-
 int store_begin(struct store *st, struct err *err)
 {
 	return exec_sql(st, "BEGIN IMMEDIATE", err);

@@ -49,8 +49,6 @@ int store_rollback_to(struct store *st, struct err *err);
 
 /* 1 inside a transaction (it may have ended on its own after SQLITE_FULL). */
 int store_in_txn(struct store *st);
-/* Runs SQL without results (SAVEPOINT, RELEASE, ...). */
-int store_exec(struct store *st, const char *sql, struct err *err);
 int store_commit(struct store *st, struct err *err);
 void store_rollback(struct store *st);
 
