@@ -269,16 +269,17 @@ static void add_entry(struct dispatch *d, const struct job_ref *r, long long now
 		schedule(d, l, now);
 }
 
-static void record(struct dispatch *d, const struct entry *e,
+/* Fills the attempt record the caller hands to the writer.  rec->detail
+ * points into res, which must outlive the ingest_attempts call. */
+static void record(struct attempt_rec *rec, const struct entry *e,
 		   enum job_state state, const struct work_result *res)
 {
-	struct attempt_rec a = {
+	*rec = (struct attempt_rec){
 		.job_id = e->id, .attempt = e->attempts, .state = state,
 		.next_ms = state == JOB_RETRYING ? e->next_ms : 0,
 		.started_ms = res->started_ms, .finished_ms = res->finished_ms,
 		.ok = res->outcome == WORK_OK, .detail = res->detail,
 	};
-	ingest_attempt(d->in, &a);
 }
 
 static long long backoff_ms(struct dispatch *d, int attempts)
@@ -324,7 +325,10 @@ static const char *const outcome_names[] = {
 	[WORK_DEFER] = "deferred",
 };
 
-static void apply(struct dispatch *d, struct entry *e, const struct work_result *res)
+/* Applies an outcome to the job's lane.  Returns 1 when it filled *rec (an
+ * attempt to record), 0 for a deferral, which is not an attempt. */
+static int apply(struct dispatch *d, struct entry *e, const struct work_result *res,
+		 struct attempt_rec *rec)
 {
 	struct lane *l = e->lane;
 	long long now = clock_wall_ms();
@@ -340,13 +344,13 @@ static void apply(struct dispatch *d, struct entry *e, const struct work_result 
 		e->next_ms = now + 1000;
 		l->where = LANE_IDLE;
 		schedule(d, l, now);
-		return;
+		return 0;
 	case WORK_OK:
 		e->attempts++;
 		log_outcome("action succeeded", LOG_DEBUG, e, res);
-		record(d, e, JOB_DONE, res);
+		record(rec, e, JOB_DONE, res);
 		finish_head(d, l, now);
-		return;
+		return 1;
 	case WORK_FAIL:
 	case WORK_PERMANENT:
 		e->attempts++;
@@ -357,16 +361,17 @@ static void apply(struct dispatch *d, struct entry *e, const struct work_result 
 				wait = res->retry_after_ms;
 			e->next_ms = now + wait;
 			log_outcome("action failed, retry scheduled", LOG_WARN, e, res);
-			record(d, e, JOB_RETRYING, res);
+			record(rec, e, JOB_RETRYING, res);
 			l->where = LANE_IDLE;
 			schedule(d, l, now);
-			return;
+			return 1;
 		}
 		log_outcome("action failed, moved to dead letters", LOG_ERROR, e, res);
-		record(d, e, JOB_DEAD, res);
+		record(rec, e, JOB_DEAD, res);
 		finish_head(d, l, now);
-		return;
+		return 1;
 	}
+	return 0;
 }
 
 /* Hands every ready lane's head to its pool. */
@@ -380,9 +385,11 @@ static void pump(struct dispatch *d)
 			d->ready_tail = NULL;
 		if (!e->pool) {
 			struct work_result res = { .outcome = WORK_PERMANENT };
+			struct attempt_rec rec;
 			snprintf(res.detail, sizeof(res.detail),
 				 "unknown action kind (job %lld)", e->id);
-			apply(d, e, &res);
+			if (apply(d, e, &res, &rec))
+				ingest_attempts(d->in, &rec, 1);
 			continue;
 		}
 		l->where = LANE_BUSY;
@@ -425,8 +432,9 @@ static void *worker_main(void *arg)
 	struct dispatch *d = p->d;
 	struct entry **batch = calloc(p->batch_max, sizeof(*batch));
 	struct work_item *items = calloc(p->batch_max, sizeof(*items));
+	struct attempt_rec *recs = calloc(p->batch_max, sizeof(*recs));
 
-	if (!batch || !items) {
+	if (!batch || !items || !recs) {
 		log_msg(LOG_ERROR, "out of memory starting a %s worker", p->kind);
 		goto done;
 	}
@@ -452,9 +460,15 @@ static void *worker_main(void *arg)
 
 		int deferred = worker_run(w, items, n);
 
+		size_t m = 0;
 		pthread_mutex_lock(&d->mu);
 		for (size_t i = 0; i < n; i++)
-			apply(d, batch[i], &items[i].res);
+			m += apply(d, batch[i], &items[i].res, &recs[m]);
+		/* One writer request for the whole batch's outcomes, queued
+		 * before the lanes move on, so a job's records reach the
+		 * store in the order they happened. */
+		if (m)
+			ingest_attempts(d->in, recs, m);
 		d->running -= n;
 		pump(d);
 		if (deferred && !d->stopping) {
@@ -469,6 +483,7 @@ static void *worker_main(void *arg)
 done:
 	free(batch);
 	free(items);
+	free(recs);
 	return NULL;
 }
 

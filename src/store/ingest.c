@@ -3,8 +3,8 @@
  *
  * HTTP threads put a request on the queue and sleep on `done`; the writer
  * takes everything queued, runs one transaction over all of it, commits once
- * (one fsync for the whole group), then wakes the waiters.  Each delivery
- * runs inside a savepoint, so one bad delivery fails alone while a failed
+ * (one fsync for the whole group), then wakes the waiters.  One bad
+ * delivery fails alone (the group runs again without it) while a failed
  * COMMIT (disk full) fails them all: nobody gets a 202 for a row that is not
  * on disk.
  */
@@ -36,9 +36,10 @@ struct req {
 	/* REQ_MAP (caller's stack) */
 	const struct map_key *map_key;
 	const struct map_rec *map;
-	/* REQ_ATTEMPT (heap, owned by the writer) */
-	struct attempt_rec attempt;
-	char *detail;
+	/* REQ_ATTEMPT (heap, one block with the records and their details,
+	 * owned by the writer) */
+	struct attempt_rec *attempts;
+	size_t nattempts;
 	/* results; the waiter sleeps on its own cv, so a commit wakes exactly
 	 * the requests it finished instead of every waiting thread */
 	pthread_cond_t cv;
@@ -116,22 +117,33 @@ int ingest_delivery(struct ingest *in, const struct source_cfg *src,
 	return 0;
 }
 
-void ingest_attempt(struct ingest *in, const struct attempt_rec *a)
+void ingest_attempts(struct ingest *in, const struct attempt_rec *v, size_t n)
 {
-	struct req *r = calloc(1, sizeof(*r));
+	size_t size = sizeof(struct req) + n * sizeof(*v);
+	for (size_t i = 0; i < n; i++)
+		size += v[i].detail ? strlen(v[i].detail) + 1 : 0;
 
-	if (!r || (a->detail && !(r->detail = strdup(a->detail)))) {
-		free(r);
-		log_msg(LOG_ERROR, "out of memory recording attempt of job %lld", a->job_id);
+	struct req *r = calloc(1, size);
+	if (!r) {
+		log_msg(LOG_ERROR, "out of memory recording %zu attempts (from job %lld)",
+			n, v[0].job_id);
 		return;
 	}
 	r->type = REQ_ATTEMPT;
-	r->attempt = *a;
-	r->attempt.detail = r->detail;
+	r->attempts = (struct attempt_rec *)(r + 1);
+	r->nattempts = n;
+	char *text = (char *)(r->attempts + n);
+	for (size_t i = 0; i < n; i++) {
+		r->attempts[i] = v[i];
+		if (v[i].detail) {
+			size_t len = strlen(v[i].detail) + 1;
+			r->attempts[i].detail = memcpy(text, v[i].detail, len);
+			text += len;
+		}
+	}
 	pthread_mutex_lock(&in->mu);
 	if (in->stopped) {
 		pthread_mutex_unlock(&in->mu);
-		free(r->detail);
 		free(r);
 		return;
 	}
@@ -261,7 +273,7 @@ static int store_one(struct ingest *in, const struct rules *rules, struct req *r
 	json_object *prior, *ev = NULL;
 	int failed, rc = -1;
 
-	int exists = store_delivery_exists(in->st, r->id, err);
+	int exists = store_delivery_exists(in->st, project, run_id, r->id, err);
 	if (exists != 0) {
 		r->duplicate = exists == 1;
 		return exists < 0 ? -1 : 0;
@@ -291,72 +303,83 @@ done:
 	return rc;
 }
 
-static void run_delivery(struct ingest *in, const struct rules *rules,
-			 struct req *r, size_t jobs_before)
+/* One pass over the batch inside one transaction.  Returns 1 when every
+ * request ran (failed deliveries are skipped), 0 when a delivery failed and
+ * the transaction is still open (roll back and run the batch again without
+ * it), -1 when the transaction is gone (SQLITE_FULL and friends end it). */
+static int run_pass(struct ingest *in, struct req *batch,
+		    const struct rules *rules)
 {
-	struct err e;
+	struct err err;
 
-	if (store_savepoint(in->st, &e) < 0) {
-		r->failed = 1;
-		err_setc(&r->err, 503, "store unavailable");
-		return;
+	in->jobs.n = 0;
+	for (struct req *r = batch; r; r = r->next) {
+		switch (r->type) {
+		case REQ_DELIVERY:
+			if (r->failed)
+				break;
+			r->duplicate = 0;
+			if (store_one(in, rules, r) == 0)
+				break;
+			log_kv(LOG_ERROR, "delivery not stored", "id", r->id,
+			       "error", r->err.msg, NULL);
+			struct err why = r->err;
+			r->failed = 1;
+			err_setc(&r->err, 503, "store unavailable: %s", why.msg);
+			return store_in_txn(in->st) ? 0 : -1;
+		case REQ_ATTEMPT:
+			for (size_t i = 0; i < r->nattempts; i++)
+				if (store_attempt_record(in->st, &r->attempts[i], &err) < 0)
+					log_kv(LOG_ERROR, "attempt not recorded",
+					       "error", err.msg, NULL);
+			break;
+		case REQ_PROBE:
+			r->failed = store_touch(in->st, clock_wall_ms(), &r->err) < 0;
+			break;
+		case REQ_MAP:
+			r->failed = store_map_put(in->st, r->map_key, r->map,
+						  clock_wall_ms(), &r->err) < 0;
+			break;
+		}
+		if (!store_in_txn(in->st))
+			return -1;
 	}
-	if (store_one(in, rules, r) < 0) {
-		log_kv(LOG_ERROR, "delivery not stored", "id", r->id,
-		       "error", r->err.msg, NULL);
-		store_rollback_to(in->st, &e);
-		in->jobs.n = jobs_before;
-		r->failed = 1;
-		err_setc(&r->err, 503, "store unavailable: %s", r->err.msg);
-	}
-	store_release(in->st, &e);
+	return 1;
 }
 
-/* Returns 1 when the batch committed. */
+/*
+ * Returns 1 when the batch committed.  One delivery that cannot be stored
+ * fails alone: the transaction is rolled back and the batch runs again
+ * without it.  That costs nothing when all goes well, where a savepoint per
+ * delivery would copy every page it touches into the statement journal.
+ */
 static int run_batch(struct ingest *in, struct req *batch,
 		     const struct rules *rules)
 {
-	struct err err;
-	int ok = store_begin(in->st, &err) == 0;
+	struct err err = { 0 };
+	int pass;
 
+	do {
+		if (store_begin(in->st, &err) < 0) {
+			pass = -1;
+			break;
+		}
+		pass = run_pass(in, batch, rules);
+		if (pass == 0)
+			store_rollback(in->st);
+	} while (pass == 0);
+	if (pass == 1 && store_commit(in->st, &err) == 0)
+		return 1;
+	if (!err.msg[0])
+		err_set(&err, "the transaction ended (disk full or I/O error)");
+	log_kv(LOG_ERROR, "store commit failed", "error", err.msg, NULL);
+	store_rollback(in->st);
 	in->jobs.n = 0;
-	for (struct req *r = batch; r && ok; r = r->next) {
-		switch (r->type) {
-		case REQ_DELIVERY:
-			run_delivery(in, rules, r, in->jobs.n);
-			/* SQLITE_FULL and friends can end the whole transaction:
-			 * nothing after it may run outside one. */
-			if (!store_in_txn(in->st))
-				ok = 0;
-			break;
-		case REQ_ATTEMPT:
-			if (store_attempt_record(in->st, &r->attempt, &err) < 0)
-				log_kv(LOG_ERROR, "attempt not recorded", "error",
-				       err.msg, NULL);
-			break;
-		case REQ_PROBE:
-			if (store_touch(in->st, clock_wall_ms(), &r->err) < 0)
-				r->failed = 1;
-			break;
-		case REQ_MAP:
-			if (store_map_put(in->st, r->map_key, r->map, clock_wall_ms(),
-					  &r->err) < 0)
-				r->failed = 1;
-			break;
-		}
+	for (struct req *r = batch; r; r = r->next) {
+		r->failed = 1;
+		err_setc(&r->err, 503, "store unavailable: %s", err.msg);
 	}
-	if (ok && store_commit(in->st, &err) < 0)
-		ok = 0;
-	if (!ok) {
-		log_kv(LOG_ERROR, "store commit failed", "error", err.msg, NULL);
-		store_rollback(in->st);
-		in->jobs.n = 0;
-		for (struct req *r = batch; r; r = r->next) {
-			r->failed = 1;
-			err_setc(&r->err, 503, "store unavailable: %s", err.msg);
-		}
-	}
-	return ok;
+	return 0;
 }
 
 /* Finishes a batch: wakes waiters, frees attempt records.  Failed attempt
@@ -376,7 +399,6 @@ static void finish_batch(struct ingest *in, struct req *batch)
 			r->next = retry;
 			retry = r;
 		} else {
-			free(r->detail);
 			free(r);
 		}
 	}

@@ -44,8 +44,9 @@ int ingest_delivery(struct ingest *in, const struct source_cfg *src,
 		    size_t raw_len, long long received_ms, int *duplicate,
 		    struct err *err);
 
-/* Queues an attempt outcome; returns at once. */
-void ingest_attempt(struct ingest *in, const struct attempt_rec *a);
+/* Queues n attempt outcomes (copied, details too); returns at once.  Calls
+ * from one thread reach the store in the order they were made. */
+void ingest_attempts(struct ingest *in, const struct attempt_rec *v, size_t n);
 
 /* Makes a write and waits for it to commit: 0 when the store is writable. */
 int ingest_probe(struct ingest *in, struct err *err);

@@ -8,7 +8,8 @@
  *   runs        the run registry: the latest `run` object per (project, run id)
  *   jobs        one row per action to run: rendered params, lane, state,
  *               attempts, next retry time, last error
- *   attempts    one row per attempt of a job: when, outcome, detail
+ *   attempts    one row per failed attempt of a job: when, detail (a
+ *               job's last outcome is on its own row)
  *   target_runs the mapping of each Qase run on each target (remote id,
  *               state, kind-defined data as JSON)
  *
@@ -41,19 +42,14 @@ int store_open(struct store **out, const char *data_dir, enum store_mode mode,
 void store_close(struct store *st);
 
 int store_begin(struct store *st, struct err *err);
-/* Savepoint "one" inside a transaction: one delivery's statements can be
- * undone without losing the rest of the group. */
-int store_savepoint(struct store *st, struct err *err);
-int store_release(struct store *st, struct err *err);
-int store_rollback_to(struct store *st, struct err *err);
-
 /* 1 inside a transaction (it may have ended on its own after SQLITE_FULL). */
 int store_in_txn(struct store *st);
 int store_commit(struct store *st, struct err *err);
 void store_rollback(struct store *st);
 
 /* 1 when a delivery with this id is stored, 0 when not, -1 on error. */
-int store_delivery_exists(struct store *st, const char *id, struct err *err);
+int store_delivery_exists(struct store *st, const char *project,
+			  long long run_id, const char *id, struct err *err);
 
 struct delivery_rec {
 	const char *id, *source, *type, *project; /* project may be NULL */
@@ -174,7 +170,8 @@ int store_map_list(struct store *st, const char *project, long long run_id,
 			      const struct map_rec *m, long long updated_ms),
 		   void *ctx, struct err *err);
 
-/* A write that proves the database is writable (readiness probe). */
+/* A write that proves the database is writable (readiness probe): 64 KiB,
+ * the size of a large group commit. */
 int store_touch(struct store *st, long long now_ms, struct err *err);
 
 #endif
