@@ -56,7 +56,8 @@ static const char schema[] =
 	" run_id INTEGER NOT NULL, remote_id TEXT, state TEXT, data TEXT,"
 	" updated_ms INTEGER NOT NULL,"
 	" PRIMARY KEY(kind, target, project, run_id)) WITHOUT ROWID;"
-	"INSERT OR REPLACE INTO meta(key, value) VALUES('schema', '2');";
+	"INSERT INTO meta(key, value) VALUES('schema', '2')"
+	" ON CONFLICT(key) DO UPDATE SET value = '2' WHERE value <> '2';";
 
 enum stmt_id {
 	S_DELIVERY_EXISTS,
