@@ -1,19 +1,26 @@
 /*
  * ingest: the writer thread and its queue.
  *
- * HTTP threads put a request on the queue and sleep on `done`; the writer
- * takes everything queued, runs one transaction over all of it, commits once
- * (one fsync for the whole group), then wakes the waiters.  One bad
+ * HTTP threads put a request on the queue and sleep until its batch is
+ * finished; the writer takes everything queued, runs one transaction over
+ * all of it, commits once (one fsync for the whole group), then wakes the
+ * whole group with one futex call.  One bad
  * delivery fails alone (the group runs again without it) while a failed
  * COMMIT (disk full) fails them all: nobody gets a 202 for a row that is not
  * on disk.
  */
 #include "store/ingest.h"
 
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -40,10 +47,10 @@ struct req {
 	 * owned by the writer) */
 	struct attempt_rec *attempts;
 	size_t nattempts;
-	/* results; the waiter sleeps on its own cv, so a commit wakes exactly
-	 * the requests it finished instead of every waiting thread */
-	pthread_cond_t cv;
-	int done, failed, duplicate;
+	/* the batch that takes it (waiters sleep until it is finished) and
+	 * the results, written before that batch is published */
+	uint32_t gen;
+	int failed, duplicate;
 	struct err err;
 };
 
@@ -63,6 +70,12 @@ struct ingest {
 	pthread_mutex_t mu;
 	pthread_cond_t work;     /* the writer waits for requests */
 	struct req *head, *tail;
+	uint32_t taken;          /* batches taken so far (under mu) */
+	/* The last finished batch of each parity.  Waiters of batch g sleep on
+	 * finished[g & 1]: batch g + 1 is taken only after g is finished, so
+	 * one futex wake reaches exactly the requests of one batch, and they
+	 * need no lock to go on. */
+	_Atomic uint32_t finished[2];
 	int stopping, stopped;
 	struct jobvec jobs;      /* writer-thread only */
 };
@@ -88,12 +101,18 @@ static void submit_wait(struct ingest *in, struct req *r)
 		pthread_mutex_unlock(&in->mu);
 		return;
 	}
-	pthread_cond_init(&r->cv, NULL);
+	r->gen = in->taken + 1;
 	enqueue(in, r);
-	while (!r->done)
-		pthread_cond_wait(&r->cv, &in->mu);
 	pthread_mutex_unlock(&in->mu);
-	pthread_cond_destroy(&r->cv);
+
+	_Atomic uint32_t *word = &in->finished[r->gen & 1];
+	for (;;) {
+		uint32_t seen = atomic_load_explicit(word, memory_order_acquire);
+		if ((int32_t)(seen - r->gen) >= 0)
+			break;
+		/* Sleeps unless the word changed since `seen` (EAGAIN). */
+		syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+	}
 }
 
 int ingest_delivery(struct ingest *in, const struct source_cfg *src,
@@ -306,11 +325,12 @@ done:
 /* One pass over the batch inside one transaction.  Returns 1 when every
  * request ran (failed deliveries are skipped), 0 when a delivery failed and
  * the transaction is still open (roll back and run the batch again without
- * it), -1 when the transaction is gone (SQLITE_FULL and friends end it). */
+ * it), -1 when the transaction is gone (SQLITE_FULL and friends end it;
+ * *why says what ended it). */
 static int run_pass(struct ingest *in, struct req *batch,
-		    const struct rules *rules)
+		    const struct rules *rules, struct err *why)
 {
-	struct err err;
+	struct err err = { 0 };
 
 	in->jobs.n = 0;
 	for (struct req *r = batch; r; r = r->next) {
@@ -323,9 +343,9 @@ static int run_pass(struct ingest *in, struct req *batch,
 				break;
 			log_kv(LOG_ERROR, "delivery not stored", "id", r->id,
 			       "error", r->err.msg, NULL);
-			struct err why = r->err;
+			*why = r->err;
 			r->failed = 1;
-			err_setc(&r->err, 503, "store unavailable: %s", why.msg);
+			err_setc(&r->err, 503, "store unavailable: %s", why->msg);
 			return store_in_txn(in->st) ? 0 : -1;
 		case REQ_ATTEMPT:
 			for (size_t i = 0; i < r->nattempts; i++)
@@ -341,8 +361,10 @@ static int run_pass(struct ingest *in, struct req *batch,
 						  clock_wall_ms(), &r->err) < 0;
 			break;
 		}
-		if (!store_in_txn(in->st))
+		if (!store_in_txn(in->st)) {
+			*why = r->type == REQ_ATTEMPT ? err : r->err;
 			return -1;
+		}
 	}
 	return 1;
 }
@@ -364,14 +386,14 @@ static int run_batch(struct ingest *in, struct req *batch,
 			pass = -1;
 			break;
 		}
-		pass = run_pass(in, batch, rules);
+		pass = run_pass(in, batch, rules, &err);
 		if (pass == 0)
 			store_rollback(in->st);
 	} while (pass == 0);
 	if (pass == 1 && store_commit(in->st, &err) == 0)
 		return 1;
 	if (!err.msg[0])
-		err_set(&err, "the transaction ended (disk full or I/O error)");
+		err_set(&err, "the transaction ended");
 	log_kv(LOG_ERROR, "store commit failed", "error", err.msg, NULL);
 	store_rollback(in->st);
 	in->jobs.n = 0;
@@ -382,9 +404,11 @@ static int run_batch(struct ingest *in, struct req *batch,
 	return 0;
 }
 
-/* Finishes a batch: wakes waiters, frees attempt records.  Failed attempt
- * records go back on the queue: the next commit may succeed. */
-static void finish_batch(struct ingest *in, struct req *batch)
+/* Finishes batch `gen`: frees attempt records (failed ones go back on the
+ * queue: the next commit may succeed), then wakes the waiters, all with one
+ * call.  The list is not touched after that: its other requests live on
+ * their waiters' stacks. */
+static void finish_batch(struct ingest *in, struct req *batch, uint32_t gen)
 {
 	struct req *retry = NULL;
 
@@ -392,8 +416,7 @@ static void finish_batch(struct ingest *in, struct req *batch)
 	for (struct req *r = batch, *next; r; r = next) {
 		next = r->next;
 		if (r->type != REQ_ATTEMPT) {
-			r->done = 1;
-			pthread_cond_signal(&r->cv);
+			continue;
 		} else if (r->failed && !in->stopping) {
 			r->failed = 0;
 			r->next = retry;
@@ -407,6 +430,9 @@ static void finish_batch(struct ingest *in, struct req *batch)
 		enqueue(in, r);
 	}
 	pthread_mutex_unlock(&in->mu);
+	atomic_store_explicit(&in->finished[gen & 1], gen, memory_order_release);
+	syscall(SYS_futex, &in->finished[gen & 1], FUTEX_WAKE_PRIVATE, INT_MAX,
+		NULL, NULL, 0);
 }
 
 static void *writer_main(void *arg)
@@ -419,6 +445,7 @@ static void *writer_main(void *arg)
 			pthread_cond_wait(&in->work, &in->mu);
 		struct req *batch = in->head;
 		const struct rules *rules = in->rules;
+		uint32_t gen = batch ? ++in->taken : 0;
 		in->head = in->tail = NULL;
 		int stop = in->stopping && !batch;
 		pthread_mutex_unlock(&in->mu);
@@ -430,7 +457,7 @@ static void *writer_main(void *arg)
 			n++;
 		int ok = run_batch(in, batch, rules);
 		metrics_commit((double)(clock_mono_us() - t0) / 1e6, n);
-		finish_batch(in, batch);
+		finish_batch(in, batch, gen);
 		if (in->jobs.n && in->on_jobs)
 			in->on_jobs(in->ctx, in->jobs.v, in->jobs.n);
 		if (!ok) {

@@ -76,7 +76,8 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[S_COUNT] = {
-	[S_DELIVERY_EXISTS] = "SELECT 1 FROM deliveries WHERE project IS ?2 AND run_id = ?3 AND id = ?1",
+	[S_DELIVERY_EXISTS] = "SELECT 1 FROM deliveries"
+			      " WHERE project IS ?2 AND run_id = ?3 AND id = ?1",
 	[S_DELIVERY_INSERT] =
 		"INSERT INTO deliveries(id, source, type, project, run_id,"
 		" received_ms, raw, event) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
@@ -525,10 +526,9 @@ int store_counts(struct store *st, struct store_counts *out, struct err *err)
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	/* Rows are never deleted, so the largest row id is the count; open and
+	 * dead jobs come from their partial indexes, done is the rest. */
 	if (sqlite3_prepare_v2(st->db,
-			       /* Rows are never deleted, so the largest row id
-				* is the count; open and dead jobs come from
-				* their partial indexes, done is the rest. */
 			       "SELECT state, COUNT(*) FROM jobs WHERE state < 2"
 			       " GROUP BY state"
 			       " UNION ALL SELECT 3, COUNT(*) FROM jobs WHERE state = 3"
