@@ -415,9 +415,9 @@ static void finish_batch(struct ingest *in, struct req *batch, uint32_t gen)
 	pthread_mutex_lock(&in->mu);
 	for (struct req *r = batch, *next; r; r = next) {
 		next = r->next;
-		if (r->type != REQ_ATTEMPT) {
+		if (r->type != REQ_ATTEMPT)
 			continue;
-		} else if (r->failed && !in->stopping) {
+		if (r->failed && !in->stopping) {
 			r->failed = 0;
 			r->next = retry;
 			retry = r;
