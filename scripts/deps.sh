@@ -7,7 +7,7 @@
 # 127.0.0.1 only.
 set -eu
 PKGS="build-essential cmake pkg-config libcivetweb-dev libjson-c-dev
-libhiredis-dev libyaml-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev
+libhiredis-dev libyaml-dev libsqlite3-dev libssl-dev nettle-dev libcurl4-openssl-dev
 libcmocka-dev redis-server python3 curl libclang-rt-14-dev $*"
 missing=""
 for p in $PKGS; do

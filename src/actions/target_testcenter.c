@@ -37,7 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/evp.h>
+#include <nettle/base64.h>
 
 #include "actions/junit.h"
 
@@ -102,9 +102,10 @@ static int tc_auth(struct tc *c)
 	plain[ul] = ':';
 	memcpy(plain + ul + 1, pass, pl);
 	memcpy(c->auth, "Authorization: Basic ", sizeof("Authorization: Basic ") - 1);
-	EVP_EncodeBlock((unsigned char *)c->auth + sizeof("Authorization: Basic ") - 1,
-			plain, (int)n);
-	OPENSSL_cleanse(plain, n);
+	char *b64 = c->auth + sizeof("Authorization: Basic ") - 1;
+	base64_encode_raw(b64, n, plain);
+	b64[BASE64_ENCODE_RAW_LENGTH(n)] = '\0';
+	explicit_bzero(plain, n);
 	free(plain);
 	return 0;
 }

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 
 /* 9999-12-31T23:59:59Z: timestamps past it do not fit the ISO format. */
 #define TIMESTAMP_MAX 253402300799LL
@@ -207,21 +207,14 @@ void event_delivery_id(char out[65], const char *source, const char *body,
 		       size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint8_t md[SHA256_DIGEST_SIZE];
+	struct sha256_ctx ctx;
 
-	/*
-	 * The id is the dedup key: an empty or made-up one would merge distinct
-	 * deliveries, so a failure here (out of memory) is not survivable.
-	 */
-	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
-	    !EVP_DigestUpdate(ctx, source, strlen(source)) ||
-	    !EVP_DigestUpdate(ctx, body, len) ||
-	    !EVP_DigestFinal_ex(ctx, md, &n) || n != 32)
-		abort();
-	EVP_MD_CTX_free(ctx);
-	for (unsigned int i = 0; i < n; i++) {
+	sha256_init(&ctx);
+	sha256_update(&ctx, strlen(source), (const uint8_t *)source);
+	sha256_update(&ctx, len, (const uint8_t *)body);
+	sha256_digest(&ctx, sizeof(md), md);
+	for (size_t i = 0; i < sizeof(md); i++) {
 		out[2 * i] = hex[md[i] >> 4];
 		out[2 * i + 1] = hex[md[i] & 15];
 	}

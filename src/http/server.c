@@ -16,10 +16,9 @@
 #include <strings.h>
 #include <unistd.h>
 #include <civetweb.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
+#include <nettle/hmac.h>
+#include <nettle/memops.h>
+#include <nettle/sha2.h>
 #include <json-c/json.h>
 
 #include "actions/dispatch.h"
@@ -104,10 +103,15 @@ static int reply_error(struct mg_connection *c, int status, const char *extra,
 /* Constant time whatever the lengths: compare digests, not the strings. */
 static int secret_matches(const char *given, const char *want)
 {
-	unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
-	SHA256((const unsigned char *)given, strlen(given), a);
-	SHA256((const unsigned char *)want, strlen(want), b);
-	return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
+	uint8_t a[SHA256_DIGEST_SIZE], b[SHA256_DIGEST_SIZE];
+	struct sha256_ctx ctx;
+
+	sha256_init(&ctx);
+	sha256_update(&ctx, strlen(given), (const uint8_t *)given);
+	sha256_digest(&ctx, sizeof(a), a);
+	sha256_update(&ctx, strlen(want), (const uint8_t *)want);
+	sha256_digest(&ctx, sizeof(b), b);   /* digest also resets ctx */
+	return memeql_sec(a, b, sizeof(a));
 }
 
 /*
@@ -117,8 +121,8 @@ static int secret_matches(const char *given, const char *want)
 static int signature_matches(const char *given, const struct source_cfg *src,
 			     const char *body, size_t len)
 {
-	unsigned char mac[EVP_MAX_MD_SIZE], want[32];
-	unsigned int mlen = 0;
+	uint8_t mac[SHA256_DIGEST_SIZE], want[SHA256_DIGEST_SIZE];
+	struct hmac_sha256_ctx h;
 
 	if (strncasecmp(given, "sha256=", 7) == 0)
 		given += 7;
@@ -130,10 +134,11 @@ static int signature_matches(const char *given, const struct source_cfg *src,
 			return 0;
 		want[i] = (unsigned char)b;
 	}
-	if (!HMAC(EVP_sha256(), src->hmac_secret, (int)strlen(src->hmac_secret),
-		  (const unsigned char *)body, len, mac, &mlen) || mlen != 32)
-		return 0;
-	return CRYPTO_memcmp(mac, want, 32) == 0;
+	hmac_sha256_set_key(&h, strlen(src->hmac_secret),
+			    (const uint8_t *)src->hmac_secret);
+	hmac_sha256_update(&h, len, (const uint8_t *)body);
+	hmac_sha256_digest(&h, sizeof(mac), mac);
+	return memeql_sec(mac, want, sizeof(mac));
 }
 
 static int is_json_type(const char *ct)
