@@ -9,11 +9,14 @@
  */
 #include "actions/dispatch.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "actions/worker.h"
 #include "core/clock.h"
@@ -438,6 +441,12 @@ static void *worker_main(void *arg)
 		log_msg(LOG_ERROR, "out of memory starting a %s worker", p->kind);
 		goto done;
 	}
+	/* Hooks yield the CPU to intake: nice is per thread on Linux and a
+	 * child inherits its spawning thread's, so this covers both the
+	 * worker and every hook it starts.  The backlog waits on disk. */
+	if (strcmp(p->kind, "exec") == 0 && d->cfg->exec_nice > 0 &&
+	    setpriority(PRIO_PROCESS, (id_t)gettid(), d->cfg->exec_nice) < 0)
+		log_kv(LOG_WARN, "exec.nice not applied", "error", strerror(errno), NULL);
 	pthread_mutex_lock(&d->mu);
 	for (;;) {
 		while (!d->stopping && !p->qhead)

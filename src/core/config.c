@@ -89,6 +89,7 @@ static const struct option options[] = {
 	INT("retry.max_ms", C(retry_max_ms), 1, 86400000, "300000"),
 	INT("exec.workers", C(exec_workers), 1, 256, "4"),
 	SIZE("exec.output_max_bytes", C(exec_output_max), 1024, 67108864, "65536"),
+	INT("exec.nice", C(exec_nice), 0, 19, "10"),
 	SIZE("queue.window", C(queue_window), 16, 16777216, "65536"),
 	INT("shutdown_timeout_s", C(shutdown_timeout_s), 0, 3600, "30"),
 	ENUM("log.level", C(log_level), log_levels, "info"),

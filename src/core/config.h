@@ -64,6 +64,7 @@ struct config {
 
 	int exec_workers;           /* exec.workers, 4 */
 	size_t exec_output_max;     /* exec.output_max_bytes, 65536 */
+	int exec_nice;              /* exec.nice, 10: hooks' CPU priority */
 
 	size_t queue_window;        /* queue.window: jobs held in memory, 65536 */
 	int shutdown_timeout_s;     /* shutdown_timeout_s, 30 */

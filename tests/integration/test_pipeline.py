@@ -195,6 +195,23 @@ rules:
         # valgrind's posix_spawn reports a missing program as exit 127
         self.assertRegex(b.cli("status", "--dead").stdout, r"No such file|exit 127")
 
+    def nice_of_hook(self, extra=""):
+        argv = '["/bin/sh", "-c", "nice > \\"$OUT_DIR/$RUN_ID.nice\\""]'
+        b = self.bridge(rules=self.rules(argv=argv), extra=extra)
+        b.post(fixture("run.started"))
+        path, = wait_until(lambda: self.records("nice"), what="hook run")
+        self.assertStopsCleanly(b)
+        with open(path) as f:
+            return int(f.read())
+
+    def test_hooks_yield_the_cpu_by_default(self):
+        if os.nice(0) > 10:
+            self.skipTest("the tests already run at a lower priority than exec.nice")
+        self.assertEqual(self.nice_of_hook(), 10)
+
+    def test_exec_nice_zero_keeps_the_daemon_priority(self):
+        self.assertEqual(self.nice_of_hook("exec:\n  nice: 0\n"), os.nice(0))
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
