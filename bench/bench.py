@@ -1289,7 +1289,8 @@ class Report:
             p("Both run `/bin/true` for every delivery, same distinct-body load. adnanh/webhook answers "
               "200 before its command finishes (no back-pressure, nothing stored); runbridge answers 202 "
               "once the delivery and its job are committed, and runs hooks from the store with "
-              "`exec.workers: 4`. RSS peak includes %d s after the load." % b.after_s)
+              "`exec.workers: 4` at the default `exec.nice: 10` (hooks yield the CPU to intake). "
+              "RSS peak includes %d s after the load." % b.after_s)
             p()
             p("| | requests/s | p50 | p99 | RSS idle → peak | hooks run |")
             p("|---|---:|---:|---:|---|---|")
