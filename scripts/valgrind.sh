@@ -9,6 +9,6 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh valgrind
 cmake -S . -B build-vg -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-vg -j"$(nproc)"
-RB_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no" \
+RB_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no --suppressions=$(pwd)/tests/valgrind.supp" \
 	ctest --test-dir build-vg --output-on-failure -j2 \
 	-R 'integration.test_(http|pipeline|recovery|ops|targets)$' "$@"
