@@ -100,17 +100,22 @@ static int reply_error(struct mg_connection *c, int status, const char *extra,
 	return status;
 }
 
+static void sha256_of(const char *s, uint8_t out[SHA256_DIGEST_SIZE])
+{
+	struct sha256_ctx ctx;
+
+	sha256_init(&ctx);
+	sha256_update(&ctx, strlen(s), (const uint8_t *)s);
+	sha256_digest(&ctx, SHA256_DIGEST_SIZE, out);
+}
+
 /* Constant time whatever the lengths: compare digests, not the strings. */
 static int secret_matches(const char *given, const char *want)
 {
 	uint8_t a[SHA256_DIGEST_SIZE], b[SHA256_DIGEST_SIZE];
-	struct sha256_ctx ctx;
 
-	sha256_init(&ctx);
-	sha256_update(&ctx, strlen(given), (const uint8_t *)given);
-	sha256_digest(&ctx, sizeof(a), a);
-	sha256_update(&ctx, strlen(want), (const uint8_t *)want);
-	sha256_digest(&ctx, sizeof(b), b);   /* digest also resets ctx */
+	sha256_of(given, a);
+	sha256_of(want, b);
 	return memeql_sec(a, b, sizeof(a));
 }
 

@@ -4,10 +4,9 @@
  * HTTP threads put a request on the queue and sleep until its batch is
  * finished; the writer takes everything queued, runs one transaction over
  * all of it, commits once (one fsync for the whole group), then wakes the
- * whole group with one futex call.  One bad
- * delivery fails alone (the group runs again without it) while a failed
- * COMMIT (disk full) fails them all: nobody gets a 202 for a row that is not
- * on disk.
+ * whole group with one futex call.  One bad delivery fails alone (the group
+ * runs again without it) while a failed COMMIT (disk full) fails them all:
+ * nobody gets a 202 for a row that is not on disk.
  */
 #include "store/ingest.h"
 
@@ -80,6 +79,17 @@ struct ingest {
 	struct jobvec jobs;      /* writer-thread only */
 };
 
+/* Sleeps while *word still holds `seen` (returns at once if it changed). */
+static void futex_wait(_Atomic uint32_t *word, uint32_t seen)
+{
+	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+}
+
+static void futex_wake_all(_Atomic uint32_t *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
 static void enqueue(struct ingest *in, struct req *r)
 {
 	r->next = NULL;
@@ -110,8 +120,7 @@ static void submit_wait(struct ingest *in, struct req *r)
 		uint32_t seen = atomic_load_explicit(word, memory_order_acquire);
 		if ((int32_t)(seen - r->gen) >= 0)
 			break;
-		/* Sleeps unless the word changed since `seen` (EAGAIN). */
-		syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+		futex_wait(word, seen);
 	}
 }
 
@@ -431,8 +440,7 @@ static void finish_batch(struct ingest *in, struct req *batch, uint32_t gen)
 	}
 	pthread_mutex_unlock(&in->mu);
 	atomic_store_explicit(&in->finished[gen & 1], gen, memory_order_release);
-	syscall(SYS_futex, &in->finished[gen & 1], FUTEX_WAKE_PRIVATE, INT_MAX,
-		NULL, NULL, 0);
+	futex_wake_all(&in->finished[gen & 1]);
 }
 
 static void *writer_main(void *arg)
