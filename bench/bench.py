@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 
-FIXTURE = "/work/shared/fixtures/qase/run.completed.json"
+FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "qase", "run.completed.json")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 

@@ -16,7 +16,7 @@ import time
 import unittest
 
 BIN = os.environ.get("RUNBRIDGE_BIN", "runbridge")
-FIXTURES = os.environ.get("RB_FIXTURES", "../../../shared/fixtures/qase")
+FIXTURES = os.environ.get("RB_FIXTURES", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "qase"))
 SOURCE_DIR = os.environ.get("RB_SOURCE_DIR", "../..")
 
 EVENTS = ["run.started", "run.updated", "run.completed", "run.aborted",
