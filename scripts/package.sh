@@ -23,11 +23,8 @@ jobs="${RB_JOBS:-2}"
 scripts/deps.sh dpkg-dev binutils
 
 export DEB_BUILD_MAINT_OPTIONS=hardening=+all
-cflags="$(dpkg-buildflags --get CFLAGS) $(dpkg-buildflags --get CPPFLAGS) -Wno-error=format-truncation"
+cflags="$(dpkg-buildflags --get CFLAGS) $(dpkg-buildflags --get CPPFLAGS)"
 ldflags=$(dpkg-buildflags --get LDFLAGS)
-# -Wno-error=format-truncation: at -O2/-O3, and more with _FORTIFY_SOURCE,
-# GCC warns of possible truncations of messages in snprintf calls (bounded
-# on purpose); they stay warnings in the package build.
 # --no-as-needed for the shim: it calls nothing in libc itself, but a shared
 # object should name libc (lintian's library-not-linked-against-libc).
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \

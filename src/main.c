@@ -17,6 +17,7 @@ static const char usage[] =
 	"  replay   re-queue dead or chosen actions\n"
 	"  status   count pending, retrying and dead actions\n"
 	"  tail     follow a Redis stream of events\n"
+	"  version  the version, commit and libraries (also --version)\n"
 	"\n"
 	"runbridge COMMAND --help shows a command's options.\n";
 
@@ -29,15 +30,12 @@ int main(int argc, char **argv)
 		{ "serve", cli_serve }, { "check", cli_check },
 		{ "route", cli_route }, { "replay", cli_replay },
 		{ "status", cli_status }, { "tail", cli_tail },
+		{ "version", cli_version }, { "--version", cli_version },
 	};
 
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		fputs(usage, argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
-	}
-	if (!strcmp(argv[1], "--version")) {
-		printf("runbridge %s\n", RB_VERSION);
-		return 0;
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(argv[1], cmds[i].name))

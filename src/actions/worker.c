@@ -153,7 +153,12 @@ static int prepare_append(struct worker *w, size_t i, struct work_item *it)
 			    ? json_object_get_int64(v) : 0;
 	snprintf(w->keys[i], sizeof(w->keys[i]), "runbridge:dedup:%s:%s:%d",
 		 job->delivery_id, job->rule, job->index);
-	snprintf(w->run_ids[i], sizeof(w->run_ids[i]), "%lld", job->run_id);
+	/* events about no run (case.*, plan.*, ...) are stored with run id 0:
+	 * their entry's run_id is empty, as their event's is null */
+	if (job->run_id > 0)
+		snprintf(w->run_ids[i], sizeof(w->run_ids[i]), "%lld", job->run_id);
+	else
+		w->run_ids[i][0] = '\0';
 	a->dedup_key = w->keys[i];
 	a->id = job->delivery_id;
 	a->type = job->type;

@@ -43,4 +43,8 @@ int cli_load(const char *path, struct config **cfg, struct rules **rules);
  *                [--from-start]: follows a stream (src/cli/tail.c). */
 int cli_tail(int argc, char **argv);
 
+/* runbridge --version: the version, the commit and the libraries it was
+ * built with (src/cli/version.c). */
+int cli_version(int argc, char **argv);
+
 #endif

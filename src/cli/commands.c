@@ -5,25 +5,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <json-c/json.h>
 
+#include "cli/online.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "event/event.h"
+#include "http/srcstat.h"
 #include "rules/rules.h"
 #include "store/store.h"
 
 static const char check_usage[] =
-	"usage: runbridge check -c FILE\n"
+	"usage: runbridge check -c FILE [--online]\n"
 	"\n"
 	"Validates the configuration and every rule file it names.  Prints each\n"
-	"problem as file:line:column: message and exits 1 if there is any.\n";
+	"problem as file:line:column: message and exits 1 if there is any.\n"
+	"  --online   then also reaches what the configuration names, with calls\n"
+	"             that change nothing: Redis (AUTH, SELECT, PING), each target\n"
+	"             (a GET that needs its key), the store's directory (writable,\n"
+	"             free space).  One line each; exits 1 if any fails.\n";
+
+/* Takes --online out of argv (cli_parse knows only the shared options);
+ * a --online that is the value of -c stays. */
+static int take_online(int *argc, char **argv)
+{
+	const char *prev = "";
+	int found = 0, n = 1;
+
+	for (int i = 1; i < *argc; i++) {
+		char *a = argv[i];
+		if (!strcmp(a, "--online") && strcmp(prev, "-c") && strcmp(prev, "--config"))
+			found = 1;
+		else
+			argv[n++] = a;
+		prev = a;
+	}
+	*argc = n;
+	return found;
+}
 
 int cli_check(int argc, char **argv)
 {
 	struct cli_opts o;
 	struct config *cfg;
 	struct rules *rules;
+	int online = take_online(&argc, argv);
 	int rc;
 
 	if ((rc = cli_parse(argc, argv, check_usage, 0, 0, &o)) != 0 || o.help)
@@ -32,9 +59,10 @@ int cli_check(int argc, char **argv)
 		return 1;
 	printf("%s: OK (%zu rule%s from %s)\n", o.config, rules_count(rules),
 	       rules_count(rules) == 1 ? "" : "s", cfg->rules_path);
+	rc = online && online_check(cfg) < 0 ? 1 : 0;
 	rules_free(rules);
 	config_free(cfg);
-	return 0;
+	return rc;
 }
 
 /* ---- route ------------------------------------------------------------- */
@@ -84,9 +112,11 @@ static json_object *registry_run(const struct config *cfg, json_object *delivery
 	char *text = NULL;
 	json_object *o = NULL;
 
-	if (store_open(&st, cfg->data_dir, STORE_RO, &err) < 0)
+	if (event_run_id_of(delivery) <= 0 ||
+	    store_open(&st, cfg->data_dir, STORE_RO, &err) < 0)
 		return NULL;
-	if (store_run_get(st, event_project_of(delivery), event_run_id_of(delivery),
+	if (store_run_get(st, event_project_of(delivery, &cfg->sources[0]),
+			  event_run_id_of(delivery),
 			  &text, &err) == 0 && text)
 		o = json_tokener_parse(text);
 	free(text);
@@ -209,7 +239,8 @@ done:
 static const char status_usage[] =
 	"usage: runbridge status -c FILE [--dead] [--run PROJECT#ID]\n"
 	"\n"
-	"Counts stored deliveries and actions by state.\n"
+	"Counts stored deliveries and actions by state, and says when each\n"
+	"source's endpoint last accepted and last refused a delivery.\n"
 	"  --dead              also list the actions in dead letters with their last error\n"
 	"  --run PROJECT#ID    show how a Qase run is mapped on each target\n";
 
@@ -221,6 +252,44 @@ static void print_map(void *ctx, const char *kind, const char *target,
 	printf("%s %s: remote_id %s, state %s, updated_ms %lld, data %s\n", kind, target,
 	       m->remote_id ? m->remote_id : "-", m->state ? m->state : "-",
 	       updated_ms, m->data ? m->data : "{}");
+}
+
+/* "2026-12-01T21:00:00.123Z", or "never" for 0. */
+static const char *iso_ms(char *buf, size_t len, long long ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char date[32];
+
+	if (ms <= 0 || !gmtime_r(&t, &tm) ||
+	    !strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm))
+		return "never";
+	snprintf(buf, len, "%s.%03lldZ", date, ms % 1000);
+	return buf;
+}
+
+/* One line per source: last accepted; last refusal of each status. */
+static void print_sources(struct store *st, const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_sources; i++) {
+		struct srcstat_view v = { 0 };
+		struct err err;
+		char *json = NULL, when[48];
+
+		if (st && store_source_get(st, cfg->sources[i].name, &json, &err) == 0)
+			srcstat_parse(&v, json);
+		free(json);
+		printf("source %s: last accepted %s", cfg->sources[i].name,
+		       iso_ms(when, sizeof(when), v.accepted_ms));
+		for (int k = 0; k < SRCSTAT_NSTATUS; k++)
+			if (v.refused_ms[k])
+				printf(", last refused %d %s", srcstat_statuses[k],
+				       iso_ms(when, sizeof(when), v.refused_ms[k]));
+		if (v.refusing_since_ms)
+			printf(", refusing every delivery since %s",
+			       iso_ms(when, sizeof(when), v.refusing_since_ms));
+		printf("\n");
+	}
 }
 
 static int print_run(struct store *st, const char *run)
@@ -289,6 +358,7 @@ int cli_status(int argc, char **argv)
 	}
 	printf("deliveries: %lld\npending: %lld\nretrying: %lld\ndead: %lld\ndone: %lld\n",
 	       c.deliveries, c.pending, c.retrying, c.dead, c.done);
+	print_sources(st, cfg);
 	if (st && o.dead && store_dead_list(st, 1000, print_dead, NULL, &err) < 0)
 		fprintf(stderr, "%s\n", err.msg);
 	rc = o.run ? print_run(st, o.run) : 0;

@@ -7,7 +7,9 @@
  * shutdown_timeout_s), then the writer (commits what is queued).  Anything
  * not finished stays in the store and resumes on the next start.
  * SIGHUP reloads the rules (see reload()).
- * Signals are taken by sigwait in the main thread, never in handlers.
+ * Signals are taken by sigtimedwait in the main thread, never in handlers;
+ * between them, once a second, the main thread saves what each source's
+ * endpoint answered and warns of a source that only refuses (http_tick).
  */
 #include "cli/cli.h"
 
@@ -15,9 +17,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "actions/action_target.h"
 #include "actions/dispatch.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "http/server.h"
@@ -123,20 +127,26 @@ static void reload(struct daemon *dm, const char *path)
 static void wait_for_signal(struct daemon *dm, const char *path)
 {
 	sigset_t set;
-	int sig = 0;
+	int sig;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	for (;;) {
-		if (sigwait(&set, &sig) != 0)
+		/* once a second: what the sources' endpoints answered */
+		struct timespec tick = { .tv_sec = 1 };
+		sig = sigtimedwait(&set, NULL, &tick);
+		if (sig < 0) {
+			http_tick(dm->http, clock_wall_ms());
 			continue;
+		}
 		if (sig == SIGHUP) {
 			reload(dm, path);
 			continue;
 		}
 		log_kv(LOG_INFO, "shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+		http_tick(dm->http, clock_wall_ms());
 		return;
 	}
 }

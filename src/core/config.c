@@ -117,6 +117,9 @@ static const struct option source_options[] = {
 	  OPT_EMPTY_NULL },
 	{ "hmac_secret", OPT_STRING, 0, 0, NULL, S(hmac_secret), NULL, NULL,
 	  OPT_EMPTY_NULL | OPT_SECRET },
+	/* for senders whose envelope has no project_code (the 2021 shape) */
+	{ "project", OPT_STRING, 0, 0, NULL, S(project), NULL, NULL, OPT_EMPTY_NULL },
+	INT("refusal_warn_after_s", S(refusal_warn_after_s), 1, 31536000, "3600"),
 };
 
 /* ---- values ---------------------------------------------------------- */

@@ -27,6 +27,8 @@ struct source_cfg {
 	enum duration_unit duration_unit; /* sources.qase.duration_unit: ms|s */
 	char *hmac_header;   /* optional: header carrying HMAC-SHA256(body) */
 	char *hmac_secret;   /* its key; both set or neither */
+	char *project;       /* project of deliveries without project_code, or NULL */
+	int refusal_warn_after_s; /* warn when only refusals for this long, 3600 */
 };
 
 /* One configured target API: targets.<kind>.<name>. */

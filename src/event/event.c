@@ -154,6 +154,17 @@ static int check_name(json_object *d, struct err *err)
 	return 0;
 }
 
+/* run.* events: the only family whose payload.id is a run id. */
+static int is_run_type(const char *type)
+{
+	return type && strncmp(type, "run.", 4) == 0;
+}
+
+static int is_result_type(const char *type)
+{
+	return type && strncmp(type, "result.", 7) == 0;
+}
+
 static int check_envelope(json_object *d, struct err *err)
 {
 	json_object *payload, *v;
@@ -166,11 +177,15 @@ static int check_envelope(json_object *d, struct err *err)
 	payload = member(d, "payload");
 	if (!json_object_is_type(payload, json_type_object))
 		return err_setc(err, 400, "payload must be an object");
-	v = member(payload, "id");
-	if (!v)
-		return err_setc(err, 400, "payload.id is required");
-	if (int_value(v, &n) < 0 || n <= 0)
-		return err_setc(err, 400, "payload.id must be a positive integer");
+	/* Other families identify their entity by id or hash (shared_step has
+	 * no id at all): whatever they carry is read, nothing is required. */
+	if (is_run_type(event_name_of(d))) {
+		v = member(payload, "id");
+		if (!v)
+			return err_setc(err, 400, "payload.id is required");
+		if (int_value(v, &n) < 0 || n <= 0)
+			return err_setc(err, 400, "payload.id must be a positive integer");
+	}
 	v = member(d, "timestamp");
 	if (v && (int_value(v, &n) < 0 || n < 0 || n > TIMESTAMP_MAX))
 		return err_setc(err, 400,
@@ -230,31 +245,50 @@ const char *event_name_of(json_object *delivery)
 	return v ? json_object_get_string(v) : NULL;
 }
 
-const char *event_project_of(json_object *delivery)
+const char *event_project_of(json_object *delivery,
+			     const struct source_cfg *src)
 {
 	json_object *v = typed(delivery, "project_code", json_type_string);
 
-	return v ? json_object_get_string(v) : NULL;
+	if (v && json_object_get_string_len(v) > 0)
+		return json_object_get_string(v);
+	return src && src->project ? src->project : NULL;
+}
+
+int event_is_run(json_object *delivery)
+{
+	return is_run_type(event_name_of(delivery));
+}
+
+/* A positive integer, else 0. */
+static long long positive(json_object *v)
+{
+	long long n;
+
+	return int_value(v, &n) == 0 && n > 0 ? n : 0;
 }
 
 /*
  * The run an event is about.  Run events carry it as payload.id; result
- * events (payload shape unverified) name their run in payload.run_id or
- * payload.run.id, and their payload.id is the result's own id.
+ * events (payload shape unverified) name their run in payload.run_id,
+ * payload.run.id or an integer payload.run, and their own identity is
+ * another.  Every other family is about no run: a plan's or a case's id is
+ * not a run id.
  */
 long long event_run_id_of(json_object *delivery)
 {
 	json_object *payload = member(delivery, "payload");
 	const char *name = event_name_of(delivery);
-	long long id = 0;
+	long long id;
 
-	if (name && strncmp(name, "result.", 7) == 0 &&
-	    (int_value(member(payload, "run_id"), &id) == 0 ||
-	     int_value(member(member(payload, "run"), "id"), &id) == 0) && id > 0)
-		return id;
-	if (int_value(member(payload, "id"), &id) < 0)
+	if (is_run_type(name))
+		return positive(member(payload, "id"));
+	if (!is_result_type(name))
 		return 0;
-	return id;
+	if ((id = positive(member(payload, "run_id"))) ||
+	    (id = positive(member(member(payload, "run"), "id"))))
+		return id;
+	return positive(member(payload, "run"));
 }
 
 /*
@@ -347,15 +381,34 @@ static json_object *received_at(struct build *b, long long ms)
 	return iso_time(b, secs, frac);
 }
 
-/* {id, title} from a payload's plan, or null when it has none. */
-static json_object *plan_of(struct build *b, json_object *payload)
+/*
+ * {id, title} from a payload's plan object; from plan_id or an integer
+ * plan (the 2021 shape), {id, title: null}, or the registry's plan when it
+ * is the same one (its title is known); else null.
+ */
+static json_object *plan_of(struct build *b, json_object *payload,
+			    json_object *prior)
 {
-	json_object *p = typed(payload, "plan", json_type_object), *o;
+	json_object *p = typed(payload, "plan", json_type_object), *o, *id;
+	json_object *was = typed(prior, "plan", json_type_object);
 
-	if (!p || !(o = new_obj(b)))
+	if (p) {
+		if (!(o = new_obj(b)))
+			return NULL;
+		add(b, o, "id", ref(p, "id", json_type_int));
+		add(b, o, "title", ref(p, "title", json_type_string));
+		return o;
+	}
+	if (!(id = typed(payload, "plan_id", json_type_int)) &&
+	    !(id = typed(payload, "plan", json_type_int)))
 		return NULL;
-	add(b, o, "id", ref(p, "id", json_type_int));
-	add(b, o, "title", ref(p, "title", json_type_string));
+	json_object *known = typed(was, "id", json_type_int);
+	if (known && json_object_get_int64(known) == json_object_get_int64(id))
+		return json_object_get(was);
+	if (!(o = new_obj(b)))
+		return NULL;
+	add(b, o, "id", json_object_get(id));
+	add(b, o, "title", NULL);
 	return o;
 }
 
@@ -369,7 +422,7 @@ static json_object *or_prior(json_object *own, json_object *prior,
 
 /*
  * cases_count is a total; run.updated's cases_added is a delta on the total
- * we know; run.completed reports the total as `cases`.  Without a base the
+ * we know; run.completed and run.aborted report the total as `cases`.  Without a base the
  * total stays unknown rather than being guessed from the delta.
  */
 static json_object *cases_count(struct build *b, const char *type,
@@ -387,7 +440,7 @@ static json_object *cases_count(struct build *b, const char *type,
 			return NULL;
 		return new_int(b, sum);
 	}
-	if (strcmp(type, "run.completed") == 0 &&
+	if ((strcmp(type, "run.completed") == 0 || strcmp(type, "run.aborted") == 0) &&
 	    (v = ref(payload, "cases", json_type_int)))
 		return v;
 	return ref(prior, "cases_count", json_type_int);
@@ -442,7 +495,7 @@ static json_object *run_of(struct build *b, const char *type,
 	add(b, o, "description",
 	    or_prior(ref(payload, "description", json_type_string), prior,
 		     "description", json_type_string));
-	add(b, o, "plan", or_prior(plan_of(b, payload), prior, "plan",
+	add(b, o, "plan", or_prior(plan_of(b, payload, prior), prior, "plan",
 				   json_type_object));
 	add(b, o, "environment",
 	    or_prior(ref(payload, "environment", json_type_string), prior,
@@ -456,15 +509,74 @@ static json_object *run_of(struct build *b, const char *type,
 	return o;
 }
 
+/* "run" from "run.completed": the event name up to its first dot. */
+static json_object *entity_of(struct build *b, const char *type)
+{
+	size_t n = strcspn(type, ".");
+	json_object *o = json_object_new_string_len(type, (int)n);
+
+	if (!o)
+		b->oom = 1;
+	return o;
+}
+
+/* payload.id when it is an integer, else payload.hash when a string. */
+static json_object *entity_id_of(json_object *payload)
+{
+	json_object *v = typed(payload, "id", json_type_int);
+	long long n;
+
+	if (v && int_value(v, &n) == 0)
+		return json_object_get(v);
+	return ref(payload, "hash", json_type_string);
+}
+
+/* What a result.* payload says of the result (Qase publishes no example:
+ * every field is read when present, with the REST API's names). */
+static json_object *result_of(struct build *b, json_object *payload)
+{
+	json_object *o = new_obj(b), *ms;
+
+	if (!o)
+		return NULL;
+	ms = ref(payload, "time_ms", json_type_int);
+	if (!ms)
+		ms = ref(payload, "time_spent_ms", json_type_int);
+	add(b, o, "case_id", ref(payload, "case_id", json_type_int));
+	add(b, o, "status", ref(payload, "status", json_type_string));
+	add(b, o, "hash", ref(payload, "hash", json_type_string));
+	add(b, o, "time_ms", ms);
+	add(b, o, "comment", ref(payload, "comment", json_type_string));
+	add(b, o, "stacktrace", ref(payload, "stacktrace", json_type_string));
+	return o;
+}
+
+/* run (and result) by family: run events describe their run, result
+ * events borrow the registry's view of theirs, the rest have none. */
+static void add_family(struct build *b, json_object *ev, const char *type,
+		       json_object *payload, const struct source_cfg *src,
+		       long long run_id, json_object *prior)
+{
+	if (is_run_type(type)) {
+		add(b, ev, "run", run_of(b, type, payload, src, prior));
+	} else if (is_result_type(type)) {
+		add(b, ev, "run", run_id > 0 && json_object_is_type(prior, json_type_object)
+				  ? json_object_get(prior) : NULL);
+		add(b, ev, "result", result_of(b, payload));
+	} else {
+		add(b, ev, "run", NULL);
+	}
+}
+
 int event_normalize(json_object **out, json_object *delivery,
 		    const struct source_cfg *src, const char *id,
 		    long long received_ms, json_object *prior_run,
 		    struct err *err)
 {
 	struct build b = { 0 };
-	const char *type = event_name_of(delivery);
+	const char *type = event_name_of(delivery), *project;
 	json_object *payload = member(delivery, "payload"), *ev;
-	long long actor;
+	long long actor, run_id = event_run_id_of(delivery);
 
 	*out = NULL;
 	if (!type)
@@ -472,17 +584,20 @@ int event_normalize(json_object **out, json_object *delivery,
 			       "by event_parse?)");
 	if (!(ev = new_obj(&b)))
 		return err_set(err, "out of memory");
+	project = event_project_of(delivery, src);
 	add(&b, ev, "schema", new_str(&b, EVENT_SCHEMA));
 	add(&b, ev, "id", new_str(&b, id));
 	add(&b, ev, "source", new_str(&b, src->name));
 	add(&b, ev, "type", new_str(&b, type));
-	add(&b, ev, "project", ref(delivery, "project_code", json_type_string));
-	add(&b, ev, "run_id", new_int(&b, event_run_id_of(delivery)));
+	add(&b, ev, "entity", entity_of(&b, type));
+	add(&b, ev, "entity_id", entity_id_of(payload));
+	add(&b, ev, "project", new_str(&b, project));
+	add(&b, ev, "run_id", run_id > 0 ? new_int(&b, run_id) : NULL);
 	add(&b, ev, "occurred_at", occurred_at(&b, delivery));
 	add(&b, ev, "received_at", received_at(&b, received_ms));
 	add(&b, ev, "actor_id", int_value(member(delivery, "team_member_id"),
 					  &actor) == 0 ? new_int(&b, actor) : NULL);
-	add(&b, ev, "run", run_of(&b, type, payload, src, prior_run));
+	add_family(&b, ev, type, payload, src, run_id, prior_run);
 	add(&b, ev, "raw", json_object_get(delivery));
 	if (b.oom) {
 		json_object_put(ev);

@@ -28,12 +28,14 @@
 #include "event/event.h"
 #include "http/deadline.h"
 #include "http/ratelimit.h"
+#include "http/srcstat.h"
 #include "store/ingest.h"
 #include "store/store.h"
 
 struct route {
 	struct http_server *srv;
 	const struct source_cfg *src;
+	size_t index;         /* in cfg->sources */
 };
 
 struct http_server {
@@ -44,6 +46,7 @@ struct http_server {
 	struct route *routes;
 	struct ratelimit *rl;
 	struct deadlines *deadlines;
+	struct srcstat *stats;
 	char *tls_pem;        /* key + certificate for civetweb, or NULL */
 	int tls_pem_ours;     /* we wrote it: removed at shutdown */
 };
@@ -209,6 +212,13 @@ static int read_body(struct mg_connection *c, long long declared, size_t max,
 	return 0;
 }
 
+/* Counts what a source's endpoint answered. */
+static void outcome(const struct route *rt, const char *type, int status)
+{
+	metrics_delivery(type, status);
+	srcstat_note(rt->srv->stats, rt->index, status, clock_wall_ms());
+}
+
 static int accept_delivery(struct mg_connection *c, struct route *rt,
 			   char *body, size_t len, long long received_ms)
 {
@@ -220,26 +230,30 @@ static int accept_delivery(struct mg_connection *c, struct route *rt,
 	if (event_parse(&delivery, body, len, rt->srv->cfg->max_json_depth, &err) < 0) {
 		log_kv(LOG_INFO, "delivery refused", "source", rt->src->name,
 		       "status", "400", "error", err.msg, NULL);
-		metrics_delivery(NULL, 400);
+		outcome(rt, NULL, 400);
 		return reply_error(c, 400, "", err.msg);
 	}
 	event_delivery_id(id, rt->src->name, body, len);
 	char type[128], project[128], run[24];
 	snprintf(type, sizeof(type), "%s", event_name_of(delivery));
-	snprintf(project, sizeof(project), "%s",
-		 event_project_of(delivery) ? event_project_of(delivery) : "");
-	snprintf(run, sizeof(run), "%lld", event_run_id_of(delivery));
+	const char *pc = event_project_of(delivery, rt->src);
+	long long run_id = event_run_id_of(delivery);
+	snprintf(project, sizeof(project), "%s", pc ? pc : "");
+	if (run_id > 0)
+		snprintf(run, sizeof(run), "%lld", run_id);
+	else
+		snprintf(run, sizeof(run), "null");
 	if (ingest_delivery(rt->srv->in, rt->src, id, delivery, body, len,
 			    received_ms, &dup, &err) < 0) {
 		log_kv(LOG_ERROR, "delivery refused", "id", id, "status", "503",
 		       "error", err.msg, NULL);
-		metrics_delivery(type, 503);
+		outcome(rt, type, 503);
 		return reply_error(c, 503, "Retry-After: 5\r\n", "store unavailable");
 	}
 	log_kv(LOG_INFO, "delivery accepted", "id", id, "source", rt->src->name,
 	       "type", type, "project", project, "run_id", run,
 	       "duplicate", dup ? "true" : "false", NULL);
-	metrics_delivery(type, 202);
+	outcome(rt, type, 202);
 	if (dup)
 		metrics_duplicate();
 	snprintf(resp, sizeof(resp), "{\"id\":\"%s\",\"duplicate\":%s}", id,
@@ -254,7 +268,7 @@ static int refuse(struct mg_connection *c, const struct route *rt, int status,
 	snprintf(st, sizeof(st), "%d", status);
 	log_kv(LOG_INFO, "delivery refused", "source", rt->src->name,
 	       "status", st, "error", msg, NULL);
-	metrics_delivery(NULL, status);
+	outcome(rt, NULL, status);
 	return reply_error(c, status, extra, msg);
 }
 
@@ -293,7 +307,7 @@ static int handle_source(struct mg_connection *c, void *cbdata)
 		free(body);
 		log_kv(LOG_INFO, "delivery refused", "source", rt->src->name, "status", "408",
 		       "error", "request body not received within http.request_timeout_ms", NULL);
-		metrics_delivery(NULL, 408);
+		outcome(rt, NULL, 408);
 		return 408; /* the socket is shut: nothing can be answered */
 	}
 	if (status == 413)
@@ -377,16 +391,21 @@ static int handle_metrics(struct mg_connection *c, void *cbdata)
 	g.done = sc.done;
 	g.in_memory = (long long)ds.in_memory;
 	g.running = (long long)ds.running;
-	char *text = metrics_render(&g);
-	if (!text)
+	char *text = metrics_render(&g), *sources = srcstat_render(s->stats);
+	if (!text || !sources) {
+		free(text);
+		free(sources);
 		return reply_error(c, 503, "", "out of memory");
+	}
 	char head[160];
 	int n = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n"
 			 "Content-Type: text/plain; version=0.0.4\r\n"
-			 "Content-Length: %zu\r\n\r\n", strlen(text));
+			 "Content-Length: %zu\r\n\r\n", strlen(text) + strlen(sources));
 	mg_write(c, head, (size_t)n);
 	mg_write(c, text, strlen(text));
+	mg_write(c, sources, strlen(sources));
 	free(text);
+	free(sources);
 	return 200;
 }
 
@@ -410,8 +429,27 @@ static void http_free(struct http_server *s)
 		unlink(s->tls_pem);
 	free(s->tls_pem);
 	ratelimit_free(s->rl);
+	srcstat_free(s->stats);
 	free(s->routes);
 	free(s);
+}
+
+/* What each source's endpoint answered before this start, if the store
+ * has it (a new store has nothing). */
+static void load_srcstat(struct http_server *s)
+{
+	struct store *st;
+	struct err err;
+
+	if (store_open(&st, s->cfg->data_dir, STORE_RO, &err) < 0)
+		return;
+	for (size_t i = 0; i < s->cfg->n_sources; i++) {
+		char *json = NULL;
+		if (store_source_get(st, s->cfg->sources[i].name, &json, &err) == 0)
+			srcstat_load(s->stats, i, json);
+		free(json);
+	}
+	store_close(st);
 }
 
 static int append_file(FILE *out, const char *path, struct err *err)
@@ -498,10 +536,11 @@ int http_start(struct http_server **out, const struct config *cfg,
 	snprintf(header_max, sizeof(header_max), "%zu", cfg->max_header_bytes);
 	s->rl = ratelimit_new(cfg->rate_limit_per_s);
 	s->deadlines = deadlines_start(cfg->http_threads);
-	if (!s->rl || !s->deadlines) {
+	if (!s->rl || !s->deadlines || srcstat_new(&s->stats, cfg, err) < 0) {
 		http_free(s);
 		return err_set(err, "out of memory");
 	}
+	load_srcstat(s);
 	if (cfg->tls_certificate &&
 	    (tls_shim(err) < 0 || tls_pem(s, cfg, err) < 0)) {
 		http_free(s);
@@ -533,7 +572,7 @@ int http_start(struct http_server **out, const struct config *cfg,
 	}
 	for (size_t i = 0; i < cfg->n_sources; i++) {
 		char uri[512];
-		s->routes[i] = (struct route){ .srv = s, .src = &cfg->sources[i] };
+		s->routes[i] = (struct route){ .srv = s, .src = &cfg->sources[i], .index = i };
 		snprintf(uri, sizeof(uri), "%s$", cfg->sources[i].path);
 		mg_set_request_handler(s->ctx, uri, handle_source, &s->routes[i]);
 	}
@@ -543,6 +582,21 @@ int http_start(struct http_server **out, const struct config *cfg,
 	mg_set_request_handler(s->ctx, "/", handle_not_found, s);
 	*out = s;
 	return 0;
+}
+
+void http_tick(struct http_server *s, long long now_ms)
+{
+	struct err err = { 0 };
+
+	for (size_t i = 0; s && i < s->cfg->n_sources; i++) {
+		char *json = srcstat_save_due(s->stats, i);
+		if (json && ingest_source(s->in, s->cfg->sources[i].name, json, &err) < 0)
+			log_kv(LOG_WARN, "source state not saved", "source",
+			       s->cfg->sources[i].name, "error", err.msg, NULL);
+		free(json);
+	}
+	if (s)
+		srcstat_warn_due(s->stats, now_ms);
 }
 
 void http_stop(struct http_server *s)

@@ -7,6 +7,8 @@
  *   GET /healthz        200 while the process runs
  *   GET /readyz         200 when the store takes writes (503 if not); reports
  *                       the Redis connection
+ *   GET /metrics        Prometheus text, with each source's last accepted
+ *                       and refused times (srcstat.h)
  *
  * Request threads never run actions: they parse, check and hand the delivery
  * to the writer, then answer.
@@ -23,6 +25,10 @@ struct http_server;
 
 int http_start(struct http_server **out, const struct config *cfg,
 	       struct ingest *in, struct dispatch *d, struct err *err);
+
+/* Once a second from the main loop: saves what each source's endpoint
+ * answered and logs the refusal warning when due (see srcstat.h). */
+void http_tick(struct http_server *s, long long now_ms);
 
 /* Stops accepting and waits for requests in progress to be answered. */
 void http_stop(struct http_server *s);

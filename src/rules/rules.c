@@ -21,6 +21,7 @@
 #include "actions/action.h"
 #include "core/cfgtree.h"
 #include "rules/cond.h"
+#include "rules/lint.h"
 
 #define RULES_MAX 10000
 #define RULE_NAME_MAX 128
@@ -44,6 +45,7 @@ struct rule {
 struct rules {
 	struct rule *v;
 	size_t n;
+	struct errlist warnings;     /* see lint.h */
 };
 
 /* State of one load, across all its files. */
@@ -72,12 +74,18 @@ void rules_free(struct rules *rs)
 	for (size_t i = 0; i < rs->n; i++)
 		rule_clear(&rs->v[i]);
 	free(rs->v);
+	errlist_free(&rs->warnings);
 	free(rs);
 }
 
 size_t rules_count(const struct rules *rs)
 {
 	return rs ? rs->n : 0;
+}
+
+const struct errlist *rules_warnings(const struct rules *rs)
+{
+	return &rs->warnings;
 }
 
 /* The capacity an array of n items grows to before its next append, or 0
@@ -268,6 +276,7 @@ static void load_rule(struct loader *ld, const struct cfg_node *node,
 		rule_clear(&r);
 		return;
 	}
+	lint_rule(node, r.name, &rs->warnings);
 	if ((cap = grown_cap(rs->n)) != 0) {
 		struct rule *v = realloc(rs->v, cap * sizeof(*v));
 		if (!v) {

@@ -42,6 +42,10 @@ int rules_load_string(struct rules **out, const char *name, const char *text,
 void rules_free(struct rules *rs);
 size_t rules_count(const struct rules *rs);
 
+/* Warnings of the load (see lint.h), each "file:line:col: warning: ...";
+ * the rules are valid all the same. */
+const struct errlist *rules_warnings(const struct rules *rs);
+
 /* One action a matching rule asks for, rendered against the event. */
 struct routed_action {
 	const char *rule;      /* borrowed from the rules */

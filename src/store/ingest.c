@@ -27,7 +27,7 @@
 #include "event/event.h"
 #include "rules/rules.h"
 
-enum req_type { REQ_DELIVERY, REQ_ATTEMPT, REQ_PROBE, REQ_MAP };
+enum req_type { REQ_DELIVERY, REQ_ATTEMPT, REQ_PROBE, REQ_MAP, REQ_SOURCE };
 
 struct req {
 	enum req_type type;
@@ -42,6 +42,8 @@ struct req {
 	/* REQ_MAP (caller's stack) */
 	const struct map_key *map_key;
 	const struct map_rec *map;
+	/* REQ_SOURCE (caller's) */
+	const char *source, *source_json;
 	/* REQ_ATTEMPT (heap, one block with the records and their details,
 	 * owned by the writer) */
 	struct attempt_rec *attempts;
@@ -206,6 +208,20 @@ int ingest_map(struct ingest *in, const struct map_key *key,
 	return 0;
 }
 
+int ingest_source(struct ingest *in, const char *source, const char *json,
+		  struct err *err)
+{
+	struct req r = { .type = REQ_SOURCE, .source = source, .source_json = json };
+
+	submit_wait(in, &r);
+	if (r.failed) {
+		if (err)
+			*err = r.err;
+		return -1;
+	}
+	return 0;
+}
+
 const struct rules *ingest_set_rules(struct ingest *in, const struct rules *rules)
 {
 	pthread_mutex_lock(&in->mu);
@@ -292,21 +308,23 @@ static int route_jobs(struct ingest *in, const struct rules *rules,
 	return rc;
 }
 
-/* Dedup, normalize, store, remember the run, route.  -1 fails this delivery. */
+/* Dedup, normalize, store, remember the run (run events only), route.
+ * -1 fails this delivery.  Events about no run are keyed with run id 0. */
 static int store_one(struct ingest *in, const struct rules *rules, struct req *r)
 {
 	struct err *err = &r->err;
-	const char *project = event_project_of(r->delivery);
+	const char *project = event_project_of(r->delivery, r->src);
 	long long run_id = event_run_id_of(r->delivery), seq;
-	json_object *prior, *ev = NULL;
-	int failed, rc = -1;
+	json_object *prior = NULL, *ev = NULL;
+	int failed = 0, rc = -1;
 
 	int exists = store_delivery_exists(in->st, project, run_id, r->id, err);
 	if (exists != 0) {
 		r->duplicate = exists == 1;
 		return exists < 0 ? -1 : 0;
 	}
-	prior = prior_run(in, project, run_id, err, &failed);
+	if (run_id > 0)
+		prior = prior_run(in, project, run_id, err, &failed);
 	if (failed)
 		goto done;
 	if (event_normalize(&ev, r->delivery, r->src, r->id, r->received_ms,
@@ -318,10 +336,13 @@ static int store_one(struct ingest *in, const struct rules *rules, struct req *r
 		.run_id = run_id, .received_ms = r->received_ms,
 		.raw = r->raw, .raw_len = r->raw_len, .event_json = to_json(ev),
 	};
+	/* only a run event may change what later run events are enriched
+	 * with: a plan's or a review's id is not a run id */
 	if (store_delivery_insert(in->st, &d, &seq, err) < 0 ||
-	    store_run_put(in->st, project, run_id,
-			  to_json(json_object_object_get(ev, "run")),
-			  r->received_ms, err) < 0 ||
+	    (event_is_run(r->delivery) &&
+	     store_run_put(in->st, project, run_id,
+			   to_json(json_object_object_get(ev, "run")),
+			   r->received_ms, err) < 0) ||
 	    route_jobs(in, rules, ev, seq, project, run_id, r->received_ms, err) < 0)
 		goto done;
 	rc = 0;
@@ -368,6 +389,10 @@ static int run_pass(struct ingest *in, struct req *batch,
 		case REQ_MAP:
 			r->failed = store_map_put(in->st, r->map_key, r->map,
 						  clock_wall_ms(), &r->err) < 0;
+			break;
+		case REQ_SOURCE:
+			r->failed = store_source_put(in->st, r->source, r->source_json,
+						     &r->err) < 0;
 			break;
 		}
 		if (!store_in_txn(in->st)) {

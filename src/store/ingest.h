@@ -56,6 +56,11 @@ int ingest_probe(struct ingest *in, struct err *err);
 int ingest_map(struct ingest *in, const struct map_key *key,
 	       const struct map_rec *m, struct err *err);
 
+/* Saves what a source's endpoint last answered (store_source_put) and
+ * waits for its commit. */
+int ingest_source(struct ingest *in, const char *source, const char *json,
+		  struct err *err);
+
 /* Rules for deliveries committed from now on; returns the previous ones. */
 const struct rules *ingest_set_rules(struct ingest *in, const struct rules *rules);
 

@@ -72,6 +72,8 @@ enum stmt_id {
 	S_TOUCH,
 	S_MAP_GET,
 	S_MAP_PUT,
+	S_SOURCE_GET,
+	S_SOURCE_PUT,
 	S_COUNT
 };
 
@@ -109,6 +111,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_MAP_PUT] = "INSERT OR REPLACE INTO target_runs(kind, target, project,"
 		      " run_id, remote_id, state, data, updated_ms)"
 		      " VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+	/* one meta row per source: what its endpoint last answered */
+	[S_SOURCE_GET] = "SELECT value FROM meta WHERE key = 'source:' || ?1",
+	[S_SOURCE_PUT] = "INSERT OR REPLACE INTO meta(key, value) VALUES('source:' || ?1, ?2)",
 };
 
 struct store {
@@ -638,6 +643,36 @@ int store_touch(struct store *st, long long now_ms, struct err *err)
 		return -1;
 	sqlite3_bind_int64(s, 1, now_ms);
 	return step_done(st, s, err, "probe");
+}
+
+int store_source_get(struct store *st, const char *source, char **out,
+		     struct err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_SOURCE_GET, err);
+	int rc;
+
+	*out = NULL;
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, source, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = column_dup(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(st, err, "source lookup");
+	return 0;
+}
+
+int store_source_put(struct store *st, const char *source, const char *json,
+		     struct err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_SOURCE_PUT, err);
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, json, -1, SQLITE_STATIC);
+	return step_done(st, s, err, "source update");
 }
 
 void map_rec_free(struct map_rec *m)

@@ -170,6 +170,13 @@ int store_map_list(struct store *st, const char *project, long long run_id,
 			      const struct map_rec *m, long long updated_ms),
 		   void *ctx, struct err *err);
 
+/* What a source's endpoint last answered (http/srcstat.h's JSON), kept in
+ * the meta table: *out is malloc'd, or NULL when nothing is saved. */
+int store_source_get(struct store *st, const char *source, char **out,
+		     struct err *err);
+int store_source_put(struct store *st, const char *source, const char *json,
+		     struct err *err);
+
 /* A write that proves the database is writable (readiness probe): 64 KiB,
  * the size of a large group commit. */
 int store_touch(struct store *st, long long now_ms, struct err *err);

@@ -8,6 +8,9 @@
  *   POST /upload/{cases,features,scenarios,steps,sections}  {runId, test}
  *   POST /upload/events              JSON event -> 204, or multipart
  *                                    (eventData + attachments[]) -> 207
+ *   GET  /api/v1/batches?project0=P  the project's batches (Test Results
+ *                                    API; its path is an assumption, see
+ *                                    runbridge.8 under check --online)
  *
  * Authorization: Token <token> or Basic base64(user:password).  Errors are
  * {code, message}.  The hierarchy rule is kept per report as the path of
@@ -578,12 +581,46 @@ fail:
 
 /* ---- routing ----------------------------------------------------------- */
 
+/* GET /api/v1/batches?project0=P: [{name}] of the batches of P's reports. */
+static int list_batches(struct fake *f, struct fake_req *r)
+{
+	struct tc_state *s = f->state;
+	char project[256];
+
+	if (!auth_ok(f, r))
+		return fake_error(r, 401, "Unauthorized");
+	if (fake_query(r, "project0", project, sizeof(project)) <= 0)
+		return fake_error(r, 400, "project0 is required");
+	struct json_object *names = json_object_new_array();
+	for (size_t i = 0; i < s->nreports; i++) {
+		const char *b = s->reports[i].batch;
+		int seen = 0;
+		if (strcmp(s->reports[i].project, project) != 0)
+			continue;
+		for (size_t k = 0; k < json_object_array_length(names); k++)
+			seen |= strcmp(json_object_get_string(json_object_array_get_idx(names, k)), b) == 0;
+		if (!seen)
+			json_object_array_add(names, json_object_new_string(b));
+	}
+	struct json_object *list = json_object_new_array();
+	for (size_t k = 0; k < json_object_array_length(names); k++) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "name", fake_copy(json_object_array_get_idx(names, k)));
+		json_object_array_add(list, o);
+	}
+	json_object_put(names);
+	return fake_reply(r, 200, list);
+}
+
 static int handle(struct fake *f, struct fake_req *r)
 {
 	char buf[512];
 	char *seg[3];
 	int n = fake_split(r->path, buf, sizeof(buf), seg, 3);
 	int kind = -1, is_import = 0, is_events = 0;
+	if (n == 3 && strcmp(seg[0], "api") == 0 && strcmp(seg[1], "v1") == 0 &&
+	    strcmp(seg[2], "batches") == 0 && strcmp(r->method, "GET") == 0)
+		return list_batches(f, r);
 	if (n == 1 && strcmp(seg[0], "import") == 0)
 		is_import = 1;
 	if (n == 2 && strcmp(seg[0], "upload") == 0) {

@@ -5,6 +5,8 @@
  *   POST /api/reporter                 create a run (or join a shared one)
  *   PUT  /api/reporter/{uid}           update / finish
  *   POST /api/reporter/{uid}/testrun   one TestData or {"tests": [...]}
+ *   GET  /api/test_grep?type=&id=      the tests a --filter selects (what the
+ *                                      official reporter asks; read-only)
  *
  * The key may come as the api_key query parameter or the api_key body
  * field; every copy given must match.  Runs are kept as JSON objects, which
@@ -385,6 +387,26 @@ static int update_run(struct fake_req *r, struct json_object *run)
 
 /* ---- routing ----------------------------------------------------------- */
 
+/* GET /api/test_grep?type=tag&id=smoke&api_key=K: the reporter's only
+ * read-only call.  The fake keeps no tests, so the list is always empty. */
+static int test_grep(struct fake *f, struct fake_req *r)
+{
+	static const char *const types[] = {"tag", "plan", "label", NULL};
+	char type[64], id[256];
+
+	if (r->body_len)
+		return fake_error(r, 400, "GET takes no body");
+	if (!auth_ok(f, r))
+		return fake_error(r, 401, "Invalid or missing api_key");
+	if (fake_query(r, "type", type, sizeof(type)) <= 0 || !fake_in(type, types))
+		return fake_error(r, 400, "type must be one of tag, plan, label");
+	if (fake_query(r, "id", id, sizeof(id)) <= 0)
+		return fake_error(r, 400, "id is required");
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "tests", json_object_new_array());
+	return fake_reply(r, 200, o);
+}
+
 static int handle(struct fake *f, struct fake_req *r)
 {
 	struct tm_state *s = f->state;
@@ -393,6 +415,9 @@ static int handle(struct fake *f, struct fake_req *r)
 	int n = fake_split(r->path, buf, sizeof(buf), seg, 5);
 	int is_post = strcmp(r->method, "POST") == 0;
 	int is_put = strcmp(r->method, "PUT") == 0;
+	if (n == 2 && strcmp(seg[0], "api") == 0 && strcmp(seg[1], "test_grep") == 0 &&
+	    strcmp(r->method, "GET") == 0)
+		return test_grep(f, r);
 	if (n < 2 || n > 4 || strcmp(seg[0], "api") != 0 || strcmp(seg[1], "reporter") != 0 ||
 	    (n == 2 && !is_post) || (n == 3 && !is_put) ||
 	    (n == 4 && (!is_post || strcmp(seg[3], "testrun") != 0)))

@@ -46,6 +46,16 @@ static json_object *normalize(json_object *d, const struct source_cfg *src,
 	if (strcmp(json_object_get_string(json_object_object_get(ev, "type")),
 		   event_name_of(d)) != 0)
 		abort();
+	/* entity is the name up to its first dot; only run and result events
+	 * may carry a run */
+	const char *entity = json_object_get_string(json_object_object_get(ev, "entity"));
+	size_t n = strlen(entity);
+	if (strncmp(entity, event_name_of(d), n) != 0 ||
+	    (event_name_of(d)[n] != '.' && event_name_of(d)[n] != '\0'))
+		abort();
+	if (!event_is_run(d) && strcmp(entity, "result") != 0 &&
+	    (json_object_object_get(ev, "run") || json_object_object_get(ev, "run_id")))
+		abort();
 	(void)json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN);
 	return ev;
 }
@@ -61,9 +71,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort(); /* a refusal must say why, as a 400 */
 		return 0;
 	}
-	if (event_run_id_of(d) <= 0 || !event_name_of(d))
-		abort(); /* event_parse promised both */
-	(void)event_project_of(d);
+	if (!event_name_of(d) || (event_is_run(d) && event_run_id_of(d) <= 0) ||
+	    event_run_id_of(d) < 0)
+		abort(); /* event_parse promised a name, and a run id to run events */
+	(void)event_project_of(d, NULL);
 	event_delivery_id(id, "qase", (const char *)data, size);
 	if (strlen(id) != 64)
 		abort();

@@ -219,7 +219,7 @@ class Runbridge:
         out = self.cli("status", check=True).stdout
         return {k.strip(): int(v) for k, v in
                 (line.split(":", 1) for line in out.splitlines() if ":" in line
-                 and not line.startswith("dead job"))}
+                 and not line.startswith(("dead job", "source ")))}
 
 
 class Case(unittest.TestCase):

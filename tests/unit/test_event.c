@@ -141,7 +141,8 @@ static void test_event__started_fixture_normalizes(void **state)
 {
 	(void)state;
 	check_fixture("run.started.json", NULL,
-		"\"source\":\"qase\",\"type\":\"run.started\",\"project\":\"ID\","
+		"\"source\":\"qase\",\"type\":\"run.started\",\"entity\":\"run\",\"entity_id\":1,"
+		"\"project\":\"ID\","
 		"\"run_id\":1,\"occurred_at\":\"2022-04-21T11:21:09Z\","
 		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
 		"\"run\":{\"title\":\"Test run 2022/04/21\",\"description\":null,"
@@ -154,7 +155,8 @@ static void test_event__completed_fixture_normalizes(void **state)
 {
 	(void)state;
 	check_fixture("run.completed.json", NULL,
-		"\"source\":\"qase\",\"type\":\"run.completed\",\"project\":\"ID\","
+		"\"source\":\"qase\",\"type\":\"run.completed\",\"entity\":\"run\",\"entity_id\":2,"
+		"\"project\":\"ID\","
 		"\"run_id\":2,\"occurred_at\":\"2022-04-21T11:23:14Z\","
 		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
 		"\"run\":{\"title\":null,\"description\":null,\"plan\":null,"
@@ -167,11 +169,12 @@ static void test_event__aborted_fixture_normalizes(void **state)
 {
 	(void)state;
 	check_fixture("run.aborted.json", NULL,
-		"\"source\":\"qase\",\"type\":\"run.aborted\",\"project\":\"ID\","
+		"\"source\":\"qase\",\"type\":\"run.aborted\",\"entity\":\"run\",\"entity_id\":1,"
+		"\"project\":\"ID\","
 		"\"run_id\":1,\"occurred_at\":\"2022-04-21T11:22:28Z\","
 		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
 		"\"run\":{\"title\":null,\"description\":null,\"plan\":null,"
-		"\"environment\":null,\"cases_count\":null,\"cases_added\":null,"
+		"\"environment\":null,\"cases_count\":14,\"cases_added\":null,"
 		"\"public\":null,\"counts\":{\"total\":14,\"passed\":0,\"failed\":0,"
 		"\"blocked\":0,\"skipped\":0,\"untested\":14},\"duration_ms\":0}");
 }
@@ -180,7 +183,8 @@ static void test_event__deleted_fixture_normalizes(void **state)
 {
 	(void)state;
 	check_fixture("run.deleted.json", NULL,
-		"\"source\":\"qase\",\"type\":\"run.deleted\",\"project\":\"ID\","
+		"\"source\":\"qase\",\"type\":\"run.deleted\",\"entity\":\"run\",\"entity_id\":1,"
+		"\"project\":\"ID\","
 		"\"run_id\":1,\"occurred_at\":\"2022-04-21T11:24:49Z\","
 		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
 		"\"run\":" RUN_EMPTY);
@@ -190,7 +194,8 @@ static void test_event__report_changed_fixture_normalizes(void **state)
 {
 	(void)state;
 	check_fixture("run.report_changed.json", NULL,
-		"\"source\":\"qase\",\"type\":\"run.report_changed\",\"project\":\"ID\","
+		"\"source\":\"qase\",\"type\":\"run.report_changed\",\"entity\":\"run\",\"entity_id\":2,"
+		"\"project\":\"ID\","
 		"\"run_id\":2,\"occurred_at\":\"2022-04-21T11:23:42Z\","
 		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
 		"\"run\":{\"title\":null,\"description\":null,\"plan\":null,"
@@ -202,7 +207,8 @@ static void test_event__updated_fixture_normalizes(void **state)
 {
 	(void)state;
 	check_fixture("run.updated.json", NULL,
-		"\"source\":\"qase\",\"type\":\"run.updated\",\"project\":\"ID\","
+		"\"source\":\"qase\",\"type\":\"run.updated\",\"entity\":\"run\",\"entity_id\":1,"
+		"\"project\":\"ID\","
 		"\"run_id\":1,\"occurred_at\":\"2022-04-21T11:21:54Z\","
 		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
 		"\"run\":{\"title\":null,\"description\":null,\"plan\":null,"
@@ -230,10 +236,11 @@ static void test_event__fixtures_enrich_through_a_run_lifecycle(void **state)
 		   COUNTS_NULL ",\"duration_ms\":null}");
 	snprintf(prior, sizeof(prior), "%s", plain(get(ev, "run")));
 	json_object_put(ev);
+	/* run.aborted reports its total as `cases`, like run.completed */
 	ev = normalize(aborted, &qase_ms, prior);
 	assert_run(ev, "{\"title\":\"Test run 2022/04/21\",\"description\":null,"
 		   "\"plan\":{\"id\":3,\"title\":\"d\"},\"environment\":null,"
-		   "\"cases_count\":28,\"cases_added\":null,\"public\":null,"
+		   "\"cases_count\":14,\"cases_added\":null,\"public\":null,"
 		   "\"counts\":{\"total\":14,\"passed\":0,\"failed\":0,\"blocked\":0,"
 		   "\"skipped\":0,\"untested\":14},\"duration_ms\":0}");
 	json_object_put(ev);
@@ -503,22 +510,229 @@ static void test_event__counts_and_duration_are_never_carried_over(void **state)
 	json_object_put(ev);
 }
 
-static void test_event__unknown_event_is_normalized_from_what_is_there(void **state)
+/* ---- other families (target-apis §1.6) ---------------------------------- */
+
+static struct source_cfg qase_legacy = { .name = "qase", .kind = "qase",
+					 .path = "/webhooks/qase",
+					 .duration_unit = DURATION_MS,
+					 .project = "LEGACY" };
+
+/* A fixture of another family: entity, entity_id (JSON text), no run. */
+static void check_family(const char *file, const char *type,
+			 const char *entity, const char *entity_id)
+{
+	size_t len;
+	char *body = read_fixture(file, &len);
+	json_object *ev = normalize(body, &qase_ms, "{\"title\":\"not this run\"}");
+
+	assert_string_equal(json_object_get_string(get(ev, "type")), type);
+	assert_string_equal(json_object_get_string(get(ev, "entity")), entity);
+	assert_string_equal(plain(get(ev, "entity_id")), entity_id);
+	assert_string_equal(json_object_get_string(get(ev, "project")), "ID");
+	assert_null(get(ev, "run_id"));
+	assert_null(get(ev, "run"));
+	assert_false(json_object_object_get_ex(ev, "result", NULL));
+	json_object_put(ev);
+	free(body);
+}
+
+static void test_event__every_family_fixture_has_entity_and_no_run(void **state)
+{
+	(void)state;
+	check_family("other/case.created.json", "case.created", "case", "1610");
+	check_family("other/case.updated.json", "case.updated", "case", "1610");
+	check_family("other/case.cloned.json", "case.cloned", "case", "1611");
+	check_family("other/suite.created.json", "suite.created", "suite", "12");
+	check_family("other/suite.cloned.json", "suite.cloned", "suite", "13");
+	check_family("other/plan.created.json", "plan.created", "plan", "2");
+	check_family("other/milestone.created.json", "milestone.created", "milestone", "3");
+	check_family("other/custom_field.created.json", "custom_field.created",
+		     "custom_field", "174");
+	check_family("other/defect.resolved.json", "defect.resolved", "defect", "7");
+	check_family("other/review.created.json", "review.created", "review", "1");
+	check_family("other/review.merged.json", "review.merged", "review", "1");
+	check_family("other/shared_step.created.json", "shared_step.created", "shared_step",
+		     "\"2563d587b756110934vea4185ce31b2b0dbf457c\"");
+	check_family("other/shared_step.deleted.json", "shared_step.deleted", "shared_step",
+		     "\"2563d587b756110934vea4185ce31b2b0dbf457c\"");
+}
+
+static void test_event__run_events_have_entity_run_and_their_id(void **state)
 {
 	json_object *ev;
 
 	(void)state;
-	ev = normalize("{\"event_name\":\"result.created\",\"timestamp\":0,"
-		       "\"payload\":{\"id\":5,\"passed\":1,\"run_id\":9}}", &qase_ms, NULL);
-	assert_string_equal(json_object_get_string(get(ev, "type")), "result.created");
-	/* a result event names its run in payload.run_id; payload.id is the result */
-	assert_int_equal(json_object_get_int64(get(ev, "run_id")), 9);
-	assert_string_equal(json_object_get_string(get(ev, "occurred_at")),
-			    "1970-01-01T00:00:00Z");
-	assert_null(get(ev, "project"));
-	assert_null(get(ev, "actor_id"));
-	assert_int_equal(json_object_get_int64(get(get(get(ev, "run"), "counts"), "passed")), 1);
+	ev = normalize("{\"event_name\":\"run.started\",\"payload\":{\"id\":7}}", &qase_ms, NULL);
+	assert_string_equal(json_object_get_string(get(ev, "entity")), "run");
+	assert_int_equal(json_object_get_int64(get(ev, "entity_id")), 7);
+	assert_int_equal(json_object_get_int64(get(ev, "run_id")), 7);
+	assert_false(json_object_object_get_ex(ev, "result", NULL));
 	json_object_put(ev);
+}
+
+static void test_event__other_families_need_no_payload_id(void **state)
+{
+	json_object *d;
+
+	(void)state;
+	d = parse_ok("{\"event_name\":\"shared_step.updated\",\"payload\":{\"hash\":\"ab\"}}");
+	assert_int_equal(event_run_id_of(d), 0);
+	assert_false(event_is_run(d));
+	json_object_put(d);
+	/* an id that is no run id may be anything */
+	json_object_put(parse_ok("{\"event_name\":\"case.deleted\",\"payload\":{\"id\":\"x\"}}"));
+	json_object_put(parse_ok("{\"event_name\":\"case.deleted\",\"payload\":{\"id\":0}}"));
+	json_object_put(parse_ok("{\"event_name\":\"case.deleted\",\"payload\":{}}"));
+	json_object_put(parse_ok("{\"event_name\":\"something.new\",\"payload\":{}}"));
+	/* but a run event still needs its run id */
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"hash\":\"ab\"}}",
+	       "payload.id is required");
+}
+
+static void test_event__entity_id_is_id_else_hash_else_null(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"case.deleted\",\"payload\":{\"id\":5,\"hash\":\"h\"}}",
+		       &qase_ms, NULL);
+	assert_int_equal(json_object_get_int64(get(ev, "entity_id")), 5);
+	json_object_put(ev);
+	ev = normalize("{\"event_name\":\"case.deleted\",\"payload\":{\"id\":\"5\",\"hash\":\"h\"}}",
+		       &qase_ms, NULL);
+	assert_string_equal(json_object_get_string(get(ev, "entity_id")), "h");
+	json_object_put(ev);
+	ev = normalize("{\"event_name\":\"case.deleted\",\"payload\":{\"hash\":7}}", &qase_ms, NULL);
+	assert_null(get(ev, "entity_id"));
+	json_object_put(ev);
+}
+
+static void test_event__entity_is_the_name_up_to_its_first_dot(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"review.approval_status_changed\",\"payload\":{\"id\":1}}",
+		       &qase_ms, NULL);
+	assert_string_equal(json_object_get_string(get(ev, "entity")), "review");
+	json_object_put(ev);
+	ev = normalize("{\"event_name\":\"ping\",\"payload\":{}}", &qase_ms, NULL);
+	assert_string_equal(json_object_get_string(get(ev, "entity")), "ping");
+	assert_null(get(ev, "run"));
+	json_object_put(ev);
+}
+
+static void test_event__result_event_names_its_run_and_result(void **state)
+{
+	json_object *ev;
+	size_t len;
+	char *body = read_fixture("other/result.created.json", &len);
+
+	(void)state;
+	ev = normalize(body, &qase_ms, "{\"title\":\"Nightly\",\"cases_count\":14}");
+	assert_string_equal(json_object_get_string(get(ev, "entity")), "result");
+	assert_string_equal(json_object_get_string(get(ev, "entity_id")),
+			    "6efce6e4f9f4a1b0b2f5c1d7a1b3e9f0c2d4e6a8");
+	assert_int_equal(json_object_get_int64(get(ev, "run_id")), 1);
+	/* the registry's run, as it is */
+	assert_string_equal(plain(get(ev, "run")), "{\"title\":\"Nightly\",\"cases_count\":14}");
+	assert_string_equal(plain(get(ev, "result")),
+		"{\"case_id\":1610,\"status\":\"failed\","
+		"\"hash\":\"6efce6e4f9f4a1b0b2f5c1d7a1b3e9f0c2d4e6a8\",\"time_ms\":1520,"
+		"\"comment\":\"Expected 200, got 500\","
+		"\"stacktrace\":\"AssertionError: 500 != 200\"}");
+	json_object_put(ev);
+	free(body);
+}
+
+static void test_event__result_run_id_from_run_id_run_object_or_integer_run(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"result.updated\",\"payload\":{\"id\":5,\"run\":{\"id\":8},"
+		       "\"time_ms\":3}}", &qase_ms, NULL);
+	assert_int_equal(json_object_get_int64(get(ev, "run_id")), 8);
+	assert_null(get(ev, "run"));   /* not in the registry */
+	assert_string_equal(plain(get(ev, "result")),
+		"{\"case_id\":null,\"status\":null,\"hash\":null,\"time_ms\":3,"
+		"\"comment\":null,\"stacktrace\":null}");
+	json_object_put(ev);
+	ev = normalize("{\"event_name\":\"result.deleted\",\"payload\":{\"run\":9}}", &qase_ms, NULL);
+	assert_int_equal(json_object_get_int64(get(ev, "run_id")), 9);
+	json_object_put(ev);
+	ev = normalize("{\"event_name\":\"result.deleted\",\"payload\":{\"id\":9}}",
+		       &qase_ms, "{\"title\":\"no\"}");
+	assert_null(get(ev, "run_id"));  /* payload.id is the result's, not a run's */
+	assert_null(get(ev, "run"));
+	json_object_put(ev);
+}
+
+static void test_event__aborted_cases_is_the_total(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.aborted\",\"payload\":{\"id\":1,\"cases\":14}}",
+		       &qase_ms, "{\"cases_count\":9}");
+	assert_int_equal(json_object_get_int64(get(get(ev, "run"), "cases_count")), 14);
+	assert_int_equal(json_object_get_int64(get(get(get(ev, "run"), "counts"), "total")), 14);
+	json_object_put(ev);
+}
+
+static void test_event__plan_id_and_integer_plan_name_the_plan(void **state)
+{
+	json_object *ev;
+
+	(void)state;
+	ev = normalize("{\"event_name\":\"run.started\",\"payload\":{\"id\":1,\"plan_id\":4}}",
+		       &qase_ms, NULL);
+	assert_string_equal(plain(get(get(ev, "run"), "plan")), "{\"id\":4,\"title\":null}");
+	json_object_put(ev);
+	ev = normalize("{\"event\":\"run.started\",\"payload\":{\"id\":1,\"plan\":5}}", &qase_ms, NULL);
+	assert_string_equal(plain(get(get(ev, "run"), "plan")), "{\"id\":5,\"title\":null}");
+	json_object_put(ev);
+	/* the same plan keeps the title the registry knows; another does not */
+	ev = normalize("{\"event_name\":\"run.updated\",\"payload\":{\"id\":1,\"plan_id\":4}}",
+		       &qase_ms, "{\"plan\":{\"id\":4,\"title\":\"Smoke\"}}");
+	assert_string_equal(plain(get(get(ev, "run"), "plan")), "{\"id\":4,\"title\":\"Smoke\"}");
+	json_object_put(ev);
+	ev = normalize("{\"event_name\":\"run.updated\",\"payload\":{\"id\":1,\"plan_id\":6}}",
+		       &qase_ms, "{\"plan\":{\"id\":4,\"title\":\"Smoke\"}}");
+	assert_string_equal(plain(get(get(ev, "run"), "plan")), "{\"id\":6,\"title\":null}");
+	json_object_put(ev);
+	/* a later plan object fills the title */
+	ev = normalize("{\"event_name\":\"run.started\",\"payload\":{\"id\":1,"
+		       "\"plan\":{\"id\":4,\"title\":\"Smoke\"}}}", &qase_ms,
+		       "{\"plan\":{\"id\":4,\"title\":null}}");
+	assert_string_equal(plain(get(get(ev, "run"), "plan")), "{\"id\":4,\"title\":\"Smoke\"}");
+	json_object_put(ev);
+}
+
+static void test_event__project_comes_from_the_source_when_the_envelope_has_none(void **state)
+{
+	json_object *ev, *d;
+	size_t len;
+	char *body = read_fixture("other/run.completed.2021.json", &len);
+
+	(void)state;
+	ev = normalize(body, &qase_ms, NULL);
+	assert_null(get(ev, "project"));
+	assert_int_equal(json_object_get_int64(get(ev, "run_id")), 1);
+	assert_int_equal(json_object_get_int64(get(get(ev, "run"), "cases_count")), 40);
+	json_object_put(ev);
+	ev = normalize(body, &qase_legacy, NULL);
+	assert_string_equal(json_object_get_string(get(ev, "project")), "LEGACY");
+	json_object_put(ev);
+	/* the envelope's own code wins; an empty one is none */
+	d = parse_ok("{\"event_name\":\"run.started\",\"project_code\":\"DEMO\",\"payload\":{\"id\":1}}");
+	assert_string_equal(event_project_of(d, &qase_legacy), "DEMO");
+	json_object_put(d);
+	d = parse_ok("{\"event_name\":\"run.started\",\"project_code\":\"\",\"payload\":{\"id\":1}}");
+	assert_null(event_project_of(d, &qase_ms));
+	assert_string_equal(event_project_of(d, &qase_legacy), "LEGACY");
+	json_object_put(d);
+	free(body);
 }
 
 static void test_event__mistyped_payload_fields_become_null(void **state)
@@ -570,12 +784,12 @@ static void test_event__accessors_read_name_project_and_run_id(void **state)
 	(void)state;
 	d = parse_ok("{\"event_name\":\"run.started\",\"project_code\":\"DEMO\",\"payload\":{\"id\":42}}");
 	assert_string_equal(event_name_of(d), "run.started");
-	assert_string_equal(event_project_of(d), "DEMO");
+	assert_string_equal(event_project_of(d, &qase_ms), "DEMO");
 	assert_int_equal(event_run_id_of(d), 42);
 	json_object_put(d);
 	d = parse_ok("{\"event\":\"run.started\",\"payload\":{\"id\":1}}");
 	assert_string_equal(event_name_of(d), "run.started");
-	assert_null(event_project_of(d));
+	assert_null(event_project_of(d, &qase_ms));
 	json_object_put(d);
 }
 
@@ -817,7 +1031,16 @@ int main(void)
 		cmocka_unit_test(test_event__completed_cases_is_the_total_over_prior),
 		cmocka_unit_test(test_event__own_values_win_over_prior),
 		cmocka_unit_test(test_event__counts_and_duration_are_never_carried_over),
-		cmocka_unit_test(test_event__unknown_event_is_normalized_from_what_is_there),
+		cmocka_unit_test(test_event__every_family_fixture_has_entity_and_no_run),
+		cmocka_unit_test(test_event__run_events_have_entity_run_and_their_id),
+		cmocka_unit_test(test_event__other_families_need_no_payload_id),
+		cmocka_unit_test(test_event__entity_id_is_id_else_hash_else_null),
+		cmocka_unit_test(test_event__entity_is_the_name_up_to_its_first_dot),
+		cmocka_unit_test(test_event__result_event_names_its_run_and_result),
+		cmocka_unit_test(test_event__result_run_id_from_run_id_run_object_or_integer_run),
+		cmocka_unit_test(test_event__aborted_cases_is_the_total),
+		cmocka_unit_test(test_event__plan_id_and_integer_plan_name_the_plan),
+		cmocka_unit_test(test_event__project_comes_from_the_source_when_the_envelope_has_none),
 		cmocka_unit_test(test_event__mistyped_payload_fields_become_null),
 		cmocka_unit_test(test_event__absent_envelope_fields_are_null),
 		cmocka_unit_test(test_event__received_at_keeps_milliseconds),

@@ -1030,6 +1030,74 @@ static void test_rules__more_than_10000_rules_is_an_error(void **state)
 	free(text);
 }
 
+/* ---- families and lint (event families beyond run) ---------------------- */
+
+static void test_rules__event_globs_match_every_family(void **state)
+{
+	static const char text[] =
+		"rules:\n"
+		"  - name: cases\n    match: { event: \"case.*\" }\n" ACTION
+		"  - name: deletes\n    match: { event: \"*.deleted\" }\n" ACTION
+		"  - name: steps\n    match: { event: [shared_step.created, plan.created] }\n" ACTION;
+
+	(void)state;
+	assert_routes(text, "{\"type\":\"case.created\",\"project\":\"ID\"}", "cases");
+	assert_routes(text, "{\"type\":\"case.deleted\",\"project\":\"ID\"}", "cases,deletes");
+	assert_routes(text, "{\"type\":\"run.deleted\",\"project\":\"ID\"}", "deletes");
+	assert_routes(text, "{\"type\":\"shared_step.created\",\"project\":\"ID\"}", "steps");
+	assert_routes(text, "{\"type\":\"review.merged\",\"project\":\"ID\"}", "");
+}
+
+/* The warnings of a load that succeeds, joined by newlines. */
+static void assert_warnings(const char *text, const char *want)
+{
+	struct rules *rs = load_ok(text);
+	const struct errlist *w = rules_warnings(rs);
+	char got[2048] = "";
+	size_t used = 0;
+
+	for (size_t i = 0; i < w->n; i++)
+		used += (size_t)snprintf(got + used, sizeof(got) - used, "%s%s",
+					 i ? "\n" : "", w->msgs[i]);
+	assert_string_equal(got, want);
+	rules_free(rs);
+}
+
+static void test_rules__run_fields_on_other_families_warn_with_position(void **state)
+{
+	(void)state;
+	assert_warnings(
+		"rules:\n"
+		"  - name: deletes\n"
+		"    match:\n"
+		"      event: \"*.deleted\"\n"
+		"      all: [ {field: run.title, exists: true} ]\n"
+		"    actions:\n"
+		"      - redis: { stream: \"s:{{ run.counts.failed }}:{{run_id}}:{{project}}\" }\n",
+		"t.yaml:5:22: warning: rule 'deletes': run.title is null on events other "
+		"than run.* (match.event '*.deleted' matches them)\n"
+		"t.yaml:7:26: warning: rule 'deletes': run.counts.failed is null on events "
+		"other than run.* (match.event '*.deleted' matches them)\n"
+		"t.yaml:7:26: warning: rule 'deletes': run_id is null on events "
+		"other than run.* (match.event '*.deleted' matches them)");
+	/* no event key: every family */
+	assert_warnings(
+		"rules:\n  - name: all\n    actions:\n      - redis: { stream: \"s:{{run.title}}\" }\n",
+		"t.yaml:4:26: warning: rule 'all': run.title is null on events other than "
+		"run.* (a rule without match.event matches them)");
+}
+
+static void test_rules__run_only_rules_and_other_fields_do_not_warn(void **state)
+{
+	(void)state;
+	assert_warnings(
+		"rules:\n  - name: runs\n    match: { event: [\"run.*\", run.completed] }\n"
+		"    actions:\n      - redis: { stream: \"s:{{run.title}}\" }\n", "");
+	assert_warnings(
+		"rules:\n  - name: cases\n    match: { event: \"case.*\", all: [ {field: raw.payload.title, exists: true} ] }\n"
+		"    actions:\n      - redis: { stream: \"s:{{ raw.payload.id }}:{{entity_id}}:{{runner}}\" }\n", "");
+}
+
 static void test_rules__free_accepts_null(void **state)
 {
 	(void)state;
@@ -1106,6 +1174,9 @@ int main(void)
 		cmocka_unit_test(test_rules__yaml_syntax_error_has_position),
 		cmocka_unit_test(test_rules__every_bad_rule_is_reported),
 		cmocka_unit_test(test_rules__more_than_10000_rules_is_an_error),
+		cmocka_unit_test(test_rules__event_globs_match_every_family),
+		cmocka_unit_test(test_rules__run_fields_on_other_families_warn_with_position),
+		cmocka_unit_test(test_rules__run_only_rules_and_other_fields_do_not_warn),
 		cmocka_unit_test(test_rules__free_accepts_null),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
