@@ -6,7 +6,7 @@
 #include "actions/action_exec.h"
 #include "actions/action_http.h"
 #include "actions/action_redis.h"
-#include "actions/action_target.h"
+#include "targets/action_target.h"
 
 static const struct action_ops *const kinds[] = {
 	&action_redis_ops,

@@ -36,8 +36,8 @@
 #include <json-c/json.h>
 
 #include "actions/action.h"
-#include "actions/outbound.h"
-#include "actions/target.h"
+#include "targets/outbound.h"
+#include "targets/target.h"
 
 #define HTTP_TIMEOUT_DEFAULT 10
 #define HTTP_TIMEOUT_MAX 300

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "actions/action_target.h"
+#include "targets/action_target.h"
 #include "core/config.h"
 #include "rules/rules.h"
 

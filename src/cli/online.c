@@ -17,9 +17,9 @@
 #include <hiredis/hiredis.h>
 #include <nettle/base64.h>
 
-#include "actions/outbound.h"
-#include "actions/target.h"
-#include "actions/target_util.h"
+#include "targets/outbound.h"
+#include "targets/target.h"
+#include "targets/target_util.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/redis_url.h"

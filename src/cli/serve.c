@@ -19,8 +19,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "actions/action_target.h"
-#include "actions/dispatch.h"
+#include "targets/action_target.h"
+#include "dispatch/dispatch.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -46,6 +46,21 @@ struct daemon {
 	struct http_server *http;
 };
 
+/* What /readyz and /metrics ask of the dispatcher. */
+static int status_redis_up(void *ctx)
+{
+	return dispatch_redis_up(ctx);
+}
+
+static void status_jobs(void *ctx, long long *in_memory, long long *running)
+{
+	struct dispatch_stats ds;
+
+	dispatch_stats(ctx, &ds);
+	*in_memory = (long long)ds.in_memory;
+	*running = (long long)ds.running;
+}
+
 static int start(struct daemon *dm)
 {
 	struct store *st = NULL;
@@ -58,7 +73,9 @@ static int start(struct daemon *dm)
 		goto fail;
 	}
 	if (dispatch_start(dm->d, dm->in, &err) < 0 ||
-	    http_start(&dm->http, dm->cfg, dm->in, dm->d, &err) < 0)
+	    http_start(&dm->http, dm->cfg, dm->in,
+		       &(struct http_status){ .ctx = dm->d, .redis_up = status_redis_up,
+					      .jobs = status_jobs }, &err) < 0)
 		goto fail;
 	return 0;
 fail:

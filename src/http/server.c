@@ -21,7 +21,6 @@
 #include <nettle/sha2.h>
 #include <json-c/json.h>
 
-#include "actions/dispatch.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -41,7 +40,7 @@ struct route {
 struct http_server {
 	const struct config *cfg;
 	struct ingest *in;
-	struct dispatch *d;
+	struct http_status status;
 	struct mg_context *ctx;
 	struct route *routes;
 	struct ratelimit *rl;
@@ -344,7 +343,7 @@ static int handle_readyz(struct mg_connection *c, void *cbdata)
 {
 	struct http_server *s = cbdata;
 	struct err err = { 0 };
-	const char *redis = dispatch_redis_up(s->d) ? "up" : "down";
+	const char *redis = s->status.redis_up(s->status.ctx) ? "up" : "down";
 	json_object *o = json_object_new_object();
 	int ok = ingest_probe(s->in, &err) == 0;
 
@@ -372,15 +371,14 @@ static int admin_allowed(struct mg_connection *c, const struct config *cfg)
 static int handle_metrics(struct mg_connection *c, void *cbdata)
 {
 	struct http_server *s = cbdata;
-	struct metrics_gauges g = { .redis_up = dispatch_redis_up(s->d) };
-	struct dispatch_stats ds;
+	struct metrics_gauges g = { .redis_up = s->status.redis_up(s->status.ctx) };
 	struct store_counts sc = { 0 };
 	struct store *st;
 	struct err err;
 
 	if (!admin_allowed(c, s->cfg))
 		return reply_error(c, 403, "", "metrics need a loopback client or http.admin_token");
-	dispatch_stats(s->d, &ds);
+	s->status.jobs(s->status.ctx, &g.in_memory, &g.running);
 	if (store_open(&st, s->cfg->data_dir, STORE_RO, &err) == 0) {
 		store_counts(st, &sc, &err);
 		store_close(st);
@@ -389,8 +387,6 @@ static int handle_metrics(struct mg_connection *c, void *cbdata)
 	g.retrying = sc.retrying;
 	g.dead = sc.dead;
 	g.done = sc.done;
-	g.in_memory = (long long)ds.in_memory;
-	g.running = (long long)ds.running;
 	char *text = metrics_render(&g), *sources = srcstat_render(s->stats);
 	if (!text || !sources) {
 		free(text);
@@ -514,7 +510,8 @@ static int tls_shim(struct err *err)
 }
 
 int http_start(struct http_server **out, const struct config *cfg,
-	       struct ingest *in, struct dispatch *d, struct err *err)
+	       struct ingest *in, const struct http_status *status,
+	       struct err *err)
 {
 	struct http_server *s = calloc(1, sizeof(*s));
 	struct mg_callbacks cb = { .log_message = on_log };
@@ -529,7 +526,7 @@ int http_start(struct http_server **out, const struct config *cfg,
 	}
 	s->cfg = cfg;
 	s->in = in;
-	s->d = d;
+	s->status = *status;
 	char header_max[24];
 	snprintf(threads, sizeof(threads), "%d", cfg->http_threads);
 	snprintf(timeout, sizeof(timeout), "%d", cfg->request_timeout_ms);

@@ -20,11 +20,21 @@
 #include "core/err.h"
 
 struct ingest;
-struct dispatch;
 struct http_server;
 
+/* What /readyz and /metrics tell of the stages after the store.  The
+ * daemon wires it (serve.c); http knows no stage but the store. */
+struct http_status {
+	void *ctx;
+	int (*redis_up)(void *ctx);                   /* 1 when connected */
+	void (*jobs)(void *ctx, long long *in_memory, long long *running);
+};
+
+/* Listens on cfg->listen; status is copied.  -1 with err set when it
+ * cannot (the port is taken, the TLS files are unreadable). */
 int http_start(struct http_server **out, const struct config *cfg,
-	       struct ingest *in, struct dispatch *d, struct err *err);
+	       struct ingest *in, const struct http_status *status,
+	       struct err *err);
 
 /* Once a second from the main loop: saves what each source's endpoint
  * answered and logs the refusal warning when due (see srcstat.h). */

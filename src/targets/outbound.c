@@ -8,7 +8,7 @@
  * is 4.4 MB of resident memory that a runbridge with only redis and exec
  * actions never uses.
  */
-#include "actions/outbound.h"
+#include "targets/outbound.h"
 
 #include <ctype.h>
 #include <dlfcn.h>

@@ -3,7 +3,7 @@
  * buffer with a hard cap; every name and message passes through xml_text,
  * which escapes markup and replaces what XML 1.0 cannot carry.
  */
-#include "actions/junit.h"
+#include "targets/junit.h"
 #include "core/utf8.h"
 
 #include <stdarg.h>

@@ -32,14 +32,14 @@
  * creating -> open -> finished; both: -> deleted, a tombstone after which
  * every event of the run is ignored.
  */
-#include "actions/target.h"
+#include "targets/target.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <nettle/base64.h>
 
-#include "actions/junit.h"
+#include "targets/junit.h"
 
 #define TC_URL_MAX 2048
 #define TC_LABELS_MAX 40        /* qase.* plus action_target's 32 */

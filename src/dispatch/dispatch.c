@@ -7,7 +7,7 @@
  * busy and on neither.  Workers take jobs from their pool's queue, run them
  * without the lock, and report outcomes under it.
  */
-#include "actions/dispatch.h"
+#include "dispatch/dispatch.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -18,7 +18,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "actions/worker.h"
+#include "dispatch/worker.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"

@@ -2,7 +2,7 @@
  * worker: one function per action kind that turns stored jobs into effects.
  * Everything a job needs is read from the store here, per attempt.
  */
-#include "actions/worker.h"
+#include "dispatch/worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +12,8 @@
 #include "actions/action_exec.h"
 #include "actions/action_http.h"
 #include "actions/action_redis.h"
-#include "actions/outbound.h"
-#include "actions/target.h"
+#include "targets/outbound.h"
+#include "targets/target.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"

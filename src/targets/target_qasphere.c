@@ -22,7 +22,7 @@
  * sliding one-second window holds more than the limit even with some
  * network jitter; a burst allowance would let a window hold twice as many.
  */
-#include "actions/target.h"
+#include "targets/target.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -31,7 +31,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "actions/target_util.h"
+#include "targets/target_util.h"
 
 struct qs {
 	struct target_attempt *a;

@@ -1,5 +1,5 @@
 /* target: helpers the translated kinds share. */
-#include "actions/target.h"
+#include "targets/target.h"
 
 #include <stdarg.h>
 #include <stdio.h>

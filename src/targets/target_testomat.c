@@ -16,13 +16,13 @@
  * The API key goes in the body, the query or both (api_key_in); it never
  * reaches a detail: error bodies are redacted.
  */
-#include "actions/target.h"
+#include "targets/target.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "actions/target_util.h"
+#include "targets/target_util.h"
 
 #define BATCH_MAX 200          /* tests per testrun request */
 

@@ -22,8 +22,8 @@
 
 #include <json-c/json.h>
 
-#include "actions/outbound.h"
-#include "actions/worker.h"
+#include "targets/outbound.h"
+#include "dispatch/worker.h"
 #include "core/config.h"
 #include "core/err.h"
 

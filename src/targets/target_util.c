@@ -2,7 +2,7 @@
  * target_util: pure helpers of the testomat and qasphere kinds (see the
  * header).  Bodies are json-c objects the caller serializes and frees.
  */
-#include "actions/target_util.h"
+#include "targets/target_util.h"
 
 #include <ctype.h>
 #include <stdarg.h>

@@ -11,7 +11,7 @@
  * Secrets and URLs are not copied into params: they are read from the live
  * config when the job runs.
  */
-#include "actions/action_target.h"
+#include "targets/action_target.h"
 
 #include <stdio.h>
 #include <stdlib.h>
