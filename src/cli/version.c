@@ -1,5 +1,6 @@
 /* cli: `runbridge --version` (also `runbridge version`). */
 #include "cli/cli.h"
+#include "build_info.h"
 
 #include <stdio.h>
 #include <civetweb.h>

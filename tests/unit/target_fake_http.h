@@ -182,7 +182,7 @@ static void fake_stop(struct fake_http *f)
 
 /* ---- attempts ------------------------------------------------------------ */
 
-#include "actions/target.h"
+#include "targets/target.h"
 
 struct harness {
 	struct fake_http *http;

@@ -13,7 +13,7 @@
 
 #include <time.h>
 
-#include "actions/target_util.h"
+#include "targets/target_util.h"
 #include "target_fake_http.h"
 
 static void assert_json(json_object *o, const char *want)

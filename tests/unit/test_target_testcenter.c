@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "actions/junit.h"
-#include "actions/target.h"
+#include "targets/junit.h"
+#include "targets/target.h"
 #include "stub_http.h"
 
 /* ---- junit ------------------------------------------------------------------ */

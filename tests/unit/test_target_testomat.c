@@ -10,7 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "actions/target_util.h"
+#include "targets/target_util.h"
 #include "target_fake_http.h"
 
 static json_object *parse(const char *s)
