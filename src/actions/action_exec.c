@@ -14,6 +14,9 @@
 #include <string.h>
 
 #include "actions/spawn.h"
+#include "core/log.h"
+#include "core/unconst.h"
+#include "core/metrics.h"
 #include "rules/template.h"
 
 #define EXEC_TIMEOUT_DEFAULT 30
@@ -314,13 +317,6 @@ oom:
 	return err_set(err, "out of memory");
 }
 
-const struct action_ops action_exec_ops = {
-	.name = "exec",
-	.parse = exec_parse,
-	.render = exec_render,
-	.free_spec = exec_free_spec,
-};
-
 /* ---- run ----------------------------------------------------------------- */
 
 /* What a run allocates; the strings in argv are the params' own. */
@@ -363,7 +359,7 @@ static int params_argv(struct exec_run *r, const json_object *params,
 		json_object *v = json_object_array_get_idx(a, i);
 		if (!json_object_is_type(v, json_type_string))
 			return err_set(err, "exec params: argv[%zu] is not a string", i);
-		r->argv[i] = (char *)json_object_get_string(v);
+		r->argv[i] = RB_UNCONST(json_object_get_string(v)); /* for posix_spawn */
 	}
 	if (!*r->argv[0])
 		return err_set(err, "exec params: argv[0], the program, is empty");
@@ -527,3 +523,71 @@ void exec_outcome_describe(const struct exec_outcome *o, char *buf, size_t len)
 	else
 		snprintf(buf, len, "exit %d", o->exit_code);
 }
+
+/* ---- the kind: exec.workers threads, each running one child at a time -- */
+
+static void exec_pool(const struct config *cfg, struct action_pool *out)
+{
+	/* Hooks yield the CPU to intake: nice is per thread on Linux and a
+	 * child inherits its spawning thread's, so it covers both the worker
+	 * and every hook it starts.  The backlog waits on disk. */
+	*out = (struct action_pool){ .threads = cfg->exec_workers, .batch = 1,
+				     .nice = cfg->exec_nice };
+}
+
+static void exec_result(struct action_job *j, const struct exec_outcome *o)
+{
+	struct work_result *res = j->res;
+	char what[128];
+	int ok = !o->timed_out && !o->signaled && o->exit_code == 0;
+
+	exec_outcome_describe(o, what, sizeof(what));
+	res->outcome = ok ? WORK_OK : WORK_FAIL;
+	/* The output's tail tells most about a failure; it is cut to fit. */
+	size_t room = sizeof(res->detail) - strlen(what) - 16;
+	const char *out = o->output ? o->output : "";
+	size_t olen = strlen(out);
+	if (olen > room)
+		out += olen - room;
+	int n = snprintf(res->detail, sizeof(res->detail), "%s", what);
+	if (olen)
+		snprintf(res->detail + n, sizeof(res->detail) - (size_t)n,
+			 "; output: %s", out);
+	if (o->output_len)
+		log_kv(LOG_INFO, "exec output", "delivery", j->delivery_id,
+		       "rule", j->rule, "result", what, "output", o->output, NULL);
+}
+
+static void exec_run_jobs(void *state, struct action_host *host,
+			  struct action_job *jobs, size_t n)
+{
+	(void)state;
+	for (size_t i = 0; i < n; i++) {
+		struct exec_outcome o;
+		struct err err;
+
+		memset(&o, 0, sizeof(o));
+		metrics_exec_running(1);
+		int rc = action_exec_run(jobs[i].params, jobs[i].event_json,
+					 jobs[i].delivery_id, host->cfg->exec_output_max,
+					 &o, &err);
+		metrics_exec_running(-1);
+		if (rc < 0) {
+			jobs[i].res->outcome = WORK_FAIL;
+			snprintf(jobs[i].res->detail, sizeof(jobs[i].res->detail), "%s", err.msg);
+		} else {
+			exec_result(&jobs[i], &o);
+		}
+		free(o.output);
+	}
+}
+
+const struct action_ops action_exec_ops = {
+	.name = "exec",
+	.summary = "run a program with the event on stdin (never through a shell)",
+	.parse = exec_parse,
+	.render = exec_render,
+	.free_spec = exec_free_spec,
+	.pool = exec_pool,
+	.run = exec_run_jobs,
+};

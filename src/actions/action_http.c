@@ -506,13 +506,6 @@ oom:
 	return err_set(err, "out of memory");
 }
 
-const struct action_ops action_http_ops = {
-	.name = "http",
-	.parse = http_parse,
-	.render = http_render,
-	.free_spec = http_free_spec,
-};
-
 /* ---- run --------------------------------------------------------------------- */
 
 /* What a run allocates; the strings are the params' own but the header
@@ -692,3 +685,51 @@ void action_http_run(json_object *params, struct outbound *http, int attempt,
 done:
 	http_run_free(&r);
 }
+
+/* ---- the kind: targets_workers threads, each with its HTTP handle ------- */
+
+static int http_open(void **out, const struct action_ops *self,
+		     struct action_host *host, struct err *err)
+{
+	struct outbound *h;
+
+	(void)self;
+	(void)host;
+	*out = NULL;
+	if (outbound_new(&h, err) < 0)
+		return -1;
+	*out = h;
+	return 0;
+}
+
+static void http_close(void *state)
+{
+	outbound_free(state);
+}
+
+static void http_run_jobs(void *state, struct action_host *host,
+			  struct action_job *jobs, size_t n)
+{
+	(void)host;
+	for (size_t i = 0; i < n; i++) {
+		struct target_outcome out = { .outcome = WORK_FAIL, .retry_after_ms = -1 };
+		struct work_result *res = jobs[i].res;
+
+		action_http_run(jobs[i].params, state, jobs[i].attempt, &out);
+		res->outcome = out.outcome;
+		res->retry_after_ms = out.retry_after_ms;
+		snprintf(res->detail, sizeof(res->detail), "%s", out.detail);
+	}
+}
+
+const struct action_ops action_http_ops = {
+	.name = "http",
+	.summary = "a templated HTTP call (chat webhooks and anything else)",
+	.parse = http_parse,
+	.render = http_render,
+	.free_spec = http_free_spec,
+	.pool = action_pool_outbound,
+	.open = http_open,
+	.close = http_close,
+	.run = http_run_jobs,
+};

@@ -108,13 +108,6 @@ static int redis_render(json_object **out, const void *spec, json_object *event,
 	return 0;
 }
 
-const struct action_ops action_redis_ops = {
-	.name = "redis",
-	.parse = redis_parse,
-	.render = redis_render,
-	.free_spec = redis_free_spec,
-};
-
 /* ---- the running side: connection and pipelined appends ------------------ */
 
 /*
@@ -328,3 +321,145 @@ int redis_append_batch(struct redis_conn *c, struct redis_append *items,
 		}
 	return 0;
 }
+
+/* ---- the kind: one thread per pool, pipelined batches ------------------- */
+
+struct redis_worker {
+	struct redis_conn *conn;
+	size_t n;                    /* batch slots */
+	struct redis_append *appends;
+	char (*keys)[512];
+	char (*run_ids)[24];
+	size_t *map;                 /* appends[k] is jobs[map[k]] */
+};
+
+static void redis_pool(const struct config *cfg, struct action_pool *out)
+{
+	*out = (struct action_pool){ .threads = 1, .batch = (size_t)cfg->redis_batch };
+}
+
+static void redis_close(void *p)
+{
+	struct redis_worker *w = p;
+	if (!w)
+		return;
+	redis_conn_free(w->conn);
+	free(w->appends);
+	free(w->keys);
+	free(w->run_ids);
+	free(w->map);
+	free(w);
+}
+
+static int redis_open(void **out, const struct action_ops *self,
+		      struct action_host *host, struct err *err)
+{
+	struct redis_worker *w = calloc(1, sizeof(*w));
+	size_t n = (size_t)host->cfg->redis_batch;
+
+	(void)self;
+	*out = NULL;
+	if (!w)
+		return err_set(err, "out of memory");
+	w->n = n;
+	w->appends = calloc(n, sizeof(*w->appends));
+	w->keys = calloc(n, sizeof(*w->keys));
+	w->run_ids = calloc(n, sizeof(*w->run_ids));
+	w->map = calloc(n, sizeof(*w->map));
+	if (!w->appends || !w->keys || !w->run_ids || !w->map) {
+		redis_close(w);
+		return err_set(err, "out of memory");
+	}
+	if (redis_conn_new(&w->conn, host->cfg, err) < 0) {
+		redis_close(w);
+		return -1;
+	}
+	*out = w;
+	return 0;
+}
+
+static int redis_ready(void *p, struct action_host *host, struct err *err)
+{
+	struct redis_worker *w = p;
+
+	if (redis_conn_ensure(w->conn, err) < 0) {
+		if (redis_conn_connected(w->conn) == 0)
+			host->set_up(host, 0);
+		return -1;
+	}
+	host->set_up(host, 1);
+	return 0;
+}
+
+static void job_set(struct action_job *j, enum work_outcome o, const char *msg)
+{
+	j->res->outcome = o;
+	snprintf(j->res->detail, sizeof(j->res->detail), "%s", msg);
+}
+
+static int prepare_append(struct redis_worker *w, size_t k, struct action_job *j)
+{
+	struct redis_append *a = &w->appends[k];
+	json_object *v;
+
+	if (!json_object_object_get_ex(j->params, "stream", &v) ||
+	    !json_object_get_string(v)[0]) {
+		job_set(j, WORK_PERMANENT, "the rendered stream name is empty");
+		return -1;
+	}
+	memset(a, 0, sizeof(*a));
+	a->stream = json_object_get_string(v);
+	a->maxlen = json_object_object_get_ex(j->params, "maxlen", &v)
+			    ? json_object_get_int64(v) : 0;
+	snprintf(w->keys[k], sizeof(w->keys[k]), "runbridge:dedup:%s:%s:%d",
+		 j->delivery_id, j->rule, j->index);
+	/* events about no run (case.*, plan.*, ...) are stored with run id 0:
+	 * their entry's run_id is empty, as their event's is null */
+	if (j->run_id > 0)
+		snprintf(w->run_ids[k], sizeof(w->run_ids[k]), "%lld", j->run_id);
+	else
+		w->run_ids[k][0] = '\0';
+	a->dedup_key = w->keys[k];
+	a->id = j->delivery_id;
+	a->type = j->type;
+	a->project = j->project ? j->project : "";
+	a->run_id = w->run_ids[k];
+	a->event_json = j->event_json;
+	return 0;
+}
+
+static void redis_run(void *p, struct action_host *host, struct action_job *jobs,
+		      size_t n)
+{
+	struct redis_worker *w = p;
+	size_t m = 0;
+	struct err err;
+
+	for (size_t i = 0; i < n && m < w->n; i++)
+		if (prepare_append(w, m, &jobs[i]) == 0)
+			w->map[m++] = i;
+	int rc = redis_append_batch(w->conn, w->appends, m, &err);
+	if (rc < 0)
+		host->set_up(host, 0);
+	for (size_t k = 0; k < m; k++) {
+		struct action_job *j = &jobs[w->map[k]];
+		if (w->appends[k].ok)
+			job_set(j, WORK_OK, w->appends[k].duplicate
+				 ? "already in the stream" : "appended");
+		else
+			job_set(j, WORK_FAIL, rc < 0 ? err.msg : w->appends[k].error);
+	}
+}
+
+const struct action_ops action_redis_ops = {
+	.name = "redis",
+	.summary = "append the event to a Redis stream, once (pipelined batches)",
+	.parse = redis_parse,
+	.render = redis_render,
+	.free_spec = redis_free_spec,
+	.pool = redis_pool,
+	.open = redis_open,
+	.close = redis_close,
+	.ready = redis_ready,
+	.run = redis_run,
+};

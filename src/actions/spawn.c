@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/clock.h"
 
 #define CHUNK (16 * 1024)
@@ -47,8 +48,7 @@ struct child {
 
 /* Output with a hard cap; what does not fit is counted as truncation. */
 struct capture {
-	char *buf;
-	size_t len, cap, max;
+	struct buf out;          /* capped at req->output_max */
 	int truncated;
 };
 
@@ -59,33 +59,17 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+/* Keeps what fits; the rest (or all of it, out of memory) is truncation. */
 static void capture_add(struct capture *k, const char *p, size_t n)
 {
-	size_t room = k->max - k->len;
+	size_t room = buf_room(&k->out);
 
 	if (n > room) {
 		k->truncated = 1;
 		n = room;
 	}
-	if (n == 0)
-		return;
-	if (k->len + n + 1 > k->cap) {
-		size_t cap = k->cap ? k->cap * 2 : 4096;
-		if (cap < k->len + n + 1)
-			cap = k->len + n + 1;
-		if (cap > k->max + 1)
-			cap = k->max + 1;
-		char *nb = realloc(k->buf, cap);
-		if (!nb) {
-			k->truncated = 1;
-			return;
-		}
-		k->buf = nb;
-		k->cap = cap;
-	}
-	memcpy(k->buf + k->len, p, n);
-	k->len += n;
-	k->buf[k->len] = '\0';
+	if (n && buf_add(&k->out, p, n) < 0)
+		k->truncated = 1;
 }
 
 /* ---- SIGPIPE ------------------------------------------------------------- */
@@ -367,12 +351,13 @@ int spawn_run(const struct spawn_req *req, struct exec_outcome *out,
 {
 	struct child c = { .pid = -1, .pidfd = -1, .in_fd = -1, .out_fd = -1,
 			   .input = req->input, .input_len = req->input_len };
-	struct capture k = { .max = req->output_max };
+	struct capture k = { .truncated = 0 };
 	int in[2] = { -1, -1 }, op[2] = { -1, -1 };
 	long long started = clock_mono_ms();
 	int rc = -1, e, timed_out = 0;
 
 	memset(out, 0, sizeof(*out));
+	buf_init(&k.out, req->output_max);
 	if (open_pipes(in, op) < 0) {
 		err_set(err, "cannot start '%s': pipe: %s", req->argv[0],
 			strerror(errno));
@@ -394,10 +379,8 @@ int spawn_run(const struct spawn_req *req, struct exec_outcome *out,
 		goto done;
 	fill(out, &c, timed_out);
 	out->elapsed_ms = clock_mono_ms() - started;
-	out->output = k.buf ? k.buf : calloc(1, 1);
-	out->output_len = k.len;
 	out->truncated = k.truncated;
-	k.buf = NULL;
+	out->output = buf_detach(&k.out, &out->output_len);
 	rc = 0;
 done:
 	close_fd(&in[0]);
@@ -407,6 +390,6 @@ done:
 	close_fd(&c.in_fd);
 	close_fd(&c.out_fd);
 	close_fd(&c.pidfd);
-	free(k.buf);
+	buf_free(&k.out);
 	return rc;
 }

@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 
 #include "cli/online.h"
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "event/event.h"
@@ -74,35 +75,30 @@ static const char route_usage[] =
 	"rendered action, as JSON.  Runs nothing and stores nothing; reads the\n"
 	"run registry (if the store exists) to enrich the event as serve would.\n";
 
+/* NULL with errno set when it cannot be read; EFBIG past 64 MiB. */
 static char *read_file(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t cap = 0;
+	struct buf b;
 
 	*len = 0;
 	if (!f)
 		return NULL;
+	buf_init(&b, 64u << 20);
 	for (;;) {
-		if (*len + 4096 > cap) {
-			cap = cap ? cap * 2 : 65536;
-			char *nb = cap > (64u << 20) ? NULL : realloc(buf, cap);
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				errno = EFBIG;
-				return NULL;
-			}
-			buf = nb;
+		if (buf_reserve(&b, 4096) < 0) {
+			buf_free(&b);
+			fclose(f);
+			errno = EFBIG;
+			return NULL;
 		}
-		size_t r = fread(buf + *len, 1, cap - *len - 1, f);
-		*len += r;
+		size_t r = fread(b.p + b.len, 1, b.cap - b.len - 1, f);
+		buf_commit(&b, r);
 		if (r == 0)
 			break;
 	}
 	fclose(f);
-	buf[*len] = '\0';
-	return buf;
+	return buf_detach(&b, len);
 }
 
 static json_object *registry_run(const struct config *cfg, json_object *delivery)
@@ -343,9 +339,10 @@ int cli_status(int argc, char **argv)
 		return rc;
 	if (cli_load(o.config, &cfg, NULL) != 0)
 		return 1;
+	int opened = store_open(&st, cfg->data_dir, STORE_RO, &err);
 	rc = 1;
-	if (store_open(&st, cfg->data_dir, STORE_RO, &err) < 0) {
-		if (err.code != 2) {
+	if (opened < 0) {
+		if (opened != ERR_NOTFOUND) {
 			fprintf(stderr, "%s\n", err.msg);
 			goto done;
 		}

@@ -7,8 +7,12 @@
 #include <sys/stat.h>
 
 #include "targets/action_target.h"
+#include "targets/target_cfg.h"
 #include "core/config.h"
 #include "rules/rules.h"
+
+/* The sections other modules own. */
+static const struct config_section *const sections[] = { &target_cfg_section, NULL };
 
 int cli_parse(int argc, char **argv, const char *usage, int allow_positional,
 	      int allow_id_dead, struct cli_opts *o)
@@ -76,7 +80,7 @@ int cli_load(const char *path, struct config **cfg, struct rules **rules)
 	*cfg = NULL;
 	if (rules)
 		*rules = NULL;
-	if (config_load(cfg, path, &errs) < 0)
+	if (config_load(cfg, path, sections, &errs) < 0)
 		goto fail;
 	rules_beside_config(*cfg, path);
 	action_set_config(*cfg);

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -39,7 +40,10 @@ static const char usage[] =
 	"                      or $RUNBRIDGE_CONFIG)\n";
 
 struct daemon {
-	struct config *cfg;
+	struct config *cfg;          /* the start-up one: http, store, pools */
+	const struct config *live;   /* the last reload's (cfg at start) */
+	struct config **configs;     /* every reload's, freed at exit */
+	size_t nconfigs;
 	struct rules *rules;
 	struct dispatch *d;
 	struct ingest *in;
@@ -102,43 +106,109 @@ static void stop(struct daemon *dm)
 }
 
 /*
- * SIGHUP: load the config file and rules again; if both are valid, new
- * deliveries are routed by the new rules and the log settings change.  Jobs
- * already queued keep the params they were rendered with.  Other keys
- * (listen, data_dir, threads, redis) need a restart; a change is logged.
+ * SIGHUP: load the config file and rules again.  If both are valid, the
+ * reloadable keys take effect: new deliveries are routed by the new rules,
+ * attempts from the next batch on use the new targets and credentials,
+ * retry.* and exec.output_max_bytes (dispatch_set_config), and the log
+ * settings change.  Jobs already queued keep the params they were rendered
+ * with.  Keys that need a restart (listen, data_dir, redis, threads,
+ * sources, ...) keep their running values, and the log names them.
+ *
+ * A target that the new config drops while jobs for it are still open
+ * would strand them, so such a reload is refused with the count.  The
+ * count is taken after the new rules are in place and every batch routed
+ * by the old ones has committed (the probe), so no job can slip in after
+ * it; until then, and for any job queued before, workers still find the
+ * dropped target in the older config (dispatch_target).
+ *
+ * Every config loaded stays allocated until exit: workers may still read
+ * an older one, and reloads are rare.
  */
+static int count_stranded(const struct config *old, const struct config *new,
+			  char *why, size_t len)
+{
+	struct store *st;
+	struct err err;
+	long long n;
+	int stranded = 0;
+
+	if (store_open(&st, old->data_dir, STORE_RO, &err) < 0)
+		return 0; /* nothing stored yet */
+	for (size_t i = 0; i < old->n_targets && !stranded; i++) {
+		const struct target_cfg *t = &old->targets[i];
+		if (config_target(new, t->kind, t->name))
+			continue;
+		if (store_target_open_jobs(st, t->kind, t->name, &n, &err) < 0) {
+			snprintf(why, len, "cannot count the open jobs of target %s '%s': %s",
+				 t->kind, t->name, err.msg);
+			stranded = 1;
+		} else if (n > 0) {
+			snprintf(why, len, "target %s '%s' still has %lld queued job%s; "
+				 "keep it until they are done (runbridge status)",
+				 t->kind, t->name, n, n == 1 ? "" : "s");
+			stranded = 1;
+		}
+	}
+	store_close(st);
+	return stranded;
+}
+
 static void reload(struct daemon *dm, const char *path)
 {
-	struct config *cfg;
+	struct config *cfg, **kept;
 	struct rules *rules;
+	const struct rules *old_rules;
 	struct err err;
+	char why[512], restart[512];
 
 	log_kv(LOG_INFO, "reload requested", "config", path, NULL);
 	if (cli_load(path, &cfg, &rules) != 0) {
-		action_set_config(dm->cfg);
+		action_set_config(dm->live);
 		log_kv(LOG_ERROR, "reload refused: the new configuration has errors (above); the old one keeps running",
 		       NULL);
 		return;
 	}
-	/* Rules keep no pointer into the config they were checked against;
-	 * actions run with the config the daemon started with. */
-	action_set_config(dm->cfg);
-	ingest_set_rules(dm->in, rules);
+	if (!(kept = realloc(dm->configs, (dm->nconfigs + 1) * sizeof(*kept))) ||
+	    dispatch_set_config(dm->d, cfg) < 0) {
+		if (kept)
+			dm->configs = kept;
+		action_set_config(dm->live);
+		rules_free(rules);
+		config_free(cfg);
+		log_kv(LOG_ERROR, "reload refused: out of memory", NULL);
+		return;
+	}
+	dm->configs = kept;
+	old_rules = ingest_set_rules(dm->in, rules);
 	/* Once a write queued after the swap has committed, no batch uses
 	 * the old rules any more. */
 	if (ingest_probe(dm->in, &err) < 0)
 		log_kv(LOG_WARN, "reload: store probe failed", "error", err.msg, NULL);
+	if (count_stranded(dm->live, cfg, why, sizeof(why))) {
+		ingest_set_rules(dm->in, old_rules);
+		if (ingest_probe(dm->in, &err) < 0) /* no batch uses the new ones now */
+			log_kv(LOG_WARN, "reload: store probe failed", "error", err.msg, NULL);
+		dispatch_set_config(dm->d, dm->live); /* a node for the old one again */
+		action_set_config(dm->live);
+		dm->configs[dm->nconfigs++] = cfg;    /* a worker may have read it */
+		rules_free(rules);
+		log_kv(LOG_ERROR, "reload refused: the old configuration keeps running",
+		       "reason", why, NULL);
+		return;
+	}
 	rules_free(dm->rules);
 	dm->rules = rules;
 	log_set_level(cfg->log_level);
 	log_set_format(cfg->log_format);
-	if (strcmp(cfg->listen, dm->cfg->listen) || strcmp(cfg->data_dir, dm->cfg->data_dir) ||
-	    strcmp(cfg->redis_url, dm->cfg->redis_url))
-		log_kv(LOG_WARN, "reload: listen, data_dir and redis.url changes take effect after a restart", NULL);
+	if (config_restart_keys(dm->cfg, cfg, restart, sizeof(restart)) > 0)
+		log_kv(LOG_WARN, "reload: these changed keys need a restart and keep their running values",
+		       "keys", restart, NULL);
+	dm->configs[dm->nconfigs++] = cfg;
+	dm->live = cfg;
+	action_set_config(cfg);
 	char n[24];
 	snprintf(n, sizeof(n), "%zu", rules_count(rules));
 	log_kv(LOG_INFO, "reloaded", "rules", n, NULL);
-	config_free(cfg);
 }
 
 static void wait_for_signal(struct daemon *dm, const char *path)
@@ -179,6 +249,7 @@ int cli_serve(int argc, char **argv)
 		return rc;
 	if (cli_load(o.config, &dm.cfg, &dm.rules) != 0)
 		return 1;
+	dm.live = dm.cfg;
 	log_set_level(dm.cfg->log_level);
 	log_set_format(dm.cfg->log_format);
 	/* Block before any thread starts, so every thread inherits the mask
@@ -211,6 +282,9 @@ int cli_serve(int argc, char **argv)
 	if (rc == 0)
 		log_msg(LOG_INFO, "stopped");
 	rules_free(dm.rules);
+	for (size_t i = 0; i < dm.nconfigs; i++)
+		config_free(dm.configs[i]);
+	free(dm.configs);
 	config_free(dm.cfg);
 	return rc == 0 ? 0 : 1;
 }

@@ -3,6 +3,7 @@
  * The recursion is bounded by CFG_MAX_DEPTH; aliases are refused.
  */
 #include "core/cfgtree.h"
+#include "core/buf.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -244,43 +245,32 @@ int cfg_load_string(struct cfg_doc **out, const char *name, const char *text,
 int cfg_load_file(struct cfg_doc **out, const char *path, struct err *err)
 {
 	FILE *f;
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	int rc;
+	struct buf b;
+	int rc = 0;
 
 	*out = NULL;
 	f = fopen(path, "rb");
 	if (!f)
 		return err_set(err, "%s: cannot open: %s", path, strerror(errno));
+	buf_init(&b, 64u << 20);
 	for (;;) {
-		if (len == cap) {
-			if (cap >= (64u << 20)) {
-				fclose(f);
-				free(buf);
-				return err_set(err, "%s: larger than 64 MiB", path);
-			}
-			cap = cap ? cap * 2 : 4096;
-			char *nb = realloc(buf, cap);
-			if (!nb) {
-				fclose(f);
-				free(buf);
-				return err_set(err, "%s: out of memory", path);
-			}
-			buf = nb;
-		}
-		size_t r = fread(buf + len, 1, cap - len, f);
-		len += r;
+		if (buf_reserve(&b, 4096 < buf_room(&b) ? 4096 : 1) < 0)
+			break;
+		size_t r = fread(b.p + b.len, 1, b.cap - b.len - 1, f);
+		buf_commit(&b, r);
 		if (r == 0)
 			break;
 	}
-	if (ferror(f)) {
-		fclose(f);
-		free(buf);
-		return err_set(err, "%s: read error", path);
-	}
+	if (buf_error(&b) == ERR_TOOLARGE)
+		rc = err_set(err, "%s: larger than 64 MiB", path);
+	else if (buf_error(&b))
+		rc = err_set(err, "%s: out of memory", path);
+	else if (ferror(f))
+		rc = err_set(err, "%s: read error", path);
 	fclose(f);
-	rc = cfg_load_string(out, path, buf ? buf : "", len, err);
-	free(buf);
+	if (rc == 0)
+		rc = cfg_load_string(out, path, b.p ? b.p : "", b.len, err);
+	buf_free(&b);
 	return rc;
 }
 

@@ -39,6 +39,7 @@ enum opt_type {
 
 #define OPT_EMPTY_NULL 0x1 /* an empty value means "unset" and stores NULL */
 #define OPT_SECRET     0x2 /* never echo the value in a message */
+#define OPT_RELOAD     0x4 /* SIGHUP applies a new value (else: a restart) */
 
 /* Writes what was expected into why when val is unacceptable. */
 typedef int (*opt_valid)(const char *val, char *why, size_t len);
@@ -75,7 +76,7 @@ static const struct option options[] = {
 	STR("listen", C(listen), "127.0.0.1:8080", valid_listen),
 	PATH("data_dir", C(data_dir), "var"),
 	SIZE("max_body_bytes", C(max_body_bytes), 1024, 1073741824, "1048576"),
-	PATH("rules", C(rules_path), "rules"),
+	{ "rules", OPT_PATH, 0, 0, "rules", C(rules_path), NULL, NULL, OPT_RELOAD },
 	STR("redis.url", C(redis_url), "redis://127.0.0.1:6379/0", valid_redis_url),
 	INT("redis.dedup_ttl_s", C(redis_dedup_ttl_s), 1, 315360000, "86400"),
 	INT("redis.batch", C(redis_batch), 1, 65536, "256"),
@@ -84,16 +85,17 @@ static const struct option options[] = {
 	/* 4: a delivery nests envelope, payload, plan and plan.id (json-c
 	 * counts scalars as a level) */
 	INT("http.max_json_depth", C(max_json_depth), 4, 1000, "32"),
-	INT("retry.max_attempts", C(retry_max_attempts), 1, 1000, "10"),
-	INT("retry.base_ms", C(retry_base_ms), 1, 3600000, "500"),
-	INT("retry.max_ms", C(retry_max_ms), 1, 86400000, "300000"),
+	{ "retry.max_attempts", OPT_INT, 1, 1000, "10", C(retry_max_attempts), NULL, NULL, OPT_RELOAD },
+	{ "retry.base_ms", OPT_INT, 1, 3600000, "500", C(retry_base_ms), NULL, NULL, OPT_RELOAD },
+	{ "retry.max_ms", OPT_INT, 1, 86400000, "300000", C(retry_max_ms), NULL, NULL, OPT_RELOAD },
 	INT("exec.workers", C(exec_workers), 1, 256, "4"),
-	SIZE("exec.output_max_bytes", C(exec_output_max), 1024, 67108864, "65536"),
+	{ "exec.output_max_bytes", OPT_SIZE, 1024, 67108864, "65536", C(exec_output_max), NULL, NULL,
+	  OPT_RELOAD },
 	INT("exec.nice", C(exec_nice), 0, 19, "10"),
 	SIZE("queue.window", C(queue_window), 16, 16777216, "65536"),
 	INT("shutdown_timeout_s", C(shutdown_timeout_s), 0, 3600, "30"),
-	ENUM("log.level", C(log_level), log_levels, "info"),
-	ENUM("log.format", C(log_format), log_formats, "text"),
+	{ "log.level", OPT_ENUM, 0, 0, "info", C(log_level), log_levels, NULL, OPT_RELOAD },
+	{ "log.format", OPT_ENUM, 0, 0, "text", C(log_format), log_formats, NULL, OPT_RELOAD },
 	INT("targets_workers", C(target_workers), 1, 64, "2"),
 	{ "http.admin_token", OPT_STRING, 0, 0, NULL, C(admin_token), NULL, NULL,
 	  OPT_EMPTY_NULL | OPT_SECRET },
@@ -333,6 +335,7 @@ static int redis_apply(struct config *cfg)
 struct load {
 	struct config *cfg;
 	struct errlist *errs;
+	const struct config_section *const *sections;
 	size_t failed;
 	const struct cfg_node *seen[NELEM(options)]; /* where each was set */
 	const struct cfg_node *sources;              /* the sources: key */
@@ -564,6 +567,15 @@ static void load_sources(struct load *ld, const struct cfg_node *val)
 
 /* ---- the document ---------------------------------------------------- */
 
+static const struct config_section *find_section(const struct load *ld,
+						 const char *name)
+{
+	for (size_t i = 0; ld->sections && ld->sections[i]; i++)
+		if (strcmp(ld->sections[i]->name, name) == 0)
+			return ld->sections[i];
+	return NULL;
+}
+
 static void walk(struct load *ld, const struct cfg_node *map, const char *prefix);
 
 /* A key under a section: "retry:" must hold a map of retry's options. */
@@ -580,6 +592,7 @@ static void walk_key(struct load *ld, const struct cfg_node *key,
 {
 	char name[128];
 	const struct option *o;
+	const struct config_section *sec;
 	int n = snprintf(name, sizeof(name), "%s%s%s", prefix ? prefix : "",
 			 prefix ? "." : "", key->value);
 
@@ -596,8 +609,8 @@ static void walk_key(struct load *ld, const struct cfg_node *key,
 			ld->sources = key;
 			load_sources(ld, val);
 		}
-	} else if (!prefix && strcmp(name, "targets") == 0) {
-		if (targets_load(ld->cfg, val, ld->errs) < 0)
+	} else if (!prefix && (sec = find_section(ld, name))) {
+		if (sec->load(ld->cfg, val, ld->errs) < 0)
 			ld->failed++;
 	} else if ((o = find(options, NELEM(options), name))) {
 		ld->seen[o - options] = val;
@@ -650,9 +663,10 @@ static void cross_checks(struct load *ld)
 }
 
 static int load_doc(struct config **out, const struct cfg_doc *doc,
+		    const struct config_section *const *sections,
 		    struct errlist *errs)
 {
-	struct load ld = { .errs = errs };
+	struct load ld = { .errs = errs, .sections = sections };
 	const struct cfg_node *root = doc->root;
 
 	*out = NULL;
@@ -699,8 +713,9 @@ fail:
 	return NULL;
 }
 
-int config_load_string(struct config **out, const char *name,
-		       const char *text, struct errlist *errs)
+int config_load_string(struct config **out, const char *name, const char *text,
+		       const struct config_section *const *sections,
+		       struct errlist *errs)
 {
 	struct cfg_doc *doc;
 	struct err err;
@@ -709,12 +724,14 @@ int config_load_string(struct config **out, const char *name,
 	*out = NULL;
 	if (cfg_load_string(&doc, name, text, strlen(text), &err) < 0)
 		return errlist_add(errs, "%s", err.msg);
-	rc = load_doc(out, doc, errs);
+	rc = load_doc(out, doc, sections, errs);
 	cfg_doc_free(doc);
 	return rc;
 }
 
-int config_load(struct config **out, const char *path, struct errlist *errs)
+int config_load(struct config **out, const char *path,
+		const struct config_section *const *sections,
+		struct errlist *errs)
 {
 	struct cfg_doc *doc;
 	struct err err;
@@ -723,9 +740,21 @@ int config_load(struct config **out, const char *path, struct errlist *errs)
 	*out = NULL;
 	if (cfg_load_file(&doc, path, &err) < 0)
 		return errlist_add(errs, "%s", err.msg);
-	rc = load_doc(out, doc, errs);
+	rc = load_doc(out, doc, sections, errs);
 	cfg_doc_free(doc);
 	return rc;
+}
+
+static void targets_free(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_targets; i++) {
+		free(cfg->targets[i].kind);
+		free(cfg->targets[i].name);
+		json_object_put(cfg->targets[i].settings);
+	}
+	free(cfg->targets);
+	cfg->targets = NULL;
+	cfg->n_targets = 0;
 }
 
 void config_free(struct config *cfg)
@@ -760,4 +789,72 @@ const struct source_cfg *config_source_by_path(const struct config *cfg,
 		if (cfg->sources[i].path && strcmp(cfg->sources[i].path, path) == 0)
 			return &cfg->sources[i];
 	return NULL;
+}
+
+/* 1 when row o holds the same value in a and b. */
+static int opt_equal(const void *a, const void *b, const struct option *o)
+{
+	const char *pa = (const char *)a + o->offset, *pb = (const char *)b + o->offset;
+
+	switch (o->type) {
+	case OPT_INT:
+	case OPT_CHOICE:
+		return *(const int *)pa == *(const int *)pb;
+	case OPT_SIZE:
+		return *(const size_t *)pa == *(const size_t *)pb;
+	default: {
+		const char *sa = *(char *const *)pa, *sb = *(char *const *)pb;
+		return sa == sb || (sa && sb && strcmp(sa, sb) == 0);
+	}
+	}
+}
+
+static void append_key(char *out, size_t len, const char *key)
+{
+	size_t used = strlen(out);
+
+	if (used + 1 < len)
+		snprintf(out + used, len - used, "%s%s", used ? ", " : "", key);
+}
+
+size_t config_restart_keys(const struct config *old, const struct config *new,
+			   char *out, size_t len)
+{
+	size_t n = 0;
+	char name[128];
+
+	if (len)
+		out[0] = '\0';
+	for (size_t i = 0; i < NELEM(options); i++)
+		if (!(options[i].flags & OPT_RELOAD) && !opt_equal(old, new, &options[i])) {
+			append_key(out, len, options[i].name);
+			n++;
+		}
+	/* the HTTP server routes by the sources it started with */
+	for (size_t i = 0; i < old->n_sources || i < new->n_sources; i++) {
+		const struct source_cfg *a = i < old->n_sources ? &old->sources[i] : NULL;
+		const struct source_cfg *b = i < new->n_sources ? &new->sources[i] : NULL;
+		int same = a && b && strcmp(a->name, b->name) == 0;
+		for (size_t k = 0; same && k < NELEM(source_options); k++)
+			same = opt_equal(a, b, &source_options[k]);
+		if (!same) {
+			snprintf(name, sizeof(name), "sources.%s", (a ? a : b)->name);
+			append_key(out, len, name);
+			n++;
+		}
+	}
+	return n;
+}
+
+void config_keys_each(void (*fn)(void *ctx, const char *key, const char *def),
+		      void *ctx)
+{
+	char name[128];
+
+	for (size_t i = 0; i < NELEM(options); i++)
+		fn(ctx, options[i].name, options[i].def);
+	for (size_t i = 0; i < NELEM(source_options); i++) {
+		snprintf(name, sizeof(name), "sources.*.%s", source_options[i].name);
+		fn(ctx, name, source_options[i].def);
+	}
 }

@@ -36,7 +36,7 @@ struct target_cfg {
 	char *kind;             /* "testomat", "qasphere", "testcenter" */
 	char *name;             /* e.g. "main" */
 	json_object *settings;  /* ${VAR} expanded, typed and defaulted per the
-				   kind's schema in target_cfg.c */
+				   kind's config map (targets/target_cfg.c) */
 };
 
 struct config {
@@ -87,15 +87,45 @@ struct config {
 };
 
 /*
- * Loads and validates path.  Returns 0 and a config, or -1 with every problem
- * appended to errs as "file:line:col: message".  A missing optional key takes
- * its default; an empty file gives all defaults.
+ * A top-level section another module loads (targets:, whose keys belong to
+ * the action kinds: targets/target_cfg.h).  The program passes its sections
+ * to config_load, so core/ depends on no one above it.  load appends its
+ * errors to errs and returns -1 when there were some; what it stores in cfg
+ * is plain data that config_free releases.
  */
-int config_load(struct config **out, const char *path, struct errlist *errs);
+struct config_section {
+	const char *name;
+	int (*load)(struct config *cfg, const struct cfg_node *val,
+		    struct errlist *errs);
+};
+
+/*
+ * Loads and validates path.  sections: NULL-terminated, or NULL for none (a
+ * key no table knows is an error).  Returns 0 and a config, or -1 with every
+ * problem appended to errs as "file:line:col: message".  A missing optional
+ * key takes its default; an empty file gives all defaults.
+ */
+int config_load(struct config **out, const char *path,
+		const struct config_section *const *sections,
+		struct errlist *errs);
 
 /* Same, from text (tests). */
-int config_load_string(struct config **out, const char *name,
-		       const char *text, struct errlist *errs);
+int config_load_string(struct config **out, const char *name, const char *text,
+		       const struct config_section *const *sections,
+		       struct errlist *errs);
+
+/* Every key of the options tables, dotted as in the file ("retry.base_ms";
+ * a source's as "sources.*.secret"), with its default as written (NULL:
+ * none).  Sections are not included: their modules list their own. */
+void config_keys_each(void (*fn)(void *ctx, const char *key, const char *def),
+		      void *ctx);
+
+/* How many keys differ between old and new that a reload cannot apply
+ * (everything but rules, retry.*, exec.output_max_bytes, log.* and the
+ * targets section), their names in out ("listen, http.threads", cut to
+ * len).  new is otherwise taken by SIGHUP as it is. */
+size_t config_restart_keys(const struct config *old, const struct config *new,
+			   char *out, size_t len);
 
 /* All defaults, no file (used by tests and as the base of loading). */
 struct config *config_defaults(void);
@@ -109,12 +139,6 @@ const struct target_cfg *config_target(const struct config *cfg,
 /* ${VAR} expansion as the loader applies it: 0 and a malloc'd *out, or -1
  * with the reason in why. */
 int config_expand(const char *in, char **out, char *why, size_t len);
-
-/* target_cfg.c: loads the targets: section into cfg (errors with
- * file:line:col); frees cfg's targets. */
-int targets_load(struct config *cfg, const struct cfg_node *val,
-		 struct errlist *errs);
-void targets_free(struct config *cfg);
 
 /* The source whose path equals path, or NULL. */
 const struct source_cfg *config_source_by_path(const struct config *cfg,

@@ -9,11 +9,12 @@ int err_set(struct err *e, const char *fmt, ...)
 {
 	if (e) {
 		va_list ap;
+		e->code = ERR_FAIL;
 		va_start(ap, fmt);
 		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 		va_end(ap);
 	}
-	return -1;
+	return ERR_FAIL;
 }
 
 int err_setc(struct err *e, int code, const char *fmt, ...)
@@ -25,7 +26,7 @@ int err_setc(struct err *e, int code, const char *fmt, ...)
 		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 		va_end(ap);
 	}
-	return -1;
+	return code;
 }
 
 int errlist_add(struct errlist *l, const char *fmt, ...)

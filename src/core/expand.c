@@ -3,6 +3,7 @@
  * "$$" is a literal '$'; an unterminated "${" is an error.
  */
 #include "core/config.h"
+#include "core/buf.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -12,35 +13,17 @@
 /* An expanded value longer than this is refused (a runaway variable). */
 #define VALUE_MAX 65536
 
-struct sbuf {
-	char *p;
-	size_t n, cap;
-};
-
-static int sbuf_add(struct sbuf *b, const char *s, size_t n, char *why,
+static int sbuf_add(struct buf *b, const char *s, size_t n, char *why,
 		    size_t len)
 {
-	if (b->n + n >= VALUE_MAX) {
+	int rc = buf_add(b, s, n);
+
+	if (rc == ERR_TOOLARGE)
 		snprintf(why, len, "value is longer than %d bytes once expanded",
 			 VALUE_MAX);
-		return -1;
-	}
-	if (b->n + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 64;
-		while (cap < b->n + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p) {
-			snprintf(why, len, "out of memory");
-			return -1;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-	return 0;
+	else if (rc)
+		snprintf(why, len, "out of memory");
+	return rc ? -1 : 0;
 }
 
 static int var_name_ok(const char *s, size_t n)
@@ -54,7 +37,7 @@ static int var_name_ok(const char *s, size_t n)
 }
 
 /* One "${NAME}" at p (p[0..1] == "${"); *p moves past it. */
-static int expand_var(struct sbuf *b, const char *in, const char **p,
+static int expand_var(struct buf *b, const char *in, const char **p,
 		      char *why, size_t len)
 {
 	const char *name = *p + 2, *close = strchr(name, '}');
@@ -81,10 +64,12 @@ static int expand_var(struct sbuf *b, const char *in, const char **p,
 /* ${VAR} from the environment (unset = empty); "$$" is a literal '$'. */
 int config_expand(const char *in, char **out, char *why, size_t len)
 {
-	struct sbuf b = { 0 };
+	struct buf b;
 	const char *p = in;
 
 	*out = NULL;
+	/* VALUE_MAX itself is refused already */
+	buf_init(&b, VALUE_MAX - 1);
 	if (sbuf_add(&b, "", 0, why, len) < 0)
 		return -1;
 	while (*p) {
@@ -100,11 +85,11 @@ int config_expand(const char *in, char **out, char *why, size_t len)
 			}
 		}
 		if (rc < 0) {
-			free(b.p);
+			buf_free(&b);
 			return -1;
 		}
 	}
-	*out = b.p;
+	*out = buf_detach(&b, NULL);
 	return 0;
 }
 

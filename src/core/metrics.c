@@ -4,7 +4,9 @@
  * and coarse enough for a hook (many seconds).
  */
 #include "core/metrics.h"
+#include "core/buf.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,8 +22,6 @@ static const char *const types[] = {
 static const int statuses[] = { 202, 400, 401, 405, 408, 413, 415, 429, 503 };
 #define NSTATUS (sizeof(statuses) / sizeof(statuses[0]))
 
-static const char *const kinds[] = { "redis", "exec", "other" };
-#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
 static const char *const outcomes[] = { "ok", "failed", "dead", "deferred" };
 #define NOUT (sizeof(outcomes) / sizeof(outcomes[0]))
@@ -40,8 +40,28 @@ static atomic_ullong deliveries[NTYPES][NSTATUS];
 static atomic_ullong duplicates;
 static struct histogram commit_hist;
 static atomic_ullong commit_items;
-static atomic_ullong attempts[NKINDS][NOUT];
-static struct histogram action_hist[NKINDS];
+/*
+ * Attempts by (kind, target): a series is claimed on first use (or when
+ * dispatch declares it) and never freed.  Kinds come from the registry and
+ * targets from the config, so the set is small; past the bound a series
+ * counts as kind "other", target "".  Lookups scan the published prefix
+ * without a lock; claiming takes one.
+ */
+#define SERIES_MAX 128
+#define KINDS_MAX 32
+
+struct series {
+	char kind[32], target[64];
+	size_t k;                        /* index into kind_names */
+	atomic_ullong n[NOUT];
+};
+
+static struct series series[SERIES_MAX + 1];   /* the last: "other" */
+static atomic_size_t n_series;
+static char kind_names[KINDS_MAX + 1][32];      /* the last: "other" */
+static atomic_size_t n_kind_names;
+static struct histogram action_hist[KINDS_MAX + 1];
+static pthread_mutex_t series_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_llong exec_running;
 
 /* The index of name, or n when it is not there. */
@@ -89,15 +109,71 @@ void metrics_commit(double seconds, size_t batch)
 	atomic_fetch_add(&commit_items, batch);
 }
 
-void metrics_attempt(const char *kind, const char *outcome, double seconds)
+/* Called with series_mu held. */
+static size_t kind_index(const char *kind)
 {
-	size_t k = index_of(kinds, NKINDS, kind);
+	size_t n = atomic_load(&n_kind_names);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(kind_names[i], kind) == 0)
+			return i;
+	if (n == KINDS_MAX)
+		return KINDS_MAX;
+	snprintf(kind_names[n], sizeof(kind_names[n]), "%s", kind);
+	atomic_store(&n_kind_names, n + 1);
+	return n;
+}
+
+static struct series *series_scan(const char *kind, const char *target, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(series[i].kind, kind) == 0 &&
+		    strcmp(series[i].target, target) == 0)
+			return &series[i];
+	return NULL;
+}
+
+static struct series *series_get(const char *kind, const char *target)
+{
+	struct series *s;
+
+	if (!target)
+		target = "";
+	if ((s = series_scan(kind, target, atomic_load(&n_series))))
+		return s;
+	pthread_mutex_lock(&series_mu);
+	size_t n = atomic_load(&n_series);
+	if (!(s = series_scan(kind, target, n))) {
+		s = &series[n < SERIES_MAX ? n : SERIES_MAX];
+		if (n < SERIES_MAX) {
+			snprintf(s->kind, sizeof(s->kind), "%s", kind);
+			snprintf(s->target, sizeof(s->target), "%s", target);
+			s->k = kind_index(s->kind);
+			atomic_store(&n_series, n + 1);
+		} else if (!s->kind[0]) {
+			snprintf(s->kind, sizeof(s->kind), "other");
+			s->k = KINDS_MAX;
+		}
+	}
+	pthread_mutex_unlock(&series_mu);
+	return s;
+}
+
+void metrics_attempt_declare(const char *kind, const char *target)
+{
+	series_get(kind, target);
+}
+
+void metrics_attempt(const char *kind, const char *target, const char *outcome,
+		     double seconds)
+{
 	size_t o = find(outcomes, NOUT, outcome);
 	if (o == NOUT)
 		return;
-	atomic_fetch_add(&attempts[k][o], 1);
+	struct series *s = series_get(kind ? kind : "other", target);
+	atomic_fetch_add(&s->n[o], 1);
 	if (strcmp(outcomes[o], "deferred") != 0)
-		observe(&action_hist[k], seconds);
+		observe(&action_hist[s->k], seconds);
 }
 
 void metrics_exec_running(int delta)
@@ -107,41 +183,23 @@ void metrics_exec_running(int delta)
 
 /* ---- rendering ------------------------------------------------------------ */
 
-struct out {
-	char *buf;
-	size_t len, cap;
-	int oom;
-};
+/* The rendered page is a few tens of KiB; past this something is wrong. */
+#define RENDER_MAX (4u << 20)
 
-static void put(struct out *o, const char *fmt, ...)
+static void put(struct buf *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-static void put(struct out *o, const char *fmt, ...)
+/* A failed put sticks in the buffer: metrics_render checks once. */
+static void put(struct buf *o, const char *fmt, ...)
 {
 	va_list ap;
-	for (;;) {
-		size_t room = o->cap - o->len;
-		va_start(ap, fmt);
-		int n = o->oom ? 0 : vsnprintf(o->buf + o->len, room, fmt, ap);
-		va_end(ap);
-		if (o->oom || n < 0)
-			return;
-		if ((size_t)n < room) {
-			o->len += (size_t)n;
-			return;
-		}
-		size_t cap = (o->cap + (size_t)n) * 2;
-		char *b = realloc(o->buf, cap);
-		if (!b) {
-			o->oom = 1;
-			return;
-		}
-		o->buf = b;
-		o->cap = cap;
-	}
+
+	va_start(ap, fmt);
+	buf_vaddf(o, fmt, ap);
+	va_end(ap);
 }
 
-static void put_histogram(struct out *o, const char *name, const char *labels,
+static void put_histogram(struct buf *o, const char *name, const char *labels,
 			  struct histogram *h)
 {
 	unsigned long long cum = 0;
@@ -159,7 +217,7 @@ static void put_histogram(struct out *o, const char *name, const char *labels,
 	    atomic_load(&h->count));
 }
 
-static void put_deliveries(struct out *o)
+static void put_deliveries(struct buf *o)
 {
 	put(o, "# HELP runbridge_deliveries_total Webhook deliveries by event type and HTTP status.\n"
 	       "# TYPE runbridge_deliveries_total counter\n");
@@ -178,7 +236,7 @@ static void put_deliveries(struct out *o)
 	       "runbridge_store_committed_total %llu\n", atomic_load(&commit_items));
 }
 
-static void put_actions(struct out *o, const struct metrics_gauges *g)
+static void put_actions(struct buf *o, const struct metrics_gauges *g)
 {
 	put(o, "# HELP runbridge_queue_jobs Actions by state.\n"
 	       "# TYPE runbridge_queue_jobs gauge\n"
@@ -195,15 +253,27 @@ static void put_actions(struct out *o, const struct metrics_gauges *g)
 	       "runbridge_actions_running %lld\n", g->in_memory, g->running);
 	put(o, "# HELP runbridge_action_attempts_total Action attempts by kind and outcome.\n"
 	       "# TYPE runbridge_action_attempts_total counter\n");
-	for (size_t k = 0; k < NKINDS; k++)
+	size_t ns = atomic_load(&n_series), nk = atomic_load(&n_kind_names);
+	for (size_t k = 0; k <= SERIES_MAX; k++) {
+		const struct series *s = &series[k];
+		if (k == SERIES_MAX && !s->kind[0])
+			continue;
+		if (k >= ns && k < SERIES_MAX)
+			continue;
 		for (size_t i = 0; i < NOUT; i++)
-			put(o, "runbridge_action_attempts_total{kind=\"%s\",target=\"\",outcome=\"%s\"} %llu\n",
-			    kinds[k], outcomes[i], atomic_load(&attempts[k][i]));
+			put(o, "runbridge_action_attempts_total{kind=\"%s\",target=\"%s\",outcome=\"%s\"} %llu\n",
+			    s->kind[0] ? s->kind : "other", s->target, outcomes[i],
+			    atomic_load(&s->n[i]));
+	}
 	put(o, "# HELP runbridge_action_duration_seconds Duration of action attempts.\n"
 	       "# TYPE runbridge_action_duration_seconds histogram\n");
-	for (size_t k = 0; k < NKINDS; k++) {
+	for (size_t k = 0; k <= KINDS_MAX; k++) {
 		char labels[64];
-		snprintf(labels, sizeof(labels), "kind=\"%s\"", kinds[k]);
+		if (k >= nk && k < KINDS_MAX)
+			continue;
+		if (k == KINDS_MAX && !atomic_load(&action_hist[k].count))
+			continue;
+		snprintf(labels, sizeof(labels), "kind=\"%s\"", k < KINDS_MAX ? kind_names[k] : "other");
 		put_histogram(o, "runbridge_action_duration_seconds", labels, &action_hist[k]);
 	}
 	put(o, "# HELP runbridge_exec_running Exec hooks running now.\n"
@@ -216,18 +286,19 @@ static void put_actions(struct out *o, const struct metrics_gauges *g)
 
 char *metrics_render(const struct metrics_gauges *g)
 {
-	struct out o = { .cap = 16384 };
+	struct buf o;
 
-	if (!(o.buf = malloc(o.cap)))
+	buf_init(&o, RENDER_MAX);
+	if (buf_reserve(&o, 16384) < 0)
 		return NULL;
 	put_deliveries(&o);
 	put_actions(&o, g);
 	put(&o, "# HELP runbridge_build_info Build information.\n"
 		"# TYPE runbridge_build_info gauge\n"
 		"runbridge_build_info{version=\"%s\"} 1\n", RB_VERSION);
-	if (o.oom) {
-		free(o.buf);
+	if (buf_error(&o)) {
+		buf_free(&o);
 		return NULL;
 	}
-	return o.buf;
+	return buf_detach(&o, NULL);
 }

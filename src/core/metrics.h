@@ -18,9 +18,16 @@ void metrics_duplicate(void);
 /* One group commit of the writer: its duration and how many requests. */
 void metrics_commit(double seconds, size_t batch);
 
-/* One action attempt: kind ("redis", "exec"), outcome ("ok", "failed",
- * "dead", "deferred"), duration. */
-void metrics_attempt(const char *kind, const char *outcome, double seconds);
+/* One action attempt: kind ("redis", "testomat", ...), target (the
+ * configured target's name, "" or NULL for none), outcome ("ok", "failed",
+ * "dead", "deferred"), duration.  Kinds and targets are the registry's and
+ * the config's, so the label set stays small (bounded; the excess counts as
+ * kind "other"). */
+void metrics_attempt(const char *kind, const char *target, const char *outcome,
+		     double seconds);
+
+/* Makes the series exist (shown as 0) before any attempt. */
+void metrics_attempt_declare(const char *kind, const char *target);
 
 void metrics_exec_running(int delta);
 

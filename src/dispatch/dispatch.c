@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "actions/action.h"
 #include "dispatch/worker.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -50,17 +51,29 @@ struct lane {
 
 struct pool {
 	const char *kind;
+	const struct action_ops *ops;
 	struct dispatch *d;
 	size_t batch_max;
 	int nthreads;
+	int nice;                /* > 0: the threads' CPU priority */
+	atomic_int up;           /* the kind's backend is reachable */
 	pthread_t *threads;
 	struct worker **workers;
 	pthread_cond_t cv;
 	struct entry *qhead, *qtail;
 };
 
-struct dispatch {
+/* The configurations a reload installed, newest first (see
+ * dispatch_set_config).  Nodes are only added while running, so a reader
+ * needs no lock: it follows pointers that never change once published. */
+struct cfg_rev {
 	const struct config *cfg;
+	struct cfg_rev *older;
+};
+
+struct dispatch {
+	const struct config *cfg;       /* the start-up one: pools, window, store */
+	_Atomic(struct cfg_rev *) live; /* reloadable keys: targets, retry, exec */
 	struct store *st;               /* the scheduler thread's connection */
 	struct ingest *in;
 
@@ -80,9 +93,8 @@ struct dispatch {
 	int overflow;
 	unsigned int seed;
 
-	struct pool pools[6];
+	struct pool *pools;             /* one per registered kind */
 	size_t npools;
-	atomic_int redis_up;
 };
 
 /* ---- lanes ---------------------------------------------------------------- */
@@ -287,11 +299,12 @@ static void record(struct attempt_rec *rec, const struct entry *e,
 
 static long long backoff_ms(struct dispatch *d, int attempts)
 {
-	long long delay = d->cfg->retry_base_ms;
-	for (int i = 1; i < attempts && delay < d->cfg->retry_max_ms; i++)
+	const struct config *cfg = dispatch_config(d);
+	long long delay = cfg->retry_base_ms;
+	for (int i = 1; i < attempts && delay < cfg->retry_max_ms; i++)
 		delay *= 2;
-	if (delay > d->cfg->retry_max_ms)
-		delay = d->cfg->retry_max_ms;
+	if (delay > cfg->retry_max_ms)
+		delay = cfg->retry_max_ms;
 	/* "Equal jitter": at least half the delay, so retries stay spaced. */
 	return delay / 2 + rand_r(&d->seed) % (delay / 2 + 1);
 }
@@ -336,9 +349,10 @@ static int apply(struct dispatch *d, struct entry *e, const struct work_result *
 	struct lane *l = e->lane;
 	long long now = clock_wall_ms();
 	int dead = res->outcome == WORK_PERMANENT ||
-		   (res->outcome == WORK_FAIL && e->attempts + 1 >= d->cfg->retry_max_attempts);
+		   (res->outcome == WORK_FAIL &&
+		    e->attempts + 1 >= dispatch_config(d)->retry_max_attempts);
 
-	metrics_attempt(res->action ? res->action : "other",
+	metrics_attempt(res->action ? res->action : "other", res->target,
 			dead ? "dead" : outcome_names[res->outcome],
 			(double)(res->finished_ms - res->started_ms) / 1e3);
 
@@ -358,7 +372,7 @@ static int apply(struct dispatch *d, struct entry *e, const struct work_result *
 	case WORK_PERMANENT:
 		e->attempts++;
 		if (res->outcome == WORK_FAIL &&
-		    e->attempts < d->cfg->retry_max_attempts) {
+		    e->attempts < dispatch_config(d)->retry_max_attempts) {
 			long long wait = backoff_ms(d, e->attempts);
 			if (res->retry_after_ms > wait)
 				wait = res->retry_after_ms;
@@ -441,12 +455,12 @@ static void *worker_main(void *arg)
 		log_msg(LOG_ERROR, "out of memory starting a %s worker", p->kind);
 		goto done;
 	}
-	/* Hooks yield the CPU to intake: nice is per thread on Linux and a
-	 * child inherits its spawning thread's, so this covers both the
-	 * worker and every hook it starts.  The backlog waits on disk. */
-	if (strcmp(p->kind, "exec") == 0 && d->cfg->exec_nice > 0 &&
-	    setpriority(PRIO_PROCESS, (id_t)gettid(), d->cfg->exec_nice) < 0)
-		log_kv(LOG_WARN, "exec.nice not applied", "error", strerror(errno), NULL);
+	/* nice is per thread on Linux and a child inherits its spawning
+	 * thread's, so this covers the worker and every process it starts
+	 * (exec: hooks yield the CPU to intake). */
+	if (p->nice > 0 && setpriority(PRIO_PROCESS, (id_t)gettid(), p->nice) < 0)
+		log_kv(LOG_WARN, "worker priority (nice) not applied", "kind", p->kind,
+		       "error", strerror(errno), NULL);
 	pthread_mutex_lock(&d->mu);
 	for (;;) {
 		while (!d->stopping && !p->qhead)
@@ -498,12 +512,23 @@ done:
 
 int dispatch_redis_up(struct dispatch *d)
 {
-	return atomic_load(&d->redis_up);
+	struct pool *p = pool_for(d, "redis");
+	return p ? atomic_load(&p->up) : 0;
 }
 
-void dispatch_set_redis_up(struct dispatch *d, int up)
+void pool_set_up(struct pool *p, int up)
 {
-	atomic_store(&d->redis_up, up);
+	atomic_store(&p->up, up);
+}
+
+const struct action_ops *pool_ops(const struct pool *p)
+{
+	return p->ops;
+}
+
+size_t pool_batch(const struct pool *p)
+{
+	return p->batch_max;
 }
 
 struct ingest *dispatch_ingest(struct dispatch *d)
@@ -516,10 +541,6 @@ struct dispatch *pool_dispatch(struct pool *p)
 	return p->d;
 }
 
-const char *pool_kind(const struct pool *p)
-{
-	return p->kind;
-}
 
 /* ---- the scheduler thread ------------------------------------------------- */
 
@@ -603,6 +624,60 @@ static void *sched_main(void *arg)
 
 /* ---- life cycle ----------------------------------------------------------- */
 
+/* One pool per registered kind, shaped by the kind: a slow kind never
+ * holds up another. */
+static int make_pools(struct dispatch *d)
+{
+	size_t n = action_count();
+
+	if (!(d->pools = calloc(n, sizeof(*d->pools))))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const struct action_ops *ops = action_at(i);
+		struct action_pool shape = { .threads = 1, .batch = 1 };
+		ops->pool(d->cfg, &shape);
+		d->pools[i] = (struct pool){
+			.kind = ops->name, .ops = ops, .d = d,
+			.batch_max = shape.batch ? shape.batch : 1,
+			.nthreads = shape.threads > 0 ? shape.threads : 1,
+			.nice = shape.nice,
+		};
+		metrics_attempt_declare(ops->name, "");
+		for (size_t t = 0; t < d->cfg->n_targets; t++)
+			if (strcmp(d->cfg->targets[t].kind, ops->name) == 0)
+				metrics_attempt_declare(ops->name, d->cfg->targets[t].name);
+		d->npools++;
+	}
+	return 0;
+}
+
+int dispatch_set_config(struct dispatch *d, const struct config *cfg)
+{
+	struct cfg_rev *r = malloc(sizeof(*r));
+
+	if (!r)
+		return -1;
+	r->cfg = cfg;
+	r->older = atomic_load(&d->live);
+	atomic_store(&d->live, r);
+	return 0;
+}
+
+const struct config *dispatch_config(struct dispatch *d)
+{
+	return atomic_load(&d->live)->cfg;
+}
+
+const struct target_cfg *dispatch_target(struct dispatch *d, const char *kind,
+					 const char *name)
+{
+	const struct target_cfg *t = NULL;
+
+	for (struct cfg_rev *r = atomic_load(&d->live); r && !t; r = r->older)
+		t = config_target(r->cfg, kind, name);
+	return t;
+}
+
 int dispatch_new(struct dispatch **out, const struct config *cfg, struct err *err)
 {
 	struct dispatch *d = calloc(1, sizeof(*d));
@@ -611,6 +686,10 @@ int dispatch_new(struct dispatch **out, const struct config *cfg, struct err *er
 	if (!d)
 		return err_set(err, "out of memory");
 	d->cfg = cfg;
+	if (dispatch_set_config(d, cfg) < 0) {
+		free(d);
+		return err_set(err, "out of memory");
+	}
 	d->seed = (unsigned int)clock_mono_ms();
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
@@ -618,18 +697,10 @@ int dispatch_new(struct dispatch **out, const struct config *cfg, struct err *er
 		dispatch_free(d);
 		return -1;
 	}
-	d->pools[0] = (struct pool){ .kind = "redis", .d = d,
-				     .batch_max = (size_t)cfg->redis_batch,
-				     .nthreads = 1 };
-	d->pools[1] = (struct pool){ .kind = "exec", .d = d, .batch_max = 1,
-				     .nthreads = cfg->exec_workers };
-	d->npools = 2;
-	/* One pool per outbound kind: a slow target never holds up another. */
-	static const char *const outbound_kinds[] = { "http", "testomat", "qasphere", "testcenter" };
-	for (size_t i = 0; i < 4; i++)
-		d->pools[d->npools++] = (struct pool){ .kind = outbound_kinds[i], .d = d,
-						       .batch_max = 1,
-						       .nthreads = cfg->target_workers };
+	if (make_pools(d) < 0) {
+		dispatch_free(d);
+		return err_set(err, "out of memory");
+	}
 	for (size_t i = 0; i < d->npools; i++)
 		pthread_cond_init(&d->pools[i].cv, NULL);
 	*out = d;
@@ -757,8 +828,13 @@ void dispatch_free(struct dispatch *d)
 		free(d->pools[i].workers);
 		pthread_cond_destroy(&d->pools[i].cv);
 	}
+	free(d->pools);
 	free(d->buckets);
 	free(d->heap);
+	for (struct cfg_rev *r = atomic_load(&d->live), *older; r; r = older) {
+		older = r->older;
+		free(r);
+	}
 	store_close(d->st);
 	pthread_mutex_destroy(&d->mu);
 	pthread_cond_destroy(&d->cv);

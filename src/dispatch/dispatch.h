@@ -11,9 +11,10 @@
  *
  * Memory holds only a window of open jobs (queue.window, id + lane); the
  * rows themselves are loaded from the store per attempt.  Jobs beyond the
- * window are read from the store as the window drains.  Each action kind
- * has a pool of worker threads: redis (one thread, pipelined batches) and
- * exec (exec.workers threads).  Outcomes go to the writer as attempt rows.
+ * window are read from the store as the window drains.  Each registered
+ * action kind has a pool of worker threads shaped by its ops (redis: one
+ * thread, pipelined batches; exec: exec.workers threads; outbound kinds:
+ * targets_workers threads).  Outcomes go to the writer as attempt rows.
  */
 #ifndef RB_ACTIONS_DISPATCH_H
 #define RB_ACTIONS_DISPATCH_H
@@ -37,6 +38,18 @@ int dispatch_start(struct dispatch *d, struct ingest *in, struct err *err);
 
 /* New committed jobs (the writer's ingest_jobs_fn). */
 void dispatch_push(void *d, const struct job_ref *jobs, size_t n);
+
+/*
+ * Reload: from now on attempts read the reloadable keys (targets and their
+ * credentials, retry.*, exec.output_max_bytes) from cfg, which the caller
+ * keeps alive until dispatch_free.  A job whose target cfg no longer has
+ * (queued by the rules before the reload) finds it in the newest earlier
+ * config that has it, so no job dies of a reload.  -1 on OOM.
+ */
+int dispatch_set_config(struct dispatch *d, const struct config *cfg);
+const struct config *dispatch_config(struct dispatch *d);
+const struct target_cfg *dispatch_target(struct dispatch *d, const char *kind,
+					 const char *name);
 
 /* 1 when the redis worker is connected. */
 int dispatch_redis_up(struct dispatch *d);

@@ -2,33 +2,19 @@
  * worker: runs jobs of one action kind for the dispatcher.
  *
  * A worker owns what a thread needs to run its kind: a read connection to
- * the store (each attempt loads its job and event from disk) and, for redis,
- * the Redis connection.  worker_run never takes the dispatcher's lock.
+ * the store (each attempt loads its job and event from disk) and the kind's
+ * own per-thread state (ops->open: a Redis connection, an HTTP handle).  It
+ * knows no kind: it loads the jobs and hands them to ops->run.  worker_run
+ * never takes the dispatcher's lock.
  */
 #ifndef RB_ACTIONS_WORKER_H
 #define RB_ACTIONS_WORKER_H
 
 #include <stddef.h>
 
+#include "actions/action.h"
 #include "core/config.h"
 #include "core/err.h"
-
-enum work_outcome {
-	WORK_OK,
-	WORK_FAIL,       /* failed; retried until retry.max_attempts */
-	WORK_PERMANENT,  /* failed in a way retrying cannot fix: dead now */
-	WORK_DEFER,      /* not attempted (backend unreachable): no attempt used */
-};
-
-struct work_result {
-	enum work_outcome outcome;
-	long long started_ms, finished_ms;
-	const char *action;       /* kind name, static */
-	char rule[128];
-	char delivery_id[65];
-	char detail[1024];        /* what happened, for logs and the attempt row */
-	long long retry_after_ms; /* WORK_FAIL: the server asked to wait this long; -1 none */
-};
 
 struct work_item {
 	long long job_id;
@@ -51,8 +37,10 @@ int worker_run(struct worker *w, struct work_item *items, size_t n);
 
 /* Provided by dispatch.c for its workers. */
 struct dispatch *pool_dispatch(struct pool *p);
-const char *pool_kind(const struct pool *p);
-void dispatch_set_redis_up(struct dispatch *d, int up);
+const struct action_ops *pool_ops(const struct pool *p);
+size_t pool_batch(const struct pool *p);
+/* The kind's backend is reachable (1) or not (0). */
+void pool_set_up(struct pool *p, int up);
 struct ingest *dispatch_ingest(struct dispatch *d);
 
 #endif

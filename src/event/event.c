@@ -87,11 +87,11 @@ static int parse_json(json_object **out, const char *body, size_t len,
 	if (!body)
 		body = "";
 	if (len > INT_MAX - 1)
-		return err_setc(err, 400, "body is too large");
+		return err_setc(err, ERR_INVALID, "body is too large");
 	if ((bad = utf8_invalid_at((const unsigned char *)body, len)) < len)
-		return err_setc(err, 400, "body is not valid UTF-8 (byte %zu)", bad);
+		return err_setc(err, ERR_INVALID, "body is not valid UTF-8 (byte %zu)", bad);
 	if (!(tok = json_tokener_new_ex(max_depth)))
-		return err_setc(err, 500, "out of memory");
+		return err_setc(err, ERR_NOMEM, "out of memory");
 	/* trailing bytes are checked below, to say so rather than "unexpected
 	 * character" */
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
@@ -107,15 +107,15 @@ static int parse_json(json_object **out, const char *body, size_t len,
 		end = len;
 	}
 	if (jerr == json_tokener_error_depth)
-		err_setc(err, 400, "body is not acceptable JSON: nested deeper "
+		err_setc(err, ERR_INVALID, "body is not acceptable JSON: nested deeper "
 			 "than %d levels", max_depth);
 	else if (jerr == json_tokener_error_parse_utf8_string)
-		err_setc(err, 400, "body is not valid UTF-8 (byte %zu)", end);
+		err_setc(err, ERR_INVALID, "body is not valid UTF-8 (byte %zu)", end);
 	else if (jerr != json_tokener_success)
-		err_setc(err, 400, "body is not JSON: %s",
+		err_setc(err, ERR_INVALID, "body is not JSON: %s",
 			 json_tokener_error_desc(jerr));
 	else if (end < len)
-		err_setc(err, 400, "body is not JSON: unexpected data after the "
+		err_setc(err, ERR_INVALID, "body is not JSON: unexpected data after the "
 			 "JSON value at byte %zu", end);
 	else
 		rc = 0;
@@ -145,12 +145,12 @@ static int check_name(json_object *d, struct err *err)
 		field = v ? "event" : NULL;
 	}
 	if (!field)
-		return err_setc(err, 400, "event_name is required");
+		return err_setc(err, ERR_INVALID, "event_name is required");
 	if (!json_object_is_type(v, json_type_string) ||
 	    json_object_get_string_len(v) == 0)
-		return err_setc(err, 400, "%s must be a non-empty string", field);
+		return err_setc(err, ERR_INVALID, "%s must be a non-empty string", field);
 	if (has_nul(v))
-		return err_setc(err, 400, "%s must not contain \\u0000", field);
+		return err_setc(err, ERR_INVALID, "%s must not contain \\u0000", field);
 	return 0;
 }
 
@@ -171,34 +171,34 @@ static int check_envelope(json_object *d, struct err *err)
 	long long n;
 
 	if (!json_object_is_type(d, json_type_object))
-		return err_setc(err, 400, "body must be a JSON object");
+		return err_setc(err, ERR_INVALID, "body must be a JSON object");
 	if (check_name(d, err) < 0)
 		return -1;
 	payload = member(d, "payload");
 	if (!json_object_is_type(payload, json_type_object))
-		return err_setc(err, 400, "payload must be an object");
+		return err_setc(err, ERR_INVALID, "payload must be an object");
 	/* Other families identify their entity by id or hash (shared_step has
 	 * no id at all): whatever they carry is read, nothing is required. */
 	if (is_run_type(event_name_of(d))) {
 		v = member(payload, "id");
 		if (!v)
-			return err_setc(err, 400, "payload.id is required");
+			return err_setc(err, ERR_INVALID, "payload.id is required");
 		if (int_value(v, &n) < 0 || n <= 0)
-			return err_setc(err, 400, "payload.id must be a positive integer");
+			return err_setc(err, ERR_INVALID, "payload.id must be a positive integer");
 	}
 	v = member(d, "timestamp");
 	if (v && (int_value(v, &n) < 0 || n < 0 || n > TIMESTAMP_MAX))
-		return err_setc(err, 400,
+		return err_setc(err, ERR_INVALID,
 				"timestamp must be an integer (Unix seconds, 0..%lld)",
 				TIMESTAMP_MAX);
 	v = member(d, "team_member_id");
 	if (v && int_value(v, &n) < 0)
-		return err_setc(err, 400, "team_member_id must be an integer");
+		return err_setc(err, ERR_INVALID, "team_member_id must be an integer");
 	v = member(d, "project_code");
 	if (v && !json_object_is_type(v, json_type_string))
-		return err_setc(err, 400, "project_code must be a string");
+		return err_setc(err, ERR_INVALID, "project_code must be a string");
 	if (v && has_nul(v))
-		return err_setc(err, 400, "project_code must not contain \\u0000");
+		return err_setc(err, ERR_INVALID, "project_code must not contain \\u0000");
 	return 0;
 }
 

@@ -21,6 +21,7 @@
 #include <nettle/sha2.h>
 #include <json-c/json.h>
 
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -121,6 +122,17 @@ static int secret_matches(const char *given, const char *want)
 	return memeql_sec(a, b, sizeof(a));
 }
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /*
  * The sender's HMAC-SHA256 of the body, hex, optionally "sha256=<hex>"
  * (GitHub's form).  Compared in constant time after decoding.
@@ -136,10 +148,10 @@ static int signature_matches(const char *given, const struct source_cfg *src,
 	if (strlen(given) != 64)
 		return 0;
 	for (int i = 0; i < 32; i++) {
-		unsigned int b;
-		if (sscanf(given + 2 * i, "%2x", &b) != 1)
+		int hi = hex_digit(given[2 * i]), lo = hex_digit(given[2 * i + 1]);
+		if (hi < 0 || lo < 0)
 			return 0;
-		want[i] = (unsigned char)b;
+		want[i] = (unsigned char)(hi << 4 | lo);
 	}
 	hmac_sha256_set_key(&h, strlen(src->hmac_secret),
 			    (const uint8_t *)src->hmac_secret);
@@ -164,51 +176,43 @@ static int is_json_type(const char *ct)
 static int read_body(struct mg_connection *c, long long declared, size_t max,
 		     int timeout_ms, char **out, size_t *out_len)
 {
-	size_t cap = declared >= 0 ? (size_t)declared + 1 : 16384, len = 0;
-	char *buf = malloc(cap);
+	struct buf b;
 	/* civetweb's timeout is per read: a sender trickling a byte at a time
 	 * would hold this thread forever without a deadline for the whole body */
 	long long deadline = clock_mono_ms() + timeout_ms;
+	int status = 0;
 
 	*out = NULL;
-	if (!buf)
-		return 503;
-	for (;;) {
+	/* Without Content-Length one byte past max is read to see it is over;
+	 * the caller refused a declared length over max already. */
+	buf_init(&b, declared >= 0 ? (size_t)declared : max + 1);
+	/* declared: all of it at once; otherwise 16 KiB, then doubling */
+	if (buf_reserve(&b, declared >= 0 ? (size_t)declared : 16384 - 1) < 0)
+		status = 503;
+	while (!status && buf_room(&b) > 0) {
 		if (clock_mono_ms() > deadline) {
-			free(buf);
-			return 408;
+			status = 408;
+			break;
 		}
-		if (len == cap - 1) {
-			if (declared >= 0)
-				break;
-			if (len > max)
-				break;
-			size_t ncap = cap * 2 > max + 2 ? max + 2 : cap * 2;
-			char *nb = realloc(buf, ncap);
-			if (!nb) {
-				free(buf);
-				return 503;
-			}
-			buf = nb;
-			cap = ncap;
+		if (buf_reserve(&b, 1) < 0) {
+			status = 503;
+			break;
 		}
-		int r = mg_read(c, buf + len, cap - 1 - len);
+		int r = mg_read(c, b.p + b.len, b.cap - 1 - b.len);
 		if (r <= 0)
 			break;
-		len += (size_t)r;
+		buf_commit(&b, (size_t)r);
 	}
-	if (len > max) {
-		free(buf);
-		return 413;
+	if (!status && b.len > max)
+		status = 413;
+	else if (!status && declared >= 0 && b.len < (size_t)declared)
+		status = 400;
+	if (status) {
+		buf_free(&b);
+		return status;
 	}
-	if (declared >= 0 && len < (size_t)declared) {
-		free(buf);
-		return 400;
-	}
-	buf[len] = '\0';
-	*out = buf;
-	*out_len = len;
-	return 0;
+	*out = buf_detach(&b, out_len);
+	return *out ? 0 : 503;
 }
 
 /* Counts what a source's endpoint answered. */

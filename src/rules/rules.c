@@ -4,7 +4,7 @@
  * Loading never stops at the first problem: every file is read and every
  * rule checked, and each problem is reported with its file:line:column, so
  * that one `runbridge -n` run shows everything to fix.  Conditions live in
- * cond.c; each action kind checks its own map (action.h).
+ * cond.c; each action kind checks its own map (through actions/action_spec.h).
  *
  * Once loaded, rules are read-only: routing only reads them, and the YAML
  * documents are freed at the end of the load (action specs own their data).
@@ -18,7 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "actions/action.h"
+#include "actions/action_spec.h"
 #include "core/cfgtree.h"
 #include "rules/cond.h"
 #include "rules/lint.h"
@@ -29,15 +29,11 @@
 #define RB_STR_(x) #x
 #define RB_STR(x) RB_STR_(x)
 
-struct rule_action {
-	const struct action_ops *ops;
-	void *spec;
-};
 
 struct rule {
 	char *name;
 	struct cond *match;          /* NULL: every event */
-	struct rule_action *actions;
+	struct action_spec **actions;
 	size_t n_actions;
 	int stop;
 };
@@ -60,7 +56,7 @@ struct loader {
 static void rule_clear(struct rule *r)
 {
 	for (size_t i = 0; i < r->n_actions; i++)
-		r->actions[i].ops->free_spec(r->actions[i].spec);
+		action_spec_free(r->actions[i]);
 	free(r->actions);
 	cond_free(r->match);
 	free(r->name);
@@ -167,27 +163,26 @@ static int parse_action(struct loader *ld, struct rule *r,
 			const struct cfg_node *item, const char *label)
 {
 	char msg[ERR_MSG_MAX];
-	const struct action_ops *ops;
-	void *spec;
+	int rc;
 
 	if (item->type != CFG_MAP || item->n != 1) {
 		fail(ld, item, "an action is a map with one key, its kind, like '- redis: {stream: ...}'",
 		     label);
 		return -1;
 	}
-	ops = action_find(item->keys[0]->value);
-	if (!ops) {
+	rc = action_spec_parse(&r->actions[r->n_actions], item->keys[0]->value,
+			       item->items[0], ld->errs);
+	if (rc == ACTION_SPEC_UNKNOWN) {
 		snprintf(msg, sizeof(msg), "unknown action kind '%s'; expected one of %s",
-			 item->keys[0]->value, action_kind_list());
+			 item->keys[0]->value, action_spec_kinds());
 		fail(ld, item->keys[0], msg, label);
 		return -1;
 	}
-	if (ops->parse(&spec, item->items[0], ld->errs) < 0) {
+	if (rc < 0) {
 		ld->bad = 1;
 		return -1;
 	}
-	r->actions[r->n_actions].ops = ops;
-	r->actions[r->n_actions++].spec = spec;
+	r->n_actions++;
 	return 0;
 }
 
@@ -473,7 +468,7 @@ static int push_matched(struct route_result *out, const char *name)
 static int push_action(struct route_result *out, const struct rule *r,
 		       size_t index, json_object *event, struct err *err)
 {
-	const struct rule_action *a = &r->actions[index];
+	const struct action_spec *a = r->actions[index];
 	size_t cap = grown_cap(out->n);
 	json_object *params;
 
@@ -483,11 +478,11 @@ static int push_action(struct route_result *out, const struct rule *r,
 			return err_set(err, "out of memory");
 		out->v = v;
 	}
-	if (a->ops->render(&params, a->spec, event, err) < 0)
+	if (action_spec_render(&params, a, event, err) < 0)
 		return -1;
 	out->v[out->n++] = (struct routed_action){
 		.rule = r->name, .index = (int)index,
-		.kind = a->ops->name, .params = params,
+		.kind = action_spec_kind(a), .params = params,
 	};
 	return 0;
 }

@@ -8,6 +8,7 @@
  * Only values are escaped: the literal text is the rule author's.
  */
 #include "rules/template.h"
+#include "core/buf.h"
 #include "core/utf8.h"
 
 #include <ctype.h>
@@ -154,55 +155,16 @@ done:
 
 /* ---- render -------------------------------------------------------------- */
 
-struct out {
-	char *p;
-	size_t len, cap, max;
-	int full;            /* the cap was reached: nothing more is written */
-	int oom;
-};
-
-/* Makes room for n more bytes within the cap; 0 when they do not fit. */
-static int reserve(struct out *o, size_t n)
+/* All n bytes or none of them: once one put does not fit (or memory runs
+ * out) the buffer refuses every later one, so output stops there. */
+static int put(struct buf *o, const char *s, size_t n)
 {
-	size_t cap;
-	char *p;
-
-	if (o->full || o->oom)
-		return 0;
-	if (n > o->max - o->len) {
-		o->full = 1;
-		return 0;
-	}
-	if (o->len + n + 1 <= o->cap)
-		return 1;
-	cap = o->cap ? o->cap : 64;
-	while (cap < o->len + n + 1)
-		cap *= 2;
-	if (cap > o->max + 1)
-		cap = o->max + 1;
-	p = realloc(o->p, cap);
-	if (!p) {
-		o->oom = 1;
-		return 0;
-	}
-	o->p = p;
-	o->cap = cap;
-	return 1;
-}
-
-/* Appends all n bytes or none of them. */
-static int put(struct out *o, const char *s, size_t n)
-{
-	if (!reserve(o, n))
-		return 0;
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-	return 1;
+	return buf_add(o, s, n) == 0;
 }
 
 
 /* Raw text: cut at a character boundary when the cap is reached. */
-static void put_raw(struct out *o, const char *s, size_t n)
+static void put_raw(struct buf *o, const char *s, size_t n)
 {
 	size_t i = 0;
 
@@ -218,7 +180,7 @@ static void put_raw(struct out *o, const char *s, size_t n)
 
 /* The inside of a JSON string literal: quote, backslash and control
  * characters escaped; bytes that are not UTF-8 become U+FFFD. */
-static void put_json(struct out *o, const char *s, size_t n)
+static void put_json(struct buf *o, const char *s, size_t n)
 {
 	size_t i = 0;
 
@@ -251,7 +213,7 @@ static void put_json(struct out *o, const char *s, size_t n)
 }
 
 /* Strings are their text; everything else is json-c's compact JSON. */
-static void put_value(struct out *o, json_object *v, enum tmpl_escape esc)
+static void put_value(struct buf *o, json_object *v, enum tmpl_escape esc)
 {
 	const char *s;
 	size_t n;
@@ -277,23 +239,21 @@ static void put_value(struct out *o, json_object *v, enum tmpl_escape esc)
 char *tmpl_render(const struct tmpl *t, json_object *event,
 		  enum tmpl_escape esc, size_t max_len)
 {
-	struct out o = { .max = max_len ? max_len : TMPL_DEFAULT_MAX };
+	struct buf o;
 
-	if (o.max > SIZE_MAX / 4)
-		o.max = SIZE_MAX / 4; /* keeps the capacity arithmetic exact */
-	if (!reserve(&o, 0))
+	buf_init(&o, max_len ? max_len : TMPL_DEFAULT_MAX);
+	if (buf_add(&o, "", 0) < 0)
 		return NULL;
-	for (size_t i = 0; i < t->n && !o.full && !o.oom; i++) {
+	for (size_t i = 0; i < t->n && !buf_error(&o); i++) {
 		const struct part *p = &t->parts[i];
 		if (p->lit)
 			put_raw(&o, p->lit, p->len);
 		else
 			put_value(&o, jpath_get(p->path, event), esc);
 	}
-	if (o.oom) {
-		free(o.p);
+	if (buf_error(&o) == ERR_NOMEM) {
+		buf_free(&o);
 		return NULL;
 	}
-	o.p[o.len] = '\0';
-	return o.p;
+	return buf_detach(&o, NULL); /* ERR_TOOLARGE: truncated, as documented */
 }

@@ -3,12 +3,13 @@
  * and commits everything that is waiting at that moment in one transaction
  * with one fsync (group commit):
  *
- *   - deliveries from HTTP threads: dedup by id, normalize (enriched from the
- *     run registry, in receipt order), store, update the registry, route by
- *     the rules and store one job per action.  The caller is woken only after
- *     the commit, so a 202 always means "on disk".
+ *   - deliveries from HTTP threads, ready to insert: the delivery row, the
+ *     run registry's new row (run.* events) and one row per job.  Dedup,
+ *     enrichment, normalization and routing happened before, in the request
+ *     thread (store/route_stage.h), so nothing slow can stall a commit.  The
+ *     caller is woken only after the commit, so a 202 always means "on disk".
  *   - attempt outcomes from action workers (no one waits for these).
- *   - readiness probes.
+ *   - readiness probes, target mappings, source status.
  *
  * After each commit the new jobs are handed to the on_jobs callback (the
  * dispatcher), so workers only ever see committed rows.
@@ -26,6 +27,21 @@
 struct rules;
 struct ingest;
 
+/* One job row of a delivery, rendered; strings borrowed. */
+struct ingest_job {
+	const char *rule, *kind, *params_json, *lane;
+	int index;
+};
+
+/* Everything the writer stores for one delivery (strings borrowed until
+ * the call that hands them over returns). */
+struct ingest_rows {
+	struct delivery_rec d;        /* d.event_json: the normalized event */
+	const char *run_json;         /* run.* events: the registry's new run */
+	const struct ingest_job *jobs;
+	size_t njobs;
+};
+
 typedef void (*ingest_jobs_fn)(void *ctx, const struct job_ref *jobs, size_t n);
 
 /* Takes ownership of st (closed by ingest_stop).  rules and cfg are borrowed
@@ -35,14 +51,25 @@ int ingest_start(struct ingest **out, struct store *st, const struct config *cfg
 		 struct err *err);
 
 /*
- * Stores one delivery and waits for the commit.  delivery (parsed by
- * event_parse) is consumed in every case.  Returns 0 with *duplicate set, or
- * -1 when it could not be stored (err->code 503).
+ * Dedups, enriches, normalizes and routes one delivery in the calling
+ * thread, has the writer store it with its jobs and waits for the commit.
+ * delivery (parsed by event_parse) is consumed in every case.  Returns 0
+ * with *duplicate set, or -1 when it could not be stored (err->code
+ * ERR_UNAVAILABLE).
  */
 int ingest_delivery(struct ingest *in, const struct source_cfg *src,
 		    const char *id, json_object *delivery, const char *raw,
 		    size_t raw_len, long long received_ms, int *duplicate,
 		    struct err *err);
+
+/* Stores rows as they are (no dedup, no enrichment, no routing) and waits
+ * for the commit: the writer's own intake, for tools and tests.  0, or -1
+ * when they could not be stored (err->code ERR_UNAVAILABLE). */
+int ingest_write(struct ingest *in, const struct ingest_rows *rows,
+		 struct err *err);
+
+/* Requests queued for the writer and not taken yet (tests, diagnostics). */
+size_t ingest_queued(struct ingest *in);
 
 /* Queues n attempt outcomes (copied, details too); returns at once.  Calls
  * from one thread reach the store in the order they were made. */
@@ -61,7 +88,8 @@ int ingest_map(struct ingest *in, const struct map_key *key,
 int ingest_source(struct ingest *in, const char *source, const char *json,
 		  struct err *err);
 
-/* Rules for deliveries committed from now on; returns the previous ones. */
+/* Rules for deliveries routed from now on; returns the previous ones,
+ * which no delivery is being routed by any more when this returns. */
 const struct rules *ingest_set_rules(struct ingest *in, const struct rules *rules);
 
 /* Commits what is queued, stops the thread, closes the store.  Later

@@ -4,6 +4,7 @@
  * rules or actions: it keeps rows.
  */
 #include "store/store.h"
+#include "core/unconst.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -126,8 +127,7 @@ static int step_done(struct store *st, sqlite3_stmt *s, struct err *err,
 
 static int db_error(struct store *st, struct err *err, const char *what)
 {
-	int code = sqlite3_errcode(st->db);
-	return err_setc(err, code, "store: %s: %s", what, sqlite3_errmsg(st->db));
+	return err_set(err, "store: %s: %s", what, sqlite3_errmsg(st->db));
 }
 
 static int exec_sql(struct store *st, const char *sql, struct err *err)
@@ -176,12 +176,11 @@ int store_open(struct store **out, const char *data_dir, enum store_mode mode,
 	if (!st)
 		return err_set(err, "out of memory");
 	if (sqlite3_open_v2(path, &st->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		if (mode == STORE_RO)
-			err_setc(err, 2, "store: no database at %s yet", path);
-		else
-			db_error(st, err, path);
+		int rc = mode == STORE_RO
+			? err_setc(err, ERR_NOTFOUND, "store: no database at %s yet", path)
+			: db_error(st, err, path);
 		store_close(st);
-		return -1;
+		return rc;
 	}
 	sqlite3_busy_timeout(st->db, 5000);
 	if (mode == STORE_RW &&
@@ -525,6 +524,29 @@ int store_jobs_clear_requeued(struct store *st, struct err *err)
 	return exec_sql(st, "UPDATE jobs SET requeue = 0 WHERE requeue = 1", err);
 }
 
+int store_target_open_jobs(struct store *st, const char *kind, const char *target,
+			   long long *out, struct err *err)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	*out = 0;
+	/* jobs_open serves state < 2; a reload is rare, the scan is fine */
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT COUNT(*) FROM jobs WHERE state < 2 AND kind = ?1"
+			       " AND json_extract(params, '$.target') = ?2",
+			       -1, &s, NULL) != SQLITE_OK)
+		return db_error(st, err, "prepare");
+	sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, target, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW)
+		return db_error(st, err, "open jobs of a target");
+	return 0;
+}
+
 int store_counts(struct store *st, struct store_counts *out, struct err *err)
 {
 	sqlite3_stmt *s = NULL;
@@ -746,9 +768,11 @@ int store_map_list(struct store *st, const char *project, long long run_id,
 	sqlite3_bind_int64(s, 2, run_id);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct map_rec m = {
-			.remote_id = (char *)sqlite3_column_text(s, 2),
-			.state = (char *)sqlite3_column_text(s, 3),
-			.data = (char *)sqlite3_column_text(s, 4),
+			/* borrowed for fn; struct map_rec is also the owner
+			 * store_map_get fills, hence not const */
+			.remote_id = RB_UNCONST(sqlite3_column_text(s, 2)),
+			.state = RB_UNCONST(sqlite3_column_text(s, 3)),
+			.data = RB_UNCONST(sqlite3_column_text(s, 4)),
 		};
 		fn(ctx, (const char *)sqlite3_column_text(s, 0),
 		   (const char *)sqlite3_column_text(s, 1), &m,

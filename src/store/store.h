@@ -36,7 +36,7 @@ struct store;
 enum store_mode { STORE_RW, STORE_RO };
 
 /* Opens (creating data_dir and the schema in RW mode). RO mode fails with
- * code 2 when no database exists yet. */
+ * ERR_NOTFOUND when no database exists yet. */
 int store_open(struct store **out, const char *data_dir, enum store_mode mode,
 	       struct err *err);
 void store_close(struct store *st);
@@ -169,6 +169,11 @@ int store_map_list(struct store *st, const char *project, long long run_id,
 		   void (*fn)(void *ctx, const char *kind, const char *target,
 			      const struct map_rec *m, long long updated_ms),
 		   void *ctx, struct err *err);
+
+/* Jobs of one target (kind and target name) not finished yet: pending,
+ * retrying or running.  A reload may not remove a target that has some. */
+int store_target_open_jobs(struct store *st, const char *kind, const char *target,
+			   long long *out, struct err *err);
 
 /* What a source's endpoint last answered (http/srcstat.h's JSON), kept in
  * the meta table: *out is malloc'd, or NULL when nothing is saved. */

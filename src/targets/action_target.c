@@ -13,11 +13,15 @@
  */
 #include "targets/action_target.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/unconst.h"
 #include "rules/template.h"
+#include "store/store.h"
+#include "targets/target.h"
 
 static const struct config *live_config;
 
@@ -26,25 +30,20 @@ void action_set_config(const struct config *cfg)
 	live_config = cfg;
 }
 
-/* The template settings of each kind, as named in target_cfg.c. */
-static const char *const testomat_keys[] = { "title", "group_title", "description", "env", "label", NULL };
-static const char *const qasphere_keys[] = { "title", "description", NULL };
-static const char *const testcenter_keys[] = { "batch", "suite", NULL };
-
 #define MAX_TMPL 8
 #define MAX_LABELS 32
 
 struct target_spec {
 	const char *kind;
 	char *target;
-	const char *const *keys;
+	const char *keys[MAX_TMPL + 1];         /* the kind's templates, NULL-terminated */
 	struct tmpl *tmpl[MAX_TMPL];            /* one per key; NULL = not set */
 	char *label_keys[MAX_LABELS];           /* testcenter labels */
 	struct tmpl *label_tmpl[MAX_LABELS];
 	size_t n_labels;
 };
 
-static void spec_free(void *p)
+void target_free_spec(void *p)
 {
 	struct target_spec *s = p;
 	if (!s)
@@ -109,10 +108,21 @@ static int from_target(struct target_spec *s, const struct target_cfg *t,
 	return bad;
 }
 
+/* "title, description" for messages. */
+static const char *key_list(const struct target_spec *s, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; s->keys[i] && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "", s->keys[i]);
+	return buf;
+}
+
 static int parse_fields(struct target_spec *s, const struct cfg_node *node,
 			struct errlist *errs)
 {
-	char where[300];
+	char where[300], list[256];
 	int bad = 0;
 
 	for (size_t i = 0; i < node->n; i++) {
@@ -124,8 +134,7 @@ static int parse_fields(struct target_spec *s, const struct cfg_node *node,
 		if (idx < 0) {
 			bad |= errlist_add(errs, "%s: %s: unknown key '%s'; expected target or one of the templates (%s)",
 					   cfg_where(node->keys[i], where, sizeof(where)), s->kind, k,
-					   s->keys == testomat_keys ? "title, group_title, description, env, label"
-					   : s->keys == qasphere_keys ? "title, description" : "batch, suite");
+					   key_list(s, list, sizeof(list)));
 		} else if (v->type != CFG_SCALAR) {
 			bad |= errlist_add(errs, "%s: %s: %s must be a string",
 					   cfg_where(v, where, sizeof(where)), s->kind, k);
@@ -136,9 +145,21 @@ static int parse_fields(struct target_spec *s, const struct cfg_node *node,
 	return bad;
 }
 
-static int parse(const char *kind, const char *const *keys, void **out,
+/* The kind's templates: its AK_TEMPLATE settings. */
+static void template_keys(struct target_spec *s, const struct action_ops *kind)
+{
+	size_t n = 0;
+
+	for (const struct action_key *k = kind->settings; k && k->name; k++)
+		if (k->type == AK_TEMPLATE && n < MAX_TMPL)
+			s->keys[n++] = k->name;
+	s->keys[n] = NULL;
+}
+
+int target_parse(const struct action_ops *ops, void **out,
 		 const struct cfg_node *node, struct errlist *errs)
 {
+	const char *kind = ops->name;
 	char where[300];
 	const struct cfg_node *t = cfg_get(node, "target");
 	const struct target_cfg *tc;
@@ -160,16 +181,16 @@ static int parse(const char *kind, const char *const *keys, void **out,
 		return errlist_add(errs, "out of memory");
 	}
 	s->kind = kind;
-	s->keys = keys;
+	template_keys(s, ops);
 	if (from_target(s, tc, t, errs) | parse_fields(s, node, errs)) {
-		spec_free(s);
+		target_free_spec(s);
 		return -1;
 	}
 	*out = s;
 	return 0;
 }
 
-static int render(json_object **out, const void *spec, json_object *event,
+int target_render(json_object **out, const void *spec, json_object *event,
 		  struct err *err)
 {
 	const struct target_spec *s = spec;
@@ -206,17 +227,130 @@ oom:
 	return err_set(err, "out of memory");
 }
 
-#define KIND(NAME, KEYS)                                                     \
-	static int NAME##_parse(void **out, const struct cfg_node *node,    \
-				struct errlist *errs)                        \
-	{                                                                    \
-		return parse(#NAME, KEYS, out, node, errs);                  \
-	}                                                                    \
-	const struct action_ops action_##NAME##_ops = {                      \
-		.name = #NAME, .parse = NAME##_parse, .render = render,      \
-		.free_spec = spec_free,                                      \
-	};
+/* ---- the running side ------------------------------------------------------ */
 
-KIND(testomat, testomat_keys)
-KIND(qasphere, qasphere_keys)
-KIND(testcenter, testcenter_keys)
+/* Per thread: the kind and an HTTP handle. */
+struct target_worker {
+	const struct action_ops *kind;
+	struct outbound *http;
+};
+
+int target_open(void **out, const struct action_ops *self,
+		struct action_host *host, struct err *err)
+{
+	struct target_worker *w = calloc(1, sizeof(*w));
+
+	(void)host;
+	*out = NULL;
+	if (!w)
+		return err_set(err, "out of memory");
+	w->kind = self;
+	if (outbound_new(&w->http, err) < 0) {
+		free(w);
+		return -1;
+	}
+	*out = w;
+	return 0;
+}
+
+void target_close(void *state)
+{
+	struct target_worker *w = state;
+	if (!w)
+		return;
+	outbound_free(w->http);
+	free(w);
+}
+
+struct map_ctx {
+	struct action_host *host;
+	struct map_key key;
+};
+
+static int save_map(struct target_attempt *a, struct err *err)
+{
+	struct map_ctx *mc = a->save_ctx;
+	struct map_rec rec = {
+		.remote_id = a->map.remote_id, .state = a->map.state,
+		.data = RB_UNCONST(json_object_to_json_string_ext(a->map.data,
+							JSON_C_TO_STRING_PLAIN)),
+	};
+	return mc->host->map_put(mc->host, &mc->key, &rec, err);
+}
+
+static int load_map(struct map_ctx *mc, struct target_attempt *a, struct err *err)
+{
+	struct map_rec rec;
+
+	if (mc->host->map_get(mc->host, &mc->key, &rec, err) < 0)
+		return -1;
+	a->map.remote_id = rec.remote_id;
+	a->map.state = rec.state;
+	a->map.data = rec.data ? json_tokener_parse(rec.data) : NULL;
+	free(rec.data);
+	if (!a->map.data || !json_object_is_type(a->map.data, json_type_object)) {
+		json_object_put(a->map.data);
+		a->map.data = json_object_new_object();
+	}
+	return 0;
+}
+
+static void result(struct work_result *r, enum work_outcome o, const char *fmt,
+		   ...) __attribute__((format(printf, 3, 4)));
+
+static void result(struct work_result *r, enum work_outcome o, const char *fmt,
+		   ...)
+{
+	va_list ap;
+
+	r->outcome = o;
+	va_start(ap, fmt);
+	vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
+	va_end(ap);
+}
+
+static void run_one(struct target_worker *w, struct action_host *host,
+		    struct action_job *j)
+{
+	const char *kind = w->kind->name, *name = param_str(j->params, "target");
+	struct target_attempt a = { 0 };
+	struct target_outcome out = { .outcome = WORK_FAIL, .retry_after_ms = -1 };
+	struct map_ctx mc = { .host = host };
+	struct err err;
+
+	a.target = name ? host->target(host, kind, name) : NULL;
+	if (!a.target) {
+		result(j->res, WORK_PERMANENT, "unknown target '%s' (not in the running config)",
+		       name ? name : "");
+		return;
+	}
+	mc.key = (struct map_key){ .kind = kind, .target = name,
+				   .project = j->project, .run_id = j->run_id };
+	a.params = j->params;
+	a.event = json_tokener_parse(j->event_json);
+	a.delivery_id = j->delivery_id;
+	a.job_id = j->id;
+	a.attempt = j->attempt;
+	a.http = w->http;
+	a.save = save_map;
+	a.save_ctx = &mc;
+	if (load_map(&mc, &a, &err) < 0) {
+		result(j->res, WORK_FAIL, "%s", err.msg);
+	} else {
+		w->kind->attempt(&a, &out);
+		j->res->outcome = out.outcome;
+		j->res->retry_after_ms = out.retry_after_ms;
+		snprintf(j->res->detail, sizeof(j->res->detail), "%s", out.detail);
+	}
+	json_object_put(a.event);
+	json_object_put(a.map.data);
+	free(a.map.remote_id);
+	free(a.map.state);
+}
+
+void target_run(void *state, struct action_host *host, struct action_job *jobs,
+		size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		run_one(state, host, &jobs[i]);
+}

@@ -4,68 +4,12 @@
  * which escapes markup and replaces what XML 1.0 cannot carry.
  */
 #include "targets/junit.h"
+#include "core/buf.h"
 #include "core/utf8.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct xbuf {
-	char *p;
-	size_t len, cap;
-	int full;                 /* over JUNIT_MAX_BYTES */
-	int oom;
-};
-
-static int xb_put(struct xbuf *b, const char *s, size_t n)
-{
-	if (b->full || b->oom)
-		return -1;
-	if (n > JUNIT_MAX_BYTES - b->len) {
-		b->full = 1;
-		return -1;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p) {
-			b->oom = 1;
-			return -1;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
-}
-
-static int xb_str(struct xbuf *b, const char *s)
-{
-	return xb_put(b, s, strlen(s));
-}
-
-static int xb_fmt(struct xbuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int xb_fmt(struct xbuf *b, const char *fmt, ...)
-{
-	char tmp[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return -1; /* only short numeric fragments go through here */
-	return xb_put(b, tmp, (size_t)n);
-}
-
 
 /* Characters XML 1.0 allows (besides tab, newline, carriage return). */
 static int xml_char_ok(unsigned cp)
@@ -93,7 +37,7 @@ static const char *xml_escape_of(unsigned c)
 
 /* At most max bytes of s (whole characters), escaped for text and
  * attribute values alike. */
-static int xml_text(struct xbuf *b, const char *s, size_t max)
+static int xml_text(struct buf *b, const char *s, size_t max)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t n = strlen(s), i = 0;
@@ -105,12 +49,12 @@ static int xml_text(struct xbuf *b, const char *s, size_t max)
 		if (i + (l ? l : 1) > max)
 			break;
 		if (esc) {
-			if (xb_str(b, esc) < 0)
+			if (buf_adds(b, esc) < 0)
 				return -1;
 		} else if (l == 0 || !xml_char_ok(cp)) {
-			if (xb_str(b, "\xef\xbf\xbd") < 0) /* U+FFFD */
+			if (buf_adds(b, "\xef\xbf\xbd") < 0) /* U+FFFD */
 				return -1;
-		} else if (xb_put(b, s + i, l) < 0) {
+		} else if (buf_add(b, s + i, l) < 0) {
 			return -1;
 		}
 		i += l ? l : 1;
@@ -148,47 +92,47 @@ long long junit_tests(const struct junit_run *r)
 	return r->total > sum ? r->total : sum;
 }
 
-static int suite_open(struct xbuf *b, const struct junit_run *r)
+static int suite_open(struct buf *b, const struct junit_run *r)
 {
-	xb_str(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	buf_adds(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 		  "<testsuites>\n<testsuite name=\"");
 	xml_text(b, r->suite, JUNIT_NAME_MAX);
-	xb_fmt(b, "\" tests=\"%lld\" failures=\"%lld\" errors=\"0\" skipped=\"%lld\"",
+	buf_addf(b, "\" tests=\"%lld\" failures=\"%lld\" errors=\"0\" skipped=\"%lld\"",
 	       junit_tests(r), nonneg(r->failed) + nonneg(r->blocked),
 	       junit_skipped(r));
 	if (r->duration_ms >= 0)
-		xb_fmt(b, " time=\"%lld.%03lld\"", r->duration_ms / 1000,
+		buf_addf(b, " time=\"%lld.%03lld\"", r->duration_ms / 1000,
 		       r->duration_ms % 1000);
 	if (r->timestamp) {
-		xb_str(b, " timestamp=\"");
+		buf_adds(b, " timestamp=\"");
 		xml_text(b, r->timestamp, 64);
-		xb_str(b, "\"");
+		buf_adds(b, "\"");
 	}
-	return xb_str(b, ">\n");
+	return buf_adds(b, ">\n");
 }
 
 /* n testcases "<suite> <what> 1..n", each with child (NULL: none). */
-static int cases(struct xbuf *b, const struct junit_run *r, long long n,
+static int cases(struct buf *b, const struct junit_run *r, long long n,
 		 const char *what, const char *child)
 {
 	for (long long i = 1; i <= n; i++) {
-		xb_str(b, "<testcase name=\"");
+		buf_adds(b, "<testcase name=\"");
 		xml_text(b, r->suite, JUNIT_NAME_MAX);
-		xb_fmt(b, " %s %lld\"", what, i);
+		buf_addf(b, " %s %lld\"", what, i);
 		if (!child) {
-			xb_str(b, "/>\n");
+			buf_adds(b, "/>\n");
 		} else {
-			xb_str(b, ">");
-			xb_str(b, child);
-			xb_str(b, "</testcase>\n");
+			buf_adds(b, ">");
+			buf_adds(b, child);
+			buf_adds(b, "</testcase>\n");
 		}
-		if (b->full || b->oom)
+		if (buf_error(b))
 			return -1;
 	}
 	return 0;
 }
 
-static int body(struct xbuf *b, const struct junit_run *r)
+static int body(struct buf *b, const struct junit_run *r)
 {
 	cases(b, r, nonneg(r->passed), "passed", NULL);
 	cases(b, r, nonneg(r->failed), "failed",
@@ -204,13 +148,13 @@ static int body(struct xbuf *b, const struct junit_run *r)
 		cases(b, r, junit_skipped(r), "skipped",
 		      "<skipped message=\"not passed, failed or blocked in Qase\"/>");
 	}
-	return xb_str(b, "</testsuite>\n</testsuites>\n");
+	return buf_adds(b, "</testsuite>\n</testsuites>\n");
 }
 
 int junit_render(char **out, size_t *len, const struct junit_run *r,
 		 struct err *err)
 {
-	struct xbuf b = { 0 };
+	struct buf b;
 	struct junit_run run = *r;
 	long long n = counted(r);
 
@@ -221,15 +165,16 @@ int junit_render(char **out, size_t *len, const struct junit_run *r,
 			       n, JUNIT_MAX_CASES);
 	if (!run.suite)
 		run.suite = "";
+	buf_init(&b, JUNIT_MAX_BYTES);
 	suite_open(&b, &run);
 	body(&b, &run);
-	if (b.full || b.oom) {
-		free(b.p);
-		return b.oom ? err_set(err, "out of memory")
-			     : err_set(err, "junit: the report is over %u bytes",
-				       JUNIT_MAX_BYTES);
+	if (buf_error(&b)) {
+		int e = buf_error(&b);
+		buf_free(&b);
+		return e == ERR_NOMEM ? err_set(err, "out of memory")
+			: err_set(err, "junit: the report is over %u bytes",
+				  JUNIT_MAX_BYTES);
 	}
-	*out = b.p;
-	*len = b.len;
-	return 0;
+	*out = buf_detach(&b, len);
+	return *out ? 0 : err_set(err, "out of memory");
 }

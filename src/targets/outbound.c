@@ -19,6 +19,8 @@
 #include <strings.h>
 #include <curl/curl.h>
 
+#include "core/buf.h"
+
 #define BODY_MAX (64 * 1024)
 #define LIBCURL "libcurl.so.4"
 
@@ -82,22 +84,17 @@ void outbound_resp_free(struct outbound_resp *r)
 	r->body_len = 0;
 }
 
+/* The first BODY_MAX bytes are kept, the rest read and dropped; out of
+ * memory ends the transfer. */
 static size_t on_body(char *data, size_t size, size_t n, void *ctx)
 {
-	struct outbound_resp *r = ctx;
+	struct buf *b = ctx;
 	size_t len = size * n, keep = len;
 
-	if (r->body_len + keep > BODY_MAX)
-		keep = BODY_MAX - r->body_len;
-	if (keep) {
-		char *b = realloc(r->body, r->body_len + keep + 1);
-		if (!b)
-			return 0;
-		memcpy(b + r->body_len, data, keep);
-		r->body = b;
-		r->body_len += keep;
-		r->body[r->body_len] = '\0';
-	}
+	if (keep > buf_room(b))
+		keep = buf_room(b);
+	if (keep && buf_add(b, data, keep) < 0)
+		return 0;
 	return len;
 }
 
@@ -163,8 +160,10 @@ int outbound_send(struct outbound *o, const struct outbound_req *req,
 	struct curl_slist *h;
 	curl_mime *mime = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
+	struct buf body;
 
 	memset(resp, 0, sizeof(*resp));
+	buf_init(&body, BODY_MAX);
 	resp->retry_after_ms = -1;
 	pthread_once(&api_once, api_load);
 	if (api.error[0]) {
@@ -190,7 +189,7 @@ int outbound_send(struct outbound *o, const struct outbound_req *req,
 	api.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, req->insecure ? 0L : 2L);
 	api.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	api.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	api.easy_setopt(c, CURLOPT_WRITEDATA, resp);
+	api.easy_setopt(c, CURLOPT_WRITEDATA, &body);
 	api.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	api.easy_setopt(c, CURLOPT_HEADERDATA, resp);
 	api.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
@@ -209,6 +208,10 @@ int outbound_send(struct outbound *o, const struct outbound_req *req,
 			 errbuf[0] ? errbuf : api.easy_strerror(rc));
 	api.mime_free(mime);
 	api.slist_free_all(h);
+	/* NULL when nothing came (outbound_describe and the targets test it) */
+	if (body.len)
+		resp->body = buf_detach(&body, &resp->body_len);
+	buf_free(&body);
 	return rc == CURLE_OK ? 0 : -1;
 }
 

@@ -22,8 +22,8 @@
 
 #include <json-c/json.h>
 
+#include "actions/action.h"
 #include "targets/outbound.h"
-#include "dispatch/worker.h"
 #include "core/config.h"
 #include "core/err.h"
 
@@ -55,13 +55,56 @@ struct target_outcome {
 	char detail[1024];
 };
 
-/* Each translated kind: runs one attempt. */
-struct target_kind {
-	const char *name;
-	void (*run)(struct target_attempt *a, struct target_outcome *out);
-};
+/*
+ * The parts of struct action_ops every translated kind shares (each kind's
+ * file gives its name, settings and attempt; see target_testomat.c):
+ *
+ *   target_parse    `- <kind>: { target: main, <template>: ... }`: the
+ *                   target must be configured; the templates are the kind's
+ *                   AK_TEMPLATE settings, defaulting to the target's
+ *   target_render   {"target": "main", <template>: rendered, ...}
+ *   target_open, target_close, target_run
+ *                   per thread an HTTP handle; per job the target from the
+ *                   live config, the run mapping loaded, ops->attempt run
+ */
+int target_parse(const struct action_ops *kind, void **out,
+		 const struct cfg_node *node, struct errlist *errs);
+int target_render(json_object **out, const void *spec, json_object *event,
+		  struct err *err);
+void target_free_spec(void *spec);
+int target_open(void **out, const struct action_ops *self,
+		struct action_host *host, struct err *err);
+void target_close(void *state);
+void target_run(void *state, struct action_host *host,
+		struct action_job *jobs, size_t n);
 
-extern const struct target_kind target_testomat, target_qasphere, target_testcenter;
+/* The settings every translated kind has: timeouts and TLS checking. */
+#define TARGET_COMMON_KEYS                                                        \
+	{ "timeout_s", AK_INT, "20", 0, NULL, "whole request timeout, seconds" },  \
+	{ "connect_timeout_s", AK_INT, "5", 0, NULL, "connect timeout, seconds" }, \
+	{ "verify_tls", AK_BOOL, "true", 0, NULL, "check the server's certificate" }
+
+/* Declares the parse and ops wiring of a translated kind NAME whose table
+ * is NAME##_keys and attempt NAME##_attempt. */
+#define TARGET_KIND(NAME, SUMMARY, CHECK)                                          \
+	extern const struct action_ops action_##NAME##_ops;                        \
+	static int NAME##_parse(void **out, const struct cfg_node *node,          \
+				struct errlist *errs)                              \
+	{                                                                          \
+		return target_parse(&action_##NAME##_ops, out, node, errs);        \
+	}                                                                          \
+	const struct action_ops action_##NAME##_ops = {                            \
+		.name = #NAME, .summary = SUMMARY, .parse = NAME##_parse,          \
+		.render = target_render, .free_spec = target_free_spec,            \
+		.settings = NAME##_keys, .check = CHECK,                           \
+		.pool = action_pool_outbound, .open = target_open,                 \
+		.close = target_close, .run = target_run,                          \
+		.attempt = NAME##_attempt,                                         \
+	}
+
+/* The kinds, for their unit tests (the registry finds them by name). */
+extern const struct action_ops action_testomat_ops, action_qasphere_ops,
+	action_testcenter_ops;
 
 /* Helpers shared by the kinds. */
 

@@ -1,91 +1,29 @@
 /*
- * target_cfg: the targets: section.  Each kind has a table of settings
- * (name, type, default, required); values are ${VAR}-expanded, checked with
- * their file:line:column, and kept as a typed JSON object that the kind's
- * code reads at run time.  Templates stay text: they are rendered per event.
+ * target_cfg: the targets: section, read through the registry.  Each kind
+ * with targets has its config map in its ops (action.h: name, type,
+ * default, required, description); this is the one loader of all of them.
+ * Values are ${VAR}-expanded, checked with their file:line:column, and kept
+ * as a typed JSON object that the kind's code reads at run time.  Templates
+ * stay text: they are rendered per event.
  */
-#include "core/config.h"
+#include "targets/target_cfg.h"
+
+#include "actions/action.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum setting_type { T_STR, T_SECRET, T_URL, T_TEMPLATE, T_INT, T_BOOL, T_ENUM, T_MAP };
-
-struct setting {
-	const char *name;
-	enum setting_type type;
-	const char *def;          /* NULL: no default */
-	int required;
-	const char *values;       /* T_ENUM: "a|b|c" */
-};
-
-#define COMMON \
-	{ "timeout_s", T_INT, "20", 0, NULL }, \
-	{ "connect_timeout_s", T_INT, "5", 0, NULL }, \
-	{ "verify_tls", T_BOOL, "true", 0, NULL }
-
-static const struct setting testomat[] = {
-	{ "base_url", T_URL, "https://app.testomat.io", 0, NULL },
-	{ "api_key", T_SECRET, NULL, 1, NULL },
-	{ "title", T_TEMPLATE, "[Qase {{project}}#{{run_id}}] {{run.title}}", 0, NULL },
-	{ "group_title", T_TEMPLATE, "Qase {{project}}", 0, NULL },
-	{ "description", T_TEMPLATE, "Mirrored from Qase run {{project}}#{{run_id}}", 0, NULL },
-	{ "env", T_TEMPLATE, "{{run.environment}}", 0, NULL },
-	{ "label", T_TEMPLATE, NULL, 0, NULL },
-	{ "kind", T_ENUM, "manual", 0, "automated|manual|mixed" },
-	{ "aborted_status", T_ENUM, "fail", 0, "fail|finish" },
-	{ "api_key_in", T_ENUM, "both", 0, "body|query|both" },
-	COMMON,
-	{ NULL, 0, NULL, 0, NULL },
-};
-
-static const struct setting qasphere[] = {
-	{ "base_url", T_URL, NULL, 1, NULL },
-	{ "api_key", T_SECRET, NULL, 1, NULL },
-	{ "project", T_STR, NULL, 1, NULL },
-	{ "run_type", T_ENUM, "static_struct", 0, "static|static_struct|live" },
-	{ "query_plan", T_MAP, NULL, 1, NULL },
-	{ "auth_scheme", T_ENUM, "Bearer", 0, "Bearer|ApiKey" },
-	{ "rate_limit_per_s", T_INT, "20", 0, NULL },
-	{ "milestone_id", T_INT, NULL, 0, NULL },
-	{ "title", T_TEMPLATE, "[Qase {{project}}#{{run_id}}] {{run.title}}", 0, NULL },
-	{ "description", T_TEMPLATE, "Mirrored from Qase run {{project}}#{{run_id}}", 0, NULL },
-	COMMON,
-	{ NULL, 0, NULL, 0, NULL },
-};
-
-static const struct setting testcenter[] = {
-	{ "base_url", T_URL, "http://localhost:8800", 0, NULL },
-	{ "token", T_SECRET, NULL, 0, NULL },
-	{ "user", T_STR, NULL, 0, NULL },
-	{ "password", T_SECRET, NULL, 0, NULL },
-	{ "project", T_STR, NULL, 1, NULL },
-	{ "mode", T_ENUM, "import", 0, "import|reporting" },
-	{ "batch", T_TEMPLATE, "Qase {{project}}#{{run_id}}", 0, NULL },
-	{ "suite", T_TEMPLATE, "{{run.title}}", 0, NULL },
-	{ "labels", T_MAP, NULL, 0, NULL },
-	COMMON,
-	{ NULL, 0, NULL, 0, NULL },
-};
-
-static const struct {
-	const char *kind;
-	const struct setting *settings;
-} kinds[] = {
-	{ "testomat", testomat },
-	{ "qasphere", qasphere },
-	{ "testcenter", testcenter },
-};
-
-#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
-
 static int add_error(struct errlist *errs, const struct cfg_node *at,
 		     const char *fmt, const char *a, const char *b, const char *c)
 {
 	char where[300], msg[800];
+	/* every caller passes a literal taking at most three strings */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
 	snprintf(msg, sizeof(msg), fmt, a, b, c);
+#pragma GCC diagnostic pop
 	return errlist_add(errs, "%s: %s", cfg_where(at, where, sizeof(where)), msg);
 }
 
@@ -148,7 +86,7 @@ static json_object *to_json(const struct cfg_node *n)
 	}
 }
 
-static json_object *typed(const struct setting *s, const char *text,
+static json_object *typed(const struct action_key *s, const char *text,
 			  const struct cfg_node *at, const char *path,
 			  struct errlist *errs)
 {
@@ -156,7 +94,7 @@ static json_object *typed(const struct setting *s, const char *text,
 	long long v;
 
 	switch (s->type) {
-	case T_INT:
+	case AK_INT:
 		errno = 0;
 		v = strtoll(text, &end, 10);
 		if (errno || !*text || *end || v < 0) {
@@ -164,29 +102,29 @@ static json_object *typed(const struct setting *s, const char *text,
 			return NULL;
 		}
 		return json_object_new_int64(v);
-	case T_BOOL:
+	case AK_BOOL:
 		if (strcmp(text, "true") && strcmp(text, "false")) {
 			add_error(errs, at, "%s: expected true or false, got '%s'", path, text, "");
 			return NULL;
 		}
 		return json_object_new_boolean(text[0] == 't');
-	case T_ENUM:
+	case AK_ENUM:
 		if (!enum_ok(s->values, text)) {
 			add_error(errs, at, "%s: expected one of %s, got '%s'", path, s->values, text);
 			return NULL;
 		}
 		break;
-	case T_URL:
+	case AK_URL:
 		if (strncmp(text, "http://", 7) && strncmp(text, "https://", 8)) {
 			add_error(errs, at, "%s: expected an http:// or https:// URL, got '%s'", path, text, "");
 			return NULL;
 		}
 		break;
-	case T_SECRET:
-	case T_STR:
+	case AK_SECRET:
+	case AK_STR:
 		if (!*text) {
 			add_error(errs, at, "%s: is empty%s%s", path,
-				  s->type == T_SECRET ? " (is its environment variable set?)" : "", "");
+				  s->type == AK_SECRET ? " (is its environment variable set?)" : "", "");
 			return NULL;
 		}
 		break;
@@ -196,10 +134,10 @@ static json_object *typed(const struct setting *s, const char *text,
 	return json_object_new_string(text);
 }
 
-static int load_setting(json_object *out, const struct setting *s,
+static int load_setting(json_object *out, const struct action_key *s,
 			const struct cfg_node *v, const char *path, struct errlist *errs)
 {
-	if (s->type == T_MAP) {
+	if (s->type == AK_MAP) {
 		if (v->type != CFG_MAP)
 			return add_error(errs, v, "%s: expected a map, got %s", path,
 					 cfg_type_name(v), "");
@@ -217,7 +155,7 @@ static int load_setting(json_object *out, const struct setting *s,
 	return 0;
 }
 
-static const struct setting *find_setting(const struct setting *tab, const char *name)
+static const struct action_key *find_setting(const struct action_key *tab, const char *name)
 {
 	for (; tab->name; tab++)
 		if (strcmp(tab->name, name) == 0)
@@ -225,7 +163,7 @@ static const struct setting *find_setting(const struct setting *tab, const char 
 	return NULL;
 }
 
-static int load_target(struct target_cfg *t, const struct setting *tab,
+static int load_target(struct target_cfg *t, const struct action_key *tab,
 		       const struct cfg_node *key, const struct cfg_node *map,
 		       struct errlist *errs)
 {
@@ -238,7 +176,7 @@ static int load_target(struct target_cfg *t, const struct setting *tab,
 				 t->kind, t->name, cfg_type_name(map));
 	for (size_t i = 0; i < map->n; i++) {
 		const char *k = map->keys[i]->value;
-		const struct setting *s = find_setting(tab, k);
+		const struct action_key *s = find_setting(tab, k);
 		snprintf(path, sizeof(path), "targets.%s.%s.%.60s", t->kind, t->name, k);
 		if (!s)
 			bad |= add_error(errs, map->keys[i], "unknown key '%s'", path, "", "");
@@ -249,7 +187,7 @@ static int load_target(struct target_cfg *t, const struct setting *tab,
 		if (json_object_object_get_ex(t->settings, tab->name, NULL))
 			continue;
 		snprintf(path, sizeof(path), "targets.%s.%s.%s", t->kind, t->name, tab->name);
-		if (tab->required)
+		if (tab->flags & AK_REQUIRED)
 			bad |= add_error(errs, key, "%s is required", path, "", "");
 		else if (tab->def)
 			json_object_object_add(t->settings, tab->name,
@@ -258,32 +196,37 @@ static int load_target(struct target_cfg *t, const struct setting *tab,
 	return bad ? -1 : 0;
 }
 
-static int testcenter_auth(const struct target_cfg *t, const struct cfg_node *key,
-			   struct errlist *errs)
+/* "testomat, qasphere or testcenter" (last = " or "): the kinds that have
+ * targets. */
+static const char *kinds_with_targets(char *buf, size_t len, const char *last)
 {
-	json_object *s = t->settings;
-	int token = json_object_object_get_ex(s, "token", NULL);
-	int user = json_object_object_get_ex(s, "user", NULL);
-	int pass = json_object_object_get_ex(s, "password", NULL);
+	size_t n = 0, k = 0, total = 0;
 
-	if (token == (user || pass) || user != pass)
-		return add_error(errs, key, "targets.testcenter.%s: give either token, "
-				 "or user and password", t->name, "", "");
-	return 0;
+	for (size_t i = 0; i < action_count(); i++)
+		total += action_at(i)->settings != NULL;
+	buf[0] = '\0';
+	for (size_t i = 0; i < action_count() && n < len; i++) {
+		const struct action_ops *ops = action_at(i);
+		if (!ops->settings)
+			continue;
+		k++;
+		n += (size_t)snprintf(buf + n, len - n, "%s%s",
+				      k == 1 ? "" : k == total ? last : ", ", ops->name);
+	}
+	return buf;
 }
 
 static int load_kind(struct config *cfg, const struct cfg_node *key,
 		     const struct cfg_node *val, struct errlist *errs)
 {
-	const struct setting *tab = NULL;
+	const struct action_ops *ops = action_find(key->value);
+	const struct action_key *tab = ops ? ops->settings : NULL;
+	char list[256];
 	int bad = 0;
 
-	for (size_t i = 0; i < NKINDS; i++)
-		if (strcmp(kinds[i].kind, key->value) == 0)
-			tab = kinds[i].settings;
 	if (!tab)
-		return add_error(errs, key, "unknown key 'targets.%s'; expected testomat, "
-				 "qasphere or testcenter", key->value, "", "");
+		return add_error(errs, key, "unknown key 'targets.%s'; expected %s",
+				 key->value, kinds_with_targets(list, sizeof(list), " or "), "");
 	if (val->type != CFG_MAP)
 		return add_error(errs, val, "targets.%s: expected a map of named targets, got %s",
 				 key->value, cfg_type_name(val), "");
@@ -301,35 +244,29 @@ static int load_kind(struct config *cfg, const struct cfg_node *key,
 			bad |= add_error(errs, val->keys[i], "targets.%s.%s: defined twice",
 					 t->kind, t->name, "");
 		bad |= load_target(t, tab, val->keys[i], val->items[i], errs);
-		if (!bad && strcmp(t->kind, "testcenter") == 0)
-			bad |= testcenter_auth(t, val->keys[i], errs);
+		if (!bad && ops->check)
+			bad |= ops->check(t, val->keys[i], errs);
 	}
 	return bad ? -1 : 0;
 }
 
-int targets_load(struct config *cfg, const struct cfg_node *val,
-		 struct errlist *errs)
+int target_cfg_load(struct config *cfg, const struct cfg_node *val,
+		    struct errlist *errs)
 {
+	char list[256];
 	int bad = 0;
 
 	if (cfg_scalar_is_null(val) == 0)
 		return 0;
 	if (val->type != CFG_MAP)
-		return add_error(errs, val, "targets: expected a map (testomat, qasphere, "
-				 "testcenter), got %s", cfg_type_name(val), "", "");
+		return add_error(errs, val, "targets: expected a map (%s), got %s",
+				 kinds_with_targets(list, sizeof(list), ", "), cfg_type_name(val), "");
 	for (size_t i = 0; i < val->n; i++)
 		bad |= load_kind(cfg, val->keys[i], val->items[i], errs);
 	return bad ? -1 : 0;
 }
 
-void targets_free(struct config *cfg)
-{
-	for (size_t i = 0; i < cfg->n_targets; i++) {
-		free(cfg->targets[i].kind);
-		free(cfg->targets[i].name);
-		json_object_put(cfg->targets[i].settings);
-	}
-	free(cfg->targets);
-	cfg->targets = NULL;
-	cfg->n_targets = 0;
-}
+const struct config_section target_cfg_section = {
+	.name = "targets",
+	.load = target_cfg_load,
+};

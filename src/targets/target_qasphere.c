@@ -408,7 +408,7 @@ static int setup(struct qs *q)
 	return 0;
 }
 
-static void qasphere_run(struct target_attempt *a, struct target_outcome *out)
+static void qasphere_attempt(struct target_attempt *a, struct target_outcome *out)
 {
 	const char *type = event_str(a->event, "type");
 	struct qs q = { .a = a, .out = out };
@@ -438,7 +438,22 @@ done:
 	free(q.auth);
 }
 
-const struct target_kind target_qasphere = {
-	.name = "qasphere",
-	.run = qasphere_run,
+/* targets.qasphere.<name> */
+static const struct action_key qasphere_keys[] = {
+	{ "base_url", AK_URL, NULL, AK_REQUIRED, NULL, "the QA Sphere instance" },
+	{ "api_key", AK_SECRET, NULL, AK_REQUIRED, NULL, "API key" },
+	{ "project", AK_STR, NULL, AK_REQUIRED, NULL, "QA Sphere project code" },
+	{ "run_type", AK_ENUM, "static_struct", 0, "static|static_struct|live", "the run's type" },
+	{ "query_plan", AK_MAP, NULL, AK_REQUIRED, NULL, "which test cases a run holds" },
+	{ "auth_scheme", AK_ENUM, "Bearer", 0, "Bearer|ApiKey", "Authorization scheme" },
+	{ "rate_limit_per_s", AK_INT, "20", 0, NULL, "most requests per second" },
+	{ "milestone_id", AK_INT, NULL, 0, NULL, "milestone of new runs (none by default)" },
+	{ "title", AK_TEMPLATE, "[Qase {{project}}#{{run_id}}] {{run.title}}", AK_RELOAD, NULL,
+	  "title of the mirrored run" },
+	{ "description", AK_TEMPLATE, "Mirrored from Qase run {{project}}#{{run_id}}", AK_RELOAD,
+	  NULL, "description of the mirrored run" },
+	TARGET_COMMON_KEYS,
+	{ NULL, 0, NULL, 0, NULL, NULL },
 };
+
+TARGET_KIND(qasphere, "mirror Qase runs and results to QA Sphere", NULL);

@@ -744,7 +744,7 @@ static void tc_reporting(struct tc *c)
 
 /* ---- entry ------------------------------------------------------------------- */
 
-static void tc_run(struct target_attempt *a, struct target_outcome *out)
+static void testcenter_attempt(struct target_attempt *a, struct target_outcome *out)
 {
 	struct tc c = { 0 };
 	const char *mode;
@@ -766,7 +766,36 @@ done:
 	free(c.auth);
 }
 
-const struct target_kind target_testcenter = {
-	.name = "testcenter",
-	.run = tc_run,
+/* targets.testcenter.<name> */
+static const struct action_key testcenter_keys[] = {
+	{ "base_url", AK_URL, "http://localhost:8800", 0, NULL, "the Test Center server" },
+	{ "token", AK_SECRET, NULL, 0, NULL, "API token (or user and password)" },
+	{ "user", AK_STR, NULL, 0, NULL, "user name, with password" },
+	{ "password", AK_SECRET, NULL, 0, NULL, "password, with user" },
+	{ "project", AK_STR, NULL, AK_REQUIRED, NULL, "Test Center project" },
+	{ "mode", AK_ENUM, "import", 0, "import|reporting", "upload at completion, or report live" },
+	{ "batch", AK_TEMPLATE, "Qase {{project}}#{{run_id}}", AK_RELOAD, NULL, "the report's batch" },
+	{ "suite", AK_TEMPLATE, "{{run.title}}", AK_RELOAD, NULL, "the JUnit suite name" },
+	{ "labels", AK_MAP, NULL, AK_RELOAD, NULL, "label name -> template" },
+	TARGET_COMMON_KEYS,
+	{ NULL, 0, NULL, 0, NULL, NULL },
 };
+
+/* Exactly one way to log in. */
+static int testcenter_check(const struct target_cfg *t, const struct cfg_node *key,
+			    struct errlist *errs)
+{
+	char where[300];
+	json_object *s = t->settings;
+	int token = json_object_object_get_ex(s, "token", NULL);
+	int user = json_object_object_get_ex(s, "user", NULL);
+	int pass = json_object_object_get_ex(s, "password", NULL);
+
+	if (token == (user || pass) || user != pass)
+		return errlist_add(errs, "%s: targets.testcenter.%s: give either token, "
+				   "or user and password", cfg_where(key, where, sizeof(where)),
+				   t->name);
+	return 0;
+}
+
+TARGET_KIND(testcenter, "report Qase runs to Test Center as JUnit", testcenter_check);

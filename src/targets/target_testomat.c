@@ -420,7 +420,7 @@ static int dispatch(struct tmat *t, const char *type)
 	return 0;
 }
 
-static void testomat_run(struct target_attempt *a, struct target_outcome *out)
+static void testomat_attempt(struct target_attempt *a, struct target_outcome *out)
 {
 	const char *type = event_str(a->event, "type"), *in;
 	struct tmat t = { .a = a, .out = out };
@@ -453,7 +453,22 @@ static void testomat_run(struct target_attempt *a, struct target_outcome *out)
 	free(t.title);
 }
 
-const struct target_kind target_testomat = {
-	.name = "testomat",
-	.run = testomat_run,
+/* targets.testomat.<name> */
+static const struct action_key testomat_keys[] = {
+	{ "base_url", AK_URL, "https://app.testomat.io", 0, NULL, "Testomat.io API root" },
+	{ "api_key", AK_SECRET, NULL, AK_REQUIRED, NULL, "the project's reporter API key" },
+	{ "title", AK_TEMPLATE, "[Qase {{project}}#{{run_id}}] {{run.title}}", AK_RELOAD, NULL,
+	  "title of the mirrored run" },
+	{ "group_title", AK_TEMPLATE, "Qase {{project}}", AK_RELOAD, NULL, "run group the runs go to" },
+	{ "description", AK_TEMPLATE, "Mirrored from Qase run {{project}}#{{run_id}}", AK_RELOAD,
+	  NULL, "description of the mirrored run" },
+	{ "env", AK_TEMPLATE, "{{run.environment}}", AK_RELOAD, NULL, "the run's environment" },
+	{ "label", AK_TEMPLATE, NULL, AK_RELOAD, NULL, "a label for the run (none by default)" },
+	{ "kind", AK_ENUM, "manual", 0, "automated|manual|mixed", "the run's kind in Testomat.io" },
+	{ "aborted_status", AK_ENUM, "fail", 0, "fail|finish", "how an aborted Qase run ends" },
+	{ "api_key_in", AK_ENUM, "both", 0, "body|query|both", "where the API key is sent" },
+	TARGET_COMMON_KEYS,
+	{ NULL, 0, NULL, 0, NULL, NULL },
 };
+
+TARGET_KIND(testomat, "mirror Qase runs and results to Testomat.io", NULL);

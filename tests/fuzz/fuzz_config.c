@@ -8,6 +8,10 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "targets/target_cfg.h"
+
+/* as the program wires it: targets: is read through the kinds' maps */
+static const struct config_section *const sections[] = { &target_cfg_section, NULL };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -19,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(text, data, size);
 	text[size] = '\0';
-	if (config_load_string(&cfg, "fuzz.yaml", text, &errs) == 0) {
+	if (config_load_string(&cfg, "fuzz.yaml", text, sections, &errs) == 0) {
 		if (!cfg || cfg->n_sources == 0 || !cfg->listen)
 			abort();
 		(void)config_source_by_path(cfg, cfg->sources[0].path);

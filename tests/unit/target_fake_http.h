@@ -182,6 +182,7 @@ static void fake_stop(struct fake_http *f)
 
 /* ---- attempts ------------------------------------------------------------ */
 
+#include "core/unconst.h"
 #include "targets/target.h"
 
 struct harness {
@@ -215,9 +216,13 @@ static void h_init(struct harness *h, const char *kind, const char *name,
 
 	memset(h, 0, sizeof(*h));
 	h->http = fake_start();
+	/* the tests pass literals with one %d */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
 	snprintf(settings, sizeof(settings), settings_fmt, h->http->port);
-	h->cfg.kind = (char *)kind;
-	h->cfg.name = (char *)name;
+#pragma GCC diagnostic pop
+	h->cfg.kind = RB_UNCONST(kind);
+	h->cfg.name = RB_UNCONST(name);
 	h->cfg.settings = json_tokener_parse(settings);
 	assert_non_null(h->cfg.settings);
 	h->a.target = &h->cfg;
@@ -228,7 +233,7 @@ static void h_init(struct harness *h, const char *kind, const char *name,
 }
 
 /* Runs one attempt of k for event (and params) and returns the outcome. */
-static struct target_outcome *h_run(struct harness *h, const struct target_kind *k,
+static struct target_outcome *h_run(struct harness *h, const struct action_ops *k,
 				    const char *event, const char *params)
 {
 	h->a.event = json_tokener_parse(event);
@@ -238,7 +243,7 @@ static struct target_outcome *h_run(struct harness *h, const struct target_kind 
 	h->a.attempt++;
 	memset(&h->out, 0, sizeof(h->out));
 	h->out.retry_after_ms = -2;
-	k->run(&h->a, &h->out);
+	k->attempt(&h->a, &h->out);
 	json_object_put(h->a.event);
 	json_object_put(h->a.params);
 	h->a.event = h->a.params = NULL;

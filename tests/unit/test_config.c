@@ -21,7 +21,7 @@ static struct config *load_ok(const char *text)
 	struct errlist errs = ERRLIST_INIT;
 	struct config *cfg = NULL;
 
-	if (config_load_string(&cfg, "config.yaml", text, &errs) < 0)
+	if (config_load_string(&cfg, "config.yaml", text, NULL, &errs) < 0)
 		fail_msg("config refused: %s", errs.n ? errs.msgs[0] : "(no message)");
 	assert_int_equal(errs.n, 0);
 	errlist_free(&errs);
@@ -35,7 +35,7 @@ static void load_bad(const char *text, size_t n, ...)
 	struct config *cfg = (struct config *)1;
 	va_list ap;
 
-	assert_int_equal(config_load_string(&cfg, "config.yaml", text, &errs), -1);
+	assert_int_equal(config_load_string(&cfg, "config.yaml", text, NULL, &errs), -1);
 	assert_null(cfg);
 	for (size_t i = 0; i < errs.n; i++)
 		print_message("  got: %s\n", errs.msgs[i]);
@@ -123,7 +123,7 @@ static void test_config__missing_file_is_an_error(void **state)
 	struct config *cfg = NULL;
 
 	(void)state;
-	assert_int_equal(config_load(&cfg, "/nonexistent/runbridge.yaml", &errs), -1);
+	assert_int_equal(config_load(&cfg, "/nonexistent/runbridge.yaml", NULL, &errs), -1);
 	assert_null(cfg);
 	assert_int_equal(errs.n, 1);
 	assert_string_equal(errs.msgs[0],
@@ -143,7 +143,7 @@ static void test_config__loads_a_file_and_names_it_in_errors(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "listen: 9000\n", 13), 13);
 	close(fd);
-	assert_int_equal(config_load(&cfg, path, &errs), 0);
+	assert_int_equal(config_load(&cfg, path, NULL, &errs), 0);
 	assert_string_equal(cfg->file, path);
 	assert_string_equal(cfg->listen, "9000");
 	config_free(cfg);
@@ -151,7 +151,7 @@ static void test_config__loads_a_file_and_names_it_in_errors(void **state)
 	fd = open(path, O_WRONLY | O_TRUNC);
 	assert_int_equal(write(fd, "\nlisten: [1]\n", 13), 13);
 	close(fd);
-	assert_int_equal(config_load(&cfg, path, &errs), -1);
+	assert_int_equal(config_load(&cfg, path, NULL, &errs), -1);
 	snprintf(want, sizeof(want),
 		 "%s:2:9: listen: expected a non-empty string, got a list", path);
 	assert_int_equal(errs.n, 1);
@@ -172,7 +172,7 @@ static void test_config__sample_config_gives_the_defaults(void **state)
 	snprintf(path, sizeof(path), "%.*s/../../config/runbridge.yaml",
 		 (int)(slash - __FILE__), __FILE__);
 	unsetenv("QASE_WEBHOOK_SECRET");
-	if (config_load(&cfg, path, &errs) < 0)
+	if (config_load(&cfg, path, NULL, &errs) < 0)
 		fail_msg("%s", errs.n ? errs.msgs[0] : "(no message)");
 	assert_defaults(cfg);
 	config_free(cfg);

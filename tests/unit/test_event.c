@@ -58,7 +58,7 @@ static void expect_400(const char *body, size_t len, const char *msg)
 
 	assert_int_equal(event_parse(&d, body, len, MAX_DEPTH, &err), -1);
 	assert_null(d);
-	assert_int_equal(err.code, 400);
+	assert_int_equal(err.code, ERR_INVALID);
 	assert_string_equal(err.msg, msg);
 }
 

@@ -270,7 +270,7 @@ static void assert_req(struct harness *h, size_t i, const char *target, const ch
 static void open_run(struct harness *h)
 {
 	fake_queue(h->http, 201, "{\"id\":317}", 0);
-	assert_int_equal(h_run(h, &target_qasphere, started, params)->outcome, WORK_OK);
+	assert_int_equal(h_run(h, &action_qasphere_ops, started, params)->outcome, WORK_OK);
 	fake_reset(h->http);
 	h->n_saves = 0;
 }
@@ -282,7 +282,7 @@ static void test_run__started_creates_with_intent_first(void **state)
 	(void)state;
 	h_init(&h, "qasphere", "main", settings);
 	fake_queue(h.http, 201, "{\"id\":317}", 0);
-	o = h_run(&h, &target_qasphere, started, params);
+	o = h_run(&h, &action_qasphere_ops, started, params);
 	assert_int_equal(o->outcome, WORK_OK);
 	assert_string_equal(o->detail, "created run 317");
 	assert_req(&h, 0, RUNS,
@@ -293,7 +293,7 @@ static void test_run__started_creates_with_intent_first(void **state)
 	assert_string_equal(h.saves[1], "open");
 	assert_string_equal(h.a.map.remote_id, "317");
 	fake_reset(h.http);
-	o = h_run(&h, &target_qasphere, started, params);
+	o = h_run(&h, &action_qasphere_ops, started, params);
 	assert_string_equal(o->detail, "run 317 already created");
 	assert_int_equal(h.http->n_reqs, 0);
 	h_free(&h);
@@ -308,7 +308,7 @@ static void test_run__conflicting_title_adopts_the_run(void **state)
 	/* a crash left the intent: the retry's create meets the run it made */
 	h.a.map.state = strdup("creating");
 	fake_queue(h.http, 403, "{\"message\":\"Run with this title exists, conflicting run id: 317\"}", 0);
-	o = h_run(&h, &target_qasphere, started, params);
+	o = h_run(&h, &action_qasphere_ops, started, params);
 	assert_int_equal(o->outcome, WORK_OK);
 	assert_int_equal(o->retry_after_ms, -1);
 	assert_string_equal(o->detail, "adopted run 317 (its title exists)");
@@ -324,7 +324,7 @@ static void test_run__completed_logs_then_closes_once(void **state)
 	(void)state;
 	h_init(&h, "qasphere", "main", settings);
 	open_run(&h);
-	o = h_run(&h, &target_qasphere, completed, params);
+	o = h_run(&h, &action_qasphere_ops, completed, params);
 	assert_int_equal(o->outcome, WORK_OK);
 	assert_string_equal(o->detail, "closed run 317 (completed in Qase)");
 	assert_int_equal(h.http->n_reqs, 2);
@@ -336,7 +336,7 @@ static void test_run__completed_logs_then_closes_once(void **state)
 	assert_string_equal(h.saves[1], "closed");
 	assert_string_equal(h.a.map.state, "closed");
 	fake_reset(h.http);
-	o = h_run(&h, &target_qasphere, completed, params);
+	o = h_run(&h, &action_qasphere_ops, completed, params);
 	assert_string_equal(o->detail, "run 317 already closed");
 	assert_int_equal(h.http->n_reqs, 0);
 	h_free(&h);
@@ -351,14 +351,14 @@ static void test_run__retry_after_failed_close_does_not_log_twice(void **state)
 	open_run(&h);
 	fake_queue(h.http, 200, "{\"id\":\"l1\"}", 0);
 	fake_queue(h.http, 503, "{\"message\":\"down\"}", 2);
-	o = h_run(&h, &target_qasphere, completed, params);
+	o = h_run(&h, &action_qasphere_ops, completed, params);
 	assert_int_equal(o->outcome, WORK_FAIL);
 	assert_int_equal(o->retry_after_ms, 2000);
 	assert_int_equal(h.http->n_reqs, 2);
 	assert_string_equal(h.a.map.state, "open");
 	assert_string_equal(h_data_str(&h, "logged_completed"), "true");
 	fake_reset(h.http);
-	o = h_run(&h, &target_qasphere, completed, params);
+	o = h_run(&h, &action_qasphere_ops, completed, params);
 	assert_int_equal(o->outcome, WORK_OK);
 	assert_int_equal(h.http->n_reqs, 1);
 	assert_req(&h, 0, RUNS "/317/close", "");
@@ -371,7 +371,7 @@ static void test_run__aborted_logs_counts_and_closes(void **state)
 	(void)state;
 	h_init(&h, "qasphere", "main", settings);
 	open_run(&h);
-	assert_int_equal(h_run(&h, &target_qasphere,
+	assert_int_equal(h_run(&h, &action_qasphere_ops,
 			       EV("run.aborted", "{\"counts\":{\"total\":14,\"passed\":0,\"failed\":0,"
 				  "\"blocked\":0,\"skipped\":0,\"untested\":14},\"duration_ms\":0}"),
 			       params)->outcome, WORK_OK);
@@ -388,7 +388,7 @@ static void test_run__updated_logs_cases_added(void **state)
 	(void)state;
 	h_init(&h, "qasphere", "main", settings);
 	open_run(&h);
-	assert_int_equal(h_run(&h, &target_qasphere, EV("run.updated", "{\"cases_added\":14}"),
+	assert_int_equal(h_run(&h, &action_qasphere_ops, EV("run.updated", "{\"cases_added\":14}"),
 			       params)->outcome, WORK_OK);
 	assert_req(&h, 0, RUNS "/317/log", "{\"comment\":\"<p>14 cases added in Qase<\\/p>\"}");
 	assert_int_equal(h.http->n_reqs, 1);
@@ -401,7 +401,7 @@ static void test_run__unseen_run_is_created_lazily(void **state)
 	(void)state;
 	h_init(&h, "qasphere", "main", settings);
 	fake_queue(h.http, 201, "{\"id\":9}", 0);
-	assert_int_equal(h_run(&h, &target_qasphere, completed,
+	assert_int_equal(h_run(&h, &action_qasphere_ops, completed,
 			       "{\"title\":\"[Qase DEMO#42] \"}")->outcome, WORK_OK);
 	assert_string_equal(h.out.detail, "created run 9; closed run 9 (completed in Qase)");
 	assert_int_equal(h.http->n_reqs, 3);
@@ -417,7 +417,7 @@ static void test_run__deleted_logs_closes_and_tombstones(void **state)
 	(void)state;
 	h_init(&h, "qasphere", "main", settings);
 	open_run(&h);
-	assert_int_equal(h_run(&h, &target_qasphere, deleted, params)->outcome, WORK_OK);
+	assert_int_equal(h_run(&h, &action_qasphere_ops, deleted, params)->outcome, WORK_OK);
 	assert_string_equal(h.out.detail, "closed run 317 (deleted in Qase)");
 	assert_req(&h, 0, RUNS "/317/log",
 		   "{\"comment\":\"<p>Run deleted in Qase<\\/p><p>Qase run DEMO#42: Nightly "
@@ -425,7 +425,7 @@ static void test_run__deleted_logs_closes_and_tombstones(void **state)
 	assert_req(&h, 1, RUNS "/317/close", "");
 	assert_string_equal(h.a.map.state, "deleted");
 	fake_reset(h.http);
-	assert_int_equal(h_run(&h, &target_qasphere, completed, params)->outcome, WORK_OK);
+	assert_int_equal(h_run(&h, &action_qasphere_ops, completed, params)->outcome, WORK_OK);
 	assert_string_equal(h.out.detail, "run deleted in Qase; ignored");
 	assert_int_equal(h.http->n_reqs, 0);
 	h_free(&h);
@@ -437,9 +437,9 @@ static void test_run__deleted_closed_run_only_tombstones(void **state)
 	(void)state;
 	h_init(&h, "qasphere", "main", settings);
 	open_run(&h);
-	assert_int_equal(h_run(&h, &target_qasphere, completed, params)->outcome, WORK_OK);
+	assert_int_equal(h_run(&h, &action_qasphere_ops, completed, params)->outcome, WORK_OK);
 	fake_reset(h.http);
-	assert_int_equal(h_run(&h, &target_qasphere, deleted, params)->outcome, WORK_OK);
+	assert_int_equal(h_run(&h, &action_qasphere_ops, deleted, params)->outcome, WORK_OK);
 	assert_string_equal(h.out.detail, "run 317 deleted in Qase");
 	assert_int_equal(h.http->n_reqs, 0);
 	assert_string_equal(h.a.map.state, "deleted");
@@ -451,10 +451,10 @@ static void test_run__report_changed_and_results_call_nothing(void **state)
 	struct harness h;
 	(void)state;
 	h_init(&h, "qasphere", "main", settings);
-	assert_int_equal(h_run(&h, &target_qasphere, EV("run.report_changed", "{\"public\":true}"),
+	assert_int_equal(h_run(&h, &action_qasphere_ops, EV("run.report_changed", "{\"public\":true}"),
 			       params)->outcome, WORK_OK);
 	assert_string_equal(h.out.detail, "ignored: no equivalent");
-	assert_int_equal(h_run(&h, &target_qasphere, EV("result.created", "{}"),
+	assert_int_equal(h_run(&h, &action_qasphere_ops, EV("result.created", "{}"),
 			       params)->outcome, WORK_OK);
 	assert_int_equal(h.http->n_reqs, 0);
 	assert_null(h.a.map.state);
@@ -468,7 +468,7 @@ static void test_run__permanent_errors_keep_the_key_out(void **state)
 	(void)state;
 	h_init(&h, "qasphere", "main", settings);
 	fake_queue(h.http, 401, "{\"message\":\"bad key t1.ak2.secret\"}", 0);
-	o = h_run(&h, &target_qasphere, started, params);
+	o = h_run(&h, &action_qasphere_ops, started, params);
 	assert_int_equal(o->outcome, WORK_PERMANENT);
 	assert_non_null(strstr(o->detail, "401"));
 	assert_null(strstr(o->detail, "secret"));
@@ -486,7 +486,7 @@ static void test_run__legacy_api_key_scheme(void **state)
 		 "\"auth_scheme\":\"ApiKey\"}");
 	h_init(&h, "qasphere", "legacy", s);
 	fake_queue(h.http, 201, "{\"id\":1}", 0);
-	assert_int_equal(h_run(&h, &target_qasphere, started, params)->outcome, WORK_OK);
+	assert_int_equal(h_run(&h, &action_qasphere_ops, started, params)->outcome, WORK_OK);
 	assert_string_equal(h.http->reqs[0].auth, "ApiKey k.k.k");
 	assert_string_equal(h.http->reqs[0].target, "/api/public/v0/project/QS/run");
 	h_free(&h);
@@ -511,9 +511,9 @@ static void test_run__rate_limit_waits_instead_of_failing(void **state)
 	fake_queue(h.http, 201, "{\"id\":1}", 0);
 	t0 = mono_ms();
 	/* 1 create + 7 logs, paced about 102 ms apart */
-	assert_int_equal(h_run(&h, &target_qasphere, started, params)->outcome, WORK_OK);
+	assert_int_equal(h_run(&h, &action_qasphere_ops, started, params)->outcome, WORK_OK);
 	for (int i = 0; i < 7; i++)
-		assert_int_equal(h_run(&h, &target_qasphere, EV("run.updated", "{\"cases_added\":1}"),
+		assert_int_equal(h_run(&h, &action_qasphere_ops, EV("run.updated", "{\"cases_added\":1}"),
 				       params)->outcome, WORK_OK);
 	assert_int_equal(h.http->n_reqs, 8);
 	assert_true(mono_ms() - t0 >= 7 * 100);

@@ -270,7 +270,7 @@ static struct target_outcome attempt(struct tc_fixture *f, const char *type,
 	f->a.event = json_tokener_parse(ev);
 	assert_non_null(f->a.event);
 	f->a.attempt++;
-	target_testcenter.run(&f->a, &out);
+	action_testcenter_ops.attempt(&f->a, &out);
 	return out;
 }
 

@@ -379,7 +379,7 @@ static void assert_req(struct harness *h, size_t i, const char *method, const ch
 static void open_run(struct harness *h)
 {
 	fake_queue(h->http, 200, "{\"uid\":\"7c3e9a1f\",\"url\":\"http://x/runs/7c3e9a1f\"}", 0);
-	assert_int_equal(h_run(h, &target_testomat, started, params)->outcome, WORK_OK);
+	assert_int_equal(h_run(h, &action_testomat_ops, started, params)->outcome, WORK_OK);
 	fake_reset(h->http);
 	h->n_saves = 0;
 }
@@ -392,7 +392,7 @@ static void test_run__started_writes_intent_then_uid(void **state)
 	(void)state;
 	h_init(&h, "testomat", "main", settings);
 	fake_queue(h.http, 200, "{\"uid\":\"7c3e9a1f\",\"url\":\"http://x/runs/7c3e9a1f\"}", 0);
-	o = h_run(&h, &target_testomat, started, params);
+	o = h_run(&h, &action_testomat_ops, started, params);
 	assert_int_equal(o->outcome, WORK_OK);
 	assert_int_equal(o->retry_after_ms, -1);
 	assert_string_equal(o->detail, "created run 7c3e9a1f");
@@ -416,7 +416,7 @@ static void test_run__started_writes_intent_then_uid(void **state)
 
 	/* a duplicate run.started calls nothing */
 	fake_reset(h.http);
-	o = h_run(&h, &target_testomat, started, params);
+	o = h_run(&h, &action_testomat_ops, started, params);
 	assert_int_equal(o->outcome, WORK_OK);
 	assert_string_equal(o->detail, "run 7c3e9a1f already created");
 	assert_int_equal(h.http->n_reqs, 0);
@@ -430,7 +430,7 @@ static void test_run__refused_intent_sends_nothing(void **state)
 	(void)state;
 	h_init(&h, "testomat", "main", settings);
 	h.fail_save_at = 1;
-	o = h_run(&h, &target_testomat, started, params);
+	o = h_run(&h, &action_testomat_ops, started, params);
 	assert_int_equal(o->outcome, WORK_FAIL);
 	assert_string_equal(o->detail, "mapping not saved: disk full");
 	assert_int_equal(h.http->n_reqs, 0);
@@ -446,7 +446,7 @@ static void test_run__crash_after_create_recreates_as_shared_run(void **state)
 	/* the POST went through but the uid was not committed */
 	fake_queue(h.http, 200, "{\"uid\":\"7c3e9a1f\"}", 0);
 	h.fail_save_at = 2;
-	o = h_run(&h, &target_testomat, started, params);
+	o = h_run(&h, &action_testomat_ops, started, params);
 	assert_int_equal(o->outcome, WORK_FAIL);
 	assert_string_equal(h.a.map.state, "open");  /* in memory only: the store refused */
 	free(h.a.map.state);
@@ -455,7 +455,7 @@ static void test_run__crash_after_create_recreates_as_shared_run(void **state)
 	h.a.map.remote_id = NULL;
 	fake_reset(h.http);
 	fake_queue(h.http, 200, "{\"uid\":\"7c3e9a1f\"}", 0);
-	o = h_run(&h, &target_testomat, started, params);
+	o = h_run(&h, &action_testomat_ops, started, params);
 	assert_int_equal(o->outcome, WORK_OK);
 	assert_int_equal(h.http->n_reqs, 1);
 	json_object *b = req_body(&h, 0);
@@ -473,7 +473,7 @@ static void test_run__completed_finishes_once(void **state)
 	(void)state;
 	h_init(&h, "testomat", "main", settings);
 	open_run(&h);
-	o = h_run(&h, &target_testomat, completed, params);
+	o = h_run(&h, &action_testomat_ops, completed, params);
 	assert_int_equal(o->outcome, WORK_OK);
 	assert_string_equal(o->detail, "finished run 7c3e9a1f: fail, 14 tests");
 	assert_req(&h, 0, "PUT", "/api/reporter/7c3e9a1f?api_key=tstmt_K%2By");
@@ -490,7 +490,7 @@ static void test_run__completed_finishes_once(void **state)
 	assert_string_equal(h.saves[0], "finished");
 
 	fake_reset(h.http);
-	o = h_run(&h, &target_testomat, completed, params);
+	o = h_run(&h, &action_testomat_ops, completed, params);
 	assert_int_equal(o->outcome, WORK_OK);
 	assert_string_equal(o->detail, "run 7c3e9a1f already finished");
 	assert_int_equal(h.http->n_reqs, 0);
@@ -504,7 +504,7 @@ static void test_run__aborted_uses_setting_and_counts_untested_as_skipped(void *
 	(void)state;
 	h_init(&h, "testomat", "main", settings);
 	open_run(&h);
-	assert_int_equal(h_run(&h, &target_testomat, aborted, params)->outcome, WORK_OK);
+	assert_int_equal(h_run(&h, &action_testomat_ops, aborted, params)->outcome, WORK_OK);
 	b = req_body(&h, 0);
 	assert_field(b, "status_event", "\"fail\"");
 	assert_field(b, "duration", NULL);
@@ -523,7 +523,7 @@ static void test_run__unseen_run_is_created_lazily_with_synthetic_title(void **s
 	(void)state;
 	h_init(&h, "testomat", "main", settings);
 	fake_queue(h.http, 200, "{\"uid\":\"u1\"}", 0);
-	o = h_run(&h, &target_testomat, completed, no_title_params);
+	o = h_run(&h, &action_testomat_ops, completed, no_title_params);
 	assert_int_equal(o->outcome, WORK_OK);
 	assert_string_equal(o->detail, "created run u1; finished run u1: fail, 14 tests");
 	assert_int_equal(h.http->n_reqs, 2);
@@ -545,7 +545,7 @@ static void test_run__updated_refreshes_title_and_description(void **state)
 	(void)state;
 	h_init(&h, "testomat", "main", settings);
 	open_run(&h);
-	assert_int_equal(h_run(&h, &target_testomat,
+	assert_int_equal(h_run(&h, &action_testomat_ops,
 			       EV("run.updated", "{\"title\":\"Nightly\",\"cases_added\":3}"),
 			       params)->outcome, WORK_OK);
 	assert_string_equal(h.out.detail, "refreshed run 7c3e9a1f");
@@ -564,11 +564,11 @@ static void test_run__report_changed_publishes_only_when_visible(void **state)
 	(void)state;
 	h_init(&h, "testomat", "main", settings);
 	open_run(&h);
-	assert_int_equal(h_run(&h, &target_testomat,
+	assert_int_equal(h_run(&h, &action_testomat_ops,
 			       EV("run.report_changed", "{\"public\":false}"), params)->outcome, WORK_OK);
 	assert_string_equal(h.out.detail, "no unpublish in the API");
 	assert_int_equal(h.http->n_reqs, 0);
-	assert_int_equal(h_run(&h, &target_testomat,
+	assert_int_equal(h_run(&h, &action_testomat_ops,
 			       EV("run.report_changed", "{\"public\":true}"), params)->outcome, WORK_OK);
 	assert_string_equal(h.out.detail, "published run 7c3e9a1f");
 	json_object *b = req_body(&h, 0);
@@ -584,7 +584,7 @@ static void test_run__deleted_finishes_then_tombstone_ignores_the_rest(void **st
 	(void)state;
 	h_init(&h, "testomat", "main", settings);
 	open_run(&h);
-	assert_int_equal(h_run(&h, &target_testomat, deleted, params)->outcome, WORK_OK);
+	assert_int_equal(h_run(&h, &action_testomat_ops, deleted, params)->outcome, WORK_OK);
 	assert_string_equal(h.out.detail, "finished run 7c3e9a1f (deleted in Qase)");
 	b = req_body(&h, 0);
 	assert_field(b, "status_event", "\"finish\"");
@@ -592,7 +592,7 @@ static void test_run__deleted_finishes_then_tombstone_ignores_the_rest(void **st
 	json_object_put(b);
 	assert_string_equal(h.a.map.state, "deleted");
 	fake_reset(h.http);
-	assert_int_equal(h_run(&h, &target_testomat, completed, params)->outcome, WORK_OK);
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed, params)->outcome, WORK_OK);
 	assert_string_equal(h.out.detail, "run deleted in Qase; ignored");
 	assert_int_equal(h.http->n_reqs, 0);
 	h_free(&h);
@@ -603,7 +603,7 @@ static void test_run__deleted_finished_or_unseen_run_calls_nothing(void **state)
 	struct harness h;
 	(void)state;
 	h_init(&h, "testomat", "main", settings);
-	assert_int_equal(h_run(&h, &target_testomat, deleted, params)->outcome, WORK_OK);
+	assert_int_equal(h_run(&h, &action_testomat_ops, deleted, params)->outcome, WORK_OK);
 	assert_string_equal(h.out.detail, "run deleted in Qase before it was mirrored");
 	assert_string_equal(h.a.map.state, "deleted");
 	assert_int_equal(h.http->n_reqs, 0);
@@ -611,9 +611,9 @@ static void test_run__deleted_finished_or_unseen_run_calls_nothing(void **state)
 
 	h_init(&h, "testomat", "main", settings);
 	open_run(&h);
-	assert_int_equal(h_run(&h, &target_testomat, completed, params)->outcome, WORK_OK);
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed, params)->outcome, WORK_OK);
 	fake_reset(h.http);
-	assert_int_equal(h_run(&h, &target_testomat, deleted, params)->outcome, WORK_OK);
+	assert_int_equal(h_run(&h, &action_testomat_ops, deleted, params)->outcome, WORK_OK);
 	assert_string_equal(h.out.detail, "run 7c3e9a1f deleted in Qase");
 	assert_int_equal(h.http->n_reqs, 0);
 	h_free(&h);
@@ -634,7 +634,7 @@ static void test_run__results_are_batched_with_stable_rids(void **state)
 		n += (size_t)snprintf(ev + n, 64 * 1024 - n, "%s{\"case_id\":%d,\"status\":\"%s\"}",
 				      i ? "," : "", i + 1, i == 7 ? "untested" : "passed");
 	snprintf(ev + n, 64 * 1024 - n, "]}}}");
-	assert_int_equal(h_run(&h, &target_testomat, ev, params)->outcome, WORK_OK);
+	assert_int_equal(h_run(&h, &action_testomat_ops, ev, params)->outcome, WORK_OK);
 	assert_string_equal(h.out.detail, "sent 449 results to run 7c3e9a1f (some not reportable)");
 	assert_int_equal(h.http->n_reqs, 3);
 	for (size_t i = 0; i < 3; i++) {
@@ -661,7 +661,7 @@ static void test_run__single_result_and_result_deleted(void **state)
 	(void)state;
 	h_init(&h, "testomat", "main", settings);
 	open_run(&h);
-	assert_int_equal(h_run(&h, &target_testomat,
+	assert_int_equal(h_run(&h, &action_testomat_ops,
 			       "{\"type\":\"result.updated\",\"project\":\"DEMO\",\"run_id\":42,"
 			       "\"raw\":{\"payload\":{\"case\":{\"id\":17,\"title\":\"Login\"},"
 			       "\"status\":\"blocked\",\"time_ms\":804}}}", params)->outcome, WORK_OK);
@@ -674,7 +674,7 @@ static void test_run__single_result_and_result_deleted(void **state)
 	assert_field(b, "batch_index", "1");
 	json_object_put(b);
 	fake_reset(h.http);
-	assert_int_equal(h_run(&h, &target_testomat,
+	assert_int_equal(h_run(&h, &action_testomat_ops,
 			       "{\"type\":\"result.deleted\",\"project\":\"DEMO\",\"run_id\":42}",
 			       params)->outcome, WORK_OK);
 	assert_int_equal(h.http->n_reqs, 0);
@@ -689,12 +689,12 @@ static void test_run__errors_classify_and_never_show_the_key(void **state)
 	h_init(&h, "testomat", "main", settings);
 	open_run(&h);
 	fake_queue(h.http, 429, "{\"message\":\"slow down\"}", 3);
-	o = h_run(&h, &target_testomat, completed, params);
+	o = h_run(&h, &action_testomat_ops, completed, params);
 	assert_int_equal(o->outcome, WORK_FAIL);
 	assert_int_equal(o->retry_after_ms, 3000);
 	assert_string_equal(h.a.map.state, "open");
 	fake_queue(h.http, 401, "{\"message\":\"invalid key tstmt_K+y\"}", 0);
-	o = h_run(&h, &target_testomat, completed, params);
+	o = h_run(&h, &action_testomat_ops, completed, params);
 	assert_int_equal(o->outcome, WORK_PERMANENT);
 	assert_non_null(strstr(o->detail, "401"));
 	assert_non_null(strstr(o->detail, "invalid key ***"));
@@ -718,7 +718,7 @@ static void test_run__api_key_in_body_or_query_only(void **state)
 	settings_with(s, sizeof(s), "body");
 	h_init(&h, "testomat", "main", s);
 	open_run(&h);
-	assert_int_equal(h_run(&h, &target_testomat, completed, params)->outcome, WORK_OK);
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed, params)->outcome, WORK_OK);
 	assert_req(&h, 0, "PUT", "/api/reporter/7c3e9a1f");
 	b = req_body(&h, 0);
 	assert_field(b, "api_key", "\"tstmt_K+y\"");
@@ -728,7 +728,7 @@ static void test_run__api_key_in_body_or_query_only(void **state)
 	settings_with(s, sizeof(s), "query");
 	h_init(&h, "testomat", "main", s);
 	open_run(&h);
-	assert_int_equal(h_run(&h, &target_testomat, completed, params)->outcome, WORK_OK);
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed, params)->outcome, WORK_OK);
 	assert_req(&h, 0, "PUT", "/api/reporter/7c3e9a1f?api_key=tstmt_K%2By");
 	b = req_body(&h, 0);
 	assert_field(b, "api_key", NULL);
