@@ -139,7 +139,7 @@ static int count_stranded(const struct config *old, const struct config *new,
 		if (config_target(new, t->kind, t->name))
 			continue;
 		if (store_target_open_jobs(st, t->kind, t->name, &n, &err) < 0) {
-			snprintf(why, len, "cannot count the open jobs of target %s '%s': %s",
+			snprintf(why, len, "cannot count the open jobs of target %s '%s': %.300s",
 				 t->kind, t->name, err.msg);
 			stranded = 1;
 		} else if (n > 0) {
