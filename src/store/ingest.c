@@ -1,20 +1,12 @@
 /*
  * ingest: the writer thread and its queue.
  *
- * HTTP threads prepare a delivery (route_stage: dedup, enrichment, routing),
- * put it on the queue and sleep until its batch is finished; the writer
- * takes everything queued, inserts it inside one transaction, commits once
- * (one fsync for the whole group), then wakes the whole group with one
- * futex call.  The writer runs no rule and parses no JSON: what it spends
- * per delivery is SQLite's, and the one thread that bounds durable
- * throughput does nothing else.
- *
- * One bad delivery fails alone (the group runs again without it, and
- * without what was enriched from it: route_stage dooms those) while a failed
- * COMMIT (disk full) fails them all: nobody gets a 202 for a row that is not
- * on disk.  Either way each delivery's ticket leaves the route stage after
- * the outcome is settled and before its waiter wakes, in queue order, so
- * the stage's view of the registry never runs ahead of the store.
+ * HTTP threads put a request on the queue and sleep until its batch is
+ * finished; the writer takes everything queued, runs one transaction over
+ * all of it, commits once (one fsync for the whole group), then wakes the
+ * whole group with one futex call.  One bad delivery fails alone (the group
+ * runs again without it) while a failed COMMIT (disk full) fails them all:
+ * nobody gets a 202 for a row that is not on disk.
  */
 #include "store/ingest.h"
 
@@ -32,21 +24,26 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "store/route_stage.h"
+#include "event/event.h"
+#include "rules/rules.h"
 
-enum req_type { REQ_DELIVERY, REQ_ATTEMPT, REQ_PROBE, REQ_MAP, REQ_SOURCE };
+enum req_type { REQ_DELIVERY, REQ_ROWS, REQ_ATTEMPT, REQ_PROBE, REQ_MAP, REQ_SOURCE };
 
 struct req {
 	enum req_type type;
 	struct req *next;
-	/* REQ_DELIVERY (lives on the caller's stack): the rows to store, and
-	 * the route stage's ticket when it came through ingest_delivery */
-	const struct ingest_rows *rows;
-	struct route_ticket *ticket;
-	struct ingest *in;
+	/* REQ_DELIVERY (lives on the caller's stack) */
+	const struct source_cfg *src;
+	const char *id;
+	json_object *delivery;
+	const char *raw;
+	size_t raw_len;
+	long long received_ms;
 	/* REQ_MAP (caller's stack) */
 	const struct map_key *map_key;
 	const struct map_rec *map;
+	/* REQ_ROWS (caller's; id is rows->d.id) */
+	const struct ingest_rows *rows;
 	/* REQ_SOURCE (caller's) */
 	const char *source, *source_json;
 	/* REQ_ATTEMPT (heap, one block with the records and their details,
@@ -68,7 +65,7 @@ struct jobvec {
 struct ingest {
 	struct store *st;
 	const struct config *cfg;
-	struct route_stage *stage;
+	const struct rules *rules;
 	ingest_jobs_fn on_jobs;
 	void *ctx;
 
@@ -108,25 +105,20 @@ static void enqueue(struct ingest *in, struct req *r)
 	pthread_cond_signal(&in->work);
 }
 
-/* Queues r for the next batch; -1 once the writer is stopped. */
-static int submit(struct ingest *in, struct req *r)
+/* Queues r and sleeps until the writer has committed (or failed) it. */
+static void submit_wait(struct ingest *in, struct req *r)
 {
 	pthread_mutex_lock(&in->mu);
 	if (in->stopped) {
 		r->failed = 1;
 		err_setc(&r->err, ERR_UNAVAILABLE, "store is shutting down");
 		pthread_mutex_unlock(&in->mu);
-		return -1;
+		return;
 	}
 	r->gen = in->taken + 1;
 	enqueue(in, r);
 	pthread_mutex_unlock(&in->mu);
-	return 0;
-}
 
-/* Sleeps until the batch that took r is finished. */
-static void wait_batch(struct ingest *in, const struct req *r)
-{
 	_Atomic uint32_t *word = &in->finished[r->gen & 1];
 	for (;;) {
 		uint32_t seen = atomic_load_explicit(word, memory_order_acquire);
@@ -136,50 +128,17 @@ static void wait_batch(struct ingest *in, const struct req *r)
 	}
 }
 
-/* Queues r and sleeps until the writer has committed (or failed) it. */
-static void submit_wait(struct ingest *in, struct req *r)
-{
-	if (submit(in, r) == 0)
-		wait_batch(in, r);
-}
-
-/* route_stage's hand-over, with the run's stripe locked. */
-static int submit_ticket(void *ctx, struct route_ticket *t, struct err *err)
-{
-	struct req *r = ctx;
-
-	r->ticket = t;
-	r->rows = &t->rows;
-	if (submit(r->in, r) < 0) {
-		if (err)
-			*err = r->err;
-		return -1;
-	}
-	return 0;
-}
-
 int ingest_delivery(struct ingest *in, const struct source_cfg *src,
 		    const char *id, json_object *delivery, const char *raw,
 		    size_t raw_len, long long received_ms, int *duplicate,
 		    struct err *err)
 {
-	struct req r = { .type = REQ_DELIVERY, .in = in };
-	struct route_ticket t;
-	struct route_input input = {
-		.src = src, .id = id, .delivery = delivery, .raw = raw,
-		.raw_len = raw_len, .received_ms = received_ms,
+	struct req r = {
+		.type = REQ_DELIVERY, .src = src, .id = id, .delivery = delivery,
+		.raw = raw, .raw_len = raw_len, .received_ms = received_ms,
 	};
 
-	if (route_stage_prepare(in->stage, &t, &input, submit_ticket, &r,
-				&r.err) == 0) {
-		wait_batch(in, &r);
-	} else if (!r.failed) {
-		log_kv(LOG_ERROR, "delivery not stored", "id", id, "error",
-		       r.err.msg, NULL);
-		r.failed = 1;
-		err_setc(&r.err, ERR_UNAVAILABLE, "store unavailable: %s", r.err.msg);
-	}
-	route_stage_clear(&t);
+	submit_wait(in, &r);
 	json_object_put(delivery);
 	*duplicate = r.duplicate;
 	if (r.failed) {
@@ -191,11 +150,12 @@ int ingest_delivery(struct ingest *in, const struct source_cfg *src,
 }
 
 int ingest_write(struct ingest *in, const struct ingest_rows *rows,
-		 struct err *err)
+		 int *duplicate, struct err *err)
 {
-	struct req r = { .type = REQ_DELIVERY, .rows = rows, .in = in };
+	struct req r = { .type = REQ_ROWS, .rows = rows, .id = rows->d.id };
 
 	submit_wait(in, &r);
+	*duplicate = r.duplicate;
 	if (r.failed) {
 		if (err)
 			*err = r.err;
@@ -292,7 +252,11 @@ int ingest_source(struct ingest *in, const char *source, const char *json,
 
 const struct rules *ingest_set_rules(struct ingest *in, const struct rules *rules)
 {
-	return route_stage_set_rules(in->stage, rules);
+	pthread_mutex_lock(&in->mu);
+	const struct rules *old = in->rules;
+	in->rules = rules;
+	pthread_mutex_unlock(&in->mu);
+	return old;
 }
 
 /* ---- the writer thread --------------------------------------------------- */
@@ -317,23 +281,127 @@ static int jobs_push(struct jobvec *jv, long long id, const char *kind,
 	return 0;
 }
 
-/* Inserts one delivery's rows; -1 fails this delivery. */
-static int write_rows(struct ingest *in, const struct ingest_rows *w,
-		      struct err *err)
+static json_object *prior_run(struct ingest *in, const char *project,
+			      long long run_id, struct err *err, int *failed)
 {
-	const struct delivery_rec *d = &w->d;
+	char *text = NULL;
+	json_object *o = NULL;
+
+	*failed = store_run_get(in->st, project, run_id, &text, err) < 0;
+	if (text)
+		o = json_tokener_parse(text);
+	free(text);
+	return o;
+}
+
+static const char *to_json(json_object *o)
+{
+	return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+						 JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+/* Stores the jobs of every matching rule's actions. */
+static int route_jobs(struct ingest *in, const struct rules *rules,
+		      json_object *ev, long long seq, const char *project,
+		      long long run_id, long long now, struct err *err)
+{
+	struct route_result rr = { 0 };
+	int rc = 0;
+
+	if (!rules || rules_route(rules, ev, &rr, err) < 0)
+		return rules ? -1 : 0;
+	for (size_t i = 0; i < rr.n && rc == 0; i++) {
+		struct routed_action *a = &rr.v[i];
+		char lane[256];
+		long long id;
+		json_object *target;
+		/* Calls to one target for one run go in receipt order whatever
+		 * rule queued them (create before finish). */
+		if (json_object_object_get_ex(a->params, "target", &target))
+			snprintf(lane, sizeof(lane), "%s#%lld/%s:%s", project ? project : "",
+				 run_id, a->kind, json_object_get_string(target));
+		else
+			snprintf(lane, sizeof(lane), "%s#%lld/%s/%d", project ? project : "",
+				 run_id, a->rule, a->index);
+		struct job_rec j = {
+			.delivery_seq = seq, .rule = a->rule, .index = a->index,
+			.kind = a->kind, .params_json = to_json(a->params),
+			.lane = lane,
+		};
+		rc = store_job_insert(in->st, &j, now, &id, err);
+		if (rc == 0 && jobs_push(&in->jobs, id, a->kind, lane) < 0)
+			rc = err_set(err, "out of memory");
+	}
+	route_result_free(&rr);
+	return rc;
+}
+
+/* Dedup, normalize, store, remember the run (run events only), route.
+ * -1 fails this delivery.  Events about no run are keyed with run id 0. */
+static int store_one(struct ingest *in, const struct rules *rules, struct req *r)
+{
+	struct err *err = &r->err;
+	const char *project = event_project_of(r->delivery, r->src);
+	long long run_id = event_run_id_of(r->delivery), seq;
+	json_object *prior = NULL, *ev = NULL;
+	int failed = 0, rc = -1;
+
+	int exists = store_delivery_exists(in->st, project, run_id, r->id, err);
+	if (exists != 0) {
+		r->duplicate = exists == 1;
+		return exists < 0 ? -1 : 0;
+	}
+	if (run_id > 0)
+		prior = prior_run(in, project, run_id, err, &failed);
+	if (failed)
+		goto done;
+	if (event_normalize(&ev, r->delivery, r->src, r->id, r->received_ms,
+			    prior, err) < 0)
+		goto done;
+	struct delivery_rec d = {
+		.id = r->id, .source = r->src->name,
+		.type = event_name_of(r->delivery), .project = project,
+		.run_id = run_id, .received_ms = r->received_ms,
+		.raw = r->raw, .raw_len = r->raw_len, .event_json = to_json(ev),
+	};
+	/* only a run event may change what later run events are enriched
+	 * with: a plan's or a review's id is not a run id */
+	if (store_delivery_insert(in->st, &d, &seq, err) < 0 ||
+	    (event_is_run(r->delivery) &&
+	     store_run_put(in->st, project, run_id,
+			   to_json(json_object_object_get(ev, "run")),
+			   r->received_ms, err) < 0) ||
+	    route_jobs(in, rules, ev, seq, project, run_id, r->received_ms, err) < 0)
+		goto done;
+	rc = 0;
+done:
+	json_object_put(prior);
+	json_object_put(ev);
+	return rc;
+}
+
+/* Rows routed elsewhere (ingest_write): dedup, then insert as they are. */
+static int store_rows(struct ingest *in, struct req *r)
+{
+	const struct ingest_rows *rows = r->rows;
+	const struct delivery_rec *d = &rows->d;
+	struct err *err = &r->err;
 	long long seq, id;
 
+	int exists = store_delivery_exists(in->st, d->project, d->run_id, d->id, err);
+	if (exists != 0) {
+		r->duplicate = exists == 1;
+		return exists < 0 ? -1 : 0;
+	}
 	if (store_delivery_insert(in->st, d, &seq, err) < 0 ||
-	    (w->run_json && store_run_put(in->st, d->project, d->run_id,
-					  w->run_json, d->received_ms, err) < 0))
+	    (rows->run_json && store_run_put(in->st, d->project, d->run_id,
+					     rows->run_json, d->received_ms, err) < 0))
 		return -1;
-	for (size_t i = 0; i < w->njobs; i++) {
-		const struct ingest_job *jb = &w->jobs[i];
+	for (size_t i = 0; i < rows->njobs; i++) {
+		const struct ingest_job *jb = &rows->jobs[i];
 		struct job_rec j = {
 			.delivery_seq = seq, .rule = jb->rule, .index = jb->index,
-			.kind = jb->kind, .params_json = jb->params_json,
-			.lane = jb->lane,
+			.kind = jb->kind, .params_json = jb->params_json, .lane = jb->lane,
 		};
 		if (store_job_insert(in->st, &j, d->received_ms, &id, err) < 0)
 			return -1;
@@ -343,37 +411,13 @@ static int write_rows(struct ingest *in, const struct ingest_rows *w,
 	return 0;
 }
 
-/* Stores one delivery (a duplicate stores nothing).  -1 fails it alone,
- * as it does one that was enriched from a delivery that failed. */
-static int store_one(struct ingest *in, struct req *r)
-{
-	struct route_ticket *t = r->ticket;
-
-	if (t && t->duplicate) {
-		r->duplicate = 1;
-		return 0;
-	}
-	if (t && route_stage_doomed(in->stage, t))
-		return err_set(&r->err, "enriched from a delivery that was not stored");
-	return write_rows(in, r->rows, &r->err);
-}
-
-/* A delivery fails: its waiter gets a 503, and what was enriched from it
- * is doomed. */
-static void fail_delivery(struct ingest *in, struct req *r, const char *why)
-{
-	r->failed = 1;
-	err_setc(&r->err, ERR_UNAVAILABLE, "store unavailable: %s", why);
-	if (r->ticket && !r->ticket->duplicate)
-		route_stage_fail(in->stage, r->ticket);
-}
-
 /* One pass over the batch inside one transaction.  Returns 1 when every
  * request ran (failed deliveries are skipped), 0 when a delivery failed and
  * the transaction is still open (roll back and run the batch again without
  * it), -1 when the transaction is gone (SQLITE_FULL and friends end it;
  * *why says what ended it). */
-static int run_pass(struct ingest *in, struct req *batch, struct err *why)
+static int run_pass(struct ingest *in, struct req *batch,
+		    const struct rules *rules, struct err *why)
 {
 	struct err err = { 0 };
 
@@ -381,15 +425,18 @@ static int run_pass(struct ingest *in, struct req *batch, struct err *why)
 	for (struct req *r = batch; r; r = r->next) {
 		switch (r->type) {
 		case REQ_DELIVERY:
+		case REQ_ROWS:
 			if (r->failed)
 				break;
 			r->duplicate = 0;
-			if (store_one(in, r) == 0)
+			if ((r->type == REQ_DELIVERY ? store_one(in, rules, r)
+						     : store_rows(in, r)) == 0)
 				break;
-			log_kv(LOG_ERROR, "delivery not stored", "id", r->rows->d.id,
+			log_kv(LOG_ERROR, "delivery not stored", "id", r->id,
 			       "error", r->err.msg, NULL);
 			*why = r->err;
-			fail_delivery(in, r, why->msg);
+			r->failed = 1;
+			err_setc(&r->err, ERR_UNAVAILABLE, "store unavailable: %s", why->msg);
 			return store_in_txn(in->st) ? 0 : -1;
 		case REQ_ATTEMPT:
 			for (size_t i = 0; i < r->nattempts; i++)
@@ -423,7 +470,8 @@ static int run_pass(struct ingest *in, struct req *batch, struct err *why)
  * without it.  That costs nothing when all goes well, where a savepoint per
  * delivery would copy every page it touches into the statement journal.
  */
-static int run_batch(struct ingest *in, struct req *batch)
+static int run_batch(struct ingest *in, struct req *batch,
+		     const struct rules *rules)
 {
 	struct err err = { 0 };
 	int pass;
@@ -433,7 +481,7 @@ static int run_batch(struct ingest *in, struct req *batch)
 			pass = -1;
 			break;
 		}
-		pass = run_pass(in, batch, &err);
+		pass = run_pass(in, batch, rules, &err);
 		if (pass == 0)
 			store_rollback(in->st);
 	} while (pass == 0);
@@ -445,8 +493,6 @@ static int run_batch(struct ingest *in, struct req *batch)
 	store_rollback(in->st);
 	in->jobs.n = 0;
 	for (struct req *r = batch; r; r = r->next) {
-		if (r->type == REQ_DELIVERY)
-			fail_delivery(in, r, err.msg);
 		r->failed = 1;
 		err_setc(&r->err, ERR_UNAVAILABLE, "store unavailable: %s", err.msg);
 	}
@@ -461,9 +507,6 @@ static void finish_batch(struct ingest *in, struct req *batch, uint32_t gen)
 {
 	struct req *retry = NULL;
 
-	for (struct req *r = batch; r; r = r->next)
-		if (r->type == REQ_DELIVERY && r->ticket && r->ticket->linked)
-			route_stage_done(in->stage, r->ticket);
 	pthread_mutex_lock(&in->mu);
 	for (struct req *r = batch, *next; r; r = next) {
 		next = r->next;
@@ -495,6 +538,7 @@ static void *writer_main(void *arg)
 		while (!in->head && !in->stopping)
 			pthread_cond_wait(&in->work, &in->mu);
 		struct req *batch = in->head;
+		const struct rules *rules = in->rules;
 		uint32_t gen = batch ? ++in->taken : 0;
 		in->head = in->tail = NULL;
 		int stop = in->stopping && !batch;
@@ -505,7 +549,7 @@ static void *writer_main(void *arg)
 		size_t n = 0;
 		for (struct req *r = batch; r; r = r->next)
 			n++;
-		int ok = run_batch(in, batch);
+		int ok = run_batch(in, batch, rules);
 		metrics_commit((double)(clock_mono_us() - t0) / 1e6, n);
 		finish_batch(in, batch, gen);
 		if (in->jobs.n && in->on_jobs)
@@ -529,12 +573,9 @@ int ingest_start(struct ingest **out, struct store *st, const struct config *cfg
 	if (!in)
 		return err_set(err, "out of memory");
 
-	if (route_stage_new(&in->stage, cfg->data_dir, rules, err) < 0) {
-		free(in);
-		return -1;
-	}
 	in->st = st;
 	in->cfg = cfg;
+	in->rules = rules;
 	in->on_jobs = on_jobs;
 	in->ctx = ctx;
 	pthread_mutex_init(&in->mu, NULL);
@@ -542,7 +583,6 @@ int ingest_start(struct ingest **out, struct store *st, const struct config *cfg
 	if (pthread_create(&in->thread, NULL, writer_main, in) != 0) {
 		pthread_mutex_destroy(&in->mu);
 		pthread_cond_destroy(&in->work);
-		route_stage_free(in->stage);
 		free(in);
 		return err_set(err, "cannot start the writer thread");
 	}
@@ -572,7 +612,6 @@ void ingest_free(struct ingest *in)
 	if (!in)
 		return;
 	free(in->jobs.v);
-	route_stage_free(in->stage);
 	pthread_mutex_destroy(&in->mu);
 	pthread_cond_destroy(&in->work);
 	free(in);

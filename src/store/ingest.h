@@ -3,13 +3,12 @@
  * and commits everything that is waiting at that moment in one transaction
  * with one fsync (group commit):
  *
- *   - deliveries from HTTP threads, ready to insert: the delivery row, the
- *     run registry's new row (run.* events) and one row per job.  Dedup,
- *     enrichment, normalization and routing happened before, in the request
- *     thread (store/route_stage.h), so nothing slow can stall a commit.  The
- *     caller is woken only after the commit, so a 202 always means "on disk".
+ *   - deliveries from HTTP threads: dedup by id, normalize (enriched from the
+ *     run registry, in receipt order), store, update the registry, route by
+ *     the rules and store one job per action.  The caller is woken only after
+ *     the commit, so a 202 always means "on disk".
  *   - attempt outcomes from action workers (no one waits for these).
- *   - readiness probes, target mappings, source status.
+ *   - readiness probes.
  *
  * After each commit the new jobs are handed to the on_jobs callback (the
  * dispatcher), so workers only ever see committed rows.
@@ -27,17 +26,17 @@
 struct rules;
 struct ingest;
 
-/* One job row of a delivery, rendered; strings borrowed. */
+/* One job row, rendered; strings borrowed. */
 struct ingest_job {
 	const char *rule, *kind, *params_json, *lane;
 	int index;
 };
 
-/* Everything the writer stores for one delivery (strings borrowed until
- * the call that hands them over returns). */
+/* Rows already routed, for ingest_write (strings borrowed until it
+ * returns). */
 struct ingest_rows {
 	struct delivery_rec d;        /* d.event_json: the normalized event */
-	const char *run_json;         /* run.* events: the registry's new run */
+	const char *run_json;         /* the registry's new run, or NULL */
 	const struct ingest_job *jobs;
 	size_t njobs;
 };
@@ -51,25 +50,14 @@ int ingest_start(struct ingest **out, struct store *st, const struct config *cfg
 		 struct err *err);
 
 /*
- * Dedups, enriches, normalizes and routes one delivery in the calling
- * thread, has the writer store it with its jobs and waits for the commit.
- * delivery (parsed by event_parse) is consumed in every case.  Returns 0
- * with *duplicate set, or -1 when it could not be stored (err->code
- * ERR_UNAVAILABLE).
+ * Stores one delivery and waits for the commit.  delivery (parsed by
+ * event_parse) is consumed in every case.  Returns 0 with *duplicate set, or
+ * -1 when it could not be stored (err->code ERR_UNAVAILABLE).
  */
 int ingest_delivery(struct ingest *in, const struct source_cfg *src,
 		    const char *id, json_object *delivery, const char *raw,
 		    size_t raw_len, long long received_ms, int *duplicate,
 		    struct err *err);
-
-/* Stores rows as they are (no dedup, no enrichment, no routing) and waits
- * for the commit: the writer's own intake, for tools and tests.  0, or -1
- * when they could not be stored (err->code ERR_UNAVAILABLE). */
-int ingest_write(struct ingest *in, const struct ingest_rows *rows,
-		 struct err *err);
-
-/* Requests queued for the writer and not taken yet (tests, diagnostics). */
-size_t ingest_queued(struct ingest *in);
 
 /* Queues n attempt outcomes (copied, details too); returns at once.  Calls
  * from one thread reach the store in the order they were made. */
@@ -88,8 +76,18 @@ int ingest_map(struct ingest *in, const struct map_key *key,
 int ingest_source(struct ingest *in, const char *source, const char *json,
 		  struct err *err);
 
-/* Rules for deliveries routed from now on; returns the previous ones,
- * which no delivery is being routed by any more when this returns. */
+/* Stores rows as they are, in the same group commit as deliveries (a
+ * delivery id already stored is a duplicate: nothing is written), and
+ * waits for the commit: the writer's intake for rows routed elsewhere
+ * (tests inject jobs and failures with it).  0 with *duplicate set, or -1
+ * when they could not be stored (err->code ERR_UNAVAILABLE). */
+int ingest_write(struct ingest *in, const struct ingest_rows *rows,
+		 int *duplicate, struct err *err);
+
+/* Requests queued for the writer and not taken yet (tests, diagnostics). */
+size_t ingest_queued(struct ingest *in);
+
+/* Rules for deliveries committed from now on; returns the previous ones. */
 const struct rules *ingest_set_rules(struct ingest *in, const struct rules *rules);
 
 /* Commits what is queued, stops the thread, closes the store.  Later

@@ -112,7 +112,9 @@ static void add_job(struct fixture *f, const char *lane, const char *tag,
 		       .raw = "{}", .raw_len = 2, .event_json = "{}" },
 		.jobs = &j, .njobs = 1,
 	};
-	assert_int_equal(ingest_write(f->in, &rows, &e), 0);
+	int dup;
+	assert_int_equal(ingest_write(f->in, &rows, &dup, &e), 0);
+	assert_false(dup);
 }
 
 /* The output file's lines, in order, joined by spaces (static buffer). */

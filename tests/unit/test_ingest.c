@@ -1,10 +1,9 @@
 /*
- * ingest + route_stage: group commit (many concurrent submitters, few
- * commits, order kept per run), a delivery that fails alone while its group
- * commits (and what was enriched from it does not), enrichment of two events
- * of one run that arrive at the same moment, duplicates in one group, and a
- * failed commit (the disk full) that fails its group and leaves nothing in
- * the route stage that the store does not have.
+ * ingest: group commit (many concurrent submitters, few commits, order
+ * kept per run), a delivery that fails alone while its group commits (the
+ * group runs again without it), enrichment of two events of one run that
+ * arrive at the same moment, duplicates in one group, and a failed commit
+ * (the disk full) that fails its group and leaves nothing behind.
  *
  * A real store in a temp dir.  To put requests in one group the test holds
  * the database's write lock from a connection of its own: the writer takes
@@ -368,14 +367,14 @@ struct write_arg {
 	pthread_t t;
 	struct ingest_rows rows;
 	struct ingest_job job;
-	int rc;
+	int rc, dup;
 	struct err err;
 };
 
 static void *write_main(void *arg)
 {
 	struct write_arg *w = arg;
-	w->rc = ingest_write(w->f->in, &w->rows, &w->err);
+	w->rc = ingest_write(w->f->in, &w->rows, &w->dup, &w->err);
 	return NULL;
 }
 
@@ -428,51 +427,6 @@ static void test_ingest__a_failing_delivery_fails_alone_in_its_group(void **stat
 	struct err e = { 0 };
 	assert_int_equal(store_run_get(f->ro, "FA", 1, &text, &e), 0);
 	assert_null(text);
-}
-
-static void test_ingest__what_was_enriched_from_a_failed_delivery_fails_too(void **state)
-{
-	struct fixture *f = *state;
-	struct sub a, b, c, d;
-	struct write_arg x;
-	struct probe p;
-	char id[65];
-	char body[512];
-
-	/* x takes a's key first in the same group: a's insert fails there,
-	 * and b, enriched from a, must not be stored with a's title */
-	snprintf(body, sizeof(body), RUN_BODY, "started", 1, 50, ",\"title\":\"A\"", "DO");
-	event_delivery_id(id, "qase", body, strlen(body));
-	gate_close(f, &p);
-	write_start(&x, f, id, "DO", 50, "{\"title\":\"X\"}", "{}");
-	wait_queued(f, 1);
-	sub_start(&a, f, RUN_BODY, "started", 1, 50, ",\"title\":\"A\"", "DO");
-	wait_queued(f, 2);
-	sub_start(&b, f, RUN_BODY, "completed", 2, 50, ",\"cases\":1", "DO");
-	wait_queued(f, 3);
-	sub_start(&c, f, RUN_BODY, "started", 3, 51, ",\"title\":\"C\"", "DO");
-	wait_queued(f, 4);
-	gate_open(f, &p);
-	pthread_join(x.t, NULL);
-	sub_join(&a);
-	sub_join(&b);
-	sub_join(&c);
-	assert_int_equal(x.rc, 0);
-	assert_int_equal(a.rc, -1);
-	assert_int_equal(b.rc, -1);
-	assert_int_equal(c.rc, 0);
-	assert_int_equal(count_deliveries(f), 2);
-	expect_jobs(f, 2);
-	/* the stage holds nothing of a or b: the next event of run 50 is
-	 * enriched from what the store has */
-	size_t n = f->njobs;
-	sub_start(&d, f, RUN_BODY, "completed", 4, 50, ",\"cases\":1", "DO");
-	sub_join(&d);
-	assert_int_equal(d.rc, 0);
-	expect_jobs(f, n + 1);
-	json_object *ev = job_event(f, f->job_ids[n]);
-	assert_string_equal(run_title(ev), "X");
-	json_object_put(ev);
 }
 
 static void test_ingest__a_failed_commit_fails_the_group_and_forgets_it(void **state)
@@ -537,7 +491,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ingest__second_event_of_a_run_in_one_group_sees_the_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest__identical_deliveries_at_once_store_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest__a_failing_delivery_fails_alone_in_its_group, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ingest__what_was_enriched_from_a_failed_delivery_fails_too, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest__a_failed_commit_fails_the_group_and_forgets_it, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
