@@ -67,8 +67,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char id[65];
 
 	if (event_parse(&d, (const char *)data, size, MAX_DEPTH, &err) < 0) {
-		if (d != NULL || err.code != 400 || err.msg[0] == '\0')
-			abort(); /* a refusal must say why, as a 400 */
+		if (d != NULL || err.code != ERR_INVALID || err.msg[0] == '\0')
+			abort(); /* a refusal must say why (a 400 for the HTTP layer) */
 		return 0;
 	}
 	if (!event_name_of(d) || (event_is_run(d) && event_run_id_of(d) <= 0) ||
