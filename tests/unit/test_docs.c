@@ -76,7 +76,7 @@ static void generalize(const char *path, char *out, size_t len)
 	char copy[256], *part[8], *save = NULL;
 	size_t n = 0;
 
-	snprintf(copy, sizeof(copy), "%s", path);
+	snprintf(copy, sizeof(copy), "%.255s", path);
 	for (char *p = strtok_r(copy, ".", &save); p && n < 8; p = strtok_r(NULL, ".", &save))
 		part[n++] = p;
 	if (n >= 2 && strcmp(part[0], "sources") == 0)
