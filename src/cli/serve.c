@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "accept/accept.h"
 #include "targets/action_target.h"
 #include "dispatch/dispatch.h"
 #include "core/clock.h"
@@ -47,6 +48,7 @@ struct daemon {
 	struct rules *rules;
 	struct dispatch *d;
 	struct ingest *in;
+	struct acceptor *acc;
 	struct http_server *http;
 };
 
@@ -72,12 +74,13 @@ static int start(struct daemon *dm)
 
 	if (store_open(&st, dm->cfg->data_dir, STORE_RW, &err) < 0 ||
 	    dispatch_new(&dm->d, dm->cfg, &err) < 0 ||
-	    ingest_start(&dm->in, st, dm->cfg, dm->rules, dispatch_push, dm->d, &err) < 0) {
+	    ingest_start(&dm->in, st, dispatch_push, dm->d, &err) < 0) {
 		store_close(dm->in ? NULL : st);
 		goto fail;
 	}
-	if (dispatch_start(dm->d, dm->in, &err) < 0 ||
-	    http_start(&dm->http, dm->cfg, dm->in,
+	if (acceptor_new(&dm->acc, dm->cfg->data_dir, dm->in, dm->rules, &err) < 0 ||
+	    dispatch_start(dm->d, dm->in, &err) < 0 ||
+	    http_start(&dm->http, dm->cfg, dm->in, dm->acc,
 		       &(struct http_status){ .ctx = dm->d, .redis_up = status_redis_up,
 					      .jobs = status_jobs }, &err) < 0)
 		goto fail;
@@ -101,6 +104,7 @@ static void stop(struct daemon *dm)
 	log_msg(LOG_DEBUG, "store closed");
 	if (clean) {
 		dispatch_free(dm->d);
+		acceptor_free(dm->acc);
 		ingest_free(dm->in);
 	}
 }
@@ -116,9 +120,9 @@ static void stop(struct daemon *dm)
  *
  * A target that the new config drops while jobs for it are still open
  * would strand them, so such a reload is refused with the count.  The
- * count is taken after the new rules are in place and every batch routed
- * by the old ones has committed (the probe), so no job can slip in after
- * it; until then, and for any job queued before, workers still find the
+ * count is taken after the new rules are in place and every delivery routed
+ * by the old ones has committed (acceptor_set_rules waits for them), so no
+ * job can slip in after it; until then, and for any job queued before, workers still find the
  * dropped target in the older config (dispatch_target).
  *
  * Every config loaded stays allocated until exit: workers may still read
@@ -158,7 +162,6 @@ static void reload(struct daemon *dm, const char *path)
 	struct config *cfg, **kept;
 	struct rules *rules;
 	const struct rules *old_rules;
-	struct err err;
 	char why[512], restart[512];
 
 	log_kv(LOG_INFO, "reload requested", "config", path, NULL);
@@ -179,15 +182,11 @@ static void reload(struct daemon *dm, const char *path)
 		return;
 	}
 	dm->configs = kept;
-	old_rules = ingest_set_rules(dm->in, rules);
-	/* Once a write queued after the swap has committed, no batch uses
-	 * the old rules any more. */
-	if (ingest_probe(dm->in, &err) < 0)
-		log_kv(LOG_WARN, "reload: store probe failed", "error", err.msg, NULL);
+	/* When the swap returns, every delivery routed by the old rules has
+	 * committed (or failed): the count below misses no job of theirs. */
+	old_rules = acceptor_set_rules(dm->acc, rules);
 	if (count_stranded(dm->live, cfg, why, sizeof(why))) {
-		ingest_set_rules(dm->in, old_rules);
-		if (ingest_probe(dm->in, &err) < 0) /* no batch uses the new ones now */
-			log_kv(LOG_WARN, "reload: store probe failed", "error", err.msg, NULL);
+		acceptor_set_rules(dm->acc, old_rules);
 		dispatch_set_config(dm->d, dm->live); /* a node for the old one again */
 		action_set_config(dm->live);
 		dm->configs[dm->nconfigs++] = cfg;    /* a worker may have read it */

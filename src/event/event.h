@@ -9,8 +9,8 @@
  * family (case, suite, plan, shared_step, result, names not known yet) is
  * accepted as it comes, since Qase disables a webhook that keeps failing.
  *
- * event_normalize runs in the store's writer, in receipt order, because it
- * enriches from the run registry: the registry holds the latest `run` object
+ * event_normalize runs in the accept stage, in receipt order per run,
+ * because it enriches from the run registry: the registry holds the latest `run` object
  * of each (project, run id), and fields a run event lacks (title,
  * description, plan, environment, cases_count, public) are filled from it.
  * Only run.* events write the registry (the caller's job, see

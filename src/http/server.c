@@ -21,6 +21,7 @@
 #include <nettle/sha2.h>
 #include <json-c/json.h>
 
+#include "accept/accept.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -41,6 +42,7 @@ struct route {
 struct http_server {
 	const struct config *cfg;
 	struct ingest *in;
+	struct acceptor *acc;
 	struct http_status status;
 	struct mg_context *ctx;
 	struct route *routes;
@@ -222,8 +224,8 @@ static void outcome(const struct route *rt, const char *type, int status)
 	srcstat_note(rt->srv->stats, rt->index, status, clock_wall_ms());
 }
 
-static int accept_delivery(struct mg_connection *c, struct route *rt,
-			   char *body, size_t len, long long received_ms)
+static int take_delivery(struct mg_connection *c, struct route *rt,
+			 char *body, size_t len, long long received_ms)
 {
 	struct err err = { 0 };
 	json_object *delivery;
@@ -246,7 +248,7 @@ static int accept_delivery(struct mg_connection *c, struct route *rt,
 		snprintf(run, sizeof(run), "%lld", run_id);
 	else
 		snprintf(run, sizeof(run), "null");
-	if (ingest_delivery(rt->srv->in, rt->src, id, delivery, body, len,
+	if (accept_delivery(rt->srv->acc, rt->src, id, delivery, body, len,
 			    received_ms, &dup, &err) < 0) {
 		log_kv(LOG_ERROR, "delivery refused", "id", id, "status", "503",
 		       "error", err.msg, NULL);
@@ -332,7 +334,7 @@ static int handle_source(struct mg_connection *c, void *cbdata)
 			return refuse(c, rt, 401, "", msg);
 		}
 	}
-	status = accept_delivery(c, rt, body, len, received_ms);
+	status = take_delivery(c, rt, body, len, received_ms);
 	free(body);
 	return status;
 }
@@ -514,8 +516,8 @@ static int tls_shim(struct err *err)
 }
 
 int http_start(struct http_server **out, const struct config *cfg,
-	       struct ingest *in, const struct http_status *status,
-	       struct err *err)
+	       struct ingest *in, struct acceptor *acc,
+	       const struct http_status *status, struct err *err)
 {
 	struct http_server *s = calloc(1, sizeof(*s));
 	struct mg_callbacks cb = { .log_message = on_log };
@@ -530,6 +532,7 @@ int http_start(struct http_server **out, const struct config *cfg,
 	}
 	s->cfg = cfg;
 	s->in = in;
+	s->acc = acc;
 	s->status = *status;
 	char header_max[24];
 	snprintf(threads, sizeof(threads), "%d", cfg->http_threads);

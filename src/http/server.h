@@ -10,8 +10,9 @@
  *   GET /metrics        Prometheus text, with each source's last accepted
  *                       and refused times (srcstat.h)
  *
- * Request threads never run actions: they parse, check and hand the delivery
- * to the writer, then answer.
+ * Request threads never run actions: they parse and check the delivery,
+ * hand it to the accept stage (which normalizes, routes and waits for the
+ * writer's commit), then answer.
  */
 #ifndef RB_HTTP_SERVER_H
 #define RB_HTTP_SERVER_H
@@ -19,6 +20,7 @@
 #include "core/config.h"
 #include "core/err.h"
 
+struct acceptor;
 struct ingest;
 struct http_server;
 
@@ -30,11 +32,12 @@ struct http_status {
 	void (*jobs)(void *ctx, long long *in_memory, long long *running);
 };
 
-/* Listens on cfg->listen; status is copied.  -1 with err set when it
- * cannot (the port is taken, the TLS files are unreadable). */
+/* Listens on cfg->listen: deliveries go to acc, probes and source state
+ * to in; status is copied.  -1 with err set when it cannot (the port is
+ * taken, the TLS files are unreadable). */
 int http_start(struct http_server **out, const struct config *cfg,
-	       struct ingest *in, const struct http_status *status,
-	       struct err *err);
+	       struct ingest *in, struct acceptor *acc,
+	       const struct http_status *status, struct err *err);
 
 /* Once a second from the main loop: saves what each source's endpoint
  * answered and logs the refusal warning when due (see srcstat.h). */

@@ -24,21 +24,13 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "event/event.h"
-#include "rules/rules.h"
 
-enum req_type { REQ_DELIVERY, REQ_ROWS, REQ_ATTEMPT, REQ_PROBE, REQ_MAP, REQ_SOURCE };
+enum req_type { REQ_ROWS, REQ_ATTEMPT, REQ_PROBE, REQ_MAP, REQ_SOURCE };
 
 struct req {
 	enum req_type type;
 	struct req *next;
-	/* REQ_DELIVERY (lives on the caller's stack) */
-	const struct source_cfg *src;
-	const char *id;
-	json_object *delivery;
-	const char *raw;
-	size_t raw_len;
-	long long received_ms;
+	const char *id;          /* REQ_ROWS: rows->d.id, for the log */
 	/* REQ_MAP (caller's stack) */
 	const struct map_key *map_key;
 	const struct map_rec *map;
@@ -64,8 +56,6 @@ struct jobvec {
 
 struct ingest {
 	struct store *st;
-	const struct config *cfg;
-	const struct rules *rules;
 	ingest_jobs_fn on_jobs;
 	void *ctx;
 
@@ -126,27 +116,6 @@ static void submit_wait(struct ingest *in, struct req *r)
 			break;
 		futex_wait(word, seen);
 	}
-}
-
-int ingest_delivery(struct ingest *in, const struct source_cfg *src,
-		    const char *id, json_object *delivery, const char *raw,
-		    size_t raw_len, long long received_ms, int *duplicate,
-		    struct err *err)
-{
-	struct req r = {
-		.type = REQ_DELIVERY, .src = src, .id = id, .delivery = delivery,
-		.raw = raw, .raw_len = raw_len, .received_ms = received_ms,
-	};
-
-	submit_wait(in, &r);
-	json_object_put(delivery);
-	*duplicate = r.duplicate;
-	if (r.failed) {
-		if (err)
-			*err = r.err;
-		return -1;
-	}
-	return 0;
 }
 
 int ingest_write(struct ingest *in, const struct ingest_rows *rows,
@@ -250,15 +219,6 @@ int ingest_source(struct ingest *in, const char *source, const char *json,
 	return 0;
 }
 
-const struct rules *ingest_set_rules(struct ingest *in, const struct rules *rules)
-{
-	pthread_mutex_lock(&in->mu);
-	const struct rules *old = in->rules;
-	in->rules = rules;
-	pthread_mutex_unlock(&in->mu);
-	return old;
-}
-
 /* ---- the writer thread --------------------------------------------------- */
 
 static int jobs_push(struct jobvec *jv, long long id, const char *kind,
@@ -281,106 +241,7 @@ static int jobs_push(struct jobvec *jv, long long id, const char *kind,
 	return 0;
 }
 
-static json_object *prior_run(struct ingest *in, const char *project,
-			      long long run_id, struct err *err, int *failed)
-{
-	char *text = NULL;
-	json_object *o = NULL;
-
-	*failed = store_run_get(in->st, project, run_id, &text, err) < 0;
-	if (text)
-		o = json_tokener_parse(text);
-	free(text);
-	return o;
-}
-
-static const char *to_json(json_object *o)
-{
-	return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-						 JSON_C_TO_STRING_NOSLASHESCAPE);
-}
-
-/* Stores the jobs of every matching rule's actions. */
-static int route_jobs(struct ingest *in, const struct rules *rules,
-		      json_object *ev, long long seq, const char *project,
-		      long long run_id, long long now, struct err *err)
-{
-	struct route_result rr = { 0 };
-	int rc = 0;
-
-	if (!rules || rules_route(rules, ev, &rr, err) < 0)
-		return rules ? -1 : 0;
-	for (size_t i = 0; i < rr.n && rc == 0; i++) {
-		struct routed_action *a = &rr.v[i];
-		char lane[256];
-		long long id;
-		json_object *target;
-		/* Calls to one target for one run go in receipt order whatever
-		 * rule queued them (create before finish). */
-		if (json_object_object_get_ex(a->params, "target", &target))
-			snprintf(lane, sizeof(lane), "%s#%lld/%s:%s", project ? project : "",
-				 run_id, a->kind, json_object_get_string(target));
-		else
-			snprintf(lane, sizeof(lane), "%s#%lld/%s/%d", project ? project : "",
-				 run_id, a->rule, a->index);
-		struct job_rec j = {
-			.delivery_seq = seq, .rule = a->rule, .index = a->index,
-			.kind = a->kind, .params_json = to_json(a->params),
-			.lane = lane,
-		};
-		rc = store_job_insert(in->st, &j, now, &id, err);
-		if (rc == 0 && jobs_push(&in->jobs, id, a->kind, lane) < 0)
-			rc = err_set(err, "out of memory");
-	}
-	route_result_free(&rr);
-	return rc;
-}
-
-/* Dedup, normalize, store, remember the run (run events only), route.
- * -1 fails this delivery.  Events about no run are keyed with run id 0. */
-static int store_one(struct ingest *in, const struct rules *rules, struct req *r)
-{
-	struct err *err = &r->err;
-	const char *project = event_project_of(r->delivery, r->src);
-	long long run_id = event_run_id_of(r->delivery), seq;
-	json_object *prior = NULL, *ev = NULL;
-	int failed = 0, rc = -1;
-
-	int exists = store_delivery_exists(in->st, project, run_id, r->id, err);
-	if (exists != 0) {
-		r->duplicate = exists == 1;
-		return exists < 0 ? -1 : 0;
-	}
-	if (run_id > 0)
-		prior = prior_run(in, project, run_id, err, &failed);
-	if (failed)
-		goto done;
-	if (event_normalize(&ev, r->delivery, r->src, r->id, r->received_ms,
-			    prior, err) < 0)
-		goto done;
-	struct delivery_rec d = {
-		.id = r->id, .source = r->src->name,
-		.type = event_name_of(r->delivery), .project = project,
-		.run_id = run_id, .received_ms = r->received_ms,
-		.raw = r->raw, .raw_len = r->raw_len, .event_json = to_json(ev),
-	};
-	/* only a run event may change what later run events are enriched
-	 * with: a plan's or a review's id is not a run id */
-	if (store_delivery_insert(in->st, &d, &seq, err) < 0 ||
-	    (event_is_run(r->delivery) &&
-	     store_run_put(in->st, project, run_id,
-			   to_json(json_object_object_get(ev, "run")),
-			   r->received_ms, err) < 0) ||
-	    route_jobs(in, rules, ev, seq, project, run_id, r->received_ms, err) < 0)
-		goto done;
-	rc = 0;
-done:
-	json_object_put(prior);
-	json_object_put(ev);
-	return rc;
-}
-
-/* Rows routed elsewhere (ingest_write): dedup, then insert as they are. */
+/* Rows routed by the accept stage: dedup, then insert as they are. */
 static int store_rows(struct ingest *in, struct req *r)
 {
 	const struct ingest_rows *rows = r->rows;
@@ -416,21 +277,18 @@ static int store_rows(struct ingest *in, struct req *r)
  * the transaction is still open (roll back and run the batch again without
  * it), -1 when the transaction is gone (SQLITE_FULL and friends end it;
  * *why says what ended it). */
-static int run_pass(struct ingest *in, struct req *batch,
-		    const struct rules *rules, struct err *why)
+static int run_pass(struct ingest *in, struct req *batch, struct err *why)
 {
 	struct err err = { 0 };
 
 	in->jobs.n = 0;
 	for (struct req *r = batch; r; r = r->next) {
 		switch (r->type) {
-		case REQ_DELIVERY:
 		case REQ_ROWS:
 			if (r->failed)
 				break;
 			r->duplicate = 0;
-			if ((r->type == REQ_DELIVERY ? store_one(in, rules, r)
-						     : store_rows(in, r)) == 0)
+			if (store_rows(in, r) == 0)
 				break;
 			log_kv(LOG_ERROR, "delivery not stored", "id", r->id,
 			       "error", r->err.msg, NULL);
@@ -470,8 +328,7 @@ static int run_pass(struct ingest *in, struct req *batch,
  * without it.  That costs nothing when all goes well, where a savepoint per
  * delivery would copy every page it touches into the statement journal.
  */
-static int run_batch(struct ingest *in, struct req *batch,
-		     const struct rules *rules)
+static int run_batch(struct ingest *in, struct req *batch)
 {
 	struct err err = { 0 };
 	int pass;
@@ -481,7 +338,7 @@ static int run_batch(struct ingest *in, struct req *batch,
 			pass = -1;
 			break;
 		}
-		pass = run_pass(in, batch, rules, &err);
+		pass = run_pass(in, batch, &err);
 		if (pass == 0)
 			store_rollback(in->st);
 	} while (pass == 0);
@@ -538,7 +395,6 @@ static void *writer_main(void *arg)
 		while (!in->head && !in->stopping)
 			pthread_cond_wait(&in->work, &in->mu);
 		struct req *batch = in->head;
-		const struct rules *rules = in->rules;
 		uint32_t gen = batch ? ++in->taken : 0;
 		in->head = in->tail = NULL;
 		int stop = in->stopping && !batch;
@@ -549,7 +405,7 @@ static void *writer_main(void *arg)
 		size_t n = 0;
 		for (struct req *r = batch; r; r = r->next)
 			n++;
-		int ok = run_batch(in, batch, rules);
+		int ok = run_batch(in, batch);
 		metrics_commit((double)(clock_mono_us() - t0) / 1e6, n);
 		finish_batch(in, batch, gen);
 		if (in->jobs.n && in->on_jobs)
@@ -563,9 +419,8 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-int ingest_start(struct ingest **out, struct store *st, const struct config *cfg,
-		 const struct rules *rules, ingest_jobs_fn on_jobs, void *ctx,
-		 struct err *err)
+int ingest_start(struct ingest **out, struct store *st, ingest_jobs_fn on_jobs,
+		 void *ctx, struct err *err)
 {
 	struct ingest *in = calloc(1, sizeof(*in));
 
@@ -574,8 +429,6 @@ int ingest_start(struct ingest **out, struct store *st, const struct config *cfg
 		return err_set(err, "out of memory");
 
 	in->st = st;
-	in->cfg = cfg;
-	in->rules = rules;
 	in->on_jobs = on_jobs;
 	in->ctx = ctx;
 	pthread_mutex_init(&in->mu, NULL);

@@ -1,14 +1,14 @@
 /*
  * ingest: the single writer.  One thread owns the store's write connection
  * and commits everything that is waiting at that moment in one transaction
- * with one fsync (group commit):
+ * with one fsync (group commit).  It only writes what it is given:
  *
- *   - deliveries from HTTP threads: dedup by id, normalize (enriched from the
- *     run registry, in receipt order), store, update the registry, route by
- *     the rules and store one job per action.  The caller is woken only after
- *     the commit, so a 202 always means "on disk".
+ *   - deliveries already normalized and routed (the accept stage, in the
+ *     HTTP threads): dedup by id, then the delivery row, the registry's run
+ *     and one row per job.  The caller is woken only after the commit, so a
+ *     202 always means "on disk".
  *   - attempt outcomes from action workers (no one waits for these).
- *   - readiness probes.
+ *   - target mappings, source state and readiness probes.
  *
  * After each commit the new jobs are handed to the on_jobs callback (the
  * dispatcher), so workers only ever see committed rows.
@@ -17,13 +17,10 @@
 #define RB_STORE_INGEST_H
 
 #include <stddef.h>
-#include <json-c/json.h>
 
-#include "core/config.h"
 #include "core/err.h"
 #include "store/store.h"
 
-struct rules;
 struct ingest;
 
 /* One job row, rendered; strings borrowed. */
@@ -32,7 +29,7 @@ struct ingest_job {
 	int index;
 };
 
-/* Rows already routed, for ingest_write (strings borrowed until it
+/* One delivery's rows, for ingest_write (strings borrowed until it
  * returns). */
 struct ingest_rows {
 	struct delivery_rec d;        /* d.event_json: the normalized event */
@@ -43,21 +40,10 @@ struct ingest_rows {
 
 typedef void (*ingest_jobs_fn)(void *ctx, const struct job_ref *jobs, size_t n);
 
-/* Takes ownership of st (closed by ingest_stop).  rules and cfg are borrowed
- * and must outlive the writer (or be swapped with ingest_set_rules). */
-int ingest_start(struct ingest **out, struct store *st, const struct config *cfg,
-		 const struct rules *rules, ingest_jobs_fn on_jobs, void *ctx,
-		 struct err *err);
-
-/*
- * Stores one delivery and waits for the commit.  delivery (parsed by
- * event_parse) is consumed in every case.  Returns 0 with *duplicate set, or
- * -1 when it could not be stored (err->code ERR_UNAVAILABLE).
- */
-int ingest_delivery(struct ingest *in, const struct source_cfg *src,
-		    const char *id, json_object *delivery, const char *raw,
-		    size_t raw_len, long long received_ms, int *duplicate,
-		    struct err *err);
+/* Takes ownership of st (closed by ingest_stop); on_jobs gets the jobs of
+ * each commit, on the writer's thread. */
+int ingest_start(struct ingest **out, struct store *st, ingest_jobs_fn on_jobs,
+		 void *ctx, struct err *err);
 
 /* Queues n attempt outcomes (copied, details too); returns at once.  Calls
  * from one thread reach the store in the order they were made. */
@@ -76,22 +62,19 @@ int ingest_map(struct ingest *in, const struct map_key *key,
 int ingest_source(struct ingest *in, const char *source, const char *json,
 		  struct err *err);
 
-/* Stores rows as they are, in the same group commit as deliveries (a
+/* Stores one delivery's rows as they are, in the next group commit (a
  * delivery id already stored is a duplicate: nothing is written), and
- * waits for the commit: the writer's intake for rows routed elsewhere
- * (tests inject jobs and failures with it).  0 with *duplicate set, or -1
- * when they could not be stored (err->code ERR_UNAVAILABLE). */
+ * waits for the commit.  0 with *duplicate set, or -1 when they could not
+ * be stored (err->code ERR_UNAVAILABLE); a row that breaks the schema
+ * fails alone, the rest of its group commits. */
 int ingest_write(struct ingest *in, const struct ingest_rows *rows,
 		 int *duplicate, struct err *err);
 
 /* Requests queued for the writer and not taken yet (tests, diagnostics). */
 size_t ingest_queued(struct ingest *in);
 
-/* Rules for deliveries committed from now on; returns the previous ones. */
-const struct rules *ingest_set_rules(struct ingest *in, const struct rules *rules);
-
 /* Commits what is queued, stops the thread, closes the store.  Later
- * ingest_attempt calls are dropped and ingest_delivery fails with 503, so
+ * ingest_attempt calls are dropped and ingest_write fails (ERR_UNAVAILABLE), so
  * a worker that outlived the shutdown deadline cannot touch freed memory. */
 void ingest_stop(struct ingest *in);
 

@@ -315,6 +315,27 @@ int store_run_get(struct store *st, const char *project, long long run_id,
 	return 0;
 }
 
+int store_runs_each(struct store *st,
+		    void (*fn)(void *ctx, const char *project, long long run_id),
+		    void *ctx, struct err *err)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT project, run_id FROM runs", -1,
+			       &s, NULL) != SQLITE_OK)
+		return db_error(st, err, "prepare");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *project = sqlite3_column_text(s, 0);
+		fn(ctx, project ? (const char *)project : "",
+		   sqlite3_column_int64(s, 1));
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return db_error(st, err, "runs");
+	return 0;
+}
+
 int store_run_put(struct store *st, const char *project, long long run_id,
 		  const char *run_json, long long now_ms, struct err *err)
 {

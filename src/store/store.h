@@ -67,6 +67,11 @@ int store_run_get(struct store *st, const char *project, long long run_id,
 		  char **out, struct err *err);
 int store_run_put(struct store *st, const char *project, long long run_id,
 		  const char *run_json, long long now_ms, struct err *err);
+/* Calls fn once per run in the registry ("" for no project), in key order;
+ * the accept stage learns at start which runs exist.  0, or -1 (err set). */
+int store_runs_each(struct store *st,
+		    void (*fn)(void *ctx, const char *project, long long run_id),
+		    void *ctx, struct err *err);
 
 struct job_rec {
 	long long delivery_seq;

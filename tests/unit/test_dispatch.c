@@ -43,7 +43,7 @@ static int start(struct fixture *f, size_t window)
 	f->cfg->queue_window = window;
 	assert_int_equal(store_open(&st, f->dir, STORE_RW, &e), 0);
 	assert_int_equal(dispatch_new(&f->d, f->cfg, &e), 0);
-	assert_int_equal(ingest_start(&f->in, st, f->cfg, NULL, dispatch_push, f->d, &e), 0);
+	assert_int_equal(ingest_start(&f->in, st, dispatch_push, f->d, &e), 0);
 	assert_int_equal(dispatch_start(f->d, f->in, &e), 0);
 	assert_int_equal(store_open(&f->ro, f->dir, STORE_RO, &e), 0);
 	return 0;

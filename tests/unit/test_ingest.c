@@ -1,9 +1,11 @@
 /*
- * ingest: group commit (many concurrent submitters, few commits, order
- * kept per run), a delivery that fails alone while its group commits (the
- * group runs again without it), enrichment of two events of one run that
- * arrive at the same moment, duplicates in one group, and a failed commit
- * (the disk full) that fails its group and leaves nothing behind.
+ * ingest and the accept stage in front of it: group commit (many
+ * concurrent submitters, few commits, order kept per run), a delivery that
+ * fails alone while its group commits (the group runs again without it),
+ * enrichment of two events of one run that arrive at the same moment (the
+ * second waits for the first's commit), of a run stored before the stage
+ * started, duplicates at once, and a failed commit (the disk full) that
+ * fails its group and leaves nothing behind.
  *
  * A real store in a temp dir.  To put requests in one group the test holds
  * the database's write lock from a connection of its own: the writer takes
@@ -24,6 +26,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "accept/accept.h"
 #include "core/config.h"
 #include "event/event.h"
 #include "rules/rules.h"
@@ -41,6 +44,7 @@ struct fixture {
 	struct config *cfg;
 	struct rules *rules;
 	struct ingest *in;
+	struct acceptor *acc;
 	struct store *ro;
 	struct store *gate;           /* holds the write lock while set */
 	struct source_cfg src;
@@ -78,7 +82,8 @@ static int setup(void **state)
 	f->src.name = "qase";
 	pthread_mutex_init(&f->mu, NULL);
 	assert_int_equal(store_open(&st, f->dir, STORE_RW, &e), 0);
-	assert_int_equal(ingest_start(&f->in, st, f->cfg, f->rules, on_jobs, f, &e), 0);
+	assert_int_equal(ingest_start(&f->in, st, on_jobs, f, &e), 0);
+	assert_int_equal(acceptor_new(&f->acc, f->dir, f->in, f->rules, &e), 0);
 	assert_int_equal(store_open(&f->ro, f->dir, STORE_RO, &e), 0);
 	*state = f;
 	return 0;
@@ -91,6 +96,7 @@ static int teardown(void **state)
 
 	store_close(f->gate);
 	ingest_stop(f->in);
+	acceptor_free(f->acc);
 	ingest_free(f->in);
 	store_close(f->ro);
 	rules_free(f->rules);
@@ -131,7 +137,7 @@ static void *sub_main(void *arg)
 		return NULL;
 	}
 	event_delivery_id(s->id, "qase", s->body, len);
-	s->rc = ingest_delivery(s->f->in, &s->f->src, s->id, d, s->body, len,
+	s->rc = accept_delivery(s->f->acc, &s->f->src, s->id, d, s->body, len,
 				1000, &s->dup, &s->err);
 	return NULL;
 }
@@ -311,25 +317,32 @@ static void test_ingest__one_run_submitted_in_order_keeps_its_order(void **state
 	}
 }
 
-static void test_ingest__second_event_of_a_run_in_one_group_sees_the_first(void **state)
+static void test_ingest__second_event_of_a_run_at_once_waits_and_sees_the_first(void **state)
 {
 	struct fixture *f = *state;
-	struct sub a, b;
+	struct sub a, b, other;
 	struct probe p;
 
 	gate_close(f, &p);
 	sub_start(&a, f, RUN_BODY, "started", 1, 42, ",\"title\":\"Nightly\"", "EN");
 	wait_queued(f, 1);
 	sub_start(&b, f, RUN_BODY, "completed", 2, 42, ",\"cases\":3", "EN");
+	/* another run does not wait for run 42 */
+	sub_start(&other, f, RUN_BODY, "started", 1, 43, ",\"title\":\"Other\"", "EN");
 	wait_queued(f, 2);
+	sleep_ms(50);
+	/* b holds back until a is on disk: it is not queued */
+	assert_int_equal(ingest_queued(f->in), 2);
 	gate_open(f, &p);
 	sub_join(&a);
 	sub_join(&b);
+	sub_join(&other);
 	assert_int_equal(a.rc, 0);
 	assert_int_equal(b.rc, 0);
-	expect_jobs(f, 2);
-	assert_int_equal(f->batches, 1);
-	json_object *ev = job_event(f, f->job_ids[1]);
+	assert_int_equal(other.rc, 0);
+	expect_jobs(f, 3);
+	assert_int_equal(f->batches, 2);
+	json_object *ev = job_event(f, f->job_ids[2]);
 	assert_string_equal(run_title(ev), "Nightly");
 	json_object_put(ev);
 	/* and the registry row is the second's, title included */
@@ -337,7 +350,35 @@ static void test_ingest__second_event_of_a_run_in_one_group_sees_the_first(void 
 	struct err e = { 0 };
 	assert_int_equal(store_run_get(f->ro, "EN", 42, &text, &e), 0);
 	assert_non_null(strstr(text, "Nightly"));
+	assert_non_null(strstr(text, "\"cases_count\":3"));
 	free(text);
+}
+
+static void test_ingest__a_run_stored_before_the_stage_started_is_enriched(void **state)
+{
+	struct fixture *f = *state;
+	struct sub a, b;
+	struct err e = { 0 };
+
+	sub_start(&a, f, RUN_BODY, "started", 1, 51, ",\"title\":\"Before\"", "RS");
+	sub_join(&a);
+	assert_int_equal(a.rc, 0);
+	/* a new stage (a restart) learns the run from the store */
+	acceptor_free(f->acc);
+	assert_int_equal(acceptor_new(&f->acc, f->dir, f->in, f->rules, &e), 0);
+	sub_start(&b, f, RUN_BODY, "completed", 2, 51, ",\"cases\":1", "RS");
+	sub_join(&b);
+	assert_int_equal(b.rc, 0);
+	expect_jobs(f, 2);
+	json_object *ev = job_event(f, f->job_ids[1]);
+	assert_string_equal(run_title(ev), "Before");
+	json_object_put(ev);
+	/* and a redelivery after the restart is still a duplicate */
+	sub_start(&a, f, RUN_BODY, "started", 1, 51, ",\"title\":\"Before\"", "RS");
+	sub_join(&a);
+	assert_int_equal(a.rc, 0);
+	assert_true(a.dup);
+	assert_int_equal(count_deliveries(f), 2);
 }
 
 static void test_ingest__identical_deliveries_at_once_store_one(void **state)
@@ -488,7 +529,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ingest__concurrent_submitters_share_few_commits_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest__one_run_submitted_in_order_keeps_its_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ingest__second_event_of_a_run_in_one_group_sees_the_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ingest__second_event_of_a_run_at_once_waits_and_sees_the_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ingest__a_run_stored_before_the_stage_started_is_enriched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest__identical_deliveries_at_once_store_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest__a_failing_delivery_fails_alone_in_its_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest__a_failed_commit_fails_the_group_and_forgets_it, setup, teardown),

@@ -231,7 +231,7 @@ static void test_registry__a_test_kind_runs_through_dispatch(void **state)
 
 	assert_int_equal(store_open(&st, cfg->data_dir, STORE_RW, &err), 0);
 	assert_int_equal(dispatch_new(&d, cfg, &err), 0);
-	assert_int_equal(ingest_start(&in, st, cfg, rs, dispatch_push, d, &err), 0);
+	assert_int_equal(ingest_start(&in, st, dispatch_push, d, &err), 0);
 	assert_int_equal(dispatch_start(d, in, &err), 0);
 	for (int i = 0; i < 500 && atomic_load(&fake_runs) == 0; i++)
 		usleep(10000);
