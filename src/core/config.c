@@ -53,6 +53,7 @@ struct option {
 	const char *const *values;  /* OPT_ENUM, OPT_CHOICE; NULL-terminated */
 	opt_valid valid;
 	int flags;
+	const char *desc;           /* one line, for docs and tests */
 };
 
 static int valid_listen(const char *val, char *why, size_t len);
@@ -66,62 +67,91 @@ static const char *const source_kinds[] = { "qase", NULL };
 
 #define C(f) offsetof(struct config, f)
 #define S(f) offsetof(struct source_cfg, f)
-#define STR(n, off, d, v) { n, OPT_STRING, 0, 0, d, off, NULL, v, 0 }
-#define PATH(n, off, d) { n, OPT_PATH, 0, 0, d, off, NULL, NULL, 0 }
-#define INT(n, off, lo, hi, d) { n, OPT_INT, lo, hi, d, off, NULL, NULL, 0 }
-#define SIZE(n, off, lo, hi, d) { n, OPT_SIZE, lo, hi, d, off, NULL, NULL, 0 }
-#define ENUM(n, off, vals, d) { n, OPT_ENUM, 0, 0, d, off, vals, NULL, 0 }
+/* One row each: name, where it is stored, bounds or values, default,
+ * flags, description. */
+#define STR(n, off, d, v, fl, ds) { n, OPT_STRING, 0, 0, d, off, NULL, v, fl, ds }
+#define PATH(n, off, d, fl, ds) { n, OPT_PATH, 0, 0, d, off, NULL, NULL, fl, ds }
+#define INT(n, off, lo, hi, d, fl, ds) { n, OPT_INT, lo, hi, d, off, NULL, NULL, fl, ds }
+#define SIZE(n, off, lo, hi, d, fl, ds) { n, OPT_SIZE, lo, hi, d, off, NULL, NULL, fl, ds }
+#define ENUM(n, off, vals, d, fl, ds) { n, OPT_ENUM, 0, 0, d, off, vals, NULL, fl, ds }
+#define CHOICE(n, off, vals, d, fl, ds) { n, OPT_CHOICE, 0, 0, d, off, vals, NULL, fl, ds }
 
 static const struct option options[] = {
-	STR("listen", C(listen), "127.0.0.1:8080", valid_listen),
-	PATH("data_dir", C(data_dir), "var"),
-	SIZE("max_body_bytes", C(max_body_bytes), 1024, 1073741824, "1048576"),
-	{ "rules", OPT_PATH, 0, 0, "rules", C(rules_path), NULL, NULL, OPT_RELOAD },
-	STR("redis.url", C(redis_url), "redis://127.0.0.1:6379/0", valid_redis_url),
-	INT("redis.dedup_ttl_s", C(redis_dedup_ttl_s), 1, 315360000, "86400"),
-	INT("redis.batch", C(redis_batch), 1, 65536, "256"),
-	INT("http.threads", C(http_threads), 1, 1024, "64"),
-	INT("http.request_timeout_ms", C(request_timeout_ms), 100, 600000, "10000"),
+	STR("listen", C(listen), "127.0.0.1:8080", valid_listen, 0,
+	    "address the HTTP server listens on (civetweb listening_ports syntax)"),
+	PATH("data_dir", C(data_dir), "var", 0,
+	     "directory of the SQLite store (created if missing)"),
+	SIZE("max_body_bytes", C(max_body_bytes), 1024, 1073741824, "1048576", 0,
+	     "largest delivery body accepted (larger: 413)"),
+	PATH("rules", C(rules_path), "rules", OPT_RELOAD,
+	     "rules file, or a directory of *.yaml rules files"),
+	STR("redis.url", C(redis_url), "redis://127.0.0.1:6379/0", valid_redis_url, 0,
+	    "Redis for stream actions (redis:// or unix://, password in the URL)"),
+	INT("redis.dedup_ttl_s", C(redis_dedup_ttl_s), 1, 315360000, "86400", 0,
+	    "how long Redis remembers an appended job, so a retry appends no second entry"),
+	INT("redis.batch", C(redis_batch), 1, 65536, "256", 0,
+	    "stream jobs written in one pipelined round trip"),
+	INT("http.threads", C(http_threads), 1, 1024, "64", 0,
+	    "civetweb worker threads (connections served at once)"),
+	INT("http.request_timeout_ms", C(request_timeout_ms), 100, 600000, "10000", 0,
+	    "longest a whole request may take to arrive; then the connection is closed"),
 	/* 4: a delivery nests envelope, payload, plan and plan.id (json-c
 	 * counts scalars as a level) */
-	INT("http.max_json_depth", C(max_json_depth), 4, 1000, "32"),
-	{ "retry.max_attempts", OPT_INT, 1, 1000, "10", C(retry_max_attempts), NULL, NULL, OPT_RELOAD },
-	{ "retry.base_ms", OPT_INT, 1, 3600000, "500", C(retry_base_ms), NULL, NULL, OPT_RELOAD },
-	{ "retry.max_ms", OPT_INT, 1, 86400000, "300000", C(retry_max_ms), NULL, NULL, OPT_RELOAD },
-	INT("exec.workers", C(exec_workers), 1, 256, "4"),
-	{ "exec.output_max_bytes", OPT_SIZE, 1024, 67108864, "65536", C(exec_output_max), NULL, NULL,
-	  OPT_RELOAD },
-	INT("exec.nice", C(exec_nice), 0, 19, "10"),
-	SIZE("queue.window", C(queue_window), 16, 16777216, "65536"),
-	INT("shutdown_timeout_s", C(shutdown_timeout_s), 0, 3600, "30"),
-	{ "log.level", OPT_ENUM, 0, 0, "info", C(log_level), log_levels, NULL, OPT_RELOAD },
-	{ "log.format", OPT_ENUM, 0, 0, "text", C(log_format), log_formats, NULL, OPT_RELOAD },
-	INT("targets_workers", C(target_workers), 1, 64, "2"),
-	{ "http.admin_token", OPT_STRING, 0, 0, NULL, C(admin_token), NULL, NULL,
-	  OPT_EMPTY_NULL | OPT_SECRET },
-	SIZE("http.max_header_bytes", C(max_header_bytes), 1024, 1048576, "16384"),
-	INT("http.rate_limit_per_s", C(rate_limit_per_s), 0, 10000000, "0"),
-	{ "tls.certificate", OPT_PATH, 0, 0, NULL, C(tls_certificate), NULL, NULL,
-	  OPT_EMPTY_NULL },
-	{ "tls.key", OPT_PATH, 0, 0, NULL, C(tls_key), NULL, NULL, OPT_EMPTY_NULL },
-
+	INT("http.max_json_depth", C(max_json_depth), 4, 1000, "32", 0,
+	    "deepest JSON nesting accepted in a delivery (deeper: 400)"),
+	INT("retry.max_attempts", C(retry_max_attempts), 1, 1000, "10", OPT_RELOAD,
+	    "attempts of a job before it is dead"),
+	INT("retry.base_ms", C(retry_base_ms), 1, 3600000, "500", OPT_RELOAD,
+	    "first retry after about this long, doubling each attempt"),
+	INT("retry.max_ms", C(retry_max_ms), 1, 86400000, "300000", OPT_RELOAD,
+	    "cap on one retry wait"),
+	INT("exec.workers", C(exec_workers), 1, 256, "4", 0,
+	    "exec hooks run at once"),
+	SIZE("exec.output_max_bytes", C(exec_output_max), 1024, 67108864, "65536", OPT_RELOAD,
+	     "hook output kept per attempt (stdout and stderr together)"),
+	INT("exec.nice", C(exec_nice), 0, 19, "10", 0,
+	    "nice value hooks run at"),
+	SIZE("queue.window", C(queue_window), 16, 16777216, "65536", 0,
+	     "open jobs held in memory; the rest wait in the store"),
+	INT("shutdown_timeout_s", C(shutdown_timeout_s), 0, 3600, "30", 0,
+	    "how long SIGTERM waits for running attempts"),
+	ENUM("log.level", C(log_level), log_levels, "info", OPT_RELOAD,
+	     "least severe level logged: debug, info, warn or error"),
+	ENUM("log.format", C(log_format), log_formats, "text", OPT_RELOAD,
+	     "text (key=value) or json (one object a line)"),
+	INT("targets_workers", C(target_workers), 1, 64, "2", 0,
+	    "threads per translated target kind and for the http action"),
+	STR("http.admin_token", C(admin_token), NULL, NULL, OPT_EMPTY_NULL | OPT_SECRET,
+	    "Bearer token for /metrics from other than loopback (unset: loopback only)"),
+	SIZE("http.max_header_bytes", C(max_header_bytes), 1024, 1048576, "16384", 0,
+	     "largest request head accepted (request line and headers)"),
+	INT("http.rate_limit_per_s", C(rate_limit_per_s), 0, 10000000, "0", 0,
+	    "requests a second per client address (0: no limit; over it: 429)"),
+	PATH("tls.certificate", C(tls_certificate), NULL, OPT_EMPTY_NULL,
+	     "PEM certificate chain: serve HTTPS (with tls.key)"),
+	PATH("tls.key", C(tls_key), NULL, OPT_EMPTY_NULL,
+	     "PEM private key of tls.certificate"),
 };
 
 /* Fields of one source; path and kind default from the name (see below). */
 static const struct option source_options[] = {
-	STR("path", S(path), NULL, valid_url_path),
-	{ "secret", OPT_STRING, 0, 0, NULL, S(secret), NULL, NULL,
-	  OPT_EMPTY_NULL | OPT_SECRET },
-	{ "duration_unit", OPT_CHOICE, 0, 0, "ms", S(duration_unit),
-	  duration_units, NULL, 0 },
-	ENUM("kind", S(kind), source_kinds, NULL),
-	{ "hmac_header", OPT_STRING, 0, 0, NULL, S(hmac_header), NULL, NULL,
-	  OPT_EMPTY_NULL },
-	{ "hmac_secret", OPT_STRING, 0, 0, NULL, S(hmac_secret), NULL, NULL,
-	  OPT_EMPTY_NULL | OPT_SECRET },
+	STR("path", S(path), NULL, valid_url_path, 0,
+	    "URL path deliveries are posted to (default /webhooks/<name>)"),
+	STR("secret", S(secret), NULL, NULL, OPT_EMPTY_NULL | OPT_SECRET,
+	    "the webhook's secret, compared with the X-Qase-Secret header (unset: no check)"),
+	CHOICE("duration_unit", S(duration_unit), duration_units, "ms", 0,
+	       "unit of Qase's `duration` in deliveries: ms or s"),
+	ENUM("kind", S(kind), source_kinds, NULL, 0,
+	     "payload dialect (default: the source's name)"),
+	STR("hmac_header", S(hmac_header), NULL, NULL, OPT_EMPTY_NULL,
+	    "header carrying an HMAC-SHA256 of the body (with hmac_secret)"),
+	STR("hmac_secret", S(hmac_secret), NULL, NULL, OPT_EMPTY_NULL | OPT_SECRET,
+	    "key of the body's HMAC-SHA256"),
 	/* for senders whose envelope has no project_code (the 2021 shape) */
-	{ "project", OPT_STRING, 0, 0, NULL, S(project), NULL, NULL, OPT_EMPTY_NULL },
-	INT("refusal_warn_after_s", S(refusal_warn_after_s), 1, 31536000, "3600"),
+	STR("project", S(project), NULL, NULL, OPT_EMPTY_NULL,
+	    "project code for deliveries whose envelope has none"),
+	INT("refusal_warn_after_s", S(refusal_warn_after_s), 1, 31536000, "3600", 0,
+	    "warn when the endpoint has refused deliveries and accepted none for this long"),
 };
 
 /* ---- values ---------------------------------------------------------- */
@@ -846,15 +876,16 @@ size_t config_restart_keys(const struct config *old, const struct config *new,
 	return n;
 }
 
-void config_keys_each(void (*fn)(void *ctx, const char *key, const char *def),
+void config_keys_each(void (*fn)(void *ctx, const char *key, const char *def,
+				 const char *desc),
 		      void *ctx)
 {
 	char name[128];
 
 	for (size_t i = 0; i < NELEM(options); i++)
-		fn(ctx, options[i].name, options[i].def);
+		fn(ctx, options[i].name, options[i].def, options[i].desc);
 	for (size_t i = 0; i < NELEM(source_options); i++) {
 		snprintf(name, sizeof(name), "sources.*.%s", source_options[i].name);
-		fn(ctx, name, source_options[i].def);
+		fn(ctx, name, source_options[i].def, source_options[i].desc);
 	}
 }

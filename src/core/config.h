@@ -116,8 +116,10 @@ int config_load_string(struct config **out, const char *name, const char *text,
 
 /* Every key of the options tables, dotted as in the file ("retry.base_ms";
  * a source's as "sources.*.secret"), with its default as written (NULL:
- * none).  Sections are not included: their modules list their own. */
-void config_keys_each(void (*fn)(void *ctx, const char *key, const char *def),
+ * none) and its one-line description.  Sections are not included: their
+ * modules list their own. */
+void config_keys_each(void (*fn)(void *ctx, const char *key, const char *def,
+				 const char *desc),
 		      void *ctx);
 
 /* How many keys differ between old and new that a reload cannot apply

@@ -48,9 +48,14 @@ static void keys_free(struct keys *k)
 	k->n = 0;
 }
 
-static void add_option(void *ctx, const char *key, const char *def)
+static void add_option(void *ctx, const char *key, const char *def,
+		       const char *desc)
 {
 	(void)def;
+	/* every key is described, in one line */
+	assert_non_null(desc);
+	assert_true(strlen(desc) > 10);
+	assert_null(strchr(desc, '\n'));
 	add(ctx, key);
 }
 
