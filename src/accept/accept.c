@@ -391,8 +391,11 @@ int accept_delivery(struct acceptor *a, const struct source_cfg *src,
 		.run_id = event_run_id_of(delivery),
 	};
 	uint64_t key = delivery_hash(dv.project, dv.run_id, id);
+	struct event_bytes bytes = { raw, raw_len };
 	struct slot slot;
 	int rc = 0;
+
+	event_keep_bytes(delivery, &bytes); /* "raw" is the delivery as received */
 
 	*duplicate = recent_has(a, key);
 	if (*duplicate)

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <json-c/printbuf.h>
 #include <nettle/sha2.h>
 
 /* 9999-12-31T23:59:59Z: timestamps past it do not fit the ISO format. */
@@ -234,6 +235,27 @@ void event_delivery_id(char out[65], const char *source, const char *body,
 		out[2 * i + 1] = hex[md[i] & 15];
 	}
 	out[64] = '\0';
+}
+
+static int write_bytes(json_object *o, struct printbuf *pb, int level, int flags)
+{
+	const struct event_bytes *raw = json_object_get_userdata(o);
+	const char *p = raw->p, *end = raw->p + raw->len;
+
+	(void)level;
+	(void)flags;
+	/* JSON's whitespace around the value is not part of it */
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
+			   end[-1] == '\n'))
+		end--;
+	return printbuf_memappend(pb, p, (int)(end - p)) < 0 ? -1 : 0;
+}
+
+void event_keep_bytes(json_object *delivery, struct event_bytes *raw)
+{
+	json_object_set_serializer(delivery, write_bytes, raw, NULL);
 }
 
 const char *event_name_of(json_object *delivery)

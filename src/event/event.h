@@ -25,7 +25,7 @@
  *           "cases_count":..,"cases_added":..,"public":..,
  *           "counts":{"total","passed","failed","blocked","skipped","untested"},
  *           "duration_ms":..},
- *    "raw":{...the delivery...}}
+ *    "raw":{...the delivery, as received (event_keep_bytes)...}}
  *
  * entity is the name up to its first dot; entity_id is payload.id when an
  * integer, else payload.hash when a string, else null.  result.* events
@@ -69,6 +69,16 @@ int event_is_run(json_object *delivery);
  * payload.run_id, payload.run.id or an integer payload.run for result.*;
  * 0 for every other family. */
 long long event_run_id_of(json_object *delivery);
+
+/* The bytes a delivery was parsed from: while set, serializing the delivery
+ * (as the event's "raw") writes them as they came, so big integers and
+ * repeated keys survive.  The span must outlive every serialization; it is
+ * borrowed, not freed. */
+struct event_bytes {
+	const char *p;
+	size_t len;
+};
+void event_keep_bytes(json_object *delivery, struct event_bytes *raw);
 
 /*
  * Builds the normalized event.  delivery is borrowed (it is referenced as

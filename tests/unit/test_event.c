@@ -1001,6 +1001,35 @@ static void test_event__delivery_id_depends_on_source(void **state)
 	assert_string_not_equal(a, b);
 }
 
+/* raw is the delivery as received: a 30-digit integer, a repeated key and
+ * the sender's spacing survive (parsed, they would be clamped and merged). */
+static void test_event__raw_is_the_bytes_as_received(void **state)
+{
+	static const char body[] =
+		"\n{\"event_name\": \"run.started\", \"payload\": {\"id\": 5,"
+		" \"big\": 123456789012345678901234567890, \"k\": 1, \"k\": 2},"
+		" \"project_code\": \"RAW\"}\n";
+	struct event_bytes bytes = { body, sizeof(body) - 1 };
+	json_object *d = parse_ok(body), *ev = NULL;
+	struct err err = { 0 };
+
+	(void)state;
+	event_keep_bytes(d, &bytes);
+	assert_int_equal(event_normalize(&ev, d, &qase_ms, "x", RECEIVED_MS, NULL, &err), 0);
+	const char *text = plain(ev);
+	const char *raw = strstr(text, ",\"raw\":");
+	assert_non_null(raw);
+	char want[512];
+	snprintf(want, sizeof(want), ",\"raw\":%.*s}", (int)(sizeof(body) - 3), body + 1);
+	assert_string_equal(raw, want);
+	/* and the event is still JSON that parses */
+	json_object *back = json_tokener_parse(text);
+	assert_non_null(back);
+	json_object_put(back);
+	json_object_put(ev);
+	json_object_put(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1059,6 +1088,7 @@ int main(void)
 		cmocka_unit_test(test_event__delivery_id_is_sha256_of_source_then_body),
 		cmocka_unit_test(test_event__delivery_id_of_fixture_file_bytes),
 		cmocka_unit_test(test_event__delivery_id_depends_on_source),
+		cmocka_unit_test(test_event__raw_is_the_bytes_as_received),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
