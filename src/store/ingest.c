@@ -71,7 +71,35 @@ struct ingest {
 	_Atomic uint32_t finished[2];
 	int stopping, stopped;
 	struct jobvec jobs;      /* writer-thread only */
+	/* Writer-thread only: twice the bytes of the last group whose commit
+	 * failed, until a commit of as much succeeds.  A probe writes that
+	 * much, so readiness fails while deliveries would (a full disk still
+	 * has room for a small write). */
+	size_t failed_room;
 };
+
+enum { FAILED_ROOM_MAX = 64 << 20 }; /* the largest probe */
+
+/* What a delivery's rows put in the store, about. */
+static size_t rows_bytes(const struct ingest_rows *rows)
+{
+	size_t n = rows->d.raw_len + strlen(rows->d.event_json ? rows->d.event_json : "");
+
+	for (size_t i = 0; i < rows->njobs; i++)
+		n += strlen(rows->jobs[i].params_json ? rows->jobs[i].params_json : "");
+	return n + 512;
+}
+
+/* Twice what a batch would write, for the probe after it failed. */
+static size_t batch_room(const struct req *batch)
+{
+	size_t n = 0;
+
+	for (const struct req *r = batch; r; r = r->next)
+		if (r->type == REQ_ROWS)
+			n += rows_bytes(r->rows);
+	return n > SIZE_MAX / 2 ? SIZE_MAX : 2 * n;
+}
 
 /* Sleeps while *word still holds `seen` (returns at once if it changed). */
 static void futex_wait(_Atomic uint32_t *word, uint32_t seen)
@@ -303,7 +331,8 @@ static int run_pass(struct ingest *in, struct req *batch, struct err *why)
 					       "error", err.msg, NULL);
 			break;
 		case REQ_PROBE:
-			r->failed = store_touch(in->st, clock_wall_ms(), &r->err) < 0;
+			r->failed = store_touch(in->st, clock_wall_ms(),
+						in->failed_room, &r->err) < 0;
 			break;
 		case REQ_MAP:
 			r->failed = store_map_put(in->st, r->map_key, r->map,
@@ -342,8 +371,17 @@ static int run_batch(struct ingest *in, struct req *batch)
 		if (pass == 0)
 			store_rollback(in->st);
 	} while (pass == 0);
-	if (pass == 1 && store_commit(in->st, &err) == 0)
+	size_t room = batch_room(batch);
+	if (pass == 1 && store_commit(in->st, &err) == 0) {
+		int probed = 0;
+		for (struct req *r = batch; r && !probed; r = r->next)
+			probed = r->type == REQ_PROBE && !r->failed;
+		if (probed || room >= in->failed_room)
+			in->failed_room = 0;
 		return 1;
+	}
+	if (room > in->failed_room)
+		in->failed_room = room < FAILED_ROOM_MAX ? room : FAILED_ROOM_MAX;
 	if (!err.msg[0])
 		err_set(&err, "the transaction ended");
 	log_kv(LOG_ERROR, "store commit failed", "error", err.msg, NULL);

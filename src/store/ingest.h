@@ -49,7 +49,10 @@ int ingest_start(struct ingest **out, struct store *st, ingest_jobs_fn on_jobs,
  * from one thread reach the store in the order they were made. */
 void ingest_attempts(struct ingest *in, const struct attempt_rec *v, size_t n);
 
-/* Makes a write and waits for it to commit: 0 when the store is writable. */
+/* Makes a write and waits for it to commit: 0 when the store is writable.
+ * After a group's commit failed, the write is as large as twice that
+ * group until a commit of that size succeeds: a store that still takes a
+ * small write but refuses deliveries is not ready. */
 int ingest_probe(struct ingest *in, struct err *err);
 
 /* Writes a target mapping and waits for its commit: the next attempt of the

@@ -102,11 +102,11 @@ static const char *const stmt_sql[S_COUNT] = {
 		" WHERE j.id = ?1",
 	[S_JOBS_OPEN] = "SELECT id, attempts, next_ms, lane, kind FROM jobs"
 			" WHERE state < 2 AND id > ?1 ORDER BY id LIMIT ?2",
-	/* As large as a big group commit (64 KiB): a one-row write can still
-	 * fit in the room a failed commit left at the end of the WAL, and
-	 * readiness must fail where deliveries would. */
+	/* As large as a big group commit (at least 64 KiB): a one-row write
+	 * can still fit in the room a failed commit left at the end of the
+	 * WAL, and readiness must fail where deliveries would. */
 	[S_TOUCH] = "INSERT OR REPLACE INTO meta(key, value)"
-		    " VALUES('probe', ?1), ('probe_room', zeroblob(65536))",
+		    " VALUES('probe', ?1), ('probe_room', zeroblob(?2))",
 	[S_MAP_GET] = "SELECT remote_id, state, data FROM target_runs WHERE kind = ?1"
 		      " AND target = ?2 AND project = ?3 AND run_id = ?4",
 	[S_MAP_PUT] = "INSERT OR REPLACE INTO target_runs(kind, target, project,"
@@ -679,12 +679,14 @@ int store_dead_list(struct store *st, size_t limit,
 	return 0;
 }
 
-int store_touch(struct store *st, long long now_ms, struct err *err)
+int store_touch(struct store *st, long long now_ms, size_t room,
+		struct err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_TOUCH, err);
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, now_ms);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)(room < 65536 ? 65536 : room));
 	return step_done(st, s, err, "probe");
 }
 

@@ -187,8 +187,9 @@ int store_source_get(struct store *st, const char *source, char **out,
 int store_source_put(struct store *st, const char *source, const char *json,
 		     struct err *err);
 
-/* A write that proves the database is writable (readiness probe): 64 KiB,
- * the size of a large group commit. */
-int store_touch(struct store *st, long long now_ms, struct err *err);
+/* A write that proves the database is writable (readiness probe): room
+ * bytes, at least 64 KiB (the size of a large group commit). */
+int store_touch(struct store *st, long long now_ms, size_t room,
+		struct err *err);
 
 #endif

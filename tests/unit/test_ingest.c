@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "accept/accept.h"
@@ -524,6 +525,53 @@ static void test_ingest__a_failed_commit_fails_the_group_and_forgets_it(void **s
 	assert_false(a.dup);
 }
 
+static off_t file_size(const char *dir, const char *name)
+{
+	char path[96];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &sb) == 0 ? sb.st_size : 0;
+}
+
+/* A store with room for a small write but not for deliveries is not ready:
+ * the probe after a failed commit is as large as the group that failed. */
+static void test_ingest__probe_fails_while_deliveries_do_not_fit(void **state)
+{
+	struct fixture *f = *state;
+	struct rlimit old, lim;
+	struct write_arg w;
+	enum { BIG = 4 << 20 };
+	char *big = malloc(BIG);
+
+	assert_non_null(big);
+	memset(big, 'y', BIG);
+	assert_int_equal(ingest_probe(f->in, NULL), 0);
+	off_t db = file_size(f->dir, "runbridge.db"), wal = file_size(f->dir, "runbridge.db-wal");
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)(db > wal ? db : wal) + 256 * 1024;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+
+	write_start(&w, f, "big-1", "ROOM", 1, NULL, "{}");
+	w.rows.d.raw = big;
+	w.rows.d.raw_len = BIG;
+	pthread_join(w.t, NULL);
+	assert_int_equal(w.rc, -1);
+	/* a 64 KiB write would still fit; readiness must not say so */
+	assert_int_equal(ingest_probe(f->in, NULL), -1);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_equal(ingest_probe(f->in, NULL), 0);
+	/* and, ready again, the delivery is taken when it comes again */
+	write_start(&w, f, "big-1", "ROOM", 1, NULL, "{}");
+	w.rows.d.raw = big;
+	w.rows.d.raw_len = BIG;
+	pthread_join(w.t, NULL);
+	assert_int_equal(w.rc, 0);
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +582,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ingest__identical_deliveries_at_once_store_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest__a_failing_delivery_fails_alone_in_its_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest__a_failed_commit_fails_the_group_and_forgets_it, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ingest__probe_fails_while_deliveries_do_not_fit, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

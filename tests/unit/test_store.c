@@ -260,7 +260,7 @@ static void test_probe_writes(void **state)
 	struct fixture *f = *state;
 	struct err e = { 0 };
 	open_rw(f);
-	assert_int_equal(store_touch(f->st, 42, &e), 0);
+	assert_int_equal(store_touch(f->st, 42, 0, &e), 0);
 	assert_int_equal(query_int(f->db, "SELECT value FROM meta WHERE key = 'probe'"), 42);
 	assert_int_equal(query_int(f->db, "SELECT length(value) FROM meta"
 				   " WHERE key = 'probe_room'"), 65536);
