@@ -24,6 +24,7 @@ struct cli_opts {
 	const char *id;        /* --id */
 	const char *run;       /* --run PROJECT#ID (status) */
 	int dead;              /* --dead */
+	int show_secrets;      /* --show-secrets (route) */
 	const char *positional;/* the one positional argument, if allowed */
 	int help;
 };

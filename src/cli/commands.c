@@ -1,6 +1,7 @@
 /* cli: the offline commands: check, route, replay, status. */
 #include "cli/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/redact.h"
 #include "event/event.h"
 #include "http/srcstat.h"
 #include "rules/rules.h"
@@ -69,11 +71,13 @@ int cli_check(int argc, char **argv)
 /* ---- route ------------------------------------------------------------- */
 
 static const char route_usage[] =
-	"usage: runbridge route -c FILE DELIVERY.json\n"
+	"usage: runbridge route -c FILE DELIVERY.json [--show-secrets]\n"
 	"\n"
 	"Dry run: prints the normalized event, the rules that match and each\n"
 	"rendered action, as JSON.  Runs nothing and stores nothing; reads the\n"
-	"run registry (if the store exists) to enrich the event as serve would.\n";
+	"run registry (if the store exists) to enrich the event as serve would.\n"
+	"The secret parts of http actions (query values, the path of chat\n"
+	"webhook hosts, credential headers) print as *** unless --show-secrets.\n";
 
 /* NULL with errno set when it cannot be read; EFBIG past 64 MiB. */
 static char *read_file(const char *path, size_t *len)
@@ -120,7 +124,50 @@ static json_object *registry_run(const struct config *cfg, json_object *delivery
 	return o;
 }
 
-static json_object *route_report(json_object *ev, const struct route_result *rr)
+/* Authorization, X-Api-Key, X-Auth-Token, X-Hub-Signature...: values
+ * that are credentials by name. */
+static int secret_header(const char *name)
+{
+	static const char *const words[] = { "auth", "key", "token", "secret",
+					     "signature", "password", "cookie", NULL };
+	char low[128];
+	size_t i;
+
+	for (i = 0; name[i] && i + 1 < sizeof(low); i++)
+		low[i] = (char)tolower((unsigned char)name[i]);
+	low[i] = '\0';
+	for (const char *const *w = words; *w; w++)
+		if (strstr(low, *w))
+			return 1;
+	return 0;
+}
+
+/* An http action's params with what is secret in them masked. */
+static json_object *masked_http(json_object *params)
+{
+	json_object *copy = NULL, *url, *headers;
+
+	if (json_object_deep_copy(params, &copy, NULL) < 0)
+		return NULL;
+	if (json_object_object_get_ex(copy, "url", &url) &&
+	    json_object_is_type(url, json_type_string)) {
+		char masked[2048];
+		redact_url(json_object_get_string(url), masked, sizeof(masked));
+		json_object_object_add(copy, "url", json_object_new_string(masked));
+	}
+	if (json_object_object_get_ex(copy, "headers", &headers) &&
+	    json_object_is_type(headers, json_type_object)) {
+		json_object_object_foreach(headers, name, value) {
+			if (value && secret_header(name))
+				json_object_object_add(headers, name,
+						       json_object_new_string(REDACT_MASK));
+		}
+	}
+	return copy;
+}
+
+static json_object *route_report(json_object *ev, const struct route_result *rr,
+				 int show_secrets)
 {
 	json_object *out = json_object_new_object();
 	json_object *matched = json_object_new_array();
@@ -134,7 +181,10 @@ static json_object *route_report(json_object *ev, const struct route_result *rr)
 		json_object_object_add(a, "rule", json_object_new_string(rr->v[i].rule));
 		json_object_object_add(a, "index", json_object_new_int(rr->v[i].index));
 		json_object_object_add(a, "kind", json_object_new_string(rr->v[i].kind));
-		json_object_object_add(a, rr->v[i].kind, json_object_get(rr->v[i].params));
+		json_object *params = !show_secrets && strcmp(rr->v[i].kind, "http") == 0
+					      ? masked_http(rr->v[i].params)
+					      : json_object_get(rr->v[i].params);
+		json_object_object_add(a, rr->v[i].kind, params);
 		json_object_array_add(actions, a);
 	}
 	json_object_object_add(out, "matched", matched);
@@ -175,7 +225,7 @@ int cli_route(int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", o.positional, err.msg);
 		goto done;
 	}
-	out = route_report(ev, &rr);
+	out = route_report(ev, &rr, o.show_secrets);
 	puts(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY |
 					     JSON_C_TO_STRING_NOSLASHESCAPE));
 	rc = 0;

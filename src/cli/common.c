@@ -35,6 +35,8 @@ int cli_parse(int argc, char **argv, const char *usage, int allow_positional,
 			o->id = argv[++i];
 		} else if (allow_id_dead == 2 && !strcmp(a, "--run") && i + 1 < argc) {
 			o->run = argv[++i];
+		} else if (allow_positional && !strcmp(a, "--show-secrets")) {
+			o->show_secrets = 1;
 		} else if (allow_positional && a[0] != '-' && !o->positional) {
 			o->positional = a;
 		} else {

@@ -68,6 +68,28 @@ class Cli(unittest.TestCase):
         self.assertEqual(out["actions"][0]["redis"]["stream"], "rb:ID:Test run 2022/04/21")
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "data")))
 
+    def test_route_masks_the_secrets_of_http_actions_unless_asked(self):
+        self.write_rules("r.yaml", 'rules:\n  - name: chat\n    actions:\n'
+                                   '      - http:\n'
+                                   '          url: "https://hooks.slack.com/services/T0/B0/SLACKSECRET"\n'
+                                   '          body: "{}"\n'
+                                   '      - http:\n'
+                                   '          url: "https://ci.example.com/build?token=QUERYSECRET&job=nightly"\n'
+                                   '          headers: { Authorization: "Bearer HEADERSECRET", X-Run: "r" }\n')
+        delivery = os.path.join(FIXTURES, "run.started.json")
+        p = run("route", "-c", self.cfg, delivery)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for secret in ("SLACKSECRET", "QUERYSECRET", "HEADERSECRET"):
+            self.assertNotIn(secret, p.stdout)
+        actions = [a["http"] for a in json.loads(p.stdout)["actions"]]
+        self.assertEqual(actions[0]["url"], "https://hooks.slack.com/***")
+        self.assertEqual(actions[1]["url"], "https://ci.example.com/build?token=***&job=***")
+        self.assertEqual(actions[1]["headers"], {"Authorization": "***", "X-Run": "r"})
+        p = run("route", "-c", self.cfg, delivery, "--show-secrets")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for secret in ("SLACKSECRET", "QUERYSECRET", "HEADERSECRET"):
+            self.assertIn(secret, p.stdout)
+
     def test_route_refuses_an_invalid_delivery(self):
         bad = os.path.join(self.tmp, "bad.json")
         with open(bad, "w") as f:
