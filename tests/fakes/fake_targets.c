@@ -1,8 +1,9 @@
 /*
  * fake_targets: strict stand-ins for the three APIs runbridge mirrors runs
- * into (Testomat.io reporter, QA Sphere public API, Squish Test Center).
+ * into (Testomat.io reporter, QA Sphere public API, Squish Test Center) and
+ * for the one it reads results from (Qase TestOps API v1, kind qase).
  *
- *   fake_targets --kind testomat|qasphere|testcenter --port P --record FILE
+ *   fake_targets --kind testomat|qasphere|testcenter|qase --port P --record FILE
  *                [--api-key K] [--token T] [--user U --password W]
  *                [--project CODE]
  *
@@ -26,14 +27,16 @@
 
 #include "fake_common.h"
 
+extern const struct fake_kind fake_qase; /* fake_qase.c */
+
 static const struct fake_kind *const kinds[] = {
-	&fake_testomat, &fake_qasphere, &fake_testcenter,
+	&fake_testomat, &fake_qasphere, &fake_testcenter, &fake_qase,
 };
 
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: fake_targets --kind testomat|qasphere|testcenter --port P "
+		"usage: fake_targets --kind testomat|qasphere|testcenter|qase --port P "
 		"--record FILE\n"
 		"                    [--api-key K] [--token T] [--user U --password W] "
 		"[--project CODE]\n");

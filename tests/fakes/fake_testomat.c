@@ -9,8 +9,14 @@
  *                                      official reporter asks; read-only)
  *
  * The key may come as the api_key query parameter or the api_key body
- * field; every copy given must match.  Runs are kept as JSON objects, which
+ * field; every copy given must match.  No key is 401; a wrong one is 403,
+ * which is what the official client (@testomatio/reporter 2.17) takes for
+ * "invalid key" (target-apis.md 2.6).  Runs are kept as JSON objects, which
  * is also what GET /_state shows.
+ *
+ * A test's optional fields may be JSON null, as the official client sends
+ * them (stack, steps, example, code; rid in JUnit imports): null means
+ * absent, so it is neither checked nor kept.  Everything else stays strict.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,22 +82,30 @@ static int bool_field(struct json_object *o, const char *key)
 
 /* ---- auth and run lookup ----------------------------------------------- */
 
-static int auth_ok(struct fake *f, struct fake_req *r)
+/* 0 if every key given matches and one was given; else the status to
+ * answer: 401 for no key, 403 for a wrong one. */
+static int auth_check(struct fake *f, struct fake_req *r)
 {
 	char q[512];
 	int given = 0;
 	if (fake_query(r, "api_key", q, sizeof(q)) >= 0) {
 		given = 1;
 		if (strcmp(q, f->opt.api_key) != 0)
-			return 0;
+			return 403;
 	}
 	if (fake_has(r->json, "api_key")) {
 		const char *b = str_field(r->json, "api_key");
 		given = 1;
 		if (!b || strcmp(b, f->opt.api_key) != 0)
-			return 0;
+			return 403;
 	}
-	return given;
+	return given ? 0 : 401;
+}
+
+static int auth_error(struct fake_req *r, int status)
+{
+	return fake_error(r, status, status == 401 ? "api_key is required" :
+			  "Invalid api_key: access denied");
 }
 
 static struct json_object *find_run(struct tm_state *s, const char *uid)
@@ -104,11 +118,12 @@ static struct json_object *find_run(struct tm_state *s, const char *uid)
 	return NULL;
 }
 
-/* Copies every body field except the key into a result. */
+/* Copies every body field except the key and the nulls (absent fields)
+ * into a result. */
 static void merge_fields(struct json_object *dst, struct json_object *body)
 {
 	json_object_object_foreach(body, key, val) {
-		if (strcmp(key, "api_key") != 0)
+		if (val && strcmp(key, "api_key") != 0)
 			json_object_object_add(dst, key, fake_copy(val));
 	}
 }
@@ -230,14 +245,21 @@ static int create_run(struct fake *f, struct fake_req *r)
 
 /* ---- results ----------------------------------------------------------- */
 
-static int check_test(struct fake_req *r, struct json_object *t, const char *where,
-		      int create_default)
+/* t without its null members (borrowed references, t stays untouched so
+ * that the record shows what was sent). */
+static struct json_object *without_nulls(struct json_object *t)
+{
+	struct json_object *view = json_object_new_object();
+	json_object_object_foreach(t, key, val)
+		if (val)
+			json_object_object_add(view, key, json_object_get(val));
+	return view;
+}
+
+static int check_test_fields(struct fake_req *r, struct json_object *t, const char *where,
+			     int create_default)
 {
 	char err[256];
-	if (!json_object_is_type(t, json_type_object)) {
-		fake_error(r, 400, "%stest must be an object", where);
-		return -1;
-	}
 	if (fake_check(t, test_fields, N(test_fields), err, sizeof(err)) < 0) {
 		fake_error(r, 400, "%s%s", where, err);
 		return -1;
@@ -265,6 +287,19 @@ static int check_test(struct fake_req *r, struct json_object *t, const char *whe
 		return -1;
 	}
 	return 0;
+}
+
+static int check_test(struct fake_req *r, struct json_object *t, const char *where,
+		      int create_default)
+{
+	if (!json_object_is_type(t, json_type_object)) {
+		fake_error(r, 400, "%stest must be an object", where);
+		return -1;
+	}
+	struct json_object *view = without_nulls(t);
+	int rc = check_test_fields(r, view, where, create_default);
+	json_object_put(view);
+	return rc;
 }
 
 /* Adds t to the run; a result with a known rid replaces that result. */
@@ -396,8 +431,9 @@ static int test_grep(struct fake *f, struct fake_req *r)
 
 	if (r->body_len)
 		return fake_error(r, 400, "GET takes no body");
-	if (!auth_ok(f, r))
-		return fake_error(r, 401, "Invalid or missing api_key");
+	int denied = auth_check(f, r);
+	if (denied)
+		return auth_error(r, denied);
 	if (fake_query(r, "type", type, sizeof(type)) <= 0 || !fake_in(type, types))
 		return fake_error(r, 400, "type must be one of tag, plan, label");
 	if (fake_query(r, "id", id, sizeof(id)) <= 0)
@@ -426,8 +462,9 @@ static int handle(struct fake *f, struct fake_req *r)
 		return fake_error(r, 415, "Content-Type must be application/json");
 	if (r->body_len && !r->json_ok)
 		return fake_error(r, 400, "body is not valid JSON");
-	if (!auth_ok(f, r))
-		return fake_error(r, 401, "Invalid or missing api_key");
+	int denied = auth_check(f, r);
+	if (denied)
+		return auth_error(r, denied);
 	if (r->body_len && !json_object_is_type(r->json, json_type_object))
 		return fake_error(r, 400, "body must be a JSON object");
 	if (!r->json)

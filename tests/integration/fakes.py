@@ -1,4 +1,5 @@
-"""Strict fakes of the target APIs, for integration tests.
+"""Strict fakes of the target APIs (and of the Qase API runbridge reads
+results from), for integration tests.
 
     fake = Fake("qasphere", workdir).start()
     ... point runbridge at fake.api_url with fake.opts["api_key"] ...
@@ -6,6 +7,12 @@
     fake.control("503", count=2, retry_after=1)
     fake.state()             # runs, results, reports as the fake holds them
     fake.stop()
+
+    qase = Fake("qase", workdir).start()     # base URL qase.api_url (.../v1)
+    qase.generate("DEMO", run_id=42, results=237, retested=5)
+    qase.seed("DEMO", run={"id": 7}, results=[{"case_id": 1, "status": "failed"}],
+              cases=[{"id": 1, "title": "Login", "suite_id": 3}],
+              suites=[{"id": 3, "title": "Auth", "parent_id": None}])
 
 The binary is tests/fakes/fake_targets (one process per API kind).  It is
 found through FAKE_TARGETS_BIN, else next to RUNBRIDGE_BIN in the build tree
@@ -21,7 +28,7 @@ import uuid
 
 from rbtest import free_port, wait_until
 
-KINDS = ("testomat", "qasphere", "testcenter")
+KINDS = ("testomat", "qasphere", "testcenter", "qase")
 
 # Credentials each kind is started with unless the caller overrides them
 # (pass None to leave an option out).
@@ -30,10 +37,12 @@ DEFAULTS = {
     "qasphere": {"api_key": "t1.ak1.fake-token", "project": "DEMO"},
     "testcenter": {"token": "tc-fake-token", "user": "admin@example.com",
                    "password": "fake-pass"},
+    "qase": {"token": "qase-fake-token"},
 }
 
 # Where each API lives under the fake's root URL.
-API_PREFIX = {"testomat": "", "qasphere": "/api/public/v0", "testcenter": "/upload"}
+API_PREFIX = {"testomat": "", "qasphere": "/api/public/v0", "testcenter": "/upload",
+              "qase": "/v1"}
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
@@ -150,7 +159,8 @@ class Fake:
 
     @property
     def api_url(self):
-        """Base URL of the API: root, root + /api/public/v0, root + /upload."""
+        """Base URL of the API: root, root + /api/public/v0, root + /upload,
+        root + /v1 (qase)."""
         return self.url + API_PREFIX[self.kind]
 
     def auth_headers(self):
@@ -160,6 +170,8 @@ class Fake:
             return {"Authorization": "Bearer " + self.opts["api_key"]}
         if self.kind == "testcenter":
             return {"Authorization": "Token " + self.opts["token"]}
+        if self.kind == "qase":
+            return {"Token": self.opts["token"]}
         return {}
 
     # -- inspection and control ---------------------------------------------
@@ -189,7 +201,9 @@ class Fake:
         """Queues a fault for the next `count` API requests (appended after
         those already queued): "ok", "429", "503", "500", "stall", "reset";
         "clear" empties the queue.  Settings: stall_seconds (all kinds);
-        conflict_status, close_closed_status, rate_limit (qasphere)."""
+        conflict_status, close_closed_status, rate_limit (qasphere); seed,
+        generate, delete_run, wipe, delay_seconds, delay_count (qase: see
+        tests/fakes/fake_qase_data.c, and seed/generate/delay below)."""
         body = dict(settings)
         if mode is not None:
             body["mode"] = mode
@@ -200,6 +214,38 @@ class Fake:
         if status != 200:
             raise AssertionError("control %r failed: %s %r" % (body, status, doc))
         return doc
+
+    # -- the Qase fake's data ---------------------------------------------------
+
+    def seed(self, project, run=None, results=None, cases=None, suites=None):
+        """Loads Qase entities into project (qase kind).  Each entity is
+        checked against the vendor's schema and completed with defaults; a
+        run drops that run's earlier results; results go to the seeded run
+        unless they name a run_id; cases and suites replace those of the
+        same id."""
+        body = {"project": project}
+        for key, val in (("run", run), ("results", results), ("cases", cases),
+                         ("suites", suites)):
+            if val is not None:
+                body[key] = val
+        return self.control(seed=body)
+
+    def generate(self, project, run_id, results, **options):
+        """Generates a completed run (qase kind): `results` results over
+        results - retested cases with a mix of every status and a custom one,
+        `retested` cases with a second, earlier, failed result listed after
+        the others, and a suite tree.  Options: retested (0), suites (5),
+        custom_status ("flaky", None for none), case_id_start (1), title.
+        Returns the run's summary from state()."""
+        body = {"project": project, "run_id": run_id, "results": results}
+        body.update(options)
+        self.control(generate=body)
+        return self.state()["projects"][project]["runs"][str(run_id)]
+
+    def delay(self, seconds, count=1):
+        """The next `count` API requests (qase kind) are answered normally,
+        after `seconds`."""
+        return self.control(delay_seconds=seconds, delay_count=count)
 
     def state(self):
         status, _, doc = self.request("GET", "/_state", prefix=False, auth=False)

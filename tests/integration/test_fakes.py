@@ -57,13 +57,14 @@ class TestomatTest(FakeCase):
         return self.assertStatus(200, self.req("POST", "/api/reporter", body))
 
     def test_auth_key_in_query_or_body(self):
+        # No key: 401; a wrong key: 403, what the official client expects.
         self.assertStatus(401, self.req("POST", "/api/reporter", {"title": "t"}))
-        self.assertStatus(401, self.req("POST", "/api/reporter", {"api_key": "tstmt_wrong"}))
-        self.assertStatus(401, self.req("POST", "/api/reporter?api_key=tstmt_wrong", {}))
+        self.assertStatus(403, self.req("POST", "/api/reporter", {"api_key": "tstmt_wrong"}))
+        self.assertStatus(403, self.req("POST", "/api/reporter?api_key=tstmt_wrong", {}))
         # Both given: both must match.
-        self.assertStatus(401, self.req("POST", "/api/reporter?api_key=" + self.key(),
+        self.assertStatus(403, self.req("POST", "/api/reporter?api_key=" + self.key(),
                                         {"api_key": "tstmt_wrong"}))
-        doc = self.assertStatus(401, self.req("POST", "/api/reporter", {"api_key": 42}))
+        doc = self.assertStatus(403, self.req("POST", "/api/reporter", {"api_key": 42}))
         self.assertIn("message", doc)
         self.assertStatus(200, self.req("POST", "/api/reporter?api_key=" + self.key(), {}))
         self.assertStatus(200, self.req("POST", "/api/reporter", {"api_key": self.key()}))
@@ -195,7 +196,7 @@ class TestomatTest(FakeCase):
         self.req("GET", "/nowhere")
         self.fake.state()
         recs = self.fake.requests()
-        self.assertEqual([r["status"] for r in recs], [401, 200, 404])
+        self.assertEqual([r["status"] for r in recs], [403, 200, 404])
         first = recs[0]
         self.assertEqual(first["method"], "POST")
         self.assertEqual(first["path"], "/api/reporter")

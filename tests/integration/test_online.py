@@ -152,12 +152,12 @@ class Online(unittest.TestCase):
 
     # -- targets ---------------------------------------------------------------
 
-    def test_wrong_target_keys_fail_with_the_target_and_401(self):
+    def test_wrong_target_keys_fail_with_the_target_and_its_refusal(self):
         self.write_config(tm_key="tstmt_wrong_key_000", qs_key="t1.ak1.wrong")
         p = self.check()
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertEqual(lines_of(p.stdout, "target testomat 'tm' "),
-                         ["target testomat 'tm' %s: FAILED: 401 Unauthorized (check api_key)"
+                         ["target testomat 'tm' %s: FAILED: 403 Forbidden (check api_key)"
                           % self.tm.url])
         self.assertEqual(lines_of(p.stdout, "target qasphere 'qs' "),
                          ["target qasphere 'qs' %s: FAILED: 401 Unauthorized "

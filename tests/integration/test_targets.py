@@ -215,9 +215,9 @@ targets:
         b = self.start(tm_key="tstmt_wrong")
         b.post(delivery("run.started", run=8))
         wait_until(lambda: b.status()["dead"] == 1, timeout=20, what="dead letter")
-        self.assertEqual(len(self.tm.requests()), 1, "a 401 must not be retried")
+        self.assertEqual(len(self.tm.requests()), 1, "a 403 must not be retried")
         out = b.cli("status", "--dead").stdout
-        self.assertIn("401", out)
+        self.assertIn("403", out)
         self.assertNotIn("tstmt_wrong", out)
         b.stop()
         with open(b.config) as f:
