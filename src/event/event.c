@@ -237,20 +237,34 @@ void event_delivery_id(char out[65], const char *source, const char *body,
 	out[64] = '\0';
 }
 
+/* The delivery's own bytes without the whitespace between tokens (JSON has
+ * none inside a string: a newline there is written as \n), so the event
+ * stays one line. */
 static int write_bytes(json_object *o, struct printbuf *pb, int level, int flags)
 {
 	const struct event_bytes *raw = json_object_get_userdata(o);
-	const char *p = raw->p, *end = raw->p + raw->len;
+	const char *p = raw->p, *end = raw->p + raw->len, *run = p;
+	int in_string = 0;
 
 	(void)level;
 	(void)flags;
-	/* JSON's whitespace around the value is not part of it */
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-		p++;
-	while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
-			   end[-1] == '\n'))
-		end--;
-	return printbuf_memappend(pb, p, (int)(end - p)) < 0 ? -1 : 0;
+	for (; p < end; p++) {
+		if (in_string) {
+			if (*p == '\\' && p + 1 < end)
+				p++;
+			else if (*p == '"')
+				in_string = 0;
+		} else if (*p == '"') {
+			in_string = 1;
+		} else if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
+			if (p > run && printbuf_memappend(pb, run, (int)(p - run)) < 0)
+				return -1;
+			run = p + 1;
+		}
+	}
+	if (p > run && printbuf_memappend(pb, run, (int)(p - run)) < 0)
+		return -1;
+	return 0;
 }
 
 void event_keep_bytes(json_object *delivery, struct event_bytes *raw)

@@ -71,8 +71,9 @@ int event_is_run(json_object *delivery);
 long long event_run_id_of(json_object *delivery);
 
 /* The bytes a delivery was parsed from: while set, serializing the delivery
- * (as the event's "raw") writes them as they came, so big integers and
- * repeated keys survive.  The span must outlive every serialization; it is
+ * (as the event's "raw") writes them as they came, less the whitespace
+ * between tokens (the event stays one line), so big integers, repeated keys
+ * and the sender's escapes survive.  The span must outlive every serialization; it is
  * borrowed, not freed. */
 struct event_bytes {
 	const char *p;
