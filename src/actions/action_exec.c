@@ -9,11 +9,13 @@
  */
 #include "actions/action_exec.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "actions/spawn.h"
+#include "core/jpath.h"
 #include "core/log.h"
 #include "core/unconst.h"
 #include "core/metrics.h"
@@ -28,13 +30,21 @@ static const char *const reserved_env[] = {
 	"RUNBRIDGE_EVENT", "RUNBRIDGE_EVENT_TRUNCATED", "RUNBRIDGE_DELIVERY_ID",
 };
 
+/* The paths a template reads (see paths_of). */
+struct value_paths {
+	struct jpath **v;
+	size_t n;
+};
+
 struct env_tmpl {
 	char *name;
 	struct tmpl *value;
+	struct value_paths paths;
 };
 
 struct exec_spec {
 	struct tmpl **argv;
+	struct value_paths *argv_paths; /* argc of them */
 	size_t argc;
 	struct env_tmpl *env;
 	size_t nenv;
@@ -42,18 +52,32 @@ struct exec_spec {
 	char *cwd;               /* NULL: the daemon's */
 };
 
+static void paths_free(struct value_paths *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		jpath_free(p->v[i]);
+	free(p->v);
+	p->v = NULL;
+	p->n = 0;
+}
+
 static void exec_free_spec(void *p)
 {
 	struct exec_spec *s = p;
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->argc; i++)
+	for (size_t i = 0; i < s->argc; i++) {
 		tmpl_free(s->argv[i]);
+		if (s->argv_paths)
+			paths_free(&s->argv_paths[i]);
+	}
 	for (size_t i = 0; i < s->nenv; i++) {
 		free(s->env[i].name);
 		tmpl_free(s->env[i].value);
+		paths_free(&s->env[i].paths);
 	}
 	free(s->argv);
+	free(s->argv_paths);
 	free(s->env);
 	free(s->cwd);
 	free(s);
@@ -80,9 +104,60 @@ static int env_name_reserved(const char *s)
 	return 0;
 }
 
+/*
+ * The paths a template reads, found again in its source the way template.c
+ * parses it ("{{", a path trimmed of spaces, "}}"; the source compiled, so
+ * every path is valid).  Rendering raw text stops a string value at a NUL
+ * byte, so render looks at these values first: an argument or variable
+ * holding one is refused, not silently cut (a C string cannot carry it).
+ */
+static int paths_of(struct value_paths *out, const char *src, struct err *e)
+{
+	const char *s = src, *open, *close;
+
+	while ((open = strstr(s, "{{")) && (close = strstr(open + 2, "}}"))) {
+		const char *a = open + 2, *b = close;
+		struct jpath **v = realloc(out->v, (out->n + 1) * sizeof(*v));
+		char *text;
+		int rc;
+
+		while (a < b && isspace((unsigned char)*a))
+			a++;
+		while (b > a && isspace((unsigned char)b[-1]))
+			b--;
+		if (!v || !(text = strndup(a, (size_t)(b - a)))) {
+			if (v)
+				out->v = v;
+			return err_set(e, "out of memory");
+		}
+		out->v = v;
+		rc = jpath_compile(&v[out->n], text, e);
+		free(text);
+		if (rc < 0)
+			return -1;
+		out->n++;
+		s = close + 2;
+	}
+	return 0;
+}
+
+/* 1 when a value the template reads is a string with a NUL byte in it. */
+static int reads_nul(const struct value_paths *p, json_object *event)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		json_object *v = jpath_get(p->v[i], event);
+		if (json_object_is_type(v, json_type_string) &&
+		    strlen(json_object_get_string(v)) !=
+			    (size_t)json_object_get_string_len(v))
+			return 1;
+	}
+	return 0;
+}
+
 /* Compiles a scalar node; what names the value in messages ("argv[1]"). */
-static int compile(struct tmpl **out, const struct cfg_node *v,
-		   const char *what, struct errlist *errs)
+static int compile(struct tmpl **out, struct value_paths *paths,
+		   const struct cfg_node *v, const char *what,
+		   struct errlist *errs)
 {
 	char where[300];
 	struct err e;
@@ -91,7 +166,7 @@ static int compile(struct tmpl **out, const struct cfg_node *v,
 		return errlist_add(errs, "%s: exec: %s must be a string, not %s",
 				   cfg_where(v, where, sizeof(where)), what,
 				   cfg_type_name(v));
-	if (tmpl_compile(out, v->value, &e) < 0)
+	if (tmpl_compile(out, v->value, &e) < 0 || paths_of(paths, v->value, &e) < 0)
 		return errlist_add(errs, "%s: exec: %s: %s",
 				   cfg_where(v, where, sizeof(where)), what, e.msg);
 	return 0;
@@ -108,12 +183,14 @@ static int parse_argv(void *spec, const struct cfg_node *v,
 		return errlist_add(errs, "%s: exec: argv must be a non-empty list of strings",
 				   cfg_where(v, where, sizeof(where)));
 	s->argv = calloc(v->n, sizeof(*s->argv));
-	if (!s->argv)
+	s->argv_paths = calloc(v->n, sizeof(*s->argv_paths));
+	if (!s->argv || !s->argv_paths)
 		return errlist_add(errs, "out of memory");
 	s->argc = v->n;
 	for (size_t i = 0; i < v->n; i++) {
 		snprintf(what, sizeof(what), "argv[%zu]", i);
-		if (compile(&s->argv[i], v->items[i], what, errs) < 0)
+		if (compile(&s->argv[i], &s->argv_paths[i], v->items[i], what,
+			    errs) < 0)
 			bad = -1;
 	}
 	if (v->items[0]->type == CFG_SCALAR && !*v->items[0]->value)
@@ -140,11 +217,14 @@ static int parse_env_pair(struct exec_spec *s, const struct cfg_node *map,
 					   cfg_where(k, where, sizeof(where)), k->value);
 	struct env_tmpl *e = &s->env[s->nenv];
 	snprintf(what, sizeof(what), "env %s", k->value);
-	if (compile(&e->value, map->items[i], what, errs) < 0)
-		return -1;
-	if (!(e->name = strdup(k->value))) {
+	int rc = compile(&e->value, &e->paths, map->items[i], what, errs);
+	if (rc == 0 && !(e->name = strdup(k->value)))
+		rc = errlist_add(errs, "out of memory");
+	if (rc < 0) {
 		tmpl_free(e->value);
-		return errlist_add(errs, "out of memory");
+		e->value = NULL;
+		paths_free(&e->paths);
+		return -1;
 	}
 	s->nenv++;
 	return 0;
@@ -251,10 +331,24 @@ static json_object *render_string(const struct tmpl *t, json_object *event)
 	return o;
 }
 
+/*
+ * A NUL byte in what an argument or variable reads makes the job fail for
+ * good: params get "error" naming it (the first one), which run refuses.
+ * Not a render error, which would refuse the whole delivery.
+ */
+static void note_nul(char *error, size_t len, const char *what)
+{
+	if (!*error)
+		snprintf(error, len, "%s would hold a NUL byte from the event, "
+			 "which an argument or variable cannot carry: refused "
+			 "rather than cut there", what);
+}
+
 static int render_argv(json_object *params, const struct exec_spec *s,
-		       json_object *event)
+		       json_object *event, char *error, size_t len)
 {
 	json_object *a = json_object_new_array();
+	char what[32];
 
 	if (!a || json_object_object_add(params, "argv", a) < 0) {
 		json_object_put(a);
@@ -266,14 +360,19 @@ static int render_argv(json_object *params, const struct exec_spec *s,
 			json_object_put(v);
 			return -1;
 		}
+		if (reads_nul(&s->argv_paths[i], event)) {
+			snprintf(what, sizeof(what), "argv[%zu]", i);
+			note_nul(error, len, what);
+		}
 	}
 	return 0;
 }
 
 static int render_env(json_object *params, const struct exec_spec *s,
-		      json_object *event)
+		      json_object *event, char *error, size_t len)
 {
 	json_object *env = json_object_new_object();
+	char what[300];
 
 	if (!env || json_object_object_add(params, "env", env) < 0) {
 		json_object_put(env);
@@ -285,6 +384,10 @@ static int render_env(json_object *params, const struct exec_spec *s,
 			json_object_put(v);
 			return -1;
 		}
+		if (reads_nul(&s->env[i].paths, event)) {
+			snprintf(what, sizeof(what), "env %s", s->env[i].name);
+			note_nul(error, len, what);
+		}
 	}
 	return 0;
 }
@@ -295,10 +398,16 @@ static int exec_render(json_object **out, const void *spec, json_object *event,
 	const struct exec_spec *s = spec;
 	json_object *o = json_object_new_object();
 	json_object *t = NULL, *cwd = NULL;
+	char error[256] = "";
 
 	*out = NULL;
-	if (!o || render_argv(o, s, event) < 0 || render_env(o, s, event) < 0)
+	if (!o || render_argv(o, s, event, error, sizeof(error)) < 0 ||
+	    render_env(o, s, event, error, sizeof(error)) < 0)
 		goto oom;
+	if (*error && (!(t = json_object_new_string(error)) ||
+		       json_object_object_add(o, "error", t) < 0))
+		goto oom;
+	t = NULL;
 	t = json_object_new_int64(s->timeout_s);
 	if (!t || json_object_object_add(o, "timeout_s", t) < 0)
 		goto oom;
@@ -347,10 +456,13 @@ static json_object *member(const json_object *o, const char *key)
 static int params_argv(struct exec_run *r, const json_object *params,
 		       struct err *err)
 {
-	json_object *a = member(params, "argv");
+	json_object *a = member(params, "argv"), *e = member(params, "error");
 	size_t n = json_object_is_type(a, json_type_array)
 		   ? json_object_array_length(a) : 0;
 
+	if (e)
+		return err_setc(err, ERR_INVALID, "exec: %s",
+				json_object_get_string(e));
 	if (n == 0)
 		return err_set(err, "exec params: argv must be a non-empty array");
 	if (!(r->argv = calloc(n + 1, sizeof(*r->argv))))
@@ -564,7 +676,7 @@ static void exec_run_jobs(void *state, struct action_host *host,
 	(void)state;
 	for (size_t i = 0; i < n; i++) {
 		struct exec_outcome o;
-		struct err err;
+		struct err err = { 0 };
 
 		memset(&o, 0, sizeof(o));
 		metrics_exec_running(1);
@@ -573,7 +685,11 @@ static void exec_run_jobs(void *state, struct action_host *host,
 					 &o, &err);
 		metrics_exec_running(-1);
 		if (rc < 0) {
-			jobs[i].res->outcome = WORK_FAIL;
+			/* refused at render, or too large for exec: the same
+			 * params can never run, so no retries */
+			jobs[i].res->outcome = err.code == ERR_INVALID ||
+					       err.code == ERR_TOOLARGE
+					       ? WORK_PERMANENT : WORK_FAIL;
 			snprintf(jobs[i].res->detail, sizeof(jobs[i].res->detail), "%s", err.msg);
 		} else {
 			exec_result(&jobs[i], &o);

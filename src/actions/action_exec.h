@@ -14,7 +14,14 @@
  * the rule's env; the event JSON on stdin; its own process group; no file
  * descriptors but 0, 1, 2.  Exit 0 is success.  A non-zero exit, a signal,
  * or running past timeout_s (the whole process group gets SIGKILL) is a
- * failed attempt.  stdout and stderr are captured together, capped.
+ * failed attempt.  stdout and stderr are captured together, capped.  When
+ * the hook exits its process group gets SIGKILL too: a background process
+ * it started dies with it unless it left the group (setsid).
+ *
+ * Failures retrying cannot fix are permanent at once (WORK_PERMANENT): an
+ * argument or variable that would hold a NUL byte from the event (render
+ * puts "error" in params, naming it: "argv[1] would hold a NUL byte..."),
+ * and arguments too large for exec (E2BIG, naming the largest).
  */
 #ifndef RB_ACTIONS_ACTION_EXEC_H
 #define RB_ACTIONS_ACTION_EXEC_H
@@ -47,7 +54,8 @@ struct exec_outcome {
 /*
  * Runs params (as rendered above) with event_json on stdin.  Returns 0 when
  * the child was started and waited for (outcome says how it ended), -1 when
- * it could not be started (err says why: no such file, permission...).
+ * it could not be started (err says why: no such file, permission...; the
+ * code is ERR_INVALID for params with "error", ERR_TOOLARGE for E2BIG).
  * The caller frees outcome->output.
  */
 int action_exec_run(const json_object *params, const char *event_json,

@@ -4,6 +4,10 @@
  * The connection belongs to one worker thread.  The append script is loaded
  * once per connection and called by EVALSHA; a NOSCRIPT answer (the server
  * was restarted or flushed its scripts) reloads it on the next connect.
+ *
+ * The worker logs the link's state once per change (connected, unreachable,
+ * authentication refused), not once per retry: a wrong password in
+ * redis.url is one error line, and the next line says when it works.
  */
 #include "actions/action_redis.h"
 
@@ -12,6 +16,7 @@
 #include <string.h>
 #include <hiredis/hiredis.h>
 
+#include "core/log.h"
 #include "rules/template.h"
 
 /* ---- the rule side: parse and render ------------------------------------ */
@@ -138,6 +143,7 @@ struct redis_conn {
 	char *password;
 	int ttl_s;
 	char sha[41];
+	int auth_refused;        /* the last connect failed on AUTH or NOAUTH */
 };
 
 int redis_conn_new(struct redis_conn **out, const struct config *cfg,
@@ -194,7 +200,11 @@ static int command(struct redis_conn *c, struct err *err, redisReply **out,
 		return -1;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
+		/* the reply names no password, nor does argv[0] */
 		err_set(err, "redis %s: %s", argv[0], r->str);
+		if (strcmp(argv[0], "AUTH") == 0 || strncmp(r->str, "NOAUTH", 6) == 0 ||
+		    strncmp(r->str, "WRONGPASS", 9) == 0)
+			c->auth_refused = 1;
 		freeReplyObject(r);
 		return -1;
 	}
@@ -240,6 +250,7 @@ int redis_conn_ensure(struct redis_conn *c, struct err *err)
 
 	if (c->ctx)
 		return 0;
+	c->auth_refused = 0;
 	c->ctx = redisConnectWithTimeout(c->host, c->port, tv);
 	if (!c->ctx)
 		return err_set(err, "redis %s:%d: out of memory", c->host, c->port);
@@ -324,8 +335,12 @@ int redis_append_batch(struct redis_conn *c, struct redis_append *items,
 
 /* ---- the kind: one thread per pool, pipelined batches ------------------- */
 
+/* What the log last said about the link. */
+enum redis_link { LINK_UNKNOWN, LINK_UP, LINK_DOWN, LINK_AUTH };
+
 struct redis_worker {
 	struct redis_conn *conn;
+	enum redis_link link;
 	size_t n;                    /* batch slots */
 	struct redis_append *appends;
 	char (*keys)[512];
@@ -378,15 +393,38 @@ static int redis_open(void **out, const struct action_ops *self,
 	return 0;
 }
 
+/* One line per change of state; detail is the error (never a password). */
+static void link_state(struct redis_worker *w, enum redis_link now,
+		       const char *detail)
+{
+	char at[300];
+
+	if (now == w->link)
+		return;
+	w->link = now;
+	snprintf(at, sizeof(at), "%s:%d", w->conn->host, w->conn->port);
+	if (now == LINK_UP)
+		log_kv(LOG_INFO, "redis connected", "redis", at, NULL);
+	else if (now == LINK_AUTH)
+		log_kv(LOG_ERROR, "redis refused authentication: check the password "
+		       "in redis.url; appends wait until it is fixed", "redis", at,
+		       "detail", detail, NULL);
+	else
+		log_kv(LOG_WARN, "redis unreachable; appends wait", "redis", at,
+		       "detail", detail, NULL);
+}
+
 static int redis_ready(void *p, struct action_host *host, struct err *err)
 {
 	struct redis_worker *w = p;
 
 	if (redis_conn_ensure(w->conn, err) < 0) {
+		link_state(w, w->conn->auth_refused ? LINK_AUTH : LINK_DOWN, err->msg);
 		if (redis_conn_connected(w->conn) == 0)
 			host->set_up(host, 0);
 		return -1;
 	}
+	link_state(w, LINK_UP, NULL);
 	host->set_up(host, 1);
 	return 0;
 }
@@ -439,8 +477,10 @@ static void redis_run(void *p, struct action_host *host, struct action_job *jobs
 		if (prepare_append(w, m, &jobs[i]) == 0)
 			w->map[m++] = i;
 	int rc = redis_append_batch(w->conn, w->appends, m, &err);
-	if (rc < 0)
+	if (rc < 0) {
+		link_state(w, w->conn->auth_refused ? LINK_AUTH : LINK_DOWN, err.msg);
 		host->set_up(host, 0);
+	}
 	for (size_t k = 0; k < m; k++) {
 		struct action_job *j = &jobs[w->map[k]];
 		if (w->appends[k].ok)

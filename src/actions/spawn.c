@@ -9,8 +9,11 @@
  *
  * One poll(2) loop writes stdin, reads stdout+stderr and watches a pidfd for
  * the exit, so the child can never block on a full pipe while we block on
- * the other one.  The loop ends at the exit, not at EOF: a background
- * process the hook left behind may hold stdout open for as long as it likes.
+ * the other one.  The loop ends at the exit, not at EOF: a process the hook
+ * moved out of its group (setsid) may hold stdout open for as long as it
+ * likes.  At the exit the hook's process group is killed before the hook
+ * is reaped, so nothing it started in its group outlives it and the group
+ * id cannot have been reused by then.
  */
 #include "actions/spawn.h"
 
@@ -20,6 +23,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -189,8 +193,47 @@ static int start(pid_t *pid, const struct spawn_req *req, const int in[2],
 	return rc;
 }
 
+/* The longest argument or variable, "argv[1]" or "env NAME", into what. */
+static size_t largest(const struct spawn_req *req, char *what, size_t len)
+{
+	size_t max = 0;
+
+	for (size_t i = 0; req->argv[i]; i++) {
+		size_t n = strlen(req->argv[i]);
+		if (n >= max) {
+			max = n;
+			snprintf(what, len, "argv[%zu]", i);
+		}
+	}
+	for (size_t i = 0; req->envp && req->envp[i]; i++) {
+		size_t n = strlen(req->envp[i]);
+		if (n > max) {
+			max = n;
+			snprintf(what, len, "env %.*s", (int)strcspn(req->envp[i], "="),
+				 req->envp[i]);
+		}
+	}
+	return max;
+}
+
+/* E2BIG: the same arguments can never start, so the message says which
+ * one is large (not what it holds) and the code makes it permanent. */
+static int too_big(const struct spawn_req *req, struct err *err)
+{
+	char what[80] = "?";
+	size_t n = largest(req, what, sizeof(what));
+
+	return err_setc(err, ERR_TOOLARGE,
+			"cannot start '%.100s': argument list too long (E2BIG): "
+			"the largest, %s, is %zu bytes; Linux takes at most %d "
+			"bytes per argument or variable and %ld in all",
+			req->argv[0], what, n, SPAWN_ARG_MAX, sysconf(_SC_ARG_MAX));
+}
+
 static int start_error(const struct spawn_req *req, int e, struct err *err)
 {
+	if (e == E2BIG)
+		return too_big(req, err);
 	/* chdir fails inside the child with the same ENOENT as a missing
 	 * program; say which one it was. */
 	if (req->cwd && access(req->cwd, X_OK) < 0)
@@ -237,6 +280,22 @@ static void drain(struct child *c, struct capture *k, char *chunk)
 		close_fd(&c->out_fd);
 		return;
 	}
+}
+
+/* Notices the exit without reaping: until the hook is reaped its pid, and
+ * so its process group's id, cannot be reused (see run). */
+static void check_exit(struct child *c)
+{
+	siginfo_t si;
+	int r;
+
+	memset(&si, 0, sizeof(si));
+	do
+		r = waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+	while (r < 0 && errno == EINTR);
+	/* ECHILD: reaped behind our back; reap() says so */
+	if (r < 0 || si.si_pid == c->pid)
+		c->exited = 1;
 }
 
 static void reap(struct child *c, int flags)
@@ -298,11 +357,8 @@ static int pump(struct child *c, struct capture *k, char *chunk,
 		if (in_ev)
 			feed(c);
 		if (pid_ev)
-			reap(c, WNOHANG);
+			check_exit(c);
 	}
-	/* What the child wrote before exiting is in the pipe already. */
-	if (c->out_fd >= 0)
-		drain(c, k, chunk);
 	return 0;
 }
 
@@ -336,11 +392,15 @@ static int run(struct child *c, struct capture *k, const struct spawn_req *req,
 		err_set(err, "'%s': out of memory", req->argv[0]);
 	else if ((rc = pump(c, k, chunk, started + req->timeout_ms)) < 0)
 		err_set(err, "'%s': poll: %s", req->argv[0], strerror(errno));
-	if (!c->exited) {
-		*timed_out = rc == 0;
-		kill(-c->pid, SIGKILL);
-		reap(c, 0);
-	}
+	*timed_out = !c->exited && rc == 0;
+	/* Past the deadline, and also at the exit: what the hook left in its
+	 * group dies with it (a daemon it means to leave behind runs setsid).
+	 * The hook is not reaped yet, so the group id is still its own. */
+	kill(-c->pid, SIGKILL);
+	reap(c, 0);
+	/* What was written before is in the pipe already. */
+	if (chunk && c->out_fd >= 0)
+		drain(c, k, chunk);
 	sigpipe_restore(&g, c->epipe);
 	free(chunk);
 	return rc;

@@ -5,8 +5,10 @@
  *
  * The child leads its own process group, has only fds 0, 1, 2 open, an empty
  * signal mask and every signal at its default disposition (whatever the
- * daemon blocks or ignores).  Past the deadline the whole group gets SIGKILL.
- * The child is always reaped before spawn_run returns; no fd outlives it.
+ * daemon blocks or ignores).  When the child exits, and past the deadline,
+ * the whole group gets SIGKILL: background processes a hook leaves in its
+ * group do not outlive it (one that must, a daemon, calls setsid).  The
+ * child is always reaped before spawn_run returns; no fd outlives it.
  *
  * Thread-safe: each call owns its pipes and child.  SIGPIPE from feeding a
  * child that does not read stdin is taken back in the calling thread, so it
@@ -32,11 +34,17 @@ struct spawn_req {
 	size_t output_max;       /* output past this is read and dropped */
 };
 
+/* Linux's limit on one argument or environment string (MAX_ARG_STRLEN,
+ * with its NUL), for messages. */
+#define SPAWN_ARG_MAX (128 * 1024)
+
 /*
  * Returns 0 when the child ran and was reaped (out says how it ended; the
  * caller frees out->output), -1 when it could not be started ("cannot start
  * 'x': No such file or directory") or the wait failed.  On -1, out->output
- * is NULL.
+ * is NULL.  err->code is ERR_TOOLARGE when exec refused the arguments and
+ * environment as too large (E2BIG; the message names the largest, not its
+ * contents): the same request can never start.
  */
 int spawn_run(const struct spawn_req *req, struct exec_outcome *out,
 	      struct err *err);

@@ -88,7 +88,9 @@ int cli_load(const char *path, struct config **cfg, struct rules **rules)
 	action_set_config(*cfg);
 	if (rules && rules_load(rules, (*cfg)->rules_path, &errs) < 0)
 		goto fail;
-	/* printed like the errors, by every command that loads the rules */
+	/* printed like the errors, by every command that loads them */
+	for (size_t i = 0; i < (*cfg)->warnings.n; i++)
+		fprintf(stderr, "%s\n", (*cfg)->warnings.msgs[i]);
 	for (size_t i = 0; rules && i < rules_warnings(*rules)->n; i++)
 		fprintf(stderr, "%s\n", rules_warnings(*rules)->msgs[i]);
 	return 0;

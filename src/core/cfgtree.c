@@ -71,14 +71,36 @@ static int push(struct cfg_node *parent, struct cfg_node *key,
 struct parse {
 	yaml_parser_t p;
 	const char *file;
+	const char *text;        /* the whole input, for reader positions */
+	size_t len;
 	struct err *err;
 };
 
+/* 1-based line and column (in characters, as libyaml counts) of byte off. */
+static void position(const char *text, size_t len, size_t off, size_t *line,
+		     size_t *col)
+{
+	*line = *col = 1;
+	for (size_t i = 0; i < off && i < len; i++) {
+		if (text[i] == '\n') {
+			++*line;
+			*col = 1;
+		} else if (((unsigned char)text[i] & 0xC0) != 0x80) {
+			++*col;
+		}
+	}
+}
+
 static int parse_error(struct parse *ps)
 {
+	size_t line = ps->p.problem_mark.line + 1;
+	size_t col = ps->p.problem_mark.column + 1;
+
+	/* The reader (encoding, control characters) sets an offset, no mark. */
+	if (ps->p.error == YAML_READER_ERROR)
+		position(ps->text, ps->len, ps->p.problem_offset, &line, &col);
 	return err_set(ps->err, "%s:%zu:%zu: YAML syntax error: %s%s%s",
-		       ps->file, ps->p.problem_mark.line + 1,
-		       ps->p.problem_mark.column + 1,
+		       ps->file, line, col,
 		       ps->p.problem ? ps->p.problem : "invalid document",
 		       ps->p.context ? " " : "",
 		       ps->p.context ? ps->p.context : "");
@@ -147,6 +169,14 @@ static int parse_node(struct parse *ps, yaml_event_t *ev, int depth,
 	}
 	switch (ev->type) {
 	case YAML_SCALAR_EVENT:
+		/* "\0", "\x00" in a double-quoted scalar: the value would end
+		 * there for everything that reads it as a C string. */
+		if (memchr(ev->data.scalar.value, 0, ev->data.scalar.length)) {
+			err_set(ps->err, "%s:%zu:%zu: a NUL character (\"\\0\") in a value is not allowed",
+				ps->file, ev->start_mark.line + 1,
+				ev->start_mark.column + 1);
+			goto done;
+		}
 		n = node_new(CFG_SCALAR, ps->file, &ev->start_mark);
 		if (!n || !(n->value = strndup((const char *)ev->data.scalar.value,
 						ev->data.scalar.length)))
@@ -216,11 +246,19 @@ static int parse_stream(struct parse *ps, struct cfg_doc *doc)
 int cfg_load_string(struct cfg_doc **out, const char *name, const char *text,
 		    size_t len, struct err *err)
 {
-	struct parse ps = { .file = NULL, .err = err };
+	struct parse ps = { .file = NULL, .text = text, .len = len, .err = err };
+	const char *nul = memchr(text, 0, len);
 	struct cfg_doc *doc;
 	int rc;
 
 	*out = NULL;
+	/* Said plainly and where: not libyaml's "control characters". */
+	if (nul) {
+		size_t line, col;
+		position(text, len, (size_t)(nul - text), &line, &col);
+		return err_set(err, "%s:%zu:%zu: a NUL byte: a YAML file is text "
+			       "and cannot hold one", name, line, col);
+	}
 	doc = calloc(1, sizeof(*doc));
 	if (!doc || !(doc->file = strdup(name))) {
 		free(doc);

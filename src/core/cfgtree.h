@@ -33,7 +33,10 @@ struct cfg_doc {
 	struct cfg_node *root;   /* NULL for an empty document */
 };
 
-/* Parses a file.  On a YAML syntax error, err says "file:line:col: ...". */
+/* Parses a file.  On a YAML syntax error, err says "file:line:col: ...".
+ * A NUL byte anywhere in the text, or a NUL character written as an escape
+ * in a quoted scalar ("\0", "\x00"), is an error at its position: a C
+ * string would otherwise end there and silently drop the rest. */
 int cfg_load_file(struct cfg_doc **out, const char *path, struct err *err);
 
 /* Parses text in memory; name is used in positions. */

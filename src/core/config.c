@@ -15,6 +15,7 @@
  * file:line:col, so one run of `runbridge check` shows them all.
  */
 #include "core/config.h"
+#include "core/expand.h"
 #include "core/redis_url.h"
 
 #include <assert.h>
@@ -405,22 +406,42 @@ static const char *shown(const struct option *o, const char *val, char *buf,
 	return buf;
 }
 
+/* A secret (or the Redis URL, which holds one) whose ${VAR} is unset:
+ * authentication is off, or weaker than meant, without a word otherwise. */
+static void warn_unset(struct load *ld, const struct option *o, const char *name,
+		       const struct cfg_node *val, const struct expand_info *info,
+		       const char *text)
+{
+	char where[300];
+
+	if (!info->n_unset || !((o->flags & OPT_SECRET) || strcmp(name, "redis.url") == 0))
+		return;
+	cfg_where(val, where, sizeof(where));
+	errlist_add(&ld->cfg->warnings, "%s: warning: %s uses ${%s}, which is unset: %s",
+		    where, name, info->unset,
+		    !*text ? "authentication is off"
+		    : o->flags & OPT_SECRET ? "the secret is only the rest of the value"
+					    : "its password may be missing");
+}
+
 /* Expands, checks and stores one scalar for row o; name is its full key. */
 static void set_option(struct load *ld, void *base, const struct option *o,
 		       const char *name, const struct cfg_node *val)
 {
 	char why[256], got[80], *text = NULL;
 	int null = cfg_scalar_is_null(val) == 0;
+	struct expand_info info;
 
 	if (val->type != CFG_SCALAR || (null && !(o->flags & OPT_EMPTY_NULL))) {
 		bad(ld, val, "%s: expected %s, got %s", name,
 		    expected(o, why, sizeof(why)), cfg_type_name(val));
 		return;
 	}
-	if (config_expand(null ? "" : val->value, &text, why, sizeof(why)) < 0) {
+	if (config_expand_info(null ? "" : val->value, &text, &info, why, sizeof(why)) < 0) {
 		bad(ld, val, "%s: %s", name, why);
 		return;
 	}
+	warn_unset(ld, o, name, val, &info, text);
 	if (opt_store(base, o, text, why, sizeof(why)) < 0)
 		bad(ld, val, "%s: expected %s, got %s", name, why,
 		    shown(o, text, got, sizeof(got)));
@@ -795,6 +816,7 @@ void config_free(struct config *cfg)
 	sources_free(cfg);
 	targets_free(cfg);
 	free(cfg->file);
+	errlist_free(&cfg->warnings);
 	free(cfg->redis_host);
 	if (cfg->redis_password)
 		explicit_bzero(cfg->redis_password, strlen(cfg->redis_password));

@@ -41,6 +41,10 @@ struct target_cfg {
 
 struct config {
 	char *file;                 /* path it was loaded from */
+	/* "file:line:col: warning: ..." lines for what loads but is likely a
+	 * mistake (a secret whose ${VAR} is unset); printed by every command
+	 * that loads the config (cli_load), at start and on reload */
+	struct errlist warnings;
 	char *listen;               /* civetweb listening_ports, "127.0.0.1:8080" */
 	char *data_dir;             /* "var" */
 	size_t max_body_bytes;      /* 1048576 */

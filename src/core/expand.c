@@ -1,7 +1,13 @@
 /*
  * expand: ${VAR} in config values, from the environment.  Unset is empty;
  * "$$" is a literal '$'; an unterminated "${" is an error.
+ *
+ * Unset is empty, which for a secret (a webhook secret, a token, the Redis
+ * password) quietly turns authentication off; so config_expand_info also
+ * says which variables were unset, for the loader to warn with the key's
+ * position.
  */
+#include "core/expand.h"
 #include "core/config.h"
 #include "core/buf.h"
 
@@ -36,9 +42,22 @@ static int var_name_ok(const char *s, size_t n)
 	return 1;
 }
 
+static void note_unset(struct expand_info *info, const char *var)
+{
+	size_t used = strlen(info->unset), n = strlen(var);
+	size_t need = n + (used ? 2 : 0);
+
+	info->n_unset++;
+	if (used + need >= sizeof(info->unset))
+		return;
+	if (used)
+		memcpy(info->unset + used, ", ", 2);
+	memcpy(info->unset + used + need - n, var, n + 1);
+}
+
 /* One "${NAME}" at p (p[0..1] == "${"); *p moves past it. */
 static int expand_var(struct buf *b, const char *in, const char **p,
-		      char *why, size_t len)
+		      struct expand_info *info, char *why, size_t len)
 {
 	const char *name = *p + 2, *close = strchr(name, '}');
 	char var[256];
@@ -58,16 +77,26 @@ static int expand_var(struct buf *b, const char *in, const char **p,
 	var[n] = '\0';
 	const char *v = getenv(var);
 	*p = close + 1;
+	if (!v && info)
+		note_unset(info, var);
 	return v ? sbuf_add(b, v, strlen(v), why, len) : 0;
 }
 
 /* ${VAR} from the environment (unset = empty); "$$" is a literal '$'. */
 int config_expand(const char *in, char **out, char *why, size_t len)
 {
+	return config_expand_info(in, out, NULL, why, len);
+}
+
+int config_expand_info(const char *in, char **out, struct expand_info *info,
+		       char *why, size_t len)
+{
 	struct buf b;
 	const char *p = in;
 
 	*out = NULL;
+	if (info)
+		memset(info, 0, sizeof(*info));
 	/* VALUE_MAX itself is refused already */
 	buf_init(&b, VALUE_MAX - 1);
 	if (sbuf_add(&b, "", 0, why, len) < 0)
@@ -78,7 +107,7 @@ int config_expand(const char *in, char **out, char *why, size_t len)
 		p += n;
 		if (rc == 0 && *p == '$') {
 			if (p[1] == '{') {
-				rc = expand_var(&b, in, &p, why, len);
+				rc = expand_var(&b, in, &p, info, why, len);
 			} else {
 				rc = sbuf_add(&b, "$", 1, why, len);
 				p += p[1] == '$' ? 2 : 1;

@@ -86,14 +86,80 @@ int redis_url_parse(const char *url, struct redis_addr *a,
 	return 0;
 }
 
-/* The URL for messages, password hidden. */
-const char *redis_url_redact(const char *url, char *buf, size_t len)
-{
-	const char *at = strrchr(url, '@');
+/* ---- redacting ----------------------------------------------------------- */
 
-	if (!at || strncmp(url, "redis://", 8) != 0)
-		return url;
-	snprintf(buf, len, "redis://:***%s", at);
-	return buf;
+/*
+ * A URL for messages is built from what is safe to show, whatever the text:
+ * it was refused because it is malformed, so the password may stand
+ * anywhere.  What may hold a secret is written "***": everything before the
+ * last '@' (after the scheme), what follows a ':' that starts the authority
+ * when there is no '@' ("redis://:secret"), and what is not a number where
+ * the port and database stand ("redis://h:secret").  The scheme (when a "//" follows it),
+ * the host and numbers stay: "rediss://:***@host:6379/0".
+ */
+
+static void put(char *buf, size_t len, size_t *used, const char *s, size_t n)
+{
+	if (*used + 1 >= len)
+		return;
+	if (n > len - 1 - *used)
+		n = len - 1 - *used;
+	memcpy(buf + *used, s, n);
+	*used += n;
+	buf[*used] = '\0';
 }
 
+/* host, then the rest (the port, the database) with each piece between
+ * ':' and '/' that is not all digits written "***". */
+static void put_hostpart(char *buf, size_t len, size_t *used, const char *p)
+{
+	size_t n = *p == '[' ? strcspn(p, "]") : strcspn(p, ":/");
+
+	if (*p == '[' && p[n] == ']')
+		n++;
+	put(buf, len, used, p, n);
+	for (p += n; *p; p += n) {
+		if (*p == ':' || *p == '/') {
+			put(buf, len, used, p, n = 1);
+			continue;
+		}
+		n = strcspn(p, ":/");
+		if (strspn(p, "0123456789") >= n)
+			put(buf, len, used, p, n);
+		else
+			put(buf, len, used, "***", 3);
+	}
+}
+
+const char *redis_url_redact(const char *url, char *buf, size_t len)
+{
+	/* the scheme's letters, then its separator as written ("://", "//:") */
+	size_t scheme = strspn(url, "abcdefghijklmnopqrstuvwxyz"
+			       "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+	size_t sep = strspn(url + scheme, ":/");
+	const char *p, *at;
+	size_t used = 0;
+
+	/* "secret:x@h" has no scheme: one needs a "//" after it */
+	if (!scheme || !memmem(url + scheme, sep, "//", 2))
+		scheme = sep = 0;
+	p = url + scheme + sep;
+	at = strrchr(p, '@');
+	if (len == 0)
+		return "";
+	buf[0] = '\0';
+	put(buf, len, &used, url, scheme + sep);
+	if (at) {
+		if (sep && url[scheme + sep - 1] == ':')
+			put(buf, len, &used, "***@", 4);
+		else
+			put(buf, len, &used, ":***@", 5);
+		p = at + 1;
+	} else if (sep && url[scheme + sep - 1] == ':' && *p) {
+		/* "redis://:secret": a password with its '@' and host missing */
+		put(buf, len, &used, "***", 3);
+		return buf;
+	}
+	put_hostpart(buf, len, &used, p);
+	return buf;
+}

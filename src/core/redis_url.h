@@ -16,7 +16,9 @@ struct redis_addr {
  * and *why completes "expected REDIS_URL_FORM...". */
 int redis_url_parse(const char *url, struct redis_addr *a, const char **why);
 
-/* The URL for messages, password hidden (buf, or url itself). */
+/* The URL for messages (in buf, cut to len), whatever url holds: anything
+ * that may be a password, even in a malformed URL, is written "***";
+ * "redis://:***@host:6379/0".  Returns buf. */
 const char *redis_url_redact(const char *url, char *buf, size_t len);
 
 #endif

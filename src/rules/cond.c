@@ -213,8 +213,60 @@ static int parse_order(struct ctx *cx, struct cond *c, const struct cfg_node *v)
 	return 0;
 }
 
+/* ---- regular expressions -------------------------------------------------- */
+
+/* Past a bracket expression starting at re[i] == '['.  Inside one, '\\' is
+ * an ordinary character, a ']' first (or after '^') is literal, and
+ * "[:name:]", "[.x.]", "[=x=]" are single items (their ']' closes nothing). */
+static size_t skip_bracket(const char *re, size_t i)
+{
+	i++;
+	if (re[i] == '^')
+		i++;
+	if (re[i] == ']')
+		i++;
+	while (re[i] && re[i] != ']') {
+		char d = re[i + 1];
+		if (re[i] == '[' && (d == ':' || d == '.' || d == '=')) {
+			const char *end = strchr(re + i + 2, d);
+			while (end && end[1] != ']')
+				end = strchr(end + 1, d);
+			if (!end)
+				return strlen(re); /* regcomp refuses it */
+			i = (size_t)(end - re) + 2;
+			continue;
+		}
+		i++;
+	}
+	return re[i] ? i + 1 : i;
+}
+
+/*
+ * The offset of the first backreference (\1..\9) in an extended regular
+ * expression as glibc reads it, or -1.  Outside brackets '\\' escapes the
+ * next character, so "\\\\1" is a backslash and a 1.
+ */
+static long backref_at(const char *re)
+{
+	size_t i = 0;
+
+	while (re[i]) {
+		if (re[i] == '[') {
+			i = skip_bracket(re, i);
+		} else if (re[i] == '\\') {
+			if (re[i + 1] >= '1' && re[i + 1] <= '9')
+				return (long)i;
+			i += re[i + 1] ? 2 : 1;
+		} else {
+			i++;
+		}
+	}
+	return -1;
+}
+
 static int parse_regex(struct ctx *cx, struct cond *c, const struct cfg_node *v)
 {
+	long at;
 	char msg[256];
 	int rc;
 
@@ -224,6 +276,11 @@ static int parse_regex(struct ctx *cx, struct cond *c, const struct cfg_node *v)
 	if (strlen(v->value) > COND_REGEX_MAX)
 		return fail(cx, v, "regular expression longer than %d bytes",
 			    COND_REGEX_MAX);
+	if ((at = backref_at(v->value)) >= 0)
+		return fail(cx, v, "regular expression '%s': the backreference '\\%c' "
+			    "at offset %ld is not supported (not regular: matching "
+			    "can take exponential time)", v->value,
+			    v->value[at + 1], at);
 	rc = regcomp(&c->re, v->value, REG_EXTENDED | REG_NOSUB);
 	if (rc != 0) {
 		/* a failed regcomp leaves nothing to regfree */
@@ -600,10 +657,29 @@ static int in_eval(json_object *got, json_object *list)
 	return 0;
 }
 
-/* Strings as they are, numbers as their decimal text; others never match. */
+/* The first COND_MATCH_MAX bytes of s (n long), cut back so that they do
+ * not end inside a UTF-8 character, as a malloc'd string (NULL: OOM). */
+static char *match_prefix(const char *s)
+{
+	size_t n = COND_MATCH_MAX;
+	char *p;
+
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	if (!(p = malloc(n + 1)))
+		return NULL;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+/* Strings as they are, numbers as their decimal text; others never match.
+ * A value longer than COND_MATCH_MAX is matched by its prefix (cond.h). */
 static int regex_eval(const regex_t *re, json_object *got)
 {
 	const char *s;
+	char *cut = NULL;
+	int rc;
 
 	if (json_object_is_type(got, json_type_string))
 		s = json_object_get_string(got);
@@ -612,7 +688,12 @@ static int regex_eval(const regex_t *re, json_object *got)
 		s = json_object_to_json_string_ext(got, JSON_C_TO_STRING_PLAIN);
 	else
 		return 0;
-	return regexec(re, s, 0, NULL, 0) == 0;
+	/* strnlen: a NUL ends the text for regexec anyway */
+	if (strnlen(s, COND_MATCH_MAX + 1) > COND_MATCH_MAX && !(s = cut = match_prefix(s)))
+		return 0;
+	rc = regexec(re, s, 0, NULL, 0) == 0;
+	free(cut);
+	return rc;
 }
 
 static int leaf_eval(const struct cond *c, json_object *ev)

@@ -10,7 +10,9 @@
  *
  * Every key present must hold (they are and-ed).  Paths are compiled and
  * regular expressions built at load, so a bad one is a load error with its
- * position, and matching an event does no parsing.
+ * position, and matching an event does no parsing.  `matches` takes POSIX
+ * extended regular expressions without backreferences (\1..\9), which are
+ * not regular and can take exponential time: they are a load error.
  */
 #ifndef RB_RULES_COND_H
 #define RB_RULES_COND_H
@@ -22,6 +24,12 @@
 
 /* Longest regular expression source accepted in `matches`. */
 #define COND_REGEX_MAX 1024
+
+/* `matches` reads at most this many bytes of its field: a longer value is
+ * matched by its first COND_MATCH_MAX bytes, cut back to the last whole
+ * UTF-8 character, as if that prefix were the whole value (so `$` anchors
+ * at its end).  Matching time is bounded by the pattern and this cap. */
+#define COND_MATCH_MAX 4096
 
 struct cond;
 

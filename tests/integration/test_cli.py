@@ -55,6 +55,26 @@ class Cli(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertRegex(p.stderr, r"c\.yaml:3:\d+: .*max_body_bytes")
 
+    def test_check_warns_of_a_secret_whose_variable_is_unset(self):
+        with open(self.cfg, "a") as f:
+            f.write("sources:\n  qase:\n    secret: ${RB_TEST_SURELY_UNSET}\n"
+                    "redis:\n  url: redis://:${RB_TEST_SURELY_UNSET_PW}@127.0.0.1:6379/0\n")
+        env = dict(os.environ)
+        env.pop("RB_TEST_SURELY_UNSET", None)
+        p = subprocess.run([BIN, "check", "-c", self.cfg], capture_output=True,
+                           text=True, timeout=30, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stderr, r"c\.yaml:5:\d+: warning: sources\.qase\.secret uses "
+                                   r"\$\{RB_TEST_SURELY_UNSET\}, which is unset: authentication is off")
+        self.assertRegex(p.stderr, r"c\.yaml:7:\d+: warning: redis\.url uses "
+                                   r"\$\{RB_TEST_SURELY_UNSET_PW\}, which is unset")
+        env["RB_TEST_SURELY_UNSET"] = "s3cret"
+        env["RB_TEST_SURELY_UNSET_PW"] = "pw"
+        p = subprocess.run([BIN, "check", "-c", self.cfg], capture_output=True,
+                           text=True, timeout=30, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("warning", p.stderr)
+
     def test_route_prints_event_matches_and_rendered_actions(self):
         self.write_rules("r.yaml", 'rules:\n  - name: to-stream\n    match: { event: run.started }\n'
                                    '    actions:\n      - redis: { stream: "rb:{{project}}:{{run.title}}" }\n'

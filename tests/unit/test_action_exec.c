@@ -767,9 +767,169 @@ static void test_describe__says_how_it_ended(void **state)
 	assert_string_equal(buf, "killed by signal 9");
 }
 
+/* ---- hardening (issue 15) ------------------------------------------------- */
+
+/* The pid a hook wrote to dir/pid. */
+static pid_t read_pid(const char *pidfile)
+{
+	char buf[32] = { 0 };
+	FILE *f = fopen(pidfile, "r");
+
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	return (pid_t)strtol(buf, NULL, 10);
+}
+
+static void test_run__exit_kills_what_the_hook_left_in_its_group(void **state)
+{
+	char dir[] = "/tmp/rb-exec-XXXXXX", pidfile[64];
+	struct exec_outcome o;
+	pid_t grandchild;
+	int status;
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(pidfile, sizeof(pidfile), "%s/pid", dir);
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	/* exits at once, leaving a sleeper that holds stdout */
+	run_ok(params(10, NULL, "/bin/sh", "-c",
+		      "sleep 100 & echo $! > \"$1\"; echo bye", "sh", pidfile, NULL),
+	       "{}", OUT_MAX, &o);
+	assert_exited(&o, 0);
+	assert_true(o.elapsed_ms < 5000);
+	assert_string_equal(o.output, "bye\n");
+	grandchild = read_pid(pidfile);
+	assert_true(grandchild > 1);
+	status = reap_within(grandchild, 2000);
+	if (status == -1)
+		kill(grandchild, SIGKILL);
+	assert_true(status != -1 && WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGKILL);
+	prctl(PR_SET_CHILD_SUBREAPER, 0);
+	unlink(pidfile);
+	rmdir(dir);
+	free(o.output);
+}
+
+/* The documented way out: a daemon the hook starts in a new session stays.
+ * setsid runs in the foreground, so the session exists before the hook
+ * exits (`setsid daemon &` could still be in the group at the exit). */
+static void test_run__a_setsid_daemon_outlives_the_hook(void **state)
+{
+	char dir[] = "/tmp/rb-exec-XXXXXX", pidfile[64];
+	struct exec_outcome o;
+	pid_t daemon;
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(pidfile, sizeof(pidfile), "%s/pid", dir);
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	run_ok(params(10, NULL, "/bin/sh", "-c",
+		      "setsid sh -c 'sleep 100 >/dev/null 2>&1 </dev/null & "
+		      "echo $! > \"$1\"' sh \"$1\"", "sh", pidfile, NULL),
+	       "{}", OUT_MAX, &o);
+	assert_exited(&o, 0);
+	daemon = read_pid(pidfile);
+	assert_true(daemon > 1);
+	usleep(100 * 1000);
+	assert_int_equal(reap_within(daemon, 200), -1);
+	assert_int_equal(kill(daemon, 0), 0);
+	kill(daemon, SIGKILL);
+	assert_true(reap_within(daemon, 2000) != -1);
+	prctl(PR_SET_CHILD_SUBREAPER, 0);
+	unlink(pidfile);
+	rmdir(dir);
+	free(o.output);
+}
+
+/* Runs one job through the kind's run, as a worker does. */
+static enum work_outcome run_job(json_object *p, struct work_result *res)
+{
+	struct config *cfg = config_defaults();
+	struct action_host host = { .cfg = cfg };
+	struct action_job job = { .id = 1, .attempt = 1, .delivery_id = "d-1",
+				  .rule = "r", .type = "run.started",
+				  .event_json = "{}", .params = p, .res = res };
+
+	assert_non_null(cfg);
+	memset(res, 0, sizeof(*res));
+	action_exec_ops.run(NULL, &host, &job, 1);
+	config_free(cfg);
+	return res->outcome;
+}
+
+static void test_run__argv_too_large_fails_for_good_naming_it(void **state)
+{
+	size_t n = 200 * 1024;
+	char *title = malloc(n + 1), *event = big_event("raw", 10, 'z');
+	struct exec_outcome o;
+	struct work_result res;
+	struct err e = { 0 };
+	json_object *p;
+	(void)state;
+	assert_non_null(title);
+	memset(title, 't', n);
+	title[n] = '\0';
+	p = params(5, NULL, "/bin/echo", "short", title, NULL);
+	assert_int_equal(action_exec_run(p, event, "d-1", OUT_MAX, &o, &e), -1);
+	assert_int_equal(e.code, ERR_TOOLARGE);
+	assert_non_null(strstr(e.msg, "E2BIG"));
+	assert_non_null(strstr(e.msg, "the largest, argv[2], is 204800 bytes"));
+	assert_null(strstr(e.msg, "tttt"));
+	/* permanent: dead now, not three attempts */
+	assert_int_equal(run_job(p, &res), WORK_PERMANENT);
+	assert_non_null(strstr(res.detail, "E2BIG"));
+	json_object_put(p);
+	free(title);
+	free(event);
+}
+
+static void test_render__nul_byte_in_an_argument_is_refused_not_cut(void **state)
+{
+	static const char ev_text[] =
+		"{\"run\":{\"title\":\"before\\u0000after\",\"ok\":\"fine\"}}";
+	struct parsed ps;
+	struct err e = { 0 };
+	struct exec_outcome o;
+	struct work_result res;
+	json_object *ev = json_tokener_parse(ev_text), *p = NULL, *err_v;
+	(void)state;
+	assert_non_null(ev);
+	assert_int_equal(parse(&ps, "{argv: [/bin/echo, \"{{run.ok}}\", \"t={{ run.title }}\"]}"), 0);
+	assert_int_equal(action_exec_ops.render(&p, ps.spec, ev, &e), 0);
+	assert_true(json_object_object_get_ex(p, "error", &err_v));
+	assert_string_equal(json_object_get_string(err_v),
+			    "argv[2] would hold a NUL byte from the event, which an "
+			    "argument or variable cannot carry: refused rather than cut there");
+	assert_int_equal(action_exec_run(p, "{}", "d-1", OUT_MAX, &o, &e), -1);
+	assert_int_equal(e.code, ERR_INVALID);
+	assert_int_equal(strncmp(e.msg, "exec: argv[2] would hold a NUL byte", 35), 0);
+	assert_int_equal(run_job(p, &res), WORK_PERMANENT);
+	json_object_put(p);
+	parsed_free(&ps);
+
+	/* an env value too; and a value without a NUL renders as before */
+	assert_int_equal(parse(&ps, "{argv: [/bin/true], env: {T: \"{{run.title}}\"}}"), 0);
+	assert_int_equal(action_exec_ops.render(&p, ps.spec, ev, &e), 0);
+	assert_true(json_object_object_get_ex(p, "error", &err_v));
+	assert_int_equal(strncmp(json_object_get_string(err_v),
+				 "env T would hold a NUL byte", 27), 0);
+	json_object_put(p);
+	parsed_free(&ps);
+	assert_int_equal(parse(&ps, "{argv: [/bin/true, \"{{run.ok}}\"]}"), 0);
+	assert_int_equal(action_exec_ops.render(&p, ps.spec, ev, &e), 0);
+	assert_false(json_object_object_get_ex(p, "error", &err_v));
+	json_object_put(p);
+	parsed_free(&ps);
+	json_object_put(ev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_run__exit_kills_what_the_hook_left_in_its_group),
+		cmocka_unit_test(test_run__a_setsid_daemon_outlives_the_hook),
+		cmocka_unit_test(test_run__argv_too_large_fails_for_good_naming_it),
+		cmocka_unit_test(test_render__nul_byte_in_an_argument_is_refused_not_cut),
 		cmocka_unit_test(test_exec_ops__is_registered_as_exec),
 		cmocka_unit_test(test_render__renders_every_argv_element_as_one_argument),
 		cmocka_unit_test(test_render__defaults_no_env_30s_and_null_cwd),

@@ -13,7 +13,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "core/cfgtree.h"
 #include "core/config.h"
+#include "core/expand.h"
+#include "core/redis_url.h"
 
 /* Loads text as "config.yaml", which must be valid. */
 static struct config *load_ok(const char *text)
@@ -669,7 +672,7 @@ static void test_config__bad_redis_url_names_position_and_problem(void **state)
 		 "with a port between 1 and 65535, got 'redis://h:0'");
 	load_bad("redis: {url: 'redis://h:6379/x'}\n", 1,
 		 "config.yaml:1:14: redis.url: expected redis://[:password@]host[:port][/db] "
-		 "with a database number after '/', got 'redis://h:6379/x'");
+		 "with a database number after '/', got 'redis://h:6379/***'");
 	load_bad("redis: {url: 'redis://h:6379/1/2'}\n", 1,
 		 "config.yaml:1:14: redis.url: expected redis://[:password@]host[:port][/db] "
 		 "with nothing after the database number, got 'redis://h:6379/1/2'");
@@ -689,9 +692,182 @@ static void test_config__bad_redis_url_hides_the_password(void **state)
 		 "with a port between 1 and 65535, got 'redis://:***@h:99999'");
 }
 
+/* ---- hardening (issue 15) ------------------------------------------------- */
+
+#define PW "Zq9Xw7Kp"
+
+/* No 4-byte piece of PW in s. */
+static void assert_no_password(const char *s, const char *input)
+{
+	for (size_t i = 0; i + 4 <= strlen(PW); i++) {
+		char piece[5];
+		memcpy(piece, PW + i, 4);
+		piece[4] = '\0';
+		if (strstr(s, piece))
+			fail_msg("password piece '%s' shown for %s: %s", piece, input, s);
+	}
+}
+
+/* Malformed and odd redis.url values, each holding PW where a password
+ * might be: in no case may a message show it, nor may the redactor. */
+static void test_config__redis_url_never_shows_the_password(void **state)
+{
+	static const char *const urls[] = {
+		"rediss://:" PW "@h:6379/0", "rediss://:" PW "@h", "redis//:" PW "@h",
+		"redis:/:" PW "@h", "redis:" PW "@h", "http://:" PW "@h", "REDIS://:" PW "@h",
+		"redis://user:" PW "@h", "redis://" PW "@h", PW "@h", ":" PW "@h",
+		PW ":x@h", "redis://:" PW "@h:0", "redis://:" PW "@h:abc",
+		"redis://:" PW "@h/x", "redis://:" PW "@h:6379/0/extra", "redis://:" PW "@",
+		"redis://:" PW, "redis://:" PW "/0", "redis://:" PW ":6379",
+		"redis://h:" PW, "redis://h:6379/" PW, "redis://h:6379/0" PW,
+		" redis://:" PW "@h", "redis://:" PW "@h@", "redis://:" PW "@[::1",
+		"redis://:" PW "@ho st", "redis://:p@" PW "@h", "redis://:" PW "@h:6379/0 ",
+		"redis://very-long-host-name-to-push-the-password-past-the-cut-of-57:" PW "@h",
+		NULL,
+	};
+	char text[2048], buf[128];
+	(void)state;
+	for (size_t i = 0; urls[i]; i++) {
+		struct errlist errs = ERRLIST_INIT;
+		struct config *cfg = NULL;
+		snprintf(text, sizeof(text), "redis:\n  url: '%s'\n", urls[i]);
+		if (config_load_string(&cfg, "config.yaml", text, NULL, &errs) == 0) {
+			config_free(cfg);
+			continue;
+		}
+		assert_true(errs.n > 0);
+		for (size_t j = 0; j < errs.n; j++)
+			assert_no_password(errs.msgs[j], urls[i]);
+		errlist_free(&errs);
+		assert_no_password(redis_url_redact(urls[i], buf, sizeof(buf)), urls[i]);
+	}
+	/* a long password, too long to keep */
+	char long_url[1200];
+	snprintf(long_url, sizeof(long_url), "rediss://:");
+	for (int i = 0; i < 100; i++)
+		snprintf(long_url + strlen(long_url), sizeof(long_url) - strlen(long_url), "%s", PW);
+	snprintf(long_url + strlen(long_url), sizeof(long_url) - strlen(long_url), "@h");
+	assert_no_password(redis_url_redact(long_url, buf, sizeof(buf)), "a long one");
+}
+
+static void test_config__redis_url_redaction_keeps_what_is_safe(void **state)
+{
+	char buf[128];
+	(void)state;
+	assert_string_equal(redis_url_redact("rediss://:" PW "@h:6379/0", buf, sizeof(buf)),
+			    "rediss://:***@h:6379/0");
+	assert_string_equal(redis_url_redact("redis://user:" PW "@h", buf, sizeof(buf)),
+			    "redis://:***@h");
+	assert_string_equal(redis_url_redact("redis//:" PW "@h", buf, sizeof(buf)),
+			    "redis//:***@h");
+	assert_string_equal(redis_url_redact("redis://:" PW, buf, sizeof(buf)),
+			    "redis://:***");
+	assert_string_equal(redis_url_redact("redis://h:" PW, buf, sizeof(buf)),
+			    "redis://h:***");
+	assert_string_equal(redis_url_redact("redis://h:6379/x" PW, buf, sizeof(buf)),
+			    "redis://h:6379/***");
+	assert_string_equal(redis_url_redact("redis://[::1]:6380/1", buf, sizeof(buf)),
+			    "redis://[::1]:6380/1");
+	assert_string_equal(redis_url_redact("redis://h", buf, sizeof(buf)), "redis://h");
+	/* the issue's case, through the loader */
+	load_bad("redis: {url: 'rediss://:" PW "@h:6379/0'}\n", 1,
+		 "config.yaml:1:14: redis.url: expected redis://[:password@]host[:port][/db], "
+		 "got 'rediss://:***@h:6379/0'");
+}
+
+static void test_config__expand_reports_unset_variables(void **state)
+{
+	struct expand_info info;
+	char why[128], *out;
+	(void)state;
+	setenv("RB_T_SET", "x", 1);
+	setenv("RB_T_EMPTY", "", 1);
+	unsetenv("RB_T_UNSET_A");
+	unsetenv("RB_T_UNSET_B");
+	assert_int_equal(config_expand_info("a${RB_T_UNSET_A}b${RB_T_SET}$${RB_T_UNSET_B}"
+					    "${RB_T_EMPTY}${RB_T_UNSET_B}", &out, &info,
+					    why, sizeof(why)), 0);
+	assert_string_equal(out, "abx${RB_T_UNSET_B}");
+	assert_int_equal(info.n_unset, 2);
+	assert_string_equal(info.unset, "RB_T_UNSET_A, RB_T_UNSET_B");
+	free(out);
+
+	assert_int_equal(config_expand_info("${RB_T_SET}", &out, &info, why, sizeof(why)), 0);
+	assert_int_equal(info.n_unset, 0);
+	assert_string_equal(info.unset, "");
+	free(out);
+
+	/* a failure still says what was read; NULL info is config_expand */
+	assert_int_equal(config_expand_info("${RB_T_UNSET_A}${", &out, &info, why, sizeof(why)), -1);
+	assert_null(out);
+	assert_int_equal(info.n_unset, 1);
+	assert_int_equal(config_expand_info("${RB_T_UNSET_A}", &out, NULL, why, sizeof(why)), 0);
+	assert_string_equal(out, "");
+	free(out);
+
+	/* many: whole names only, all counted */
+	char many[4096] = "";
+	for (int i = 0; i < 40; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many),
+			 "${RB_T_UNSET_LONG_NAME_%02d}", i);
+	assert_int_equal(config_expand_info(many, &out, &info, why, sizeof(why)), 0);
+	assert_int_equal(info.n_unset, 40);
+	size_t n = strlen(info.unset);
+	assert_true(n < sizeof(info.unset));
+	assert_memory_equal(info.unset + n - 2, "09", 2);
+	free(out);
+	unsetenv("RB_T_SET");
+	unsetenv("RB_T_EMPTY");
+}
+
+/* A file with a NUL byte at line 3, column 5 (after the first 4 bytes). */
+static void test_config__nul_byte_in_the_file_is_an_error_with_position(void **state)
+{
+	static const char text[] = "listen: 127.0.0.1:9000\nlog:\n  le\0vel: debug\n"
+				   "bogus: [\n";
+	char path[] = "/tmp/test_config.XXXXXX";
+	struct errlist errs = ERRLIST_INIT;
+	struct config *cfg = (struct config *)1;
+	char want[256];
+	int fd = mkstemp(path);
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
+	close(fd);
+	assert_int_equal(config_load(&cfg, path, NULL, &errs), -1);
+	assert_null(cfg);
+	assert_int_equal(errs.n, 1);
+	snprintf(want, sizeof(want),
+		 "%s:3:5: a NUL byte: a YAML file is text and cannot hold one", path);
+	assert_string_equal(errs.msgs[0], want);
+	errlist_free(&errs);
+	unlink(path);
+
+	/* other control characters are libyaml's, at their own position */
+	struct cfg_doc *doc;
+	struct err e;
+	assert_int_equal(cfg_load_string(&doc, "c.yaml", "a: 1\nb: x\x01y\n", 11, &e), -1);
+	assert_string_equal(e.msg, "c.yaml:2:5: YAML syntax error: control characters are not allowed");
+}
+
+static void test_config__nul_escape_in_a_value_is_an_error(void **state)
+{
+	(void)state;
+	/* a secret cut at "\0" would be "abc" */
+	load_bad("sources:\n  qase:\n    secret: \"abc\\0def\"\n", 1,
+		 "config.yaml:3:13: a NUL character (\"\\0\") in a value is not allowed");
+	load_bad("log: {level: 'x'}\nlisten: \"127.0.0.1:1\\x00junk\"\n", 1,
+		 "config.yaml:2:9: a NUL character (\"\\0\") in a value is not allowed");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config__redis_url_never_shows_the_password),
+		cmocka_unit_test(test_config__redis_url_redaction_keeps_what_is_safe),
+		cmocka_unit_test(test_config__expand_reports_unset_variables),
+		cmocka_unit_test(test_config__nul_byte_in_the_file_is_an_error_with_position),
+		cmocka_unit_test(test_config__nul_escape_in_a_value_is_an_error),
 		cmocka_unit_test(test_config__defaults),
 		cmocka_unit_test(test_config__empty_file_gives_defaults),
 		cmocka_unit_test(test_config__empty_sections_give_defaults),

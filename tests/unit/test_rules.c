@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "rules/cond.h"
 #include "rules/rules.h"
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -1105,9 +1107,155 @@ static void test_rules__free_accepts_null(void **state)
 	route_result_free(NULL);
 }
 
+/* ---- hardening (issue 15) ------------------------------------------------- */
+
+/* A `matches` rule with the regex re (YAML single-quoted: no escapes). */
+static void regex_rule(char *text, size_t len, const char *re)
+{
+	snprintf(text, len, "rules:\n  - name: x\n    match:\n      all:\n"
+		 "        - {field: run.title, matches: '%s'}\n" ACTION, re);
+}
+
+static void test_rules__matches_refuses_backreferences(void **state)
+{
+	char text[2048];
+	(void)state;
+	/* the issue's pattern: 800 characters of title held a delivery 11.7 s */
+	regex_rule(text, sizeof(text), "^(a|aa)*(b|\\1)*c\\2$");
+	assert_load_errors(text,
+			   "t.yaml:5:39: rule 'x': regular expression '^(a|aa)*(b|\\1)*c\\2$': "
+			   "the backreference '\\1' at offset 11 is not supported "
+			   "(not regular: matching can take exponential time)",
+			   NULL);
+	/* an escaped backslash before it, and a bracket expression before it */
+	regex_rule(text, sizeof(text), "(a)\\\\\\9");
+	assert_load_errors(text,
+			   "t.yaml:5:39: rule 'x': regular expression '(a)\\\\\\9': "
+			   "the backreference '\\9' at offset 5 is not supported "
+			   "(not regular: matching can take exponential time)",
+			   NULL);
+	regex_rule(text, sizeof(text), "(a)[]x[:alpha:]]\\1");
+	assert_load_errors(text,
+			   "t.yaml:5:39: rule 'x': regular expression '(a)[]x[:alpha:]]\\1': "
+			   "the backreference '\\1' at offset 16 is not supported "
+			   "(not regular: matching can take exponential time)",
+			   NULL);
+}
+
+/* What is not a backreference stays allowed: an escaped backslash then a
+ * digit, and a backslash inside a bracket expression (a literal there). */
+static void test_rules__matches_allows_digits_after_escapes_and_in_brackets(void **state)
+{
+	static const char *const ok[] = {
+		"\\\\1", "[\\1]", "[]\\1]", "[^]\\1]", "[[:digit:]\\1]", "[[.-.]\\1]",
+		"[[=a=]\\2]", "a\\.1", "(a|b)\\{1\\}", NULL,
+	};
+	char text[2048];
+	(void)state;
+	for (size_t i = 0; ok[i]; i++) {
+		regex_rule(text, sizeof(text), ok[i]);
+		rules_free(load_ok(text));
+	}
+	/* and they mean what glibc means: \\1 is a backslash and a 1 */
+	assert_true(cond_matches("{field: run.title, matches: '^a\\\\1$'}",
+				 "{\"run\":{\"title\":\"a\\\\1\"}}"));
+	assert_true(cond_matches("{field: run.title, matches: '^[\\1]+$'}",
+				 "{\"run\":{\"title\":\"\\\\1\\\\\"}}"));
+}
+
+/* {"run":{"title":"<head><n times c><tail>"}}, malloc'd. */
+static char *title_event(const char *head, size_t n, char c, const char *tail)
+{
+	size_t hl = strlen(head), tl = strlen(tail);
+	char *s = malloc(hl + n + tl + 64), *w = s;
+
+	assert_non_null(s);
+	w += snprintf(w, 64, "{\"run\":{\"title\":\"%s", head);
+	memset(w, c, n);
+	w += n;
+	snprintf(w, tl + 8, "%s\"}}", tail);
+	return s;
+}
+
+static void test_rules__matches_reads_the_first_4096_bytes(void **state)
+{
+	char *ev;
+	(void)state;
+	/* 4096 a's then "END": only the prefix is matched, $ at its end */
+	ev = title_event("", COND_MATCH_MAX, 'a', "END");
+	assert_false(cond_matches("{field: run.title, matches: 'END'}", ev));
+	assert_true(cond_matches("{field: run.title, matches: 'a$'}", ev));
+	free(ev);
+	/* exactly 4096 bytes: all of it */
+	ev = title_event("", COND_MATCH_MAX - 3, 'a', "END");
+	assert_true(cond_matches("{field: run.title, matches: 'END$'}", ev));
+	free(ev);
+	/* a character across the cut is left out whole, not split */
+	ev = title_event("", COND_MATCH_MAX - 1, 'a', "\xc3\xa9zz");
+	assert_true(cond_matches("{field: run.title, matches: '^a*$'}", ev));
+	free(ev);
+}
+
+/* The issue's attack without its backreference: a huge title is matched
+ * by its prefix, in well under the time it took (11.7 s for 800 bytes). */
+static void test_rules__matches_on_a_huge_title_is_quick(void **state)
+{
+	char *ev = title_event("", 1 << 20, 'a', "");
+	struct timespec t0, t1;
+	(void)state;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_false(cond_matches("{field: run.title, matches: '^(a|aa)*(b|a)*c$'}", ev));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	print_message("  1 MiB title: %.3f s\n", s);
+	assert_true(s < 1.0);
+	free(ev);
+}
+
+static void test_rules__nul_byte_in_a_rules_file_is_an_error_with_position(void **state)
+{
+	static const char *const names[] = { "r.yaml", NULL };
+	static const char text[] = "rules:\n  - name: a\n" ACTION "  \0- name: b\n    bad: [\n";
+	char *dir = make_dir(), path[512], want[600];
+	struct errlist errs = ERRLIST_INIT;
+	struct rules *rs = (struct rules *)1;
+	FILE *f;
+	(void)state;
+	snprintf(path, sizeof(path), "%s/r.yaml", dir);
+	assert_non_null(f = fopen(path, "wb"));
+	assert_int_equal(fwrite(text, 1, sizeof(text) - 1, f), sizeof(text) - 1);
+	fclose(f);
+	assert_int_equal(rules_load(&rs, path, &errs), -1);
+	assert_null(rs);
+	assert_int_equal(errs.n, 1);
+	snprintf(want, sizeof(want),
+		 "%s:5:3: a NUL byte: a YAML file is text and cannot hold one", path);
+	assert_string_equal(errs.msgs[0], want);
+	errlist_free(&errs);
+	remove_dir(dir, names);
+}
+
+static void test_rules__nul_escape_in_a_value_is_an_error(void **state)
+{
+	(void)state;
+	assert_load_errors("rules:\n  - name: \"a\\0b\"\n" ACTION,
+			   "t.yaml:2:11: a NUL character (\"\\0\") in a value is not allowed",
+			   NULL);
+	assert_load_errors("rules:\n  - name: a\n    actions:\n"
+			   "      - redis: { stream: \"s\\x00{{project}}\" }\n",
+			   "t.yaml:4:26: a NUL character (\"\\0\") in a value is not allowed",
+			   NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rules__matches_refuses_backreferences),
+		cmocka_unit_test(test_rules__matches_allows_digits_after_escapes_and_in_brackets),
+		cmocka_unit_test(test_rules__matches_reads_the_first_4096_bytes),
+		cmocka_unit_test(test_rules__matches_on_a_huge_title_is_quick),
+		cmocka_unit_test(test_rules__nul_byte_in_a_rules_file_is_an_error_with_position),
+		cmocka_unit_test(test_rules__nul_escape_in_a_value_is_an_error),
 		cmocka_unit_test(test_rules__eq_compares_strings_exactly),
 		cmocka_unit_test(test_rules__eq_compares_numbers_across_int_and_double),
 		cmocka_unit_test(test_rules__eq_int_vs_double_is_exact_for_big_ints),
