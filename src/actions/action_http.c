@@ -33,13 +33,13 @@ struct http_header {
 
 struct http_spec {
 	struct tmpl *url;
-	const char *method;        /* one of methods[] */
+	const char *method; /* one of methods[] */
 	struct http_header *headers;
 	size_t nheaders;
-	struct tmpl *body;         /* NULL: no body */
+	struct tmpl *body; /* NULL: no body */
 	const struct cfg_node *body_node; /* for messages; during parse only */
 	long long timeout_s;
-	int json;                  /* -1 until set or defaulted */
+	int json; /* -1 until set or defaulted */
 };
 
 static void http_free_spec(void *p)
@@ -94,53 +94,53 @@ static int url_scheme_ok(const char *s)
 
 /* ---- parse ----------------------------------------------------------------- */
 
-static int compile(struct tmpl **out, const struct cfg_node *v,
-		   const char *what, struct errlist *errs)
+/* url: compiled with each placeholder's place in the URL (tmpl_compile_url). */
+static int compile(struct tmpl **out, const struct cfg_node *v, const char *what, int url,
+		   struct errlist *errs)
 {
 	char where[300];
 	struct err e;
 
 	if (v->type != CFG_SCALAR)
 		return errlist_add(errs, "%s: http: %s must be a string, not %s",
-				   cfg_where(v, where, sizeof(where)), what,
-				   cfg_type_name(v));
-	if (tmpl_compile(out, v->value, &e) < 0)
-		return errlist_add(errs, "%s: http: %s: %s",
-				   cfg_where(v, where, sizeof(where)), what, e.msg);
+				   cfg_where(v, where, sizeof(where)), what, cfg_type_name(v));
+	if ((url ? tmpl_compile_url : tmpl_compile)(out, v->value, &e) < 0)
+		return errlist_add(errs, "%s: http: %s: %s", cfg_where(v, where, sizeof(where)),
+				   what, e.msg);
 	return 0;
 }
 
-static int parse_url(void *spec, const struct cfg_node *v,
-		     struct errlist *errs)
+static int parse_url(void *spec, const struct cfg_node *v, struct errlist *errs)
 {
 	struct http_spec *s = spec;
 	char where[300];
 
-	if (compile(&s->url, v, "url", errs) < 0)
+	/* The scheme and host are literal (tmpl_compile_url refuses a
+	 * placeholder before the path), so they are checked here, once. */
+	if (compile(&s->url, v, "url", 1, errs) < 0)
 		return -1;
-	/* A url that is one placeholder is checked when it is rendered. */
-	if (strncmp(v->value, "{{", 2) != 0 && !url_scheme_ok(v->value))
+	if (!url_scheme_ok(v->value))
 		return errlist_add(errs, "%s: http: url must start with http:// or https://",
 				   cfg_where(v, where, sizeof(where)));
 	return 0;
 }
 
-static int parse_method(void *spec, const struct cfg_node *v,
-			struct errlist *errs)
+static int parse_method(void *spec, const struct cfg_node *v, struct errlist *errs)
 {
 	struct http_spec *s = spec;
 	char where[300];
 	int i = v->type == CFG_SCALAR ? method_index(v->value) : -1;
 
 	if (i < 0)
-		return errlist_add(errs, "%s: http: method must be one of GET, POST, PUT, PATCH, DELETE",
+		return errlist_add(errs,
+				   "%s: http: method must be one of GET, POST, PUT, PATCH, DELETE",
 				   cfg_where(v, where, sizeof(where)));
 	s->method = methods[i];
 	return 0;
 }
 
-static int parse_header(struct http_spec *s, const struct cfg_node *map,
-			size_t i, struct errlist *errs)
+static int parse_header(struct http_spec *s, const struct cfg_node *map, size_t i,
+			struct errlist *errs)
 {
 	const struct cfg_node *k = map->keys[i];
 	char where[300], what[300];
@@ -157,7 +157,7 @@ static int parse_header(struct http_spec *s, const struct cfg_node *map,
 			return errlist_add(errs, "%s: http: header '%s' appears twice",
 					   cfg_where(k, where, sizeof(where)), k->value);
 	snprintf(what, sizeof(what), "header %s", k->value);
-	if (compile(&h->value, map->items[i], what, errs) < 0)
+	if (compile(&h->value, map->items[i], what, 0, errs) < 0)
 		return -1;
 	if (!(h->name = strdup(k->value))) {
 		tmpl_free(h->value);
@@ -167,8 +167,7 @@ static int parse_header(struct http_spec *s, const struct cfg_node *map,
 	return 0;
 }
 
-static int parse_headers(void *spec, const struct cfg_node *v,
-			 struct errlist *errs)
+static int parse_headers(void *spec, const struct cfg_node *v, struct errlist *errs)
 {
 	struct http_spec *s = spec;
 	char where[300];
@@ -191,31 +190,29 @@ static int parse_headers(void *spec, const struct cfg_node *v,
 	return bad;
 }
 
-static int parse_body(void *spec, const struct cfg_node *v,
-		      struct errlist *errs)
+static int parse_body(void *spec, const struct cfg_node *v, struct errlist *errs)
 {
 	struct http_spec *s = spec;
 	if (cfg_scalar_is_null(v) == 0)
 		return 0;
 	s->body_node = v;
-	return compile(&s->body, v, "body", errs);
+	return compile(&s->body, v, "body", 0, errs);
 }
 
-static int parse_timeout(void *spec, const struct cfg_node *v,
-			 struct errlist *errs)
+static int parse_timeout(void *spec, const struct cfg_node *v, struct errlist *errs)
 {
 	struct http_spec *s = spec;
 	char where[300];
 
 	if (cfg_scalar_int(v, &s->timeout_s) < 0 || s->timeout_s < 1 ||
 	    s->timeout_s > HTTP_TIMEOUT_MAX)
-		return errlist_add(errs, "%s: http: timeout_s must be a whole number of seconds from 1 to %d",
-				   cfg_where(v, where, sizeof(where)), HTTP_TIMEOUT_MAX);
+		return errlist_add(
+			errs, "%s: http: timeout_s must be a whole number of seconds from 1 to %d",
+			cfg_where(v, where, sizeof(where)), HTTP_TIMEOUT_MAX);
 	return 0;
 }
 
-static int parse_json(void *spec, const struct cfg_node *v,
-		      struct errlist *errs)
+static int parse_json(void *spec, const struct cfg_node *v, struct errlist *errs)
 {
 	struct http_spec *s = spec;
 	char where[300];
@@ -228,12 +225,8 @@ static int parse_json(void *spec, const struct cfg_node *v,
 
 /* One row per key; the order is the order in "expected ..." messages. */
 static const struct cfg_key http_keys[] = {
-	{ "url", parse_url },
-	{ "method", parse_method },
-	{ "headers", parse_headers },
-	{ "body", parse_body },
-	{ "timeout_s", parse_timeout },
-	{ "json", parse_json },
+	{ "url", parse_url },   { "method", parse_method },     { "headers", parse_headers },
+	{ "body", parse_body }, { "timeout_s", parse_timeout }, { "json", parse_json },
 };
 
 #define HTTP_NKEYS (sizeof(http_keys) / sizeof(http_keys[0]))
@@ -261,28 +254,6 @@ static int json_default(const struct http_spec *s)
 	return *b == '{' || *b == '[';
 }
 
-/* src with every {{...}} replaced by x (malloc'd); the template compiled,
- * so every "{{" has its "}}". */
-static char *json_probe(const char *src)
-{
-	char *out = malloc(strlen(src) + 1), *w = out;
-	const char *s = src;
-
-	if (!out)
-		return NULL;
-	for (;;) {
-		const char *open = strstr(s, "{{"), *close;
-		if (!open || !(close = strstr(open + 2, "}}")))
-			break;
-		memcpy(w, s, (size_t)(open - s));
-		w += open - s;
-		*w++ = 'x';
-		s = close + 2;
-	}
-	memcpy(w, s, strlen(s) + 1);
-	return out;
-}
-
 /* 0 when text is exactly one JSON value (strict); else -1, *at the byte
  * offset json-c stopped at and *why its message. */
 static int json_valid(const char *text, size_t *at, const char **why)
@@ -305,59 +276,66 @@ static int json_valid(const char *text, size_t *at, const char **why)
 	json_tokener_free(tok);
 	if (e == json_tokener_success && *at >= len)
 		return 0;
-	*why = e == json_tokener_success ? "text after the JSON value"
+	*why = e == json_tokener_success    ? "text after the JSON value"
 	       : e == json_tokener_continue ? "the JSON value is not complete"
-	       : json_tokener_error_desc(e);
+					    : json_tokener_error_desc(e);
 	if (*at > len)
 		*at = len;
 	return -1;
 }
 
-/* The offset in src of offset at of its probe: a placeholder's x maps to
- * its "{{". */
-static size_t probe_to_src(const char *src, size_t at)
-{
-	const char *s = src;
-	size_t p = 0;             /* the probe's offset of s */
+/* The probes of the body check: each list once, then every list empty,
+ * then every list of two items (a section around "x" without a separator
+ * passes the first and fails the last); the last two also show every
+ * {{^section}}, so each literal is read at least once. */
+static const struct {
+	unsigned reps;
+	int inverted;
+	const char *how;
+} body_probes[] = {
+	{ 1, 0, "reading each {{...}} as x" },
+	{ 0, 1, "reading each {{...}} as x and each {{#section}} as empty" },
+	{ 2, 1,
+	  "reading each {{...}} as x, each {{#section}} as two items and each {{^section}} as shown" },
+};
 
-	for (;;) {
-		const char *open = strstr(s, "{{"), *close;
-		if (!open || !(close = strstr(open + 2, "}}")))
-			break;
-		/* in the literal before the placeholder, or on its x */
-		if (at <= p + (size_t)(open - s))
-			break;
-		p += (size_t)(open - s) + 1;
-		s = close + 2;
+/* -1 and a message when the body's probe for reps is not valid JSON. */
+static int check_json_probe(const struct http_spec *s, size_t k, struct errlist *errs)
+{
+	char where[300], *probe;
+	const char *src = tmpl_source(s->body), *why = NULL;
+	size_t at = 0, *map;
+	struct err e = { 0 };
+	int line = 1, col = 1, rc = 0;
+
+	cfg_where(s->body_node, where, sizeof(where));
+	if (tmpl_probe(s->body, body_probes[k].reps, body_probes[k].inverted, &probe, &map, &e) < 0)
+		return errlist_add(errs, "%s: http: body: %s", where, e.msg);
+	if (json_valid(probe, &at, &why) < 0) {
+		at = map[at];
+		for (size_t i = 0; i < at; i++, col++)
+			if (src[i] == '\n')
+				line++, col = 0;
+		rc = errlist_add(
+			errs,
+			"%s: http: body is not valid JSON (%s at line %d, column %d of the body, %s): put placeholders inside strings, or set json: false",
+			where, why, line, col, body_probes[k].how);
 	}
-	return (size_t)(s - src) + (at - p);
+	free(probe);
+	free(map);
+	return rc;
 }
 
 static int check_json_body(const struct http_spec *s, struct errlist *errs)
 {
-	char where[300];
-	const char *src = tmpl_source(s->body);
-	char *probe = json_probe(src);
-	const char *why = NULL;
-	size_t at = 0;
-	int line = 1, col = 1, rc = 0;
-
-	if (!probe)
-		return errlist_add(errs, "out of memory");
-	if (json_valid(probe, &at, &why) < 0) {
-		at = probe_to_src(src, at);
-		for (size_t i = 0; i < at; i++, col++)
-			if (src[i] == '\n')
-				line++, col = 0;
-		rc = errlist_add(errs, "%s: http: body is not valid JSON (%s at line %d, column %d of the body, reading each {{...}} as x): put placeholders inside strings, or set json: false",
-				 cfg_where(s->body_node, where, sizeof(where)), why, line, col);
-	}
-	free(probe);
-	return rc;
+	for (size_t k = 0; k < sizeof(body_probes) / sizeof(body_probes[0]); k++)
+		if (check_json_probe(s, k, errs) < 0)
+			return -1;
+	return 0;
 }
 
-static int http_check(struct http_spec *s, const struct cfg_node *node,
-		      unsigned seen, struct errlist *errs)
+static int http_check(struct http_spec *s, const struct cfg_node *node, unsigned seen,
+		      struct errlist *errs)
 {
 	char where[300];
 
@@ -374,8 +352,7 @@ static int http_check(struct http_spec *s, const struct cfg_node *node,
 	return 0;
 }
 
-static int http_parse(void **out, const struct cfg_node *node,
-		      struct errlist *errs)
+static int http_parse(void **out, const struct cfg_node *node, struct errlist *errs)
 {
 	char where[300];
 	struct http_spec *s;
@@ -384,8 +361,10 @@ static int http_parse(void **out, const struct cfg_node *node,
 
 	*out = NULL;
 	if (node->type != CFG_MAP)
-		return errlist_add(errs, "%s: http: expected a map like { url: \"https://...\", body: '{\"text\": \"{{run.title}}\"}' }",
-				   cfg_where(node, where, sizeof(where)));
+		return errlist_add(
+			errs,
+			"%s: http: expected a map like { url: \"https://...\", body: '{\"text\": \"{{run.title}}\"}' }",
+			cfg_where(node, where, sizeof(where)));
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return errlist_add(errs, "out of memory");
@@ -426,8 +405,7 @@ static int add_str(json_object *o, const char *key, const char *v)
 	return 0;
 }
 
-static int render_headers(json_object *params, const struct http_spec *s,
-			  json_object *event)
+static int render_headers(json_object *params, const struct http_spec *s, json_object *event)
 {
 	json_object *h = json_object_new_object();
 
@@ -436,8 +414,7 @@ static int render_headers(json_object *params, const struct http_spec *s,
 		return -1;
 	}
 	for (size_t i = 0; i < s->nheaders; i++) {
-		char *v = tmpl_render(s->headers[i].value, event, TMPL_RAW,
-				      HTTP_HEADER_VALUE_MAX);
+		char *v = tmpl_render(s->headers[i].value, event, TMPL_RAW, HTTP_HEADER_VALUE_MAX);
 		int rc;
 		if (!v)
 			return -1;
@@ -448,15 +425,14 @@ static int render_headers(json_object *params, const struct http_spec *s,
 			return -1;
 	}
 	if (s->body && !content_type(s))
-		return add_str(h, "Content-Type", s->json ? "application/json"
-						   : "text/plain; charset=utf-8");
+		return add_str(h, "Content-Type",
+			       s->json ? "application/json" : "text/plain; charset=utf-8");
 	return 0;
 }
 
 /* The body, or null and "error" when it rendered over HTTP_BODY_MAX (a
  * render error would refuse the whole delivery). */
-static int render_body(json_object *params, const struct http_spec *s,
-		       json_object *event)
+static int render_body(json_object *params, const struct http_spec *s, json_object *event)
 {
 	char *b, msg[128];
 	int rc;
@@ -465,31 +441,29 @@ static int render_body(json_object *params, const struct http_spec *s,
 		return json_object_object_add(params, "body", NULL);
 	/* A cut rendering ends within 6 bytes of its cap: one over the limit
 	 * by more than that tells "too big" from "fits". */
-	b = tmpl_render(s->body, event, s->json ? TMPL_JSON : TMPL_RAW,
-			HTTP_BODY_MAX + 8);
+	b = tmpl_render(s->body, event, s->json ? TMPL_JSON : TMPL_RAW, HTTP_BODY_MAX + 8);
 	if (!b)
 		return -1;
 	if (strlen(b) <= HTTP_BODY_MAX) {
 		rc = add_str(params, "body", b);
 	} else {
-		snprintf(msg, sizeof(msg), "the rendered body is over %d bytes",
-			 HTTP_BODY_MAX);
-		rc = json_object_object_add(params, "body", NULL) < 0 ? -1
-		     : add_str(params, "error", msg);
+		snprintf(msg, sizeof(msg), "the rendered body is over %d bytes", HTTP_BODY_MAX);
+		rc = json_object_object_add(params, "body", NULL) < 0
+			     ? -1
+			     : add_str(params, "error", msg);
 	}
 	free(b);
 	return rc;
 }
 
-static int http_render(json_object **out, const void *spec, json_object *event,
-		       struct err *err)
+static int http_render(json_object **out, const void *spec, json_object *event, struct err *err)
 {
 	const struct http_spec *s = spec;
 	json_object *o = json_object_new_object(), *t = NULL;
 	char *url = NULL;
 
 	*out = NULL;
-	if (!o || !(url = tmpl_render(s->url, event, TMPL_RAW, HTTP_URL_MAX)) ||
+	if (!o || !(url = tmpl_render(s->url, event, TMPL_URL, HTTP_URL_MAX)) ||
 	    add_str(o, "url", url) < 0 || add_str(o, "method", s->method) < 0 ||
 	    render_headers(o, s, event) < 0 || render_body(o, s, event) < 0)
 		goto oom;
@@ -513,10 +487,10 @@ oom:
 struct http_run {
 	const char *url, *method, *body;
 	size_t body_len;
-	char **headers;            /* "Name: value", NULL-terminated */
+	char **headers; /* "Name: value", NULL-terminated */
 	size_t nheaders;
 	long long timeout_s;
-	char host[256];            /* for messages: never the path (a secret) */
+	char host[256]; /* for messages: never the path (a secret) */
 };
 
 static void http_run_free(struct http_run *r)
@@ -568,10 +542,10 @@ static int params_basic(struct http_run *r, json_object *params, struct err *err
 		return err_set(err, "http: %s", json_object_get_string(e));
 	if (!json_object_is_type(u, json_type_string) ||
 	    !url_scheme_ok(r->url = json_object_get_string(u)) || !no_ctl(r->url))
-		return err_set(err, "http params: url must be an http:// or https:// URL without spaces");
+		return err_set(err,
+			       "http params: url must be an http:// or https:// URL without spaces");
 	url_host(r->url, r->host, sizeof(r->host));
-	if (!json_object_is_type(m, json_type_string) ||
-	    method_index(json_object_get_string(m)) < 0)
+	if (!json_object_is_type(m, json_type_string) || method_index(json_object_get_string(m)) < 0)
 		return err_set(err, "http params: method must be GET, POST, PUT, PATCH or DELETE");
 	r->method = methods[method_index(json_object_get_string(m))];
 	if (b && !json_object_is_type(b, json_type_string))
@@ -585,8 +559,7 @@ static int params_basic(struct http_run *r, json_object *params, struct err *err
 	return 0;
 }
 
-static int header_add(struct http_run *r, const char *name, const char *value,
-		      struct err *err)
+static int header_add(struct http_run *r, const char *name, const char *value, struct err *err)
 {
 	if (asprintf(&r->headers[r->nheaders], "%s: %s", name, value) < 0) {
 		r->headers[r->nheaders] = NULL;
@@ -601,8 +574,8 @@ static int header_add(struct http_run *r, const char *name, const char *value,
 static int params_headers(struct http_run *r, json_object *params, struct err *err)
 {
 	json_object *h = member(params, "headers");
-	size_t n = json_object_is_type(h, json_type_object)
-		   ? (size_t)json_object_object_length(h) : 0;
+	size_t n = json_object_is_type(h, json_type_object) ? (size_t)json_object_object_length(h)
+							    : 0;
 	int has_ct = 0;
 
 	if (h && !json_object_is_type(h, json_type_object))
@@ -612,11 +585,11 @@ static int params_headers(struct http_run *r, json_object *params, struct err *e
 	if (!(r->headers = calloc(n + 2, sizeof(*r->headers))))
 		return err_set(err, "out of memory");
 	if (h) {
-		json_object_object_foreach(h, name, v) {
+		json_object_object_foreach(h, name, v)
+		{
 			const char *s = json_object_get_string(v);
-			if (!json_object_is_type(v, json_type_string) ||
-			    !header_name_valid(name) || header_reserved(name) ||
-			    strpbrk(s, "\r\n"))
+			if (!json_object_is_type(v, json_type_string) || !header_name_valid(name) ||
+			    header_reserved(name) || strpbrk(s, "\r\n"))
 				return err_set(err, "http params: header '%s' is not allowed", name);
 			has_ct |= strcasecmp(name, "Content-Type") == 0;
 			if (header_add(r, name, s, err) < 0)
@@ -634,8 +607,8 @@ static int params_headers(struct http_run *r, json_object *params, struct err *e
 }
 
 /* The outcome of a response (the retry policy in action_http.h). */
-static void http_verdict(const struct http_run *r, struct outbound_resp *resp,
-			 int attempt, struct target_outcome *out)
+static void http_verdict(const struct http_run *r, struct outbound_resp *resp, int attempt,
+			 struct target_outcome *out)
 {
 	char desc[600];
 	enum outbound_verdict v = outbound_classify(resp);
@@ -646,14 +619,9 @@ static void http_verdict(const struct http_run *r, struct outbound_resp *resp,
 	case VERDICT_OK:
 		outcome_set(out, WORK_OK, "%s %s: HTTP %ld", r->method, r->host, resp->status);
 		return;
-	case VERDICT_RETRY:
-		w = WORK_FAIL;
-		break;
-	case VERDICT_RETRY_FEW:
-		w = attempt >= 3 ? WORK_PERMANENT : WORK_FAIL;
-		break;
-	default:
-		w = WORK_PERMANENT;
+	case VERDICT_RETRY: w = WORK_FAIL; break;
+	case VERDICT_RETRY_FEW: w = attempt >= 3 ? WORK_PERMANENT : WORK_FAIL; break;
+	default: w = WORK_PERMANENT;
 	}
 	out->retry_after_ms = resp->retry_after_ms;
 	outcome_set(out, w, "%s %s: %s", r->method, r->host, desc);
@@ -688,8 +656,8 @@ done:
 
 /* ---- the kind: targets_workers threads, each with its HTTP handle ------- */
 
-static int http_open(void **out, const struct action_ops *self,
-		     struct action_host *host, struct err *err)
+static int http_open(void **out, const struct action_ops *self, struct action_host *host,
+		     struct err *err)
 {
 	struct outbound *h;
 
@@ -707,8 +675,7 @@ static void http_close(void *state)
 	outbound_free(state);
 }
 
-static void http_run_jobs(void *state, struct action_host *host,
-			  struct action_job *jobs, size_t n)
+static void http_run_jobs(void *state, struct action_host *host, struct action_job *jobs, size_t n)
 {
 	(void)host;
 	for (size_t i = 0; i < n; i++) {

@@ -18,8 +18,17 @@
  * rendered body is valid JSON whatever a title contains.  A json body
  * without a Content-Type header is sent as application/json; any other body
  * without one as text/plain.  Header values have control characters
- * replaced by spaces, so a title cannot add a header.  Values in the url
- * are inserted as they are (not URL-encoded).
+ * replaced by spaces, so a title cannot add a header.
+ *
+ * Values in the url are percent-encoded for where they stand (TMPL_URL in
+ * rules/template.h): in the path as one segment, in the query and the
+ * fragment as one component, so a project "A/../../admin?x=1#f" stays one
+ * segment and a title with spaces makes a valid URL.  The scheme and host
+ * are the rule's literal text: a placeholder or section before the path
+ * starts ("https://{{host}}/", "{{url}}") is refused at load.  A body with
+ * sections is checked as JSON three times: with each list of one item, with
+ * every list empty, and with every list of two items (the last two show
+ * each {{^section}} too, so every literal is checked).
  *
  * Rendered params:
  *   {"url":"https://...","method":"POST","headers":{"Content-Type":"application/json"},

@@ -6,10 +6,18 @@
  * by the fixed one too.  The event is parsed without UTF-8 validation, so
  * values can hold bytes that are not UTF-8, as well as NULs (\u0000).
  *
- * Each template that compiles is rendered in both escape modes, uncapped
+ * Each template that compiles is rendered in every escape mode, uncapped
  * and with a small cap, and the output is checked against the contract:
  * never longer than the cap, and, in JSON mode when the template's own
  * text is plain, always a valid JSON string body, even when truncated.
+ * Sections ({{#x}} {{^x}} {{/x}}) repeat parts: rendering must still end
+ * (the step budget) and stay within the cap.
+ *
+ * The same text compiled as a URL (tmpl_compile_url) must render with its
+ * text before the first placeholder unchanged (the scheme and host are
+ * literal), and, when its literal text is plain URL text, with nothing but
+ * that text and %XX escapes.  Its load-time probes (tmpl_probe) must map
+ * every byte back to the source.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,12 +26,11 @@
 
 #include "rules/template.h"
 
-static const char fixed_text[] =
-	"{\"type\":\"run.completed\",\"project\":\"DEMO\",\"run_id\":42,"
-	"\"run\":{\"title\":\"a \\\"b\\\"\\n\\u0000c \\u00e9\\ud83d\\ude00\","
-	"\"counts\":{\"failed\":3,\"passed\":10},\"duration_ms\":1.5e300,"
-	"\"public\":true,\"plan\":null},\"tags\":[\"x\",1,{\"y\":null}],"
-	"\"big\":18446744073709551615}";
+static const char fixed_text[] = "{\"type\":\"run.completed\",\"project\":\"DEMO\",\"run_id\":42,"
+				 "\"run\":{\"title\":\"a \\\"b\\\"\\n\\u0000c \\u00e9\\ud83d\\ude00\","
+				 "\"counts\":{\"failed\":3,\"passed\":10},\"duration_ms\":1.5e300,"
+				 "\"public\":true,\"plan\":null},\"tags\":[\"x\",1,{\"y\":null}],"
+				 "\"big\":18446744073709551615}";
 
 static json_object *fixed;
 
@@ -127,8 +134,7 @@ static int plain_text(const char *s)
 	return utf8_strict((const unsigned char *)s);
 }
 
-static void render(const struct tmpl *t, json_object *ev, enum tmpl_escape esc,
-		   size_t cap, int plain)
+static void render(const struct tmpl *t, json_object *ev, enum tmpl_escape esc, size_t cap, int plain)
 {
 	char *out = tmpl_render(t, ev, esc, cap);
 	size_t n;
@@ -142,6 +148,83 @@ static void render(const struct tmpl *t, json_object *ev, enum tmpl_escape esc,
 	    (!utf8_strict((const unsigned char *)out) || !json_string_body(out)))
 		abort();
 	free(out);
+}
+
+/* Literal text of a URL template that percent-encoding must not break. */
+static int plain_url_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       strchr("-._~:/?#[]@!$&'()*+,;={} ", c);
+}
+
+static int hex_upper(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+}
+
+/* src (placeholders and all) is plain URL text without '%'. */
+static int plain_url_text(const char *src)
+{
+	for (const char *p = src; *p; p++)
+		if (!plain_url_char((unsigned char)*p))
+			return 0;
+	return 1;
+}
+
+static void render_url(const char *src, json_object *ev, size_t cap)
+{
+	struct tmpl *t = NULL;
+	struct err err = { 0 };
+	const char *first = strstr(src, "{{");
+	size_t lit = first ? (size_t)(first - src) : strlen(src), n;
+	char *out;
+
+	if (tmpl_compile_url(&t, src, &err) < 0) {
+		if (t != NULL || err.msg[0] == '\0')
+			abort();
+		return;
+	}
+	if (!(out = tmpl_render(t, ev, TMPL_URL, cap)))
+		abort();
+	n = strlen(out);
+	if ((cap && n > cap) || memcmp(out, src, n < lit ? n : lit) != 0)
+		abort();
+	/* with no '%' of its own, every '%' is an escape the values made */
+	if (plain_url_text(src))
+		for (size_t i = 0; i < n; i++)
+			if (out[i] == '%' ? !hex_upper((unsigned char)out[i + 1]) ||
+						    !hex_upper((unsigned char)out[i + 2])
+					  : !plain_url_char((unsigned char)out[i]))
+				abort();
+	free(out);
+	tmpl_free(t);
+}
+
+/* Every probe byte is its source byte, or an "x" standing for a "{{". */
+static void probe(const struct tmpl *t, const char *src)
+{
+	size_t len = strlen(src);
+
+	for (unsigned reps = 0; reps < 3; reps++) {
+		struct err err = { 0 };
+		char *out;
+		size_t *map, n;
+
+		if (tmpl_probe(t, reps, (int)(reps & 1), &out, &map, &err) < 0) {
+			if (err.msg[0] == '\0')
+				abort();
+			continue;
+		}
+		n = strlen(out);
+		for (size_t i = 0; i < n; i++)
+			if (map[i] >= len || (out[i] != src[map[i]] &&
+					      (out[i] != 'x' || memcmp(src + map[i], "{{", 2) != 0)))
+				abort();
+		if (map[n] != len)
+			abort();
+		free(out);
+		free(map);
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -171,7 +254,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		render(t, use, TMPL_JSON, 0, plain);
 		render(t, use, TMPL_RAW, cap, plain);
 		render(t, use, TMPL_JSON, cap, plain);
+		render(t, use, TMPL_URL, cap, 0);
+		probe(t, src);
 		tmpl_free(t);
+		render_url(src, use, 0);
+		render_url(src, use, cap);
 	} else if (t != NULL || err.msg[0] == '\0') {
 		abort();
 	}

@@ -100,10 +100,12 @@ static void test_parse__errors_name_file_line_col(void **state)
 			   "rules.yaml:1:6: http: url must start with http:// or https://");
 	assert_parse_error("url: [x]", "rules.yaml:1:6: http: url must be a string, not a list");
 	assert_parse_error("url: \"http://x/{{run\"", "rules.yaml:1:6: http: url: ");
-	assert_parse_error("url: http://x\nmethod: FETCH",
-			   "rules.yaml:2:9: http: method must be one of GET, POST, PUT, PATCH, DELETE");
-	assert_parse_error("url: http://x\nverb: GET",
-			   "rules.yaml:2:1: http: unknown key 'verb'; expected url, method, headers, body, timeout_s, json");
+	assert_parse_error(
+		"url: http://x\nmethod: FETCH",
+		"rules.yaml:2:9: http: method must be one of GET, POST, PUT, PATCH, DELETE");
+	assert_parse_error(
+		"url: http://x\nverb: GET",
+		"rules.yaml:2:1: http: unknown key 'verb'; expected url, method, headers, body, timeout_s, json");
 	assert_parse_error("url: http://x\nurl: http://y",
 			   "rules.yaml:2:1: http: key 'url' appears twice");
 	assert_parse_error("url: http://x\njson: maybe",
@@ -134,7 +136,9 @@ static void test_parse__rejects_bad_timeouts(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(yaml, sizeof(yaml), "url: http://x\ntimeout_s: %s", bad[i]);
-		assert_parse_error(yaml, "rules.yaml:2:12: http: timeout_s must be a whole number of seconds from 1 to 300");
+		assert_parse_error(
+			yaml,
+			"rules.yaml:2:12: http: timeout_s must be a whole number of seconds from 1 to 300");
 	}
 }
 
@@ -144,16 +148,20 @@ static void test_parse__json_body_with_bare_placeholder_names_its_position(void 
 	/* {{...}} outside a string: "x" is not JSON. */
 	assert_parse_error("url: http://x\nbody: '{\"n\": {{run.counts.failed}}}'",
 			   "rules.yaml:2:7: http: body is not valid JSON (");
-	assert_parse_error("url: http://x\nbody: '{\"n\": {{run.counts.failed}}}'",
-			   "rules.yaml:2:7: http: body is not valid JSON (unexpected character at line 1, column 7 of the body");
+	assert_parse_error(
+		"url: http://x\nbody: '{\"n\": {{run.counts.failed}}}'",
+		"rules.yaml:2:7: http: body is not valid JSON (unexpected character at line 1, column 7 of the body");
 	/* positions are in the body as written, placeholders and all */
-	assert_parse_error("url: http://x\nbody: '{\"a\": \"{{run.title}}\", \"n\": {{run_id}}}'",
-			   "rules.yaml:2:7: http: body is not valid JSON (unexpected character at line 1, column 29 of the body");
+	assert_parse_error(
+		"url: http://x\nbody: '{\"a\": \"{{run.title}}\", \"n\": {{run_id}}}'",
+		"rules.yaml:2:7: http: body is not valid JSON (unexpected character at line 1, column 29 of the body");
 	/* a block scalar: the position inside the body is given as line and column */
-	assert_parse_error("url: http://x\nbody: |\n  {\"text\": \"a\",\n   \"b\": nope}\n",
-			   "rules.yaml:2:7: http: body is not valid JSON (null expected at line 2, column 8 of the body");
-	assert_parse_error("url: http://x\nbody: '{\"text\": \"a\"'",
-			   "rules.yaml:2:7: http: body is not valid JSON (unexpected end of data at line 1, column 13 of the body");
+	assert_parse_error(
+		"url: http://x\nbody: |\n  {\"text\": \"a\",\n   \"b\": nope}\n",
+		"rules.yaml:2:7: http: body is not valid JSON (null expected at line 2, column 8 of the body");
+	assert_parse_error(
+		"url: http://x\nbody: '{\"text\": \"a\"'",
+		"rules.yaml:2:7: http: body is not valid JSON (unexpected end of data at line 1, column 13 of the body");
 	assert_parse_error("url: http://x\nbody: '{\"a\": 1} {\"b\": 2}'",
 			   "rules.yaml:2:7: http: body is not valid JSON (");
 	/* a Content-Type that says JSON makes any body JSON */
@@ -174,7 +182,74 @@ static void test_parse__json_checks_only_json_bodies(void **state)
 	assert_parses("url: http://x\nbody: 'run {{run_id}} failed'");
 	assert_parses("url: http://x\nheaders: {Content-Type: text/plain}\nbody: '{ {{run.title}}'");
 	assert_parses("url: http://x\njson: false\nbody: '{\"n\": {{run_id}}}'");
-	assert_parses("url: \"{{run.environment}}\"");
+}
+
+static void test_parse__url_scheme_and_host_never_come_from_a_template(void **state)
+{
+	(void)state;
+	assert_parse_error(
+		"url: \"{{run.environment}}\"",
+		"rules.yaml:1:6: http: url: '{{run.environment}}' at line 1, column 1 is in the URL's scheme or host, which must be literal text");
+	assert_parse_error(
+		"url: \"https://{{project}}.example.com/x\"",
+		"rules.yaml:1:6: http: url: '{{project}}' at line 1, column 9 is in the URL's scheme or host");
+	/* no "/" yet: the value could still add a port, user info or host */
+	assert_parse_error(
+		"url: \"https://example.com{{project}}/x\"",
+		"rules.yaml:1:6: http: url: '{{project}}' at line 1, column 20 is in the URL's scheme or host");
+	assert_parse_error(
+		"url: \"https://example.com:{{port}}/x\"",
+		"rules.yaml:1:6: http: url: '{{port}}' at line 1, column 21 is in the URL's scheme ");
+	assert_parse_error("url: \"https://u:{{token}}@example.com/x\"",
+			   "rules.yaml:1:6: http: url: '{{token}}' at line 1, column 11 is in");
+	assert_parse_error("url: \"http{{s}}://example.com/\"",
+			   "rules.yaml:1:6: http: url: '{{s}}' at line 1, column 5 is in");
+	assert_parse_error("url: \"https://{{#a}}x{{/a}}.example.com/\"",
+			   "rules.yaml:1:6: http: url: '{{#a}}' at line 1, column 9 is in");
+	/* from the first "/" after the host on, values are fine */
+	assert_parses("url: \"https://example.com/{{project}}\"");
+	assert_parses("url: \"https://example.com?p={{project}}\"");
+	assert_parses("url: \"https://example.com#{{project}}\"");
+	assert_parses("url: \"https://example.com/a/{{#tags}}{{.}}/{{/tags}}\"");
+}
+
+static void test_parse__sections_errors_name_their_position(void **state)
+{
+	(void)state;
+	assert_parse_error(
+		"url: http://x\nbody: '{\"t\": \"{{#results.failed}}{{title}}\"}'",
+		"rules.yaml:2:7: http: body: section '{{#results.failed}}' at line 1, column 8 has no closing '{{/results.failed}}'");
+	assert_parse_error(
+		"url: http://x\nbody: |\n  {\"t\": \"{{#a}}\n  {{/b}}\"}\n",
+		"rules.yaml:2:7: http: body: '{{/b}}' at line 2, column 1 does not close '{{#a}}' (line 1, column 8)");
+	assert_parse_error(
+		"url: http://x/{{/a}}",
+		"rules.yaml:1:6: http: url: '{{/a}}' at line 1, column 10 closes no section");
+}
+
+static void test_parse__json_body_sections_are_checked_for_every_list_size(void **state)
+{
+	(void)state;
+	/* inside a string: valid whatever the list */
+	assert_parses(
+		"url: http://x\nbody: '{\"text\": \"{{#results.failed}}- {{title}}\\n{{/results.failed}}{{^results.failed}}none{{/results.failed}}\"}'");
+	/* between values, with the separator inside the section */
+	assert_parses("url: http://x\nbody: '[{{#tags}}\"{{.}}\", {{/tags}}null]'");
+	/* two items would be "x""x" */
+	assert_parse_error("url: http://x\nbody: '[{{#tags}}\"{{.}}\"{{/tags}}]'",
+			   "rules.yaml:2:7: http: body is not valid JSON (");
+	assert_parse_error(
+		"url: http://x\nbody: '[{{#tags}}\"{{.}}\"{{/tags}}]'",
+		"rules.yaml:2:7: http: body is not valid JSON (array value separator ',' expected at line 1, column 11 of the body, reading each {{...}} as x, each {{#section}} as two items and each {{^section}} as shown)");
+	/* an inverted section inside a list is checked too */
+	assert_parse_error("url: http://x\nbody: '[{{#tags}}{{^t}}nope{{/t}}\"{{.}}\", {{/tags}}null]'",
+			   "rules.yaml:2:7: http: body is not valid JSON (");
+	/* alternatives outside a string would be shown together: refused */
+	assert_parse_error("url: http://x\nbody: '{\"a\": {{#t}}\"{{t}}\"{{/t}}{{^t}}null{{/t}}}'",
+			   "rules.yaml:2:7: http: body is not valid JSON (");
+	/* an empty list would leave no value */
+	assert_parse_error("url: http://x\nbody: '{\"a\": {{#tags}}\"{{.}}\"{{/tags}}}'",
+			   "rules.yaml:2:7: http: body is not valid JSON (");
 }
 
 /* ---- render --------------------------------------------------------------- */
@@ -216,7 +291,8 @@ static void test_render__hostile_title_keeps_the_body_valid_json(void **state)
 {
 	/* quotes, backslashes, braces, control characters, a fake member,
 	 * non-ASCII, and bytes that are not UTF-8 */
-	const char *title = "\\\"},{\\\"x\\\":\\\"\\\\ \\n\\t\\u0001 </script> {{run_id}} ü \\ud83d\\ude00";
+	const char *title =
+		"\\\"},{\\\"x\\\":\\\"\\\\ \\n\\t\\u0001 </script> {{run_id}} ü \\ud83d\\ude00";
 	char event[512];
 	json_object *p, *body, *text, *want;
 	(void)state;
@@ -278,9 +354,10 @@ static void test_render__json_false_inserts_values_raw(void **state)
 
 static void test_render__header_values_cannot_add_headers(void **state)
 {
-	json_object *p = render("url: http://x\nheaders: {X-Title: \"{{run.title}}\", Content-Type: application/vnd.api+json}\n"
-				"body: '{\"a\": \"{{run.title}}\"}'\n",
-				"{\"run\":{\"title\":\"a\\r\\nX-Evil: 1\"}}");
+	json_object *p = render(
+		"url: http://x\nheaders: {X-Title: \"{{run.title}}\", Content-Type: application/vnd.api+json}\n"
+		"body: '{\"a\": \"{{run.title}}\"}'\n",
+		"{\"run\":{\"title\":\"a\\r\\nX-Evil: 1\"}}");
 	(void)state;
 	assert_string_equal(header(p, "X-Title"), "a  X-Evil: 1");
 	assert_string_equal(header(p, "Content-Type"), "application/vnd.api+json");
@@ -304,6 +381,61 @@ static void test_render__oversized_body_becomes_an_error_not_a_cut_body(void **s
 	assert_non_null(strstr(member_str(p, "error"), "over"));
 	json_object_put(p);
 	free(event);
+}
+
+static void test_render__url_values_are_encoded_for_where_they_stand(void **state)
+{
+	json_object *p = render(
+		"url: \"https://h.example/api/{{project}}/runs/{{run.title}}?t={{run.title}}&p={{project}}#{{project}}\"\n",
+		"{\"project\":\"HINJ/../../admin?x=1#f\",\"run\":{\"title\":\"Nightly a&b=c+d %2F\"}}");
+	(void)state;
+	assert_string_equal(member_str(p, "url"),
+			    "https://h.example/api/HINJ%2F..%2F..%2Fadmin%3Fx%3D1%23f"
+			    "/runs/Nightly%20a%26b%3Dc%2Bd%20%252F"
+			    "?t=Nightly%20a%26b%3Dc%2Bd%20%252F"
+			    "&p=HINJ%2F..%2F..%2Fadmin%3Fx%3D1%23f"
+			    "#HINJ%2F..%2F..%2Fadmin%3Fx%3D1%23f");
+	json_object_put(p);
+}
+
+static void test_render__url_dot_segments_from_values_are_encoded(void **state)
+{
+	json_object *p = render("url: \"https://h.example/a/{{up}}/{{one}}{{one}}/{{v}}?q={{up}}\"\n",
+				"{\"up\":\"..\",\"one\":\".\",\"v\":\"1.2.3\"}");
+	(void)state;
+	/* dots inside a value stay; a value's edge dots, in the path, do not */
+	assert_string_equal(member_str(p, "url"), "https://h.example/a/%2E%2E/%2E%2E/1.2.3?q=..");
+	json_object_put(p);
+}
+
+static void test_render__headers_and_body_keep_their_escaping(void **state)
+{
+	json_object *p = render("url: \"http://x/{{project}}\"\nheaders: {X-P: \"{{project}}\"}\n"
+				"body: '{\"p\": \"{{project}}\"}'\n",
+				"{\"project\":\"a b/c\\\"\"}");
+	(void)state;
+	assert_string_equal(member_str(p, "url"), "http://x/a%20b%2Fc%22");
+	assert_string_equal(header(p, "X-P"), "a b/c\"");
+	assert_string_equal(member_str(p, "body"), "{\"p\": \"a b/c\\\"\"}");
+	json_object_put(p);
+}
+
+static void test_render__json_body_lists_items_with_sections(void **state)
+{
+	json_object *p = render(
+		"url: http://x\nbody: '{\"text\": \"{{#results.failed}}- {{title}} ({{project}})\\n{{/results.failed}}{{^results.failed}}none{{/results.failed}}\"}'\n",
+		"{\"project\":\"D\",\"results\":{\"failed\":[{\"title\":\"a \\\"q\\\"\"},{\"title\":\"b\\n\"}]}}");
+	json_object *body, *t;
+	(void)state;
+	body = strict_json(member_str(p, "body"));
+	assert_true(json_object_object_get_ex(body, "text", &t));
+	assert_string_equal(json_object_get_string(t), "- a \"q\" (D)\n- b\n (D)\n");
+	json_object_put(body);
+	json_object_put(p);
+	p = render("url: http://x\nbody: '{\"text\": \"{{#results.failed}}- {{title}}{{/results.failed}}{{^results.failed}}none{{/results.failed}}\"}'\n",
+		   "{\"results\":{\"failed\":[]}}");
+	assert_string_equal(member_str(p, "body"), "{\"text\": \"none\"}");
+	json_object_put(p);
 }
 
 /* ---- run ------------------------------------------------------------------ */
@@ -337,8 +469,7 @@ static int run_teardown(void **state)
 	return 0;
 }
 
-static json_object *run_params(const struct run_fixture *f, const char *method,
-			       const char *body)
+static json_object *run_params(const struct run_fixture *f, const char *method, const char *body)
 {
 	json_object *p = json_object_new_object(), *h = json_object_new_object();
 
@@ -476,13 +607,36 @@ static void test_run__invalid_params_are_permanent_without_a_request(void **stat
 	json_object_object_add(p, "timeout_s", json_object_new_int64(0));
 	assert_int_equal(run(f, p, 1).outcome, WORK_PERMANENT);
 	p = run_params(f, "POST", NULL);
-	json_object_object_add(p, "error", json_object_new_string("the rendered body is over 262144 bytes"));
+	json_object_object_add(p, "error",
+			       json_object_new_string("the rendered body is over 262144 bytes"));
 	{
 		struct target_outcome o = run(f, p, 1);
 		assert_int_equal(o.outcome, WORK_PERMANENT);
 		assert_non_null(strstr(o.detail, "over 262144 bytes"));
 	}
 	assert_int_equal(stub_count(f->stub), 0);
+}
+
+/* A rendered url, sent: the request line the server sees. */
+static void test_run__rendered_url_with_hostile_values_reaches_one_path(void **state)
+{
+	struct run_fixture *f = *state;
+	char yaml[256];
+	json_object *p;
+	const struct stub_req *r;
+
+	snprintf(yaml, sizeof(yaml),
+		 "url: \"http://127.0.0.1:%d/p/{{project}}/r?title={{run.title}}\"\nmethod: GET\n",
+		 f->stub->port);
+	p = render(
+		yaml,
+		"{\"project\":\"HINJ/../../admin?x=1#f\",\"run\":{\"title\":\"Nightly run #3 & co\"}}");
+	assert_int_equal(run(f, p, 1).outcome, WORK_OK);
+	r = stub_req(f->stub, 0);
+	assert_non_null(r);
+	assert_string_equal(
+		r->path,
+		"/p/HINJ%2F..%2F..%2Fadmin%3Fx%3D1%23f/r?title=Nightly%20run%20%233%20%26%20co");
 }
 
 int main(void)
@@ -493,6 +647,9 @@ int main(void)
 		cmocka_unit_test(test_parse__rejects_bad_timeouts),
 		cmocka_unit_test(test_parse__json_body_with_bare_placeholder_names_its_position),
 		cmocka_unit_test(test_parse__json_checks_only_json_bodies),
+		cmocka_unit_test(test_parse__url_scheme_and_host_never_come_from_a_template),
+		cmocka_unit_test(test_parse__sections_errors_name_their_position),
+		cmocka_unit_test(test_parse__json_body_sections_are_checked_for_every_list_size),
 		cmocka_unit_test(test_http_ops__is_named_http),
 		cmocka_unit_test(test_render__defaults_post_10s_json_content_type),
 		cmocka_unit_test(test_render__no_body_is_null_and_method_is_normalised),
@@ -502,14 +659,30 @@ int main(void)
 		cmocka_unit_test(test_render__json_false_inserts_values_raw),
 		cmocka_unit_test(test_render__header_values_cannot_add_headers),
 		cmocka_unit_test(test_render__oversized_body_becomes_an_error_not_a_cut_body),
-		cmocka_unit_test_setup_teardown(test_run__2xx_is_ok_and_sends_headers_and_body, run_setup, run_teardown),
-		cmocka_unit_test_setup_teardown(test_run__detail_names_the_host_never_the_secret_path, run_setup, run_teardown),
-		cmocka_unit_test_setup_teardown(test_run__post_without_body_sends_length_zero_and_no_form_type, run_setup, run_teardown),
-		cmocka_unit_test_setup_teardown(test_run__4xx_is_permanent_with_the_body, run_setup, run_teardown),
-		cmocka_unit_test_setup_teardown(test_run__429_and_503_retry_honoring_retry_after, run_setup, run_teardown),
-		cmocka_unit_test_setup_teardown(test_run__500_retries_twice_then_is_permanent, run_setup, run_teardown),
-		cmocka_unit_test_setup_teardown(test_run__transport_error_retries, run_setup, run_teardown),
-		cmocka_unit_test_setup_teardown(test_run__invalid_params_are_permanent_without_a_request, run_setup, run_teardown),
+		cmocka_unit_test(test_render__url_values_are_encoded_for_where_they_stand),
+		cmocka_unit_test(test_render__url_dot_segments_from_values_are_encoded),
+		cmocka_unit_test(test_render__headers_and_body_keep_their_escaping),
+		cmocka_unit_test(test_render__json_body_lists_items_with_sections),
+		cmocka_unit_test_setup_teardown(test_run__2xx_is_ok_and_sends_headers_and_body,
+						run_setup, run_teardown),
+		cmocka_unit_test_setup_teardown(test_run__detail_names_the_host_never_the_secret_path,
+						run_setup, run_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_run__post_without_body_sends_length_zero_and_no_form_type, run_setup,
+			run_teardown),
+		cmocka_unit_test_setup_teardown(test_run__4xx_is_permanent_with_the_body, run_setup,
+						run_teardown),
+		cmocka_unit_test_setup_teardown(test_run__429_and_503_retry_honoring_retry_after,
+						run_setup, run_teardown),
+		cmocka_unit_test_setup_teardown(test_run__500_retries_twice_then_is_permanent,
+						run_setup, run_teardown),
+		cmocka_unit_test_setup_teardown(test_run__transport_error_retries, run_setup,
+						run_teardown),
+		cmocka_unit_test_setup_teardown(test_run__invalid_params_are_permanent_without_a_request,
+						run_setup, run_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_run__rendered_url_with_hostile_values_reaches_one_path, run_setup,
+			run_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
