@@ -1,6 +1,6 @@
 #!/bin/sh
 # Fuzzes what peers and rule authors write (deliveries, the config file,
-# rule files, templates) with libFuzzer under ASan+UBSan:
+# rule files, templates, request heads) with libFuzzer under ASan+UBSan:
 #
 #   scripts/fuzz.sh [SECONDS]     # each harness runs SECONDS (default 60)
 #
@@ -24,7 +24,7 @@ cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DRB_FUZZ=ON \
 	-DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" --target fuzz
 
-harnesses="fuzz_event fuzz_config fuzz_rules fuzz_template"
+harnesses="fuzz_event fuzz_config fuzz_rules fuzz_template fuzz_http"
 summary=""
 failed=0
 for h in $harnesses; do

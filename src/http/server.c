@@ -28,6 +28,7 @@
 #include "core/metrics.h"
 #include "event/event.h"
 #include "http/deadline.h"
+#include "http/framing.h"
 #include "http/ratelimit.h"
 #include "http/srcstat.h"
 #include "store/ingest.h"
@@ -49,6 +50,7 @@ struct http_server {
 	struct ratelimit *rl;
 	struct deadlines *deadlines;
 	struct srcstat *stats;
+	struct framing *framing;  /* exact paths; the context's user_data */
 	char *tls_pem;        /* key + certificate for civetweb, or NULL */
 	int tls_pem_ours;     /* we wrote it: removed at shutdown */
 };
@@ -89,6 +91,10 @@ static int reply(struct mg_connection *c, int status, const char *extra,
 			 "Cache-Control: no-store\r\n"
 			 "%s\r\n%s",
 			 status, reason(status), blen, extra, body);
+	/* civetweb reads the client's Connection header, not ours: without
+	 * this it would keep the socket and read the unread body first */
+	if (strstr(extra, "Connection: close"))
+		mg_disable_connection_keep_alive(c);
 	mg_write(c, buf, (size_t)n);
 	free(buf);
 	return status;
@@ -432,6 +438,7 @@ static void http_free(struct http_server *s)
 	free(s->tls_pem);
 	ratelimit_free(s->rl);
 	srcstat_free(s->stats);
+	framing_free(s->framing);
 	free(s->routes);
 	free(s);
 }
@@ -515,12 +522,33 @@ static int tls_shim(struct err *err)
 		       "not next to runbridge nor in ../lib/runbridge: %s", dlerror());
 }
 
+/* The paths that route: framing_begin_request answers 404 to any other. */
+static int http_paths(struct http_server *s)
+{
+	static const char *const fixed[] = { "/healthz", "/readyz", "/metrics" };
+
+	if (framing_new(&s->framing, s->cfg->max_header_bytes) < 0)
+		return -1;
+	for (size_t i = 0; i < s->cfg->n_sources; i++)
+		if (framing_add_path(s->framing, s->cfg->sources[i].path) < 0)
+			return -1;
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (framing_add_path(s->framing, fixed[i]) < 0)
+			return -1;
+	return 0;
+}
+
 int http_start(struct http_server **out, const struct config *cfg,
 	       struct ingest *in, struct acceptor *acc,
 	       const struct http_status *status, struct err *err)
 {
 	struct http_server *s = calloc(1, sizeof(*s));
-	struct mg_callbacks cb = { .log_message = on_log };
+	struct mg_callbacks cb = {
+		.log_message = on_log,
+		.begin_request = framing_begin_request,
+		.http_error = framing_http_error,
+		.connection_close = framing_connection_close,
+	};
 	struct mg_init_data init = { .callbacks = &cb };
 	struct mg_error_data edata;
 	char ebuf[256] = "", threads[16], timeout[16];
@@ -537,10 +565,12 @@ int http_start(struct http_server **out, const struct config *cfg,
 	char header_max[24];
 	snprintf(threads, sizeof(threads), "%d", cfg->http_threads);
 	snprintf(timeout, sizeof(timeout), "%d", cfg->request_timeout_ms);
-	snprintf(header_max, sizeof(header_max), "%zu", cfg->max_header_bytes);
+	snprintf(header_max, sizeof(header_max), "%zu",
+		 framing_civetweb_buffer(cfg->max_header_bytes));
 	s->rl = ratelimit_new(cfg->rate_limit_per_s);
 	s->deadlines = deadlines_start(cfg->http_threads);
-	if (!s->rl || !s->deadlines || srcstat_new(&s->stats, cfg, err) < 0) {
+	if (!s->rl || !s->deadlines || http_paths(s) < 0 ||
+	    srcstat_new(&s->stats, cfg, err) < 0) {
 		http_free(s);
 		return err_set(err, "out of memory");
 	}
@@ -559,10 +589,13 @@ int http_start(struct http_server **out, const struct config *cfg,
 		/* an idle keep-alive connection holds a worker thread */
 		"keep_alive_timeout_ms", timeout,
 		"tcp_nodelay", "1",
+		/* paths route as sent (framing_path_is) */
+		"decode_url", "no",
 		s->tls_pem ? "ssl_certificate" : NULL, s->tls_pem,
 		NULL,
 	};
 	init.configuration_options = options;
+	init.user_data = s->framing;
 	memset(&edata, 0, sizeof(edata));
 	edata.text = ebuf;
 	edata.text_buffer_size = sizeof(ebuf);
