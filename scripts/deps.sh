@@ -8,7 +8,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config libcivetweb-dev libjson-c-dev
 libhiredis-dev libyaml-dev libsqlite3-dev libssl-dev nettle-dev libcurl4-openssl-dev
-libcmocka-dev redis-server python3 curl libclang-rt-14-dev $*"
+libcmocka-dev redis-server python3 curl libclang-rt-14-dev clang-format $*"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -7,19 +7,18 @@
 
 #include "cli/cli.h"
 
-static const char usage[] =
-	"usage: runbridge COMMAND -c FILE [options]\n"
-	"\n"
-	"commands:\n"
-	"  serve    run the daemon\n"
-	"  check    validate the config and every rule\n"
-	"  route    show what a delivery would do (dry run)\n"
-	"  replay   re-queue dead or chosen actions\n"
-	"  status   count pending, retrying and dead actions\n"
-	"  tail     follow a Redis stream of events\n"
-	"  version  the version, commit and libraries (also --version)\n"
-	"\n"
-	"runbridge COMMAND --help shows a command's options.\n";
+static const char usage[] = "usage: runbridge COMMAND -c FILE [options]\n"
+			    "\n"
+			    "commands:\n"
+			    "  serve    run the daemon\n"
+			    "  check    validate the config and every rule\n"
+			    "  route    show what a delivery would do (dry run)\n"
+			    "  replay   re-queue dead or chosen actions\n"
+			    "  status   count pending, retrying and dead actions\n"
+			    "  tail     follow a Redis stream of events\n"
+			    "  version  the version, commit and libraries (also --version)\n"
+			    "\n"
+			    "runbridge COMMAND --help shows a command's options.\n";
 
 int main(int argc, char **argv)
 {
@@ -27,9 +26,8 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(int, char **);
 	} cmds[] = {
-		{ "serve", cli_serve }, { "check", cli_check },
-		{ "route", cli_route }, { "replay", cli_replay },
-		{ "status", cli_status }, { "tail", cli_tail },
+		{ "serve", cli_serve },     { "check", cli_check },       { "route", cli_route },
+		{ "replay", cli_replay },   { "status", cli_status },     { "tail", cli_tail },
 		{ "version", cli_version }, { "--version", cli_version },
 	};
 

@@ -17,10 +17,10 @@
 #include "store/store.h"
 
 enum {
-	RECENT_SLOTS = 1 << 16,     /* committed ids remembered (512 KiB) */
-	BLOOM_FIRST_LOG2 = 23,      /* first filter: 2^23 bits (1 MiB) ... */
+	RECENT_SLOTS = 1 << 16,      /* committed ids remembered (512 KiB) */
+	BLOOM_FIRST_LOG2 = 23,       /* first filter: 2^23 bits (1 MiB) ... */
 	BLOOM_BITS_PER_RUN_LOG2 = 3, /* ... for 2^20 runs: 8 bits a run */
-	BLOOM_PROBES = 5,           /* about 2% false positives when full */
+	BLOOM_PROBES = 5,            /* about 2% false positives when full */
 	BLOOM_MAX = 12,
 	INFLIGHT_BUCKETS = 256,
 	LANE_MAX = 256,
@@ -28,8 +28,8 @@ enum {
 
 /* One Bloom filter; bits set with atomic OR, read without a lock. */
 struct bloom {
-	uint64_t nbits;             /* a power of two */
-	uint64_t capacity;          /* runs it is sized for */
+	uint64_t nbits;    /* a power of two */
+	uint64_t capacity; /* runs it is sized for */
 	_Atomic uint64_t added;
 	_Atomic uint64_t words[];
 };
@@ -51,7 +51,7 @@ struct acceptor {
 
 	_Atomic uint64_t recent[RECENT_SLOTS];
 
-	pthread_mutex_t bloom_mu;   /* adding a filter */
+	pthread_mutex_t bloom_mu; /* adding a filter */
 	_Atomic(struct bloom *) blooms[BLOOM_MAX];
 	_Atomic size_t nblooms;
 
@@ -60,7 +60,7 @@ struct acceptor {
 	size_t inflight_waiting;
 	struct slot *inflight[INFLIGHT_BUCKETS];
 
-	pthread_mutex_t pool_mu;    /* read-only connections not in use */
+	pthread_mutex_t pool_mu; /* read-only connections not in use */
 	struct store **pool;
 	size_t npool, cappool;
 };
@@ -96,8 +96,7 @@ static uint64_t run_hash(const char *project, long long run_id)
 }
 
 /* Never 0, which marks an empty recent slot. */
-static uint64_t delivery_hash(const char *project, long long run_id,
-			      const char *id)
+static uint64_t delivery_hash(const char *project, long long run_id, const char *id)
 {
 	uint64_t h = mix(fnv(run_hash(project, run_id), id, strlen(id)));
 	return h ? h : 1;
@@ -107,14 +106,12 @@ static uint64_t delivery_hash(const char *project, long long run_id,
 
 static int recent_has(struct acceptor *a, uint64_t h)
 {
-	return atomic_load_explicit(&a->recent[h & (RECENT_SLOTS - 1)],
-				    memory_order_acquire) == h;
+	return atomic_load_explicit(&a->recent[h & (RECENT_SLOTS - 1)], memory_order_acquire) == h;
 }
 
 static void recent_put(struct acceptor *a, uint64_t h)
 {
-	atomic_store_explicit(&a->recent[h & (RECENT_SLOTS - 1)], h,
-			      memory_order_release);
+	atomic_store_explicit(&a->recent[h & (RECENT_SLOTS - 1)], h, memory_order_release);
 }
 
 /* ---- the runs the registry may hold -------------------------------------- */
@@ -135,8 +132,7 @@ static int bloom_test(const struct bloom *b, uint64_t h)
 	uint64_t step = (h >> 32) | 1;
 	for (int i = 0; i < BLOOM_PROBES; i++, h += step) {
 		uint64_t bit = h & (b->nbits - 1);
-		uint64_t w = atomic_load_explicit(&b->words[bit / 64],
-						  memory_order_relaxed);
+		uint64_t w = atomic_load_explicit(&b->words[bit / 64], memory_order_relaxed);
 		if (!(w & (1ULL << (bit % 64))))
 			return 0;
 	}
@@ -153,8 +149,7 @@ static void bloom_set(struct bloom *b, uint64_t h)
 	}
 }
 
-static int run_maybe_known(struct acceptor *a, const char *project,
-			   long long run_id)
+static int run_maybe_known(struct acceptor *a, const char *project, long long run_id)
 {
 	uint64_t h = run_hash(project, run_id);
 	size_t n = atomic_load_explicit(&a->nblooms, memory_order_acquire);
@@ -173,8 +168,7 @@ static void run_known(struct acceptor *a, const char *project, long long run_id)
 	size_t n = atomic_load_explicit(&a->nblooms, memory_order_acquire);
 	struct bloom *b = atomic_load_explicit(&a->blooms[n - 1], memory_order_relaxed);
 
-	if (atomic_load_explicit(&b->added, memory_order_relaxed) >= b->capacity &&
-	    n < BLOOM_MAX) {
+	if (atomic_load_explicit(&b->added, memory_order_relaxed) >= b->capacity && n < BLOOM_MAX) {
 		pthread_mutex_lock(&a->bloom_mu);
 		n = atomic_load_explicit(&a->nblooms, memory_order_acquire);
 		b = atomic_load_explicit(&a->blooms[n - 1], memory_order_relaxed);
@@ -200,16 +194,14 @@ static void learn_run(void *ctx, const char *project, long long run_id)
 
 /* ---- one run at a time --------------------------------------------------- */
 
-static int same_run(const struct slot *s, uint64_t h, const char *project,
-		    long long run_id)
+static int same_run(const struct slot *s, uint64_t h, const char *project, long long run_id)
 {
 	return s->hash == h && s->run_id == run_id &&
 	       strcmp(s->project ? s->project : "", project ? project : "") == 0;
 }
 
 /* Waits until no other request holds the run, then holds it. */
-static void inflight_take(struct acceptor *a, struct slot *me,
-			  const char *project, long long run_id)
+static void inflight_take(struct acceptor *a, struct slot *me, const char *project, long long run_id)
 {
 	uint64_t h = run_hash(project, run_id);
 	struct slot **head = &a->inflight[h % INFLIGHT_BUCKETS];
@@ -279,8 +271,8 @@ static void pool_put(struct acceptor *a, struct store *st)
 }
 
 /* The registry's run, or NULL (*out) when it has none. */
-static int prior_run(struct acceptor *a, const char *project, long long run_id,
-		     json_object **out, struct err *err)
+static int prior_run(struct acceptor *a, const char *project, long long run_id, json_object **out,
+		     struct err *err)
 {
 	char *text = NULL;
 	struct store *st;
@@ -304,22 +296,21 @@ static int prior_run(struct acceptor *a, const char *project, long long run_id,
 static const char *to_json(json_object *o)
 {
 	return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-						 JSON_C_TO_STRING_NOSLASHESCAPE);
+							 JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
 /* Calls to one target for one run go in receipt order whatever rule queued
  * them (create before finish); other actions are ordered per rule action. */
-static void lane_of(char *lane, const struct routed_action *ra,
-		    const char *project, long long run_id)
+static void lane_of(char *lane, const struct routed_action *ra, const char *project, long long run_id)
 {
 	json_object *target;
 
 	if (json_object_object_get_ex(ra->params, "target", &target))
-		snprintf(lane, LANE_MAX, "%s#%lld/%s:%s", project ? project : "",
-			 run_id, ra->kind, json_object_get_string(target));
+		snprintf(lane, LANE_MAX, "%s#%lld/%s:%s", project ? project : "", run_id, ra->kind,
+			 json_object_get_string(target));
 	else
-		snprintf(lane, LANE_MAX, "%s#%lld/%s/%d", project ? project : "",
-			 run_id, ra->rule, ra->index);
+		snprintf(lane, LANE_MAX, "%s#%lld/%s/%d", project ? project : "", run_id, ra->rule,
+			 ra->index);
 }
 
 struct delivery {
@@ -331,8 +322,7 @@ struct delivery {
 };
 
 /* Normalizes, routes and writes one delivery (its run held, if any). */
-static int route_write(struct acceptor *a, const struct delivery *dv,
-		       int *duplicate, struct err *err)
+static int route_write(struct acceptor *a, const struct delivery *dv, int *duplicate, struct err *err)
 {
 	json_object *prior = NULL, *ev = NULL;
 	struct route_result rr = { 0 };
@@ -340,8 +330,7 @@ static int route_write(struct acceptor *a, const struct delivery *dv,
 	int rc = -1;
 
 	if (prior_run(a, dv->project, dv->run_id, &prior, err) < 0 ||
-	    event_normalize(&ev, dv->json, dv->src, dv->id, dv->received_ms,
-			    prior, err) < 0 ||
+	    event_normalize(&ev, dv->json, dv->src, dv->id, dv->received_ms, prior, err) < 0 ||
 	    (a->rules && rules_route(a->rules, ev, &rr, err) < 0))
 		goto done;
 	if (rr.n && !(jobs = calloc(rr.n, sizeof(*jobs) + LANE_MAX))) {
@@ -354,21 +343,28 @@ static int route_write(struct acceptor *a, const struct delivery *dv,
 		char *lane = lanes + i * LANE_MAX;
 		lane_of(lane, ra, dv->project, dv->run_id);
 		jobs[i] = (struct ingest_job){
-			.rule = ra->rule, .index = ra->index, .kind = ra->kind,
-			.params_json = to_json(ra->params), .lane = lane,
+			.rule = ra->rule,
+			.index = ra->index,
+			.kind = ra->kind,
+			.params_json = to_json(ra->params),
+			.lane = lane,
 		};
 	}
 	/* only a run event may change what later run events are enriched
 	 * with: a plan's or a review's id is not a run id */
 	struct ingest_rows rows = {
-		.d = { .id = dv->id, .source = dv->src->name,
-		       .type = event_name_of(dv->json), .project = dv->project,
-		       .run_id = dv->run_id, .received_ms = dv->received_ms,
-		       .raw = dv->raw, .raw_len = dv->raw_len,
+		.d = { .id = dv->id,
+		       .source = dv->src->name,
+		       .type = event_name_of(dv->json),
+		       .project = dv->project,
+		       .run_id = dv->run_id,
+		       .received_ms = dv->received_ms,
+		       .raw = dv->raw,
+		       .raw_len = dv->raw_len,
 		       .event_json = to_json(ev) },
-		.run_json = event_is_run(dv->json)
-				    ? to_json(json_object_object_get(ev, "run")) : NULL,
-		.jobs = jobs, .njobs = rr.n,
+		.run_json = event_is_run(dv->json) ? to_json(json_object_object_get(ev, "run")) : NULL,
+		.jobs = jobs,
+		.njobs = rr.n,
 	};
 	rc = ingest_write(a->in, &rows, duplicate, err);
 done:
@@ -379,14 +375,17 @@ done:
 	return rc;
 }
 
-int accept_delivery(struct acceptor *a, const struct source_cfg *src,
-		    const char *id, json_object *delivery, const char *raw,
-		    size_t raw_len, long long received_ms, int *duplicate,
-		    struct err *err)
+int accept_delivery(struct acceptor *a, const struct source_cfg *src, const char *id,
+		    json_object *delivery, const char *raw, size_t raw_len, long long received_ms,
+		    int *duplicate, struct err *err)
 {
 	struct delivery dv = {
-		.src = src, .id = id, .json = delivery, .raw = raw,
-		.raw_len = raw_len, .received_ms = received_ms,
+		.src = src,
+		.id = id,
+		.json = delivery,
+		.raw = raw,
+		.raw_len = raw_len,
+		.received_ms = received_ms,
 		.project = event_project_of(delivery, src),
 		.run_id = event_run_id_of(delivery),
 	};
@@ -424,8 +423,7 @@ done:
 
 /* ---- life ---------------------------------------------------------------- */
 
-const struct rules *acceptor_set_rules(struct acceptor *a,
-				       const struct rules *rules)
+const struct rules *acceptor_set_rules(struct acceptor *a, const struct rules *rules)
 {
 	pthread_rwlock_wrlock(&a->rules_lock);
 	const struct rules *old = a->rules;
@@ -434,8 +432,8 @@ const struct rules *acceptor_set_rules(struct acceptor *a,
 	return old;
 }
 
-int acceptor_new(struct acceptor **out, const char *data_dir,
-		 struct ingest *in, const struct rules *rules, struct err *err)
+int acceptor_new(struct acceptor **out, const char *data_dir, struct ingest *in,
+		 const struct rules *rules, struct err *err)
 {
 	struct acceptor *a = calloc(1, sizeof(*a));
 	struct bloom *first = bloom_new(BLOOM_FIRST_LOG2);

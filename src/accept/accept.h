@@ -50,14 +50,13 @@ struct acceptor;
 /* Reads data_dir's store (which must exist: the writer created it) for the
  * runs it holds.  in and rules are borrowed (rules NULL: no rule, no job).
  * 0, or -1 with err set. */
-int acceptor_new(struct acceptor **out, const char *data_dir,
-		 struct ingest *in, const struct rules *rules, struct err *err);
+int acceptor_new(struct acceptor **out, const char *data_dir, struct ingest *in,
+		 const struct rules *rules, struct err *err);
 void acceptor_free(struct acceptor *a);
 
 /* Routes by rules from now on; returns the previous rules, which nothing
  * uses any more when this returns. */
-const struct rules *acceptor_set_rules(struct acceptor *a,
-				       const struct rules *rules);
+const struct rules *acceptor_set_rules(struct acceptor *a, const struct rules *rules);
 
 /*
  * Normalizes, routes and stores one delivery, waiting for the commit.
@@ -65,9 +64,8 @@ const struct rules *acceptor_set_rules(struct acceptor *a,
  * body as received.  Returns 0 with *duplicate set, or -1 when nothing was
  * stored (err->code ERR_UNAVAILABLE, the message says why).
  */
-int accept_delivery(struct acceptor *a, const struct source_cfg *src,
-		    const char *id, json_object *delivery, const char *raw,
-		    size_t raw_len, long long received_ms, int *duplicate,
-		    struct err *err);
+int accept_delivery(struct acceptor *a, const struct source_cfg *src, const char *id,
+		    json_object *delivery, const char *raw, size_t raw_len, long long received_ms,
+		    int *duplicate, struct err *err);
 
 #endif

@@ -15,7 +15,7 @@ KINDS(DECLARE)
 #define ENTRY(k) &action_##k##_ops,
 static const struct action_ops *const builtin[] = { KINDS(ENTRY) };
 
-#define NBUILTIN (sizeof(builtin) / sizeof(builtin[0]))
+#define NBUILTIN  (sizeof(builtin) / sizeof(builtin[0]))
 #define EXTRA_MAX 8
 
 static const struct action_ops *extra[EXTRA_MAX];
@@ -48,8 +48,8 @@ static void build_list(void)
 
 	kind_list[0] = '\0';
 	for (size_t i = 0; i < action_count() && n < sizeof(kind_list); i++)
-		n += (size_t)snprintf(kind_list + n, sizeof(kind_list) - n, "%s%s",
-				      i ? ", " : "", action_at(i)->name);
+		n += (size_t)snprintf(kind_list + n, sizeof(kind_list) - n, "%s%s", i ? ", " : "",
+				      action_at(i)->name);
 }
 
 const char *action_kind_list(void)
@@ -61,8 +61,8 @@ const char *action_kind_list(void)
 
 int action_register(const struct action_ops *ops)
 {
-	if (!ops->name || action_find(ops->name) || n_extra == EXTRA_MAX ||
-	    !ops->parse || !ops->render || !ops->free_spec || !ops->pool || !ops->run)
+	if (!ops->name || action_find(ops->name) || n_extra == EXTRA_MAX || !ops->parse ||
+	    !ops->render || !ops->free_spec || !ops->pool || !ops->run)
 		return -1;
 	extra[n_extra++] = ops;
 	build_list();

@@ -31,17 +31,17 @@
 
 enum work_outcome {
 	WORK_OK,
-	WORK_FAIL,       /* failed; retried until retry.max_attempts */
-	WORK_PERMANENT,  /* failed in a way retrying cannot fix: dead now */
-	WORK_DEFER,      /* not attempted (backend unreachable): no attempt used */
+	WORK_FAIL,      /* failed; retried until retry.max_attempts */
+	WORK_PERMANENT, /* failed in a way retrying cannot fix: dead now */
+	WORK_DEFER,     /* not attempted (backend unreachable): no attempt used */
 };
 
 /* The outcome of one attempt. */
 struct work_result {
 	enum work_outcome outcome;
 	long long started_ms, finished_ms;
-	const char *action;       /* kind name, static */
-	char target[64];          /* params' "target" (a configured name), or "" */
+	const char *action; /* kind name, static */
+	char target[64];    /* params' "target" (a configured name), or "" */
 	char rule[128];
 	char delivery_id[65];
 	char detail[1024];        /* what happened, for logs and the attempt row */
@@ -51,27 +51,28 @@ struct work_result {
 /* ---- the config map: keys of targets.<kind>.<name> ------------------------ */
 
 enum action_key_type {
-	AK_STR,       /* non-empty text */
-	AK_SECRET,    /* non-empty text, never shown */
-	AK_URL,       /* http:// or https:// */
-	AK_TEMPLATE,  /* {{...}} text, rendered per event */
-	AK_INT,       /* non-negative integer */
-	AK_BOOL,      /* true | false */
-	AK_ENUM,      /* one of values */
-	AK_MAP,       /* a free-form map, kept as JSON */
+	AK_STR,      /* non-empty text */
+	AK_SECRET,   /* non-empty text, never shown */
+	AK_URL,      /* http:// or https:// */
+	AK_TEMPLATE, /* {{...}} text, rendered per event */
+	AK_INT,      /* non-negative integer */
+	AK_BOOL,     /* true | false */
+	AK_ENUM,     /* one of values */
+	AK_MAP,      /* a free-form map, kept as JSON */
 };
 
-#define AK_REQUIRED 0x1  /* no default: the target must set it */
-#define AK_RELOAD   0x2  /* a reload (SIGHUP) takes the new value; other
+#define AK_REQUIRED 0x1 /* no default: the target must set it */
+#define AK_RELOAD \
+	0x2 /* a reload (SIGHUP) takes the new value; other
 			    keys keep the value the daemon started with */
 
 struct action_key {
 	const char *name;
 	enum action_key_type type;
-	const char *def;          /* as written in YAML; NULL: no default */
-	int flags;                /* AK_REQUIRED, AK_RELOAD */
-	const char *values;       /* AK_ENUM: "a|b|c" */
-	const char *desc;         /* one line, for docs */
+	const char *def;    /* as written in YAML; NULL: no default */
+	int flags;          /* AK_REQUIRED, AK_RELOAD */
+	const char *values; /* AK_ENUM: "a|b|c" */
+	const char *desc;   /* one line, for docs */
 };
 
 /* ---- running --------------------------------------------------------------- */
@@ -79,9 +80,9 @@ struct action_key {
 /* How a kind's pool runs: one pool per kind, so a slow kind never holds up
  * another. */
 struct action_pool {
-	int threads;              /* worker threads, >= 1 */
-	size_t batch;             /* most jobs per run call, >= 1 */
-	int nice;                 /* > 0: the threads' (and their children's)
+	int threads;  /* worker threads, >= 1 */
+	size_t batch; /* most jobs per run call, >= 1 */
+	int nice;     /* > 0: the threads' (and their children's)
 				     CPU priority */
 };
 
@@ -93,31 +94,30 @@ struct action_host {
 	const struct config *cfg; /* the running config (the last reload's) */
 	/* A configured target: the running config's, else the newest earlier
 	 * config's that has it (a job queued before the reload removed it). */
-	const struct target_cfg *(*target)(struct action_host *h, const char *kind,
-					   const char *name);
+	const struct target_cfg *(*target)(struct action_host *h, const char *kind, const char *name);
 	/* The kind's backend became reachable (1) or not (0): /healthz. */
 	void (*set_up)(struct action_host *h, int up);
 	/* The run mapping of a target (targets/target.h): read from the
 	 * worker's store connection; written through the writer, committed
 	 * when it returns.  0, or -1 with err set. */
-	int (*map_get)(struct action_host *h, const struct map_key *k,
-		       struct map_rec *out, struct err *err);
-	int (*map_put)(struct action_host *h, const struct map_key *k,
-		       const struct map_rec *m, struct err *err);
-	void *ctx;                /* the worker's */
+	int (*map_get)(struct action_host *h, const struct map_key *k, struct map_rec *out,
+		       struct err *err);
+	int (*map_put)(struct action_host *h, const struct map_key *k, const struct map_rec *m,
+		       struct err *err);
+	void *ctx; /* the worker's */
 };
 
 /* One loaded job as a kind runs it.  Strings are borrowed. */
 struct action_job {
 	long long id;
-	int attempt;              /* 1-based number of this attempt */
+	int attempt; /* 1-based number of this attempt */
 	const char *delivery_id, *rule, *type;
-	const char *project;      /* may be NULL */
-	int index;                /* the action's position in its rule */
-	long long run_id;         /* 0: the event is about no run */
+	const char *project; /* may be NULL */
+	int index;           /* the action's position in its rule */
+	long long run_id;    /* 0: the event is about no run */
 	const char *event_json;
-	json_object *params;      /* the rendered params, an object */
-	struct work_result *res;  /* to fill: outcome, detail, retry_after_ms */
+	json_object *params;     /* the rendered params, an object */
+	struct work_result *res; /* to fill: outcome, detail, retry_after_ms */
 };
 
 struct target_attempt;
@@ -125,36 +125,33 @@ struct target_outcome;
 
 struct action_ops {
 	const char *name;
-	const char *summary;      /* one line, for docs */
+	const char *summary; /* one line, for docs */
 
 	/* Checks node (the value under the kind key); on error appends
 	 * "file:line:col: ..." messages to errs and returns -1. */
-	int (*parse)(void **out_spec, const struct cfg_node *node,
-		     struct errlist *errs);
+	int (*parse)(void **out_spec, const struct cfg_node *node, struct errlist *errs);
 	/* Renders params (a new JSON object the caller owns). */
-	int (*render)(json_object **out_params, const void *spec,
-		      json_object *event, struct err *err);
+	int (*render)(json_object **out_params, const void *spec, json_object *event,
+		      struct err *err);
 	void (*free_spec)(void *spec);
 
 	/* The keys of targets.<kind>.<name>, NULL-name terminated; NULL: the
 	 * kind has no targets.  check (optional) tests a loaded target as a
 	 * whole (keys that go together). */
 	const struct action_key *settings;
-	int (*check)(const struct target_cfg *t, const struct cfg_node *at,
-		     struct errlist *errs);
+	int (*check)(const struct target_cfg *t, const struct cfg_node *at, struct errlist *errs);
 
 	/* The pool's shape under cfg. */
 	void (*pool)(const struct config *cfg, struct action_pool *out);
 	/* Per-thread state (optional; *out may stay NULL). */
-	int (*open)(void **out, const struct action_ops *self,
-		    struct action_host *host, struct err *err);
+	int (*open)(void **out, const struct action_ops *self, struct action_host *host,
+		    struct err *err);
 	void (*close)(void *state);
 	/* Optional, before a batch is loaded: -1 (err set) when the backend is
 	 * unreachable; the batch is then deferred, not attempted. */
 	int (*ready)(void *state, struct action_host *host, struct err *err);
 	/* Runs n jobs (n <= the pool's batch) and fills each job's res. */
-	void (*run)(void *state, struct action_host *host,
-		    struct action_job *jobs, size_t n);
+	void (*run)(void *state, struct action_host *host, struct action_job *jobs, size_t n);
 
 	/* Kinds built on targets/target.h (their run is target_run): one
 	 * attempt against the job's target and its run mapping. */

@@ -22,12 +22,14 @@
 #include "rules/template.h"
 
 #define EXEC_TIMEOUT_DEFAULT 30
-#define EXEC_TIMEOUT_MAX 86400
-#define EXEC_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+#define EXEC_TIMEOUT_MAX     86400
+#define EXEC_DEFAULT_PATH    "/usr/local/bin:/usr/bin:/bin"
 
 /* runbridge sets these itself; a rule may not. */
 static const char *const reserved_env[] = {
-	"RUNBRIDGE_EVENT", "RUNBRIDGE_EVENT_TRUNCATED", "RUNBRIDGE_DELIVERY_ID",
+	"RUNBRIDGE_EVENT",
+	"RUNBRIDGE_EVENT_TRUNCATED",
+	"RUNBRIDGE_DELIVERY_ID",
 };
 
 /* The paths a template reads (see paths_of). */
@@ -49,7 +51,7 @@ struct exec_spec {
 	struct env_tmpl *env;
 	size_t nenv;
 	long long timeout_s;
-	char *cwd;               /* NULL: the daemon's */
+	char *cwd; /* NULL: the daemon's */
 };
 
 static void paths_free(struct value_paths *p)
@@ -147,33 +149,29 @@ static int reads_nul(const struct value_paths *p, json_object *event)
 	for (size_t i = 0; i < p->n; i++) {
 		json_object *v = jpath_get(p->v[i], event);
 		if (json_object_is_type(v, json_type_string) &&
-		    strlen(json_object_get_string(v)) !=
-			    (size_t)json_object_get_string_len(v))
+		    strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
 			return 1;
 	}
 	return 0;
 }
 
 /* Compiles a scalar node; what names the value in messages ("argv[1]"). */
-static int compile(struct tmpl **out, struct value_paths *paths,
-		   const struct cfg_node *v, const char *what,
-		   struct errlist *errs)
+static int compile(struct tmpl **out, struct value_paths *paths, const struct cfg_node *v,
+		   const char *what, struct errlist *errs)
 {
 	char where[300];
 	struct err e;
 
 	if (v->type != CFG_SCALAR)
 		return errlist_add(errs, "%s: exec: %s must be a string, not %s",
-				   cfg_where(v, where, sizeof(where)), what,
-				   cfg_type_name(v));
+				   cfg_where(v, where, sizeof(where)), what, cfg_type_name(v));
 	if (tmpl_compile(out, v->value, &e) < 0 || paths_of(paths, v->value, &e) < 0)
-		return errlist_add(errs, "%s: exec: %s: %s",
-				   cfg_where(v, where, sizeof(where)), what, e.msg);
+		return errlist_add(errs, "%s: exec: %s: %s", cfg_where(v, where, sizeof(where)),
+				   what, e.msg);
 	return 0;
 }
 
-static int parse_argv(void *spec, const struct cfg_node *v,
-		      struct errlist *errs)
+static int parse_argv(void *spec, const struct cfg_node *v, struct errlist *errs)
 {
 	struct exec_spec *s = spec;
 	char where[300], what[32];
@@ -189,8 +187,7 @@ static int parse_argv(void *spec, const struct cfg_node *v,
 	s->argc = v->n;
 	for (size_t i = 0; i < v->n; i++) {
 		snprintf(what, sizeof(what), "argv[%zu]", i);
-		if (compile(&s->argv[i], &s->argv_paths[i], v->items[i], what,
-			    errs) < 0)
+		if (compile(&s->argv[i], &s->argv_paths[i], v->items[i], what, errs) < 0)
 			bad = -1;
 	}
 	if (v->items[0]->type == CFG_SCALAR && !*v->items[0]->value)
@@ -199,15 +196,17 @@ static int parse_argv(void *spec, const struct cfg_node *v,
 	return bad;
 }
 
-static int parse_env_pair(struct exec_spec *s, const struct cfg_node *map,
-			  size_t i, struct errlist *errs)
+static int parse_env_pair(struct exec_spec *s, const struct cfg_node *map, size_t i,
+			  struct errlist *errs)
 {
 	const struct cfg_node *k = map->keys[i];
 	char where[300], what[300];
 
 	if (!env_name_valid(k->value))
-		return errlist_add(errs, "%s: exec: env name '%s' is not valid: use letters, digits and _, not starting with a digit",
-				   cfg_where(k, where, sizeof(where)), k->value);
+		return errlist_add(
+			errs,
+			"%s: exec: env name '%s' is not valid: use letters, digits and _, not starting with a digit",
+			cfg_where(k, where, sizeof(where)), k->value);
 	if (env_name_reserved(k->value))
 		return errlist_add(errs, "%s: exec: env name '%s' is reserved: runbridge sets it",
 				   cfg_where(k, where, sizeof(where)), k->value);
@@ -230,8 +229,7 @@ static int parse_env_pair(struct exec_spec *s, const struct cfg_node *map,
 	return 0;
 }
 
-static int parse_env(void *spec, const struct cfg_node *v,
-		     struct errlist *errs)
+static int parse_env(void *spec, const struct cfg_node *v, struct errlist *errs)
 {
 	struct exec_spec *s = spec;
 	char where[300];
@@ -252,21 +250,20 @@ static int parse_env(void *spec, const struct cfg_node *v,
 	return bad;
 }
 
-static int parse_timeout(void *spec, const struct cfg_node *v,
-			 struct errlist *errs)
+static int parse_timeout(void *spec, const struct cfg_node *v, struct errlist *errs)
 {
 	struct exec_spec *s = spec;
 	char where[300];
 
 	if (cfg_scalar_int(v, &s->timeout_s) < 0 || s->timeout_s < 1 ||
 	    s->timeout_s > EXEC_TIMEOUT_MAX)
-		return errlist_add(errs, "%s: exec: timeout_s must be a whole number of seconds from 1 to %d",
-				   cfg_where(v, where, sizeof(where)), EXEC_TIMEOUT_MAX);
+		return errlist_add(
+			errs, "%s: exec: timeout_s must be a whole number of seconds from 1 to %d",
+			cfg_where(v, where, sizeof(where)), EXEC_TIMEOUT_MAX);
 	return 0;
 }
 
-static int parse_cwd(void *spec, const struct cfg_node *v,
-		     struct errlist *errs)
+static int parse_cwd(void *spec, const struct cfg_node *v, struct errlist *errs)
 {
 	struct exec_spec *s = spec;
 	char where[300];
@@ -291,8 +288,7 @@ static const struct cfg_key exec_keys[] = {
 
 #define EXEC_NKEYS (sizeof(exec_keys) / sizeof(exec_keys[0]))
 
-static int exec_parse(void **out, const struct cfg_node *node,
-		      struct errlist *errs)
+static int exec_parse(void **out, const struct cfg_node *node, struct errlist *errs)
 {
 	char where[300];
 	struct exec_spec *s;
@@ -301,8 +297,10 @@ static int exec_parse(void **out, const struct cfg_node *node,
 
 	*out = NULL;
 	if (node->type != CFG_MAP)
-		return errlist_add(errs, "%s: exec: expected a map like { argv: [\"hooks/notify.sh\", \"{{run.title}}\"] }",
-				   cfg_where(node, where, sizeof(where)));
+		return errlist_add(
+			errs,
+			"%s: exec: expected a map like { argv: [\"hooks/notify.sh\", \"{{run.title}}\"] }",
+			cfg_where(node, where, sizeof(where)));
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return errlist_add(errs, "out of memory");
@@ -339,13 +337,15 @@ static json_object *render_string(const struct tmpl *t, json_object *event)
 static void note_nul(char *error, size_t len, const char *what)
 {
 	if (!*error)
-		snprintf(error, len, "%s would hold a NUL byte from the event, "
+		snprintf(error, len,
+			 "%s would hold a NUL byte from the event, "
 			 "which an argument or variable cannot carry: refused "
-			 "rather than cut there", what);
+			 "rather than cut there",
+			 what);
 }
 
-static int render_argv(json_object *params, const struct exec_spec *s,
-		       json_object *event, char *error, size_t len)
+static int render_argv(json_object *params, const struct exec_spec *s, json_object *event,
+		       char *error, size_t len)
 {
 	json_object *a = json_object_new_array();
 	char what[32];
@@ -368,8 +368,8 @@ static int render_argv(json_object *params, const struct exec_spec *s,
 	return 0;
 }
 
-static int render_env(json_object *params, const struct exec_spec *s,
-		      json_object *event, char *error, size_t len)
+static int render_env(json_object *params, const struct exec_spec *s, json_object *event,
+		      char *error, size_t len)
 {
 	json_object *env = json_object_new_object();
 	char what[300];
@@ -392,8 +392,7 @@ static int render_env(json_object *params, const struct exec_spec *s,
 	return 0;
 }
 
-static int exec_render(json_object **out, const void *spec, json_object *event,
-		       struct err *err)
+static int exec_render(json_object **out, const void *spec, json_object *event, struct err *err)
 {
 	const struct exec_spec *s = spec;
 	json_object *o = json_object_new_object();
@@ -404,8 +403,8 @@ static int exec_render(json_object **out, const void *spec, json_object *event,
 	if (!o || render_argv(o, s, event, error, sizeof(error)) < 0 ||
 	    render_env(o, s, event, error, sizeof(error)) < 0)
 		goto oom;
-	if (*error && (!(t = json_object_new_string(error)) ||
-		       json_object_object_add(o, "error", t) < 0))
+	if (*error &&
+	    (!(t = json_object_new_string(error)) || json_object_object_add(o, "error", t) < 0))
 		goto oom;
 	t = NULL;
 	t = json_object_new_int64(s->timeout_s);
@@ -453,16 +452,13 @@ static json_object *member(const json_object *o, const char *key)
 	return v;
 }
 
-static int params_argv(struct exec_run *r, const json_object *params,
-		       struct err *err)
+static int params_argv(struct exec_run *r, const json_object *params, struct err *err)
 {
 	json_object *a = member(params, "argv"), *e = member(params, "error");
-	size_t n = json_object_is_type(a, json_type_array)
-		   ? json_object_array_length(a) : 0;
+	size_t n = json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
 
 	if (e)
-		return err_setc(err, ERR_INVALID, "exec: %s",
-				json_object_get_string(e));
+		return err_setc(err, ERR_INVALID, "exec: %s", json_object_get_string(e));
 	if (n == 0)
 		return err_set(err, "exec params: argv must be a non-empty array");
 	if (!(r->argv = calloc(n + 1, sizeof(*r->argv))))
@@ -478,8 +474,7 @@ static int params_argv(struct exec_run *r, const json_object *params,
 	return 0;
 }
 
-static int params_other(struct exec_run *r, const json_object *params,
-			struct err *err)
+static int params_other(struct exec_run *r, const json_object *params, struct err *err)
 {
 	json_object *t = member(params, "timeout_s");
 	json_object *cwd = member(params, "cwd");
@@ -512,8 +507,7 @@ static char *env_pair(const char *name, const char *value)
 	return s;
 }
 
-static int env_add(struct exec_run *r, const char *name, const char *value,
-		   struct err *err)
+static int env_add(struct exec_run *r, const char *name, const char *value, struct err *err)
 {
 	if (!(r->envp[r->nenv] = env_pair(name, value)))
 		return err_set(err, "out of memory");
@@ -538,8 +532,8 @@ static char *event_for_env(const char *event_json)
 	if (!json_object_is_type(ev, json_type_object))
 		goto done;
 	json_object_object_del(ev, "raw");
-	s = json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN |
-					       JSON_C_TO_STRING_NOSLASHESCAPE);
+	s = json_object_to_json_string_ext(ev,
+					   JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (s && strlen(s) <= EXEC_ENV_VALUE_MAX)
 		out = strdup(s);
 done:
@@ -547,8 +541,7 @@ done:
 	return out;
 }
 
-static int env_event(struct exec_run *r, const char *event_json,
-		     struct err *err)
+static int env_event(struct exec_run *r, const char *event_json, struct err *err)
 {
 	char *ev = event_for_env(event_json);
 	int rc;
@@ -563,7 +556,8 @@ static int env_event(struct exec_run *r, const char *event_json,
 /* Rule env from params; names are checked again (see the top comment). */
 static int env_rule(struct exec_run *r, json_object *env, struct err *err)
 {
-	json_object_object_foreach(env, name, v) {
+	json_object_object_foreach(env, name, v)
+	{
 		if (!env_name_valid(name) || env_name_reserved(name) ||
 		    !json_object_is_type(v, json_type_string))
 			return err_set(err, "exec params: env '%s' is not allowed", name);
@@ -573,13 +567,13 @@ static int env_rule(struct exec_run *r, json_object *env, struct err *err)
 	return 0;
 }
 
-static int params_env(struct exec_run *r, const json_object *params,
-		      const char *event_json, const char *delivery_id,
-		      struct err *err)
+static int params_env(struct exec_run *r, const json_object *params, const char *event_json,
+		      const char *delivery_id, struct err *err)
 {
 	json_object *env = member(params, "env");
 	size_t n = json_object_is_type(env, json_type_object)
-		   ? (size_t)json_object_object_length(env) : 0;
+			   ? (size_t)json_object_object_length(env)
+			   : 0;
 	const char *path = getenv("PATH");
 
 	if (env && !json_object_is_type(env, json_type_object))
@@ -593,15 +587,13 @@ static int params_env(struct exec_run *r, const json_object *params,
 		return -1;
 	if (env_event(r, event_json, err) < 0)
 		return -1;
-	if (delivery_id &&
-	    env_add(r, "RUNBRIDGE_DELIVERY_ID", delivery_id, err) < 0)
+	if (delivery_id && env_add(r, "RUNBRIDGE_DELIVERY_ID", delivery_id, err) < 0)
 		return -1;
 	return env ? env_rule(r, env, err) : 0;
 }
 
-int action_exec_run(const json_object *params, const char *event_json,
-		    const char *delivery_id, size_t output_max,
-		    struct exec_outcome *outcome, struct err *err)
+int action_exec_run(const json_object *params, const char *event_json, const char *delivery_id,
+		    size_t output_max, struct exec_outcome *outcome, struct err *err)
 {
 	struct exec_run r = { 0 };
 	struct spawn_req req = { 0 };
@@ -643,8 +635,7 @@ static void exec_pool(const struct config *cfg, struct action_pool *out)
 	/* Hooks yield the CPU to intake: nice is per thread on Linux and a
 	 * child inherits its spawning thread's, so it covers both the worker
 	 * and every hook it starts.  The backlog waits on disk. */
-	*out = (struct action_pool){ .threads = cfg->exec_workers, .batch = 1,
-				     .nice = cfg->exec_nice };
+	*out = (struct action_pool){ .threads = cfg->exec_workers, .batch = 1, .nice = cfg->exec_nice };
 }
 
 static void exec_result(struct action_job *j, const struct exec_outcome *o)
@@ -663,15 +654,13 @@ static void exec_result(struct action_job *j, const struct exec_outcome *o)
 		out += olen - room;
 	int n = snprintf(res->detail, sizeof(res->detail), "%s", what);
 	if (olen)
-		snprintf(res->detail + n, sizeof(res->detail) - (size_t)n,
-			 "; output: %s", out);
+		snprintf(res->detail + n, sizeof(res->detail) - (size_t)n, "; output: %s", out);
 	if (o->output_len)
-		log_kv(LOG_INFO, "exec output", "delivery", j->delivery_id,
-		       "rule", j->rule, "result", what, "output", o->output, NULL);
+		log_kv(LOG_INFO, "exec output", "delivery", j->delivery_id, "rule", j->rule,
+		       "result", what, "output", o->output, NULL);
 }
 
-static void exec_run_jobs(void *state, struct action_host *host,
-			  struct action_job *jobs, size_t n)
+static void exec_run_jobs(void *state, struct action_host *host, struct action_job *jobs, size_t n)
 {
 	(void)state;
 	for (size_t i = 0; i < n; i++) {
@@ -680,16 +669,15 @@ static void exec_run_jobs(void *state, struct action_host *host,
 
 		memset(&o, 0, sizeof(o));
 		metrics_exec_running(1);
-		int rc = action_exec_run(jobs[i].params, jobs[i].event_json,
-					 jobs[i].delivery_id, host->cfg->exec_output_max,
-					 &o, &err);
+		int rc = action_exec_run(jobs[i].params, jobs[i].event_json, jobs[i].delivery_id,
+					 host->cfg->exec_output_max, &o, &err);
 		metrics_exec_running(-1);
 		if (rc < 0) {
 			/* refused at render, or too large for exec: the same
 			 * params can never run, so no retries */
-			jobs[i].res->outcome = err.code == ERR_INVALID ||
-					       err.code == ERR_TOOLARGE
-					       ? WORK_PERMANENT : WORK_FAIL;
+			jobs[i].res->outcome = err.code == ERR_INVALID || err.code == ERR_TOOLARGE
+						       ? WORK_PERMANENT
+						       : WORK_FAIL;
 			snprintf(jobs[i].res->detail, sizeof(jobs[i].res->detail), "%s", err.msg);
 		} else {
 			exec_result(&jobs[i], &o);

@@ -41,14 +41,14 @@ extern const struct action_ops action_exec_ops;
 #define EXEC_ENV_VALUE_MAX (120 * 1024)
 
 struct exec_outcome {
-	int exit_code;      /* valid when !signaled && !timed_out */
-	int signaled;       /* killed by signal term_signal */
+	int exit_code; /* valid when !signaled && !timed_out */
+	int signaled;  /* killed by signal term_signal */
 	int term_signal;
 	int timed_out;
 	long long elapsed_ms;
-	char *output;       /* malloc'd, NUL-terminated, stdout+stderr */
+	char *output; /* malloc'd, NUL-terminated, stdout+stderr */
 	size_t output_len;
-	int truncated;      /* output exceeded the cap */
+	int truncated; /* output exceeded the cap */
 };
 
 /*
@@ -58,9 +58,8 @@ struct exec_outcome {
  * code is ERR_INVALID for params with "error", ERR_TOOLARGE for E2BIG).
  * The caller frees outcome->output.
  */
-int action_exec_run(const json_object *params, const char *event_json,
-		    const char *delivery_id, size_t output_max,
-		    struct exec_outcome *outcome, struct err *err);
+int action_exec_run(const json_object *params, const char *event_json, const char *delivery_id,
+		    size_t output_max, struct exec_outcome *outcome, struct err *err);
 
 /* A one-line summary for logs and attempt records: "exit 3", "timed out
  * after 30000 ms", "killed by signal 9", "cannot start: ...". */

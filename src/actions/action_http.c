@@ -36,7 +36,7 @@ struct http_spec {
 	const char *method; /* one of methods[] */
 	struct http_header *headers;
 	size_t nheaders;
-	struct tmpl *body; /* NULL: no body */
+	struct tmpl *body;                /* NULL: no body */
 	const struct cfg_node *body_node; /* for messages; during parse only */
 	long long timeout_s;
 	int json; /* -1 until set or defaulted */

@@ -48,12 +48,12 @@
 #include "targets/outbound.h"
 #include "targets/target.h"
 
-#define HTTP_TIMEOUT_DEFAULT 10
-#define HTTP_TIMEOUT_MAX 300
-#define HTTP_HEADERS_MAX 32
-#define HTTP_URL_MAX 8192
+#define HTTP_TIMEOUT_DEFAULT  10
+#define HTTP_TIMEOUT_MAX      300
+#define HTTP_HEADERS_MAX      32
+#define HTTP_URL_MAX          8192
 #define HTTP_HEADER_VALUE_MAX 8192
-#define HTTP_BODY_MAX (256 * 1024)
+#define HTTP_BODY_MAX         (256 * 1024)
 
 extern const struct action_ops action_http_ops;
 

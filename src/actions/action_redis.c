@@ -66,8 +66,7 @@ static const struct cfg_key redis_keys[] = {
 	{ "maxlen", parse_maxlen },
 };
 
-static int redis_parse(void **out, const struct cfg_node *node,
-		       struct errlist *errs)
+static int redis_parse(void **out, const struct cfg_node *node, struct errlist *errs)
 {
 	char where[300];
 	struct redis_spec *s;
@@ -76,8 +75,9 @@ static int redis_parse(void **out, const struct cfg_node *node,
 
 	*out = NULL;
 	if (node->type != CFG_MAP)
-		return errlist_add(errs, "%s: redis: expected a map like { stream: \"runbridge:{{project}}\" }",
-				   cfg_where(node, where, sizeof(where)));
+		return errlist_add(
+			errs, "%s: redis: expected a map like { stream: \"runbridge:{{project}}\" }",
+			cfg_where(node, where, sizeof(where)));
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return errlist_add(errs, "out of memory");
@@ -93,8 +93,7 @@ static int redis_parse(void **out, const struct cfg_node *node,
 	return 0;
 }
 
-static int redis_render(json_object **out, const void *spec, json_object *event,
-			struct err *err)
+static int redis_render(json_object **out, const void *spec, json_object *event, struct err *err)
 {
 	const struct redis_spec *s = spec;
 	json_object *o = json_object_new_object();
@@ -121,20 +120,19 @@ static int redis_render(json_object **out, const void *spec, json_object *event,
  * XADD runs before the key is set, so a failing XADD (WRONGTYPE) leaves no
  * dedup key behind and the retry can still append.
  */
-static const char append_script[] =
-	"if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end\n"
-	"local id\n"
-	"if ARGV[2] ~= '0' then\n"
-	"  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*',"
-	"    'id', ARGV[3], 'type', ARGV[4], 'project', ARGV[5],"
-	"    'run_id', ARGV[6], 'event', ARGV[7])\n"
-	"else\n"
-	"  id = redis.call('XADD', KEYS[1], '*',"
-	"    'id', ARGV[3], 'type', ARGV[4], 'project', ARGV[5],"
-	"    'run_id', ARGV[6], 'event', ARGV[7])\n"
-	"end\n"
-	"redis.call('SET', KEYS[2], id, 'EX', ARGV[1])\n"
-	"return id\n";
+static const char append_script[] = "if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end\n"
+				    "local id\n"
+				    "if ARGV[2] ~= '0' then\n"
+				    "  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*',"
+				    "    'id', ARGV[3], 'type', ARGV[4], 'project', ARGV[5],"
+				    "    'run_id', ARGV[6], 'event', ARGV[7])\n"
+				    "else\n"
+				    "  id = redis.call('XADD', KEYS[1], '*',"
+				    "    'id', ARGV[3], 'type', ARGV[4], 'project', ARGV[5],"
+				    "    'run_id', ARGV[6], 'event', ARGV[7])\n"
+				    "end\n"
+				    "redis.call('SET', KEYS[2], id, 'EX', ARGV[1])\n"
+				    "return id\n";
 
 struct redis_conn {
 	redisContext *ctx;
@@ -143,11 +141,10 @@ struct redis_conn {
 	char *password;
 	int ttl_s;
 	char sha[41];
-	int auth_refused;        /* the last connect failed on AUTH or NOAUTH */
+	int auth_refused; /* the last connect failed on AUTH or NOAUTH */
 };
 
-int redis_conn_new(struct redis_conn **out, const struct config *cfg,
-		   struct err *err)
+int redis_conn_new(struct redis_conn **out, const struct config *cfg, struct err *err)
 {
 	struct redis_conn *c = calloc(1, sizeof(*c));
 
@@ -190,8 +187,8 @@ int redis_conn_connected(const struct redis_conn *c)
 }
 
 /* Runs one command; a reply of type error or a transport error fails. */
-static int command(struct redis_conn *c, struct err *err, redisReply **out,
-		   int argc, const char **argv)
+static int command(struct redis_conn *c, struct err *err, redisReply **out, int argc,
+		   const char **argv)
 {
 	redisReply *r = redisCommandArgv(c->ctx, argc, argv, NULL);
 	if (!r) {
@@ -277,9 +274,8 @@ static int append_one(struct redis_conn *c, const struct redis_append *a)
 
 	snprintf(ttl, sizeof(ttl), "%d", c->ttl_s);
 	snprintf(maxlen, sizeof(maxlen), "%lld", a->maxlen);
-	const char *v[] = { "EVALSHA", c->sha, "2", a->stream, a->dedup_key,
-			    ttl, maxlen, a->id, a->type, a->project,
-			    a->run_id, a->event_json };
+	const char *v[] = { "EVALSHA", c->sha, "2",     a->stream,  a->dedup_key, ttl,
+			    maxlen,    a->id,  a->type, a->project, a->run_id,    a->event_json };
 	for (int i = 0; i < 12; i++) {
 		argv[i] = v[i];
 		len[i] = strlen(v[i]);
@@ -297,8 +293,7 @@ static void take_reply(struct redis_append *a, redisReply *r)
 	a->duplicate = r->type == REDIS_REPLY_INTEGER;
 }
 
-int redis_append_batch(struct redis_conn *c, struct redis_append *items,
-		       size_t n, struct err *err)
+int redis_append_batch(struct redis_conn *c, struct redis_append *items, size_t n, struct err *err)
 {
 	for (size_t i = 0; i < n; i++) {
 		items[i].ok = items[i].duplicate = 0;
@@ -341,11 +336,11 @@ enum redis_link { LINK_UNKNOWN, LINK_UP, LINK_DOWN, LINK_AUTH };
 struct redis_worker {
 	struct redis_conn *conn;
 	enum redis_link link;
-	size_t n;                    /* batch slots */
+	size_t n; /* batch slots */
 	struct redis_append *appends;
 	char (*keys)[512];
 	char (*run_ids)[24];
-	size_t *map;                 /* appends[k] is jobs[map[k]] */
+	size_t *map; /* appends[k] is jobs[map[k]] */
 };
 
 static void redis_pool(const struct config *cfg, struct action_pool *out)
@@ -366,8 +361,8 @@ static void redis_close(void *p)
 	free(w);
 }
 
-static int redis_open(void **out, const struct action_ops *self,
-		      struct action_host *host, struct err *err)
+static int redis_open(void **out, const struct action_ops *self, struct action_host *host,
+		      struct err *err)
 {
 	struct redis_worker *w = calloc(1, sizeof(*w));
 	size_t n = (size_t)host->cfg->redis_batch;
@@ -394,8 +389,7 @@ static int redis_open(void **out, const struct action_ops *self,
 }
 
 /* One line per change of state; detail is the error (never a password). */
-static void link_state(struct redis_worker *w, enum redis_link now,
-		       const char *detail)
+static void link_state(struct redis_worker *w, enum redis_link now, const char *detail)
 {
 	char at[300];
 
@@ -406,12 +400,13 @@ static void link_state(struct redis_worker *w, enum redis_link now,
 	if (now == LINK_UP)
 		log_kv(LOG_INFO, "redis connected", "redis", at, NULL);
 	else if (now == LINK_AUTH)
-		log_kv(LOG_ERROR, "redis refused authentication: check the password "
-		       "in redis.url; appends wait until it is fixed", "redis", at,
-		       "detail", detail, NULL);
+		log_kv(LOG_ERROR,
+		       "redis refused authentication: check the password "
+		       "in redis.url; appends wait until it is fixed",
+		       "redis", at, "detail", detail, NULL);
 	else
-		log_kv(LOG_WARN, "redis unreachable; appends wait", "redis", at,
-		       "detail", detail, NULL);
+		log_kv(LOG_WARN, "redis unreachable; appends wait", "redis", at, "detail", detail,
+		       NULL);
 }
 
 static int redis_ready(void *p, struct action_host *host, struct err *err)
@@ -440,17 +435,15 @@ static int prepare_append(struct redis_worker *w, size_t k, struct action_job *j
 	struct redis_append *a = &w->appends[k];
 	json_object *v;
 
-	if (!json_object_object_get_ex(j->params, "stream", &v) ||
-	    !json_object_get_string(v)[0]) {
+	if (!json_object_object_get_ex(j->params, "stream", &v) || !json_object_get_string(v)[0]) {
 		job_set(j, WORK_PERMANENT, "the rendered stream name is empty");
 		return -1;
 	}
 	memset(a, 0, sizeof(*a));
 	a->stream = json_object_get_string(v);
-	a->maxlen = json_object_object_get_ex(j->params, "maxlen", &v)
-			    ? json_object_get_int64(v) : 0;
-	snprintf(w->keys[k], sizeof(w->keys[k]), "runbridge:dedup:%s:%s:%d",
-		 j->delivery_id, j->rule, j->index);
+	a->maxlen = json_object_object_get_ex(j->params, "maxlen", &v) ? json_object_get_int64(v) : 0;
+	snprintf(w->keys[k], sizeof(w->keys[k]), "runbridge:dedup:%s:%s:%d", j->delivery_id,
+		 j->rule, j->index);
 	/* events about no run (case.*, plan.*, ...) are stored with run id 0:
 	 * their entry's run_id is empty, as their event's is null */
 	if (j->run_id > 0)
@@ -466,8 +459,7 @@ static int prepare_append(struct redis_worker *w, size_t k, struct action_job *j
 	return 0;
 }
 
-static void redis_run(void *p, struct action_host *host, struct action_job *jobs,
-		      size_t n)
+static void redis_run(void *p, struct action_host *host, struct action_job *jobs, size_t n)
 {
 	struct redis_worker *w = p;
 	size_t m = 0;
@@ -484,8 +476,8 @@ static void redis_run(void *p, struct action_host *host, struct action_job *jobs
 	for (size_t k = 0; k < m; k++) {
 		struct action_job *j = &jobs[w->map[k]];
 		if (w->appends[k].ok)
-			job_set(j, WORK_OK, w->appends[k].duplicate
-				 ? "already in the stream" : "appended");
+			job_set(j, WORK_OK,
+				w->appends[k].duplicate ? "already in the stream" : "appended");
 		else
 			job_set(j, WORK_FAIL, rc < 0 ? err.msg : w->appends[k].error);
 	}

@@ -25,8 +25,7 @@ extern const struct action_ops action_redis_ops;
 struct redis_conn;
 
 /* Creates a disconnected handle; connecting happens in redis_conn_ensure. */
-int redis_conn_new(struct redis_conn **out, const struct config *cfg,
-		   struct err *err);
+int redis_conn_new(struct redis_conn **out, const struct config *cfg, struct err *err);
 void redis_conn_free(struct redis_conn *c);
 
 /* Connects (AUTH, SELECT, SCRIPT LOAD) if not connected.  -1: unreachable. */
@@ -37,12 +36,12 @@ int redis_conn_connected(const struct redis_conn *c);
 struct redis_append {
 	const char *stream;
 	long long maxlen;
-	const char *dedup_key;   /* unique per job, stable across retries */
+	const char *dedup_key; /* unique per job, stable across retries */
 	const char *id, *type, *project, *run_id, *event_json;
 	/* out */
-	int ok;                  /* appended, or already appended before */
-	int duplicate;           /* the dedup key existed: nothing appended */
-	char error[256];         /* when !ok */
+	int ok;          /* appended, or already appended before */
+	int duplicate;   /* the dedup key existed: nothing appended */
+	char error[256]; /* when !ok */
 };
 
 /*
@@ -50,7 +49,6 @@ struct redis_append {
  * item's ok/error says how it went), -1 when the connection failed (the
  * handle is disconnected; items without an answer have ok = 0).
  */
-int redis_append_batch(struct redis_conn *c, struct redis_append *items,
-		       size_t n, struct err *err);
+int redis_append_batch(struct redis_conn *c, struct redis_append *items, size_t n, struct err *err);
 
 #endif

@@ -10,8 +10,8 @@ struct action_spec {
 	void *spec;
 };
 
-int action_spec_parse(struct action_spec **out, const char *kind,
-		      const struct cfg_node *node, struct errlist *errs)
+int action_spec_parse(struct action_spec **out, const char *kind, const struct cfg_node *node,
+		      struct errlist *errs)
 {
 	const struct action_ops *ops = action_find(kind);
 	struct action_spec *s;
@@ -30,8 +30,8 @@ int action_spec_parse(struct action_spec **out, const char *kind,
 	return 0;
 }
 
-int action_spec_render(json_object **out, const struct action_spec *s,
-		       json_object *event, struct err *err)
+int action_spec_render(json_object **out, const struct action_spec *s, json_object *event,
+		       struct err *err)
 {
 	return s->ops->render(out, s->spec, event, err);
 }

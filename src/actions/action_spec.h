@@ -19,12 +19,12 @@ struct action_spec;
  * problems appended to errs; ACTION_SPEC_UNKNOWN (nothing appended) when
  * no kind has that name. */
 #define ACTION_SPEC_UNKNOWN (-2)
-int action_spec_parse(struct action_spec **out, const char *kind,
-		      const struct cfg_node *node, struct errlist *errs);
+int action_spec_parse(struct action_spec **out, const char *kind, const struct cfg_node *node,
+		      struct errlist *errs);
 
 /* Params for event: a new JSON object the caller owns. */
-int action_spec_render(json_object **out, const struct action_spec *s,
-		       json_object *event, struct err *err);
+int action_spec_render(json_object **out, const struct action_spec *s, json_object *event,
+		       struct err *err);
 
 /* The kind's name (static storage). */
 const char *action_spec_kind(const struct action_spec *s);

@@ -41,18 +41,18 @@
 
 struct child {
 	pid_t pid;
-	int pidfd;               /* -1 when pidfd_open is unavailable */
-	int in_fd, out_fd;       /* our pipe ends, -1 once closed */
+	int pidfd;         /* -1 when pidfd_open is unavailable */
+	int in_fd, out_fd; /* our pipe ends, -1 once closed */
 	const char *input;
 	size_t input_len, input_off;
 	int exited, status;
-	int lost;                /* reaped by someone else: status unknown */
-	int epipe;               /* a write raised SIGPIPE in this thread */
+	int lost;  /* reaped by someone else: status unknown */
+	int epipe; /* a write raised SIGPIPE in this thread */
 };
 
 /* Output with a hard cap; what does not fit is counted as truncation. */
 struct capture {
-	struct buf out;          /* capped at req->output_max */
+	struct buf out; /* capped at req->output_max */
 	int truncated;
 };
 
@@ -122,15 +122,13 @@ static int open_pipes(int in[2], int out[2])
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
 		return -1;
 	/* Only our ends: the child's stay blocking, as programs expect. */
-	if (fcntl(in[1], F_SETFL, O_NONBLOCK) < 0 ||
-	    fcntl(out[0], F_SETFL, O_NONBLOCK) < 0)
+	if (fcntl(in[1], F_SETFL, O_NONBLOCK) < 0 || fcntl(out[0], F_SETFL, O_NONBLOCK) < 0)
 		return -1;
 	return 0;
 }
 
-static int file_actions(posix_spawn_file_actions_t *fa,
-			const struct spawn_req *req, const int in[2],
-			const int out[2])
+static int file_actions(posix_spawn_file_actions_t *fa, const struct spawn_req *req,
+			const int in[2], const int out[2])
 {
 	/* dup2 clears O_CLOEXEC on the copies; the originals close at exec. */
 	int rc = posix_spawn_file_actions_adddup2(fa, in[0], 0);
@@ -156,9 +154,8 @@ static int attributes(posix_spawnattr_t *attr)
 	/* Own group: the timeout kills the hook and everything it started.
 	 * Mask and dispositions: the daemon blocks and ignores signals (SIGPIPE,
 	 * SIGTERM...) that a hook must see as any program would. */
-	int rc = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP |
-					  POSIX_SPAWN_SETSIGMASK |
-					  POSIX_SPAWN_SETSIGDEF);
+	int rc = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+							POSIX_SPAWN_SETSIGDEF);
 	if (!rc)
 		rc = posix_spawnattr_setpgroup(attr, 0);
 	if (!rc)
@@ -169,8 +166,7 @@ static int attributes(posix_spawnattr_t *attr)
 }
 
 /* Returns 0 or an errno value. */
-static int start(pid_t *pid, const struct spawn_req *req, const int in[2],
-		 const int out[2])
+static int start(pid_t *pid, const struct spawn_req *req, const int in[2], const int out[2])
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -186,8 +182,7 @@ static int start(pid_t *pid, const struct spawn_req *req, const int in[2],
 	if (!rc)
 		rc = attributes(&attr);
 	if (!rc)
-		rc = posix_spawnp(pid, req->argv[0], &fa, &attr, req->argv,
-				  req->envp);
+		rc = posix_spawnp(pid, req->argv[0], &fa, &attr, req->argv, req->envp);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	return rc;
@@ -237,8 +232,8 @@ static int start_error(const struct spawn_req *req, int e, struct err *err)
 	/* chdir fails inside the child with the same ENOENT as a missing
 	 * program; say which one it was. */
 	if (req->cwd && access(req->cwd, X_OK) < 0)
-		return err_set(err, "cannot start '%s': cwd '%s': %s",
-			       req->argv[0], req->cwd, strerror(errno));
+		return err_set(err, "cannot start '%s': cwd '%s': %s", req->argv[0], req->cwd,
+			       strerror(errno));
 	return err_set(err, "cannot start '%s': %s", req->argv[0], strerror(e));
 }
 
@@ -247,8 +242,7 @@ static int start_error(const struct spawn_req *req, int e, struct err *err)
 static void feed(struct child *c)
 {
 	while (c->input_off < c->input_len) {
-		ssize_t n = write(c->in_fd, c->input + c->input_off,
-				  c->input_len - c->input_off);
+		ssize_t n = write(c->in_fd, c->input + c->input_off, c->input_len - c->input_off);
 		if (n > 0) {
 			c->input_off += (size_t)n;
 			continue;
@@ -314,8 +308,7 @@ static void reap(struct child *c, int flags)
 	}
 }
 
-static int poll_wait(struct child *c, long long left, int *out_ev,
-		     int *in_ev, int *pid_ev)
+static int poll_wait(struct child *c, long long left, int *out_ev, int *in_ev, int *pid_ev)
 {
 	struct pollfd p[3];
 	nfds_t n = 0;
@@ -340,8 +333,7 @@ static int poll_wait(struct child *c, long long left, int *out_ev,
 }
 
 /* Runs until the child exits or the deadline passes; -1 if poll fails. */
-static int pump(struct child *c, struct capture *k, char *chunk,
-		long long deadline)
+static int pump(struct child *c, struct capture *k, char *chunk, long long deadline)
 {
 	feed(c);
 	while (!c->exited) {
@@ -362,8 +354,7 @@ static int pump(struct child *c, struct capture *k, char *chunk,
 	return 0;
 }
 
-static void fill(struct exec_outcome *o, const struct child *c,
-		 int timed_out)
+static void fill(struct exec_outcome *o, const struct child *c, int timed_out)
 {
 	/* exit_code -1 when there is none, for readers that skip the flags. */
 	o->exit_code = -1;
@@ -380,8 +371,8 @@ static void fill(struct exec_outcome *o, const struct child *c,
 }
 
 /* Feeds, reads and waits under the SIGPIPE guard; always reaps. */
-static int run(struct child *c, struct capture *k, const struct spawn_req *req,
-	       long long started, int *timed_out, struct err *err)
+static int run(struct child *c, struct capture *k, const struct spawn_req *req, long long started,
+	       int *timed_out, struct err *err)
 {
 	struct sigpipe_guard g;
 	char *chunk = malloc(CHUNK);
@@ -406,11 +397,14 @@ static int run(struct child *c, struct capture *k, const struct spawn_req *req,
 	return rc;
 }
 
-int spawn_run(const struct spawn_req *req, struct exec_outcome *out,
-	      struct err *err)
+int spawn_run(const struct spawn_req *req, struct exec_outcome *out, struct err *err)
 {
-	struct child c = { .pid = -1, .pidfd = -1, .in_fd = -1, .out_fd = -1,
-			   .input = req->input, .input_len = req->input_len };
+	struct child c = { .pid = -1,
+			   .pidfd = -1,
+			   .in_fd = -1,
+			   .out_fd = -1,
+			   .input = req->input,
+			   .input_len = req->input_len };
 	struct capture k = { .truncated = 0 };
 	int in[2] = { -1, -1 }, op[2] = { -1, -1 };
 	long long started = clock_mono_ms();
@@ -419,8 +413,7 @@ int spawn_run(const struct spawn_req *req, struct exec_outcome *out,
 	memset(out, 0, sizeof(*out));
 	buf_init(&k.out, req->output_max);
 	if (open_pipes(in, op) < 0) {
-		err_set(err, "cannot start '%s': pipe: %s", req->argv[0],
-			strerror(errno));
+		err_set(err, "cannot start '%s': pipe: %s", req->argv[0], strerror(errno));
 		goto done;
 	}
 	e = start(&c.pid, req, in, op);

@@ -26,12 +26,12 @@ struct spawn_req {
 	/* argv[0] is looked up in the daemon's PATH when it has no '/'; a
 	 * relative path is resolved in cwd. */
 	char *const *argv;
-	char *const *envp;       /* the child's whole environment */
-	const char *cwd;         /* NULL: the daemon's working directory */
-	const char *input;       /* written to stdin, which is then closed */
+	char *const *envp; /* the child's whole environment */
+	const char *cwd;   /* NULL: the daemon's working directory */
+	const char *input; /* written to stdin, which is then closed */
 	size_t input_len;
-	long long timeout_ms;    /* > 0, from before the start to the exit */
-	size_t output_max;       /* output past this is read and dropped */
+	long long timeout_ms; /* > 0, from before the start to the exit */
+	size_t output_max;    /* output past this is read and dropped */
 };
 
 /* Linux's limit on one argument or environment string (MAX_ARG_STRLEN,
@@ -46,7 +46,6 @@ struct spawn_req {
  * environment as too large (E2BIG; the message names the largest, not its
  * contents): the same request can never start.
  */
-int spawn_run(const struct spawn_req *req, struct exec_outcome *out,
-	      struct err *err);
+int spawn_run(const struct spawn_req *req, struct exec_outcome *out, struct err *err);
 
 #endif

@@ -20,18 +20,18 @@ int cli_status(int argc, char **argv);
 
 /* Shared by the commands: -c FILE and --help handling. */
 struct cli_opts {
-	const char *config;    /* -c / --config, default config/runbridge.yaml */
-	const char *id;        /* --id */
-	const char *run;       /* --run PROJECT#ID (status) */
-	int dead;              /* --dead */
-	int show_secrets;      /* --show-secrets (route) */
-	const char *positional;/* the one positional argument, if allowed */
+	const char *config;     /* -c / --config, default config/runbridge.yaml */
+	const char *id;         /* --id */
+	const char *run;        /* --run PROJECT#ID (status) */
+	int dead;               /* --dead */
+	int show_secrets;       /* --show-secrets (route) */
+	const char *positional; /* the one positional argument, if allowed */
 	int help;
 };
 
 /* Parses argv; prints usage on error.  Returns 0, or 2 for bad usage. */
-int cli_parse(int argc, char **argv, const char *usage, int allow_positional,
-	      int allow_id_dead, struct cli_opts *o);
+int cli_parse(int argc, char **argv, const char *usage, int allow_positional, int allow_id_dead,
+	      struct cli_opts *o);
 
 struct config;
 struct rules;

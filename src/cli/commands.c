@@ -112,12 +112,11 @@ static json_object *registry_run(const struct config *cfg, json_object *delivery
 	char *text = NULL;
 	json_object *o = NULL;
 
-	if (event_run_id_of(delivery) <= 0 ||
-	    store_open(&st, cfg->data_dir, STORE_RO, &err) < 0)
+	if (event_run_id_of(delivery) <= 0 || store_open(&st, cfg->data_dir, STORE_RO, &err) < 0)
 		return NULL;
 	if (store_run_get(st, event_project_of(delivery, &cfg->sources[0]),
-			  event_run_id_of(delivery),
-			  &text, &err) == 0 && text)
+			  event_run_id_of(delivery), &text, &err) == 0 &&
+	    text)
 		o = json_tokener_parse(text);
 	free(text);
 	store_close(st);
@@ -128,7 +127,7 @@ static json_object *registry_run(const struct config *cfg, json_object *delivery
  * that are credentials by name. */
 static int secret_header(const char *name)
 {
-	static const char *const words[] = { "auth", "key", "token", "secret",
+	static const char *const words[] = { "auth",      "key",      "token",  "secret",
 					     "signature", "password", "cookie", NULL };
 	char low[128];
 	size_t i;
@@ -157,7 +156,8 @@ static json_object *masked_http(json_object *params)
 	}
 	if (json_object_object_get_ex(copy, "headers", &headers) &&
 	    json_object_is_type(headers, json_type_object)) {
-		json_object_object_foreach(headers, name, value) {
+		json_object_object_foreach(headers, name, value)
+		{
 			if (value && secret_header(name))
 				json_object_object_add(headers, name,
 						       json_object_new_string(REDACT_MASK));
@@ -166,8 +166,7 @@ static json_object *masked_http(json_object *params)
 	return copy;
 }
 
-static json_object *route_report(json_object *ev, const struct route_result *rr,
-				 int show_secrets)
+static json_object *route_report(json_object *ev, const struct route_result *rr, int show_secrets)
 {
 	json_object *out = json_object_new_object();
 	json_object *matched = json_object_new_array();
@@ -219,15 +218,14 @@ int cli_route(int argc, char **argv)
 	}
 	event_delivery_id(id, cfg->sources[0].name, body, len);
 	prior = registry_run(cfg, delivery);
-	if (event_normalize(&ev, delivery, &cfg->sources[0], id, clock_wall_ms(),
-			    prior, &err) < 0 ||
+	if (event_normalize(&ev, delivery, &cfg->sources[0], id, clock_wall_ms(), prior, &err) < 0 ||
 	    rules_route(rules, ev, &rr, &err) < 0) {
 		fprintf(stderr, "%s: %s\n", o.positional, err.msg);
 		goto done;
 	}
 	out = route_report(ev, &rr, o.show_secrets);
 	puts(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY |
-					     JSON_C_TO_STRING_NOSLASHESCAPE));
+							 JSON_C_TO_STRING_NOSLASHESCAPE));
 	rc = 0;
 done:
 	json_object_put(out);
@@ -290,14 +288,14 @@ static const char status_usage[] =
 	"  --dead              also list the actions in dead letters with their last error\n"
 	"  --run PROJECT#ID    show how a Qase run is mapped on each target\n";
 
-static void print_map(void *ctx, const char *kind, const char *target,
-		      const struct map_rec *m, long long updated_ms)
+static void print_map(void *ctx, const char *kind, const char *target, const struct map_rec *m,
+		      long long updated_ms)
 {
 	int *n = ctx;
 	(*n)++;
 	printf("%s %s: remote_id %s, state %s, updated_ms %lld, data %s\n", kind, target,
-	       m->remote_id ? m->remote_id : "-", m->state ? m->state : "-",
-	       updated_ms, m->data ? m->data : "{}");
+	       m->remote_id ? m->remote_id : "-", m->state ? m->state : "-", updated_ms,
+	       m->data ? m->data : "{}");
 }
 
 /* "2026-12-01T21:00:00.123Z", or "never" for 0. */
@@ -307,8 +305,7 @@ static const char *iso_ms(char *buf, size_t len, long long ms)
 	struct tm tm;
 	char date[32];
 
-	if (ms <= 0 || !gmtime_r(&t, &tm) ||
-	    !strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm))
+	if (ms <= 0 || !gmtime_r(&t, &tm) || !strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm))
 		return "never";
 	snprintf(buf, len, "%s.%03lldZ", date, ms % 1000);
 	return buf;
@@ -366,14 +363,12 @@ static int print_run(struct store *st, const char *run)
 	return 0;
 }
 
-static void print_dead(void *ctx, long long id, const char *rule,
-		       const char *kind, const char *delivery_id, int attempts,
-		       const char *last_error)
+static void print_dead(void *ctx, long long id, const char *rule, const char *kind,
+		       const char *delivery_id, int attempts, const char *last_error)
 {
 	(void)ctx;
-	printf("dead job %lld: rule %s, %s action, delivery %s, %d attempt%s: %s\n",
-	       id, rule, kind, delivery_id, attempts, attempts == 1 ? "" : "s",
-	       last_error ? last_error : "");
+	printf("dead job %lld: rule %s, %s action, delivery %s, %d attempt%s: %s\n", id, rule, kind,
+	       delivery_id, attempts, attempts == 1 ? "" : "s", last_error ? last_error : "");
 }
 
 int cli_status(int argc, char **argv)

@@ -14,8 +14,8 @@
 /* The sections other modules own. */
 static const struct config_section *const sections[] = { &target_cfg_section, NULL };
 
-int cli_parse(int argc, char **argv, const char *usage, int allow_positional,
-	      int allow_id_dead, struct cli_opts *o)
+int cli_parse(int argc, char **argv, const char *usage, int allow_positional, int allow_id_dead,
+	      struct cli_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->config = getenv("RUNBRIDGE_CONFIG");
@@ -64,8 +64,7 @@ static void rules_beside_config(struct config *cfg, const char *config_path)
 
 	if (cfg->rules_path[0] == '/' || !slash || stat(cfg->rules_path, &st) == 0)
 		return;
-	if (asprintf(&alt, "%.*s/%s", (int)(slash - config_path), config_path,
-		     cfg->rules_path) < 0)
+	if (asprintf(&alt, "%.*s/%s", (int)(slash - config_path), config_path, cfg->rules_path) < 0)
 		return;
 	if (stat(alt, &st) == 0) {
 		free(cfg->rules_path);

@@ -27,8 +27,7 @@
 /* ---- redis --------------------------------------------------------------- */
 
 /* One command; an error reply or no reply fails with the command's name. */
-static int redis_run(redisContext *c, const char *name, int argc,
-		     const char **argv, struct err *err)
+static int redis_run(redisContext *c, const char *name, int argc, const char **argv, struct err *err)
 {
 	redisReply *r = redisCommandArgv(c, argc, argv, NULL);
 	int rc = 0;
@@ -38,13 +37,14 @@ static int redis_run(redisContext *c, const char *name, int argc,
 	if (r->type == REDIS_REPLY_ERROR)
 		rc = err_set(err, "%s: %.200s%s", name, r->str,
 			     strncmp(r->str, "NOAUTH", 6) == 0
-				     ? " (the URL has no password: redis://:PASSWORD@host)" : "");
+				     ? " (the URL has no password: redis://:PASSWORD@host)"
+				     : "");
 	freeReplyObject(r);
 	return rc;
 }
 
-static int redis_commands(redisContext *c, const struct config *cfg,
-			  char *ok, size_t len, struct err *err)
+static int redis_commands(redisContext *c, const struct config *cfg, char *ok, size_t len,
+			  struct err *err)
 {
 	char db[16];
 	const char *auth[] = { "AUTH", cfg->redis_password };
@@ -54,8 +54,7 @@ static int redis_commands(redisContext *c, const struct config *cfg,
 
 	snprintf(db, sizeof(db), "%d", cfg->redis_db);
 	if ((with_auth && redis_run(c, "AUTH", 2, auth, err) < 0) ||
-	    redis_run(c, "SELECT", 2, select, err) < 0 ||
-	    redis_run(c, "PING", 1, ping, err) < 0)
+	    redis_run(c, "SELECT", 2, select, err) < 0 || redis_run(c, "PING", 1, ping, err) < 0)
 		return -1;
 	snprintf(ok, len, "%sSELECT %d, PING", with_auth ? "AUTH, " : "", cfg->redis_db);
 	return 0;
@@ -84,12 +83,12 @@ static int redis_probe(const struct config *cfg, char *ok, size_t len, struct er
 
 /* What a target's probe sends, and what to say when it is refused. */
 struct probe {
-	char *url;            /* malloc'd */
-	char *auth;           /* "Authorization: ..." or NULL; malloc'd */
-	char shown[420];      /* "GET /api/..." without secrets */
-	const char *cred;     /* the settings a 401/403 points at */
-	const char *hint404;  /* what a 404 points at */
-	const char *secret;   /* kept out of every message */
+	char *url;           /* malloc'd */
+	char *auth;          /* "Authorization: ..." or NULL; malloc'd */
+	char shown[420];     /* "GET /api/..." without secrets */
+	const char *cred;    /* the settings a 401/403 points at */
+	const char *hint404; /* what a 404 points at */
+	const char *secret;  /* kept out of every message */
 };
 
 static int testomat_probe(const struct target_cfg *t, struct probe *p, struct err *err)
@@ -219,17 +218,19 @@ static int refused(const struct probe *p, const struct outbound_resp *r, struct 
 		if ((unsigned char)*s < 0x20)
 			*s = ' ';
 	tu_redact(body, p->secret);
-	return err_set(err, "%ld %s%s%s", r->status, reason_of(r->status),
-		       body[0] ? ": " : "", body);
+	return err_set(err, "%ld %s%s%s", r->status, reason_of(r->status), body[0] ? ": " : "", body);
 }
 
-static int target_send(const struct target_cfg *t, const struct probe *p,
-		       char *ok, size_t len, struct err *err)
+static int target_send(const struct target_cfg *t, const struct probe *p, char *ok, size_t len,
+		       struct err *err)
 {
 	const char *headers[] = { "Accept: application/json", p->auth, NULL };
 	struct outbound_req req = {
-		.method = "GET", .url = p->url, .headers = headers,
-		.connect_timeout_ms = ONLINE_TIMEOUT_MS, .timeout_ms = ONLINE_TIMEOUT_MS,
+		.method = "GET",
+		.url = p->url,
+		.headers = headers,
+		.connect_timeout_ms = ONLINE_TIMEOUT_MS,
+		.timeout_ms = ONLINE_TIMEOUT_MS,
 		.insecure = !target_bool(t, "verify_tls", 1),
 	};
 	struct outbound_resp resp;
@@ -275,8 +276,7 @@ static int target_probe(const struct target_cfg *t, char *ok, size_t len, struct
 
 /* The directory that must take files: data_dir, or the parent serve will
  * create it in (one level, as store_open does). */
-static int store_dir(const char *data_dir, char *dir, size_t len, int *exists,
-		     struct err *err)
+static int store_dir(const char *data_dir, char *dir, size_t len, int *exists, struct err *err)
 {
 	struct stat st;
 	const char *slash;
@@ -327,15 +327,15 @@ static int store_probe(const char *data_dir, char *ok, size_t len, struct err *e
 	struct statvfs vfs;
 	int exists;
 
-	if (store_dir(data_dir, dir, sizeof(dir), &exists, err) < 0 ||
-	    dir_writable(dir, err) < 0)
+	if (store_dir(data_dir, dir, sizeof(dir), &exists, err) < 0 || dir_writable(dir, err) < 0)
 		return -1;
 	if (statvfs(dir, &vfs) < 0)
 		return err_set(err, "cannot read free space: %s", strerror(errno));
 	double mib = (double)vfs.f_bavail * (double)vfs.f_frsize / (1024.0 * 1024);
 	/* %.256s: a long path is shortened in the message, not the check */
-	snprintf(ok, len, "%s%.256s, %.1f %s free", exists ? "writable" : "writable, serve creates it in ",
-		 exists ? "" : dir, mib >= 1024 ? mib / 1024 : mib, mib >= 1024 ? "GiB" : "MiB");
+	snprintf(ok, len, "%s%.256s, %.1f %s free",
+		 exists ? "writable" : "writable, serve creates it in ", exists ? "" : dir,
+		 mib >= 1024 ? mib / 1024 : mib, mib >= 1024 ? "GiB" : "MiB");
 	return 0;
 }
 
@@ -362,7 +362,8 @@ int online_check(const struct config *cfg)
 	for (size_t i = 0; i < cfg->n_targets; i++) {
 		const struct target_cfg *t = &cfg->targets[i];
 		const char *base = target_str(t, "base_url");
-		snprintf(what, sizeof(what), "target %s '%s' %s", t->kind, t->name, base ? base : "-");
+		snprintf(what, sizeof(what), "target %s '%s' %s", t->kind, t->name,
+			 base ? base : "-");
 		bad |= report(what, target_probe(t, ok, sizeof(ok), &err), ok, &err);
 	}
 	snprintf(what, sizeof(what), "store %s", cfg->data_dir);

@@ -31,19 +31,18 @@
 #include "store/ingest.h"
 #include "store/store.h"
 
-static const char usage[] =
-	"usage: runbridge serve -c FILE\n"
-	"\n"
-	"Runs the daemon: receives webhooks, stores them, runs the actions of\n"
-	"matching rules.  SIGTERM or SIGINT drains and exits 0.\n"
-	"\n"
-	"  -c, --config FILE   configuration (default config/runbridge.yaml,\n"
-	"                      or $RUNBRIDGE_CONFIG)\n";
+static const char usage[] = "usage: runbridge serve -c FILE\n"
+			    "\n"
+			    "Runs the daemon: receives webhooks, stores them, runs the actions of\n"
+			    "matching rules.  SIGTERM or SIGINT drains and exits 0.\n"
+			    "\n"
+			    "  -c, --config FILE   configuration (default config/runbridge.yaml,\n"
+			    "                      or $RUNBRIDGE_CONFIG)\n";
 
 struct daemon {
-	struct config *cfg;          /* the start-up one: http, store, pools */
-	const struct config *live;   /* the last reload's (cfg at start) */
-	struct config **configs;     /* every reload's, freed at exit */
+	struct config *cfg;        /* the start-up one: http, store, pools */
+	const struct config *live; /* the last reload's (cfg at start) */
+	struct config **configs;   /* every reload's, freed at exit */
 	size_t nconfigs;
 	struct rules *rules;
 	struct dispatch *d;
@@ -81,8 +80,9 @@ static int start(struct daemon *dm)
 	if (acceptor_new(&dm->acc, dm->cfg->data_dir, dm->in, dm->rules, &err) < 0 ||
 	    dispatch_start(dm->d, dm->in, &err) < 0 ||
 	    http_start(&dm->http, dm->cfg, dm->in, dm->acc,
-		       &(struct http_status){ .ctx = dm->d, .redis_up = status_redis_up,
-					      .jobs = status_jobs }, &err) < 0)
+		       &(struct http_status){
+			       .ctx = dm->d, .redis_up = status_redis_up, .jobs = status_jobs },
+		       &err) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -128,8 +128,7 @@ static void stop(struct daemon *dm)
  * Every config loaded stays allocated until exit: workers may still read
  * an older one, and reloads are rare.
  */
-static int count_stranded(const struct config *old, const struct config *new,
-			  char *why, size_t len)
+static int count_stranded(const struct config *old, const struct config *new, char *why, size_t len)
 {
 	struct store *st;
 	struct err err;
@@ -147,7 +146,8 @@ static int count_stranded(const struct config *old, const struct config *new,
 				 t->kind, t->name, err.msg);
 			stranded = 1;
 		} else if (n > 0) {
-			snprintf(why, len, "target %s '%s' still has %lld queued job%s; "
+			snprintf(why, len,
+				 "target %s '%s' still has %lld queued job%s; "
 				 "keep it until they are done (runbridge status)",
 				 t->kind, t->name, n, n == 1 ? "" : "s");
 			stranded = 1;
@@ -167,7 +167,8 @@ static void reload(struct daemon *dm, const char *path)
 	log_kv(LOG_INFO, "reload requested", "config", path, NULL);
 	if (cli_load(path, &cfg, &rules) != 0) {
 		action_set_config(dm->live);
-		log_kv(LOG_ERROR, "reload refused: the new configuration has errors (above); the old one keeps running",
+		log_kv(LOG_ERROR,
+		       "reload refused: the new configuration has errors (above); the old one keeps running",
 		       NULL);
 		return;
 	}
@@ -189,10 +190,10 @@ static void reload(struct daemon *dm, const char *path)
 		acceptor_set_rules(dm->acc, old_rules);
 		dispatch_set_config(dm->d, dm->live); /* a node for the old one again */
 		action_set_config(dm->live);
-		dm->configs[dm->nconfigs++] = cfg;    /* a worker may have read it */
+		dm->configs[dm->nconfigs++] = cfg; /* a worker may have read it */
 		rules_free(rules);
-		log_kv(LOG_ERROR, "reload refused: the old configuration keeps running",
-		       "reason", why, NULL);
+		log_kv(LOG_ERROR, "reload refused: the old configuration keeps running", "reason",
+		       why, NULL);
 		return;
 	}
 	rules_free(dm->rules);
@@ -200,7 +201,8 @@ static void reload(struct daemon *dm, const char *path)
 	log_set_level(cfg->log_level);
 	log_set_format(cfg->log_format);
 	if (config_restart_keys(dm->cfg, cfg, restart, sizeof(restart)) > 0)
-		log_kv(LOG_WARN, "reload: these changed keys need a restart and keep their running values",
+		log_kv(LOG_WARN,
+		       "reload: these changed keys need a restart and keep their running values",
 		       "keys", restart, NULL);
 	dm->configs[dm->nconfigs++] = cfg;
 	dm->live = cfg;
@@ -231,7 +233,8 @@ static void wait_for_signal(struct daemon *dm, const char *path)
 			reload(dm, path);
 			continue;
 		}
-		log_kv(LOG_INFO, "shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+		log_kv(LOG_INFO, "shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+		       NULL);
 		http_tick(dm->http, clock_wall_ms());
 		return;
 	}
@@ -269,12 +272,12 @@ int cli_serve(int argc, char **argv)
 		snprintf(rules, sizeof(rules), "%zu", rules_count(dm.rules));
 		if (strncmp(dm.cfg->listen, "127.", 4) != 0 &&
 		    strncmp(dm.cfg->listen, "localhost:", 10) != 0)
-			log_kv(LOG_WARN, "plain HTTP on a non-loopback address: terminate TLS in "
+			log_kv(LOG_WARN,
+			       "plain HTTP on a non-loopback address: terminate TLS in "
 			       "a proxy in front and listen on 127.0.0.1",
 			       "listen", dm.cfg->listen, NULL);
-		log_kv(LOG_INFO, "runbridge listening", "listen", dm.cfg->listen,
-		       "data_dir", dm.cfg->data_dir, "rules", rules,
-		       "version", RB_VERSION, NULL);
+		log_kv(LOG_INFO, "runbridge listening", "listen", dm.cfg->listen, "data_dir",
+		       dm.cfg->data_dir, "rules", rules, "version", RB_VERSION, NULL);
 		wait_for_signal(&dm, o.config);
 	}
 	stop(&dm);

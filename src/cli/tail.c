@@ -57,18 +57,18 @@ static const char usage[] =
 
 enum { TAIL_RETRY = -1, TAIL_FATAL = -2 };
 
-#define BLOCK_MS "5000"
-#define BATCH 100
+#define BLOCK_MS       "5000"
+#define BATCH          100
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 10000
 
 struct tail_opts {
 	const char *config;
 	const char *stream;
-	const char *group;      /* NULL: plain XREAD */
+	const char *group; /* NULL: plain XREAD */
 	const char *consumer;
 	int json;
-	long long count;        /* 0: run until a signal */
+	long long count; /* 0: run until a signal */
 	int from_start;
 };
 
@@ -76,8 +76,8 @@ struct tail {
 	const struct tail_opts *o;
 	const struct config *cfg;
 	redisContext *ctx;
-	char cursor[64];        /* XREAD: last id seen; group: pending cursor */
-	int pending;            /* group: still re-reading our unacknowledged entries */
+	char cursor[64]; /* XREAD: last id seen; group: pending cursor */
+	int pending;     /* group: still re-reading our unacknowledged entries */
 	long long printed;
 };
 
@@ -100,7 +100,7 @@ static void install_signals(void)
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;   /* no SA_RESTART: sleeps end early */
+	sa.sa_handler = on_signal; /* no SA_RESTART: sleeps end early */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -120,8 +120,8 @@ static int parse_count(const char *s, long long *out)
 
 static int bad_usage(const char *what, const char *arg)
 {
-	fprintf(stderr, "runbridge tail: %s%s%s%s\n\n%s", what, arg ? " '" : "",
-		arg ? arg : "", arg ? "'" : "", usage);
+	fprintf(stderr, "runbridge tail: %s%s%s%s\n\n%s", what, arg ? " '" : "", arg ? arg : "",
+		arg ? "'" : "", usage);
 	return 2;
 }
 
@@ -196,8 +196,7 @@ static json_object *get_path(json_object *o, const char *a, const char *b)
 
 static void put_counts(json_object *counts)
 {
-	static const char *const names[] = { "passed", "failed", "blocked",
-					     "skipped", "untested" };
+	static const char *const names[] = { "passed", "failed", "blocked", "skipped", "untested" };
 	json_object *v;
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -227,8 +226,7 @@ static void print_pretty(const char *sid, const redisReply *fv, json_object *ev)
 		put_clean(field(fv, "run_id"));
 	}
 	if (title && json_object_is_type(title, json_type_string))
-		printf(" %s", json_object_to_json_string_ext(
-			       title, JSON_C_TO_STRING_NOSLASHESCAPE));
+		printf(" %s", json_object_to_json_string_ext(title, JSON_C_TO_STRING_NOSLASHESCAPE));
 	put_counts(get_path(ev, "run", "counts"));
 	printf(" (");
 	put_clean(sid);
@@ -253,7 +251,7 @@ static void print_json(const char *sid, const redisReply *fv, json_object *ev)
 	/* Not JSON (another writer's stream): kept as the string it is. */
 	json_object_object_add(o, "event", ev ? json_object_get(ev) : string_or_null(raw));
 	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-					    JSON_C_TO_STRING_NOSLASHESCAPE));
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }
 
@@ -290,14 +288,13 @@ static void disconnect(struct tail *t)
  * reply is TAIL_FATAL unless Redis is only starting up (LOADING).  Frees
  * the reply on failure.
  */
-static int check_reply(struct tail *t, redisReply *r, const char *what,
-		       struct err *err)
+static int check_reply(struct tail *t, redisReply *r, const char *what, struct err *err)
 {
 	int rc;
 
 	if (!r) {
-		err_set(err, "redis %s:%d: %s", t->cfg->redis_host,
-			t->cfg->redis_port, t->ctx->errstr);
+		err_set(err, "redis %s:%d: %s", t->cfg->redis_host, t->cfg->redis_port,
+			t->ctx->errstr);
 		return TAIL_RETRY;
 	}
 	if (r->type != REDIS_REPLY_ERROR)
@@ -321,8 +318,8 @@ static int simple(struct tail *t, redisReply *r, const char *what, struct err *e
 static int create_group(struct tail *t, struct err *err)
 {
 	const struct tail_opts *o = t->o;
-	redisReply *r = redisCommand(t->ctx, "XGROUP CREATE %s %s %s MKSTREAM",
-				     o->stream, o->group, o->from_start ? "0" : "$");
+	redisReply *r = redisCommand(t->ctx, "XGROUP CREATE %s %s %s MKSTREAM", o->stream, o->group,
+				     o->from_start ? "0" : "$");
 
 	if (r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "BUSYGROUP", 9)) {
 		freeReplyObject(r);
@@ -354,11 +351,9 @@ static int handshake(struct tail *t, struct err *err)
 	int rc = 0;
 
 	if (t->cfg->redis_password && *t->cfg->redis_password)
-		rc = simple(t, redisCommand(t->ctx, "AUTH %s", t->cfg->redis_password),
-			    "AUTH", err);
+		rc = simple(t, redisCommand(t->ctx, "AUTH %s", t->cfg->redis_password), "AUTH", err);
 	if (rc == 0 && t->cfg->redis_db)
-		rc = simple(t, redisCommand(t->ctx, "SELECT %d", t->cfg->redis_db),
-			    "SELECT", err);
+		rc = simple(t, redisCommand(t->ctx, "SELECT %d", t->cfg->redis_db), "SELECT", err);
 	if (rc == 0 && t->o->group) {
 		rc = create_group(t, err);
 		t->pending = 1;
@@ -407,8 +402,8 @@ static redisReply *read_batch(struct tail *t)
 	if (t->pending)
 		return redisCommand(t->ctx, "XREADGROUP GROUP %s %s COUNT %s STREAMS %s %s",
 				    o->group, o->consumer, count, o->stream, t->cursor);
-	return redisCommand(t->ctx, "XREADGROUP GROUP %s %s COUNT %s BLOCK " BLOCK_MS
-			    " STREAMS %s >", o->group, o->consumer, count, o->stream);
+	return redisCommand(t->ctx, "XREADGROUP GROUP %s %s COUNT %s BLOCK " BLOCK_MS " STREAMS %s >",
+			    o->group, o->consumer, count, o->stream);
 }
 
 /*
@@ -433,8 +428,9 @@ static int take_entry(struct tail *t, const redisReply *e, struct err *err)
 		t->printed++;
 	}
 	if (t->o->group) {
-		int rc = simple(t, redisCommand(t->ctx, "XACK %s %s %s", t->o->stream,
-						t->o->group, sid), "XACK", err);
+		int rc = simple(t,
+				redisCommand(t->ctx, "XACK %s %s %s", t->o->stream, t->o->group, sid),
+				"XACK", err);
 		if (rc < 0)
 			return rc;
 	}
@@ -468,7 +464,7 @@ static int tail_step(struct tail *t, struct err *err)
 	}
 	entries = entries_of(r);
 	if (t->pending && (!entries || entries->elements == 0))
-		t->pending = 0;   /* our backlog is done: now the new entries */
+		t->pending = 0; /* our backlog is done: now the new entries */
 	for (size_t i = 0; entries && i < entries->elements && rc == 0; i++)
 		if (!t->o->count || t->printed < t->o->count)
 			rc = take_entry(t, entries->element[i], err);
@@ -481,7 +477,7 @@ static void sleep_ms(long ms)
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
 
 	if (!stop_requested)
-		nanosleep(&ts, NULL);   /* a signal ends it early */
+		nanosleep(&ts, NULL); /* a signal ends it early */
 }
 
 static int tail_run(struct tail *t)
@@ -502,8 +498,7 @@ static int tail_run(struct tail *t)
 			return 1;
 		}
 		if (rc == TAIL_RETRY) {
-			fprintf(stderr, "runbridge tail: %s; retrying in %ld ms\n",
-				err.msg, backoff);
+			fprintf(stderr, "runbridge tail: %s; retrying in %ld ms\n", err.msg, backoff);
 			disconnect(t);
 			sleep_ms(backoff);
 			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;

@@ -24,7 +24,6 @@ int cli_version(int argc, char **argv)
 	printf("SQLite %s (run time %s)\n", SQLITE_VERSION, sqlite3_libversion());
 	printf("nettle %d.%d (run time %d.%d)\n", NETTLE_VERSION_MAJOR, NETTLE_VERSION_MINOR,
 	       nettle_version_major(), nettle_version_minor());
-	printf("libcurl %s (header; libcurl.so.4 is loaded at the first request)\n",
-	       LIBCURL_VERSION);
+	printf("libcurl %s (header; libcurl.so.4 is loaded at the first request)\n", LIBCURL_VERSION);
 	return 0;
 }

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BUF_FIRST 64   /* the first allocation, unless more is needed */
+#define BUF_FIRST 64 /* the first allocation, unless more is needed */
 
 void buf_init(struct buf *b, size_t max)
 {
@@ -91,8 +91,7 @@ int buf_vaddf(struct buf *b, const char *fmt, va_list ap)
 		return b->error;
 	/* Try in what is allocated already; measure when it does not fit. */
 	va_copy(again, ap);
-	n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0,
-		      fmt, ap);
+	n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
 	if (n < 0) {
 		va_end(again);
 		return fail(b, ERR_NOMEM); /* EOVERFLOW or ENOMEM */

@@ -21,11 +21,11 @@
 #include "core/err.h"
 
 struct buf {
-	char *p;       /* the bytes, NUL-terminated; NULL until the first add */
-	size_t len;    /* bytes in p, without the NUL */
-	size_t cap;    /* bytes allocated at p, at most max + 1 */
-	size_t max;    /* len never passes this; fixed at buf_init */
-	int error;     /* 0, or the first failure (ERR_TOOLARGE, ERR_NOMEM) */
+	char *p;    /* the bytes, NUL-terminated; NULL until the first add */
+	size_t len; /* bytes in p, without the NUL */
+	size_t cap; /* bytes allocated at p, at most max + 1 */
+	size_t max; /* len never passes this; fixed at buf_init */
+	int error;  /* 0, or the first failure (ERR_TOOLARGE, ERR_NOMEM) */
 };
 
 /* An empty buffer that will hold at most max bytes (SIZE_MAX / 4 at most:
@@ -40,10 +40,8 @@ int buf_add(struct buf *b, const void *data, size_t n);
 int buf_adds(struct buf *b, const char *s);
 
 /* Appends printf output, all of it or nothing; returns as buf_add. */
-int buf_addf(struct buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-int buf_vaddf(struct buf *b, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
+int buf_addf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int buf_vaddf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /*
  * Makes room for n more bytes without adding them, for a reader that

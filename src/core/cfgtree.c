@@ -35,8 +35,7 @@ void cfg_doc_free(struct cfg_doc *doc)
 	free(doc);
 }
 
-static struct cfg_node *node_new(enum cfg_type t, const char *file,
-				 const yaml_mark_t *m)
+static struct cfg_node *node_new(enum cfg_type t, const char *file, const yaml_mark_t *m)
 {
 	struct cfg_node *n = calloc(1, sizeof(*n));
 	if (!n)
@@ -48,8 +47,7 @@ static struct cfg_node *node_new(enum cfg_type t, const char *file,
 	return n;
 }
 
-static int push(struct cfg_node *parent, struct cfg_node *key,
-		struct cfg_node *val)
+static int push(struct cfg_node *parent, struct cfg_node *key, struct cfg_node *val)
 {
 	size_t n = parent->n + 1;
 	struct cfg_node **items = realloc(parent->items, n * sizeof(*items));
@@ -71,14 +69,13 @@ static int push(struct cfg_node *parent, struct cfg_node *key,
 struct parse {
 	yaml_parser_t p;
 	const char *file;
-	const char *text;        /* the whole input, for reader positions */
+	const char *text; /* the whole input, for reader positions */
 	size_t len;
 	struct err *err;
 };
 
 /* 1-based line and column (in characters, as libyaml counts) of byte off. */
-static void position(const char *text, size_t len, size_t off, size_t *line,
-		     size_t *col)
+static void position(const char *text, size_t len, size_t off, size_t *line, size_t *col)
 {
 	*line = *col = 1;
 	for (size_t i = 0; i < off && i < len; i++) {
@@ -99,10 +96,8 @@ static int parse_error(struct parse *ps)
 	/* The reader (encoding, control characters) sets an offset, no mark. */
 	if (ps->p.error == YAML_READER_ERROR)
 		position(ps->text, ps->len, ps->p.problem_offset, &line, &col);
-	return err_set(ps->err, "%s:%zu:%zu: YAML syntax error: %s%s%s",
-		       ps->file, line, col,
-		       ps->p.problem ? ps->p.problem : "invalid document",
-		       ps->p.context ? " " : "",
+	return err_set(ps->err, "%s:%zu:%zu: YAML syntax error: %s%s%s", ps->file, line, col,
+		       ps->p.problem ? ps->p.problem : "invalid document", ps->p.context ? " " : "",
 		       ps->p.context ? ps->p.context : "");
 }
 
@@ -113,8 +108,7 @@ static int next(struct parse *ps, yaml_event_t *ev)
 	return 0;
 }
 
-static int parse_node(struct parse *ps, yaml_event_t *ev, int depth,
-		      struct cfg_node **out);
+static int parse_node(struct parse *ps, yaml_event_t *ev, int depth, struct cfg_node **out);
 
 /* Parses the children of a sequence or map until its end event. */
 static int parse_children(struct parse *ps, struct cfg_node *n, int depth)
@@ -125,8 +119,7 @@ static int parse_children(struct parse *ps, struct cfg_node *n, int depth)
 
 		if (next(ps, &ev) < 0)
 			return -1;
-		if (ev.type == YAML_SEQUENCE_END_EVENT ||
-		    ev.type == YAML_MAPPING_END_EVENT) {
+		if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
 			yaml_event_delete(&ev);
 			return 0;
 		}
@@ -144,8 +137,7 @@ static int parse_children(struct parse *ps, struct cfg_node *n, int depth)
 				return -1;
 			}
 		}
-		if (parse_node(ps, &ev, depth + 1, &val) < 0 ||
-		    push(n, key, val) < 0) {
+		if (parse_node(ps, &ev, depth + 1, &val) < 0 || push(n, key, val) < 0) {
 			node_free(key);
 			node_free(val);
 			return -1;
@@ -154,17 +146,15 @@ static int parse_children(struct parse *ps, struct cfg_node *n, int depth)
 }
 
 /* Consumes ev (always deleted) and whatever belongs to it. */
-static int parse_node(struct parse *ps, yaml_event_t *ev, int depth,
-		      struct cfg_node **out)
+static int parse_node(struct parse *ps, yaml_event_t *ev, int depth, struct cfg_node **out)
 {
 	struct cfg_node *n = NULL;
 	int rc = -1;
 
 	*out = NULL;
 	if (depth > CFG_MAX_DEPTH) {
-		err_set(ps->err, "%s:%zu:%zu: nesting deeper than %d levels",
-			ps->file, ev->start_mark.line + 1,
-			ev->start_mark.column + 1, CFG_MAX_DEPTH);
+		err_set(ps->err, "%s:%zu:%zu: nesting deeper than %d levels", ps->file,
+			ev->start_mark.line + 1, ev->start_mark.column + 1, CFG_MAX_DEPTH);
 		goto done;
 	}
 	switch (ev->type) {
@@ -172,29 +162,29 @@ static int parse_node(struct parse *ps, yaml_event_t *ev, int depth,
 		/* "\0", "\x00" in a double-quoted scalar: the value would end
 		 * there for everything that reads it as a C string. */
 		if (memchr(ev->data.scalar.value, 0, ev->data.scalar.length)) {
-			err_set(ps->err, "%s:%zu:%zu: a NUL character (\"\\0\") in a value is not allowed",
-				ps->file, ev->start_mark.line + 1,
-				ev->start_mark.column + 1);
+			err_set(ps->err,
+				"%s:%zu:%zu: a NUL character (\"\\0\") in a value is not allowed",
+				ps->file, ev->start_mark.line + 1, ev->start_mark.column + 1);
 			goto done;
 		}
 		n = node_new(CFG_SCALAR, ps->file, &ev->start_mark);
 		if (!n || !(n->value = strndup((const char *)ev->data.scalar.value,
-						ev->data.scalar.length)))
+					       ev->data.scalar.length)))
 			goto oom;
 		n->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
 		rc = 0;
 		break;
 	case YAML_SEQUENCE_START_EVENT:
 	case YAML_MAPPING_START_EVENT:
-		n = node_new(ev->type == YAML_SEQUENCE_START_EVENT ? CFG_SEQ : CFG_MAP,
-			     ps->file, &ev->start_mark);
+		n = node_new(ev->type == YAML_SEQUENCE_START_EVENT ? CFG_SEQ : CFG_MAP, ps->file,
+			     &ev->start_mark);
 		if (!n)
 			goto oom;
 		rc = parse_children(ps, n, depth);
 		break;
 	case YAML_ALIAS_EVENT:
-		err_set(ps->err, "%s:%zu:%zu: YAML aliases are not supported",
-			ps->file, ev->start_mark.line + 1, ev->start_mark.column + 1);
+		err_set(ps->err, "%s:%zu:%zu: YAML aliases are not supported", ps->file,
+			ev->start_mark.line + 1, ev->start_mark.column + 1);
 		goto done;
 	default:
 		err_set(ps->err, "%s:%zu:%zu: unexpected YAML event", ps->file,
@@ -223,17 +213,12 @@ static int parse_stream(struct parse *ps, struct cfg_doc *doc)
 		switch (ev.type) {
 		case YAML_STREAM_START_EVENT:
 		case YAML_DOCUMENT_START_EVENT:
-		case YAML_DOCUMENT_END_EVENT:
-			yaml_event_delete(&ev);
-			continue;
-		case YAML_STREAM_END_EVENT:
-			yaml_event_delete(&ev);
-			return 0;
+		case YAML_DOCUMENT_END_EVENT: yaml_event_delete(&ev); continue;
+		case YAML_STREAM_END_EVENT: yaml_event_delete(&ev); return 0;
 		default:
 			if (doc->root) {
 				err_set(ps->err, "%s:%zu:%zu: only one YAML document is allowed",
-					ps->file, ev.start_mark.line + 1,
-					ev.start_mark.column + 1);
+					ps->file, ev.start_mark.line + 1, ev.start_mark.column + 1);
 				yaml_event_delete(&ev);
 				return -1;
 			}
@@ -243,8 +228,8 @@ static int parse_stream(struct parse *ps, struct cfg_doc *doc)
 	}
 }
 
-int cfg_load_string(struct cfg_doc **out, const char *name, const char *text,
-		    size_t len, struct err *err)
+int cfg_load_string(struct cfg_doc **out, const char *name, const char *text, size_t len,
+		    struct err *err)
 {
 	struct parse ps = { .file = NULL, .text = text, .len = len, .err = err };
 	const char *nul = memchr(text, 0, len);
@@ -256,8 +241,10 @@ int cfg_load_string(struct cfg_doc **out, const char *name, const char *text,
 	if (nul) {
 		size_t line, col;
 		position(text, len, (size_t)(nul - text), &line, &col);
-		return err_set(err, "%s:%zu:%zu: a NUL byte: a YAML file is text "
-			       "and cannot hold one", name, line, col);
+		return err_set(err,
+			       "%s:%zu:%zu: a NUL byte: a YAML file is text "
+			       "and cannot hold one",
+			       name, line, col);
 	}
 	doc = calloc(1, sizeof(*doc));
 	if (!doc || !(doc->file = strdup(name))) {
@@ -333,12 +320,9 @@ const char *cfg_type_name(const struct cfg_node *node)
 	if (!node)
 		return "nothing";
 	switch (node->type) {
-	case CFG_SEQ:
-		return "a list";
-	case CFG_MAP:
-		return "a map";
-	default:
-		return cfg_scalar_is_null(node) == 0 ? "null" : "a scalar";
+	case CFG_SEQ: return "a list";
+	case CFG_MAP: return "a map";
+	default: return cfg_scalar_is_null(node) == 0 ? "null" : "a scalar";
 	}
 }
 
@@ -347,8 +331,10 @@ int cfg_scalar_is_null(const struct cfg_node *n)
 	if (!n || n->type != CFG_SCALAR || n->quoted)
 		return -1;
 	const char *v = n->value;
-	return (!*v || !strcmp(v, "~") || !strcmp(v, "null") ||
-		!strcmp(v, "Null") || !strcmp(v, "NULL")) ? 0 : -1;
+	return (!*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") ||
+		!strcmp(v, "NULL"))
+		       ? 0
+		       : -1;
 }
 
 int cfg_scalar_bool(const struct cfg_node *n, int *out)
@@ -399,13 +385,11 @@ static void key_list(const struct cfg_key *keys, size_t n, char *buf, size_t len
 
 	buf[0] = '\0';
 	for (size_t i = 0; i < n && used < len; i++)
-		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
-					 keys[i].name);
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", keys[i].name);
 }
 
-int cfg_parse_keys(void *spec, const struct cfg_node *map,
-		   const struct cfg_key *keys, size_t nkeys, const char *what,
-		   unsigned *seen, struct errlist *errs)
+int cfg_parse_keys(void *spec, const struct cfg_node *map, const struct cfg_key *keys, size_t nkeys,
+		   const char *what, unsigned *seen, struct errlist *errs)
 {
 	char where[300], expected[256];
 	int bad = 0;
@@ -419,8 +403,8 @@ int cfg_parse_keys(void *spec, const struct cfg_node *map,
 		if (j == nkeys) {
 			key_list(keys, nkeys, expected, sizeof(expected));
 			bad = errlist_add(errs, "%s: %s: unknown key '%s'; expected %s",
-					  cfg_where(k, where, sizeof(where)), what,
-					  k->value, expected);
+					  cfg_where(k, where, sizeof(where)), what, k->value,
+					  expected);
 		} else if (*seen & (1u << j)) {
 			bad = errlist_add(errs, "%s: %s: key '%s' appears twice",
 					  cfg_where(k, where, sizeof(where)), what, k->value);

@@ -30,7 +30,7 @@ struct cfg_node {
 
 struct cfg_doc {
 	char *file;
-	struct cfg_node *root;   /* NULL for an empty document */
+	struct cfg_node *root; /* NULL for an empty document */
 };
 
 /* Parses a file.  On a YAML syntax error, err says "file:line:col: ...".
@@ -40,8 +40,8 @@ struct cfg_doc {
 int cfg_load_file(struct cfg_doc **out, const char *path, struct err *err);
 
 /* Parses text in memory; name is used in positions. */
-int cfg_load_string(struct cfg_doc **out, const char *name, const char *text,
-		    size_t len, struct err *err);
+int cfg_load_string(struct cfg_doc **out, const char *name, const char *text, size_t len,
+		    struct err *err);
 
 void cfg_doc_free(struct cfg_doc *doc);
 
@@ -65,9 +65,8 @@ struct cfg_key {
 	const char *name;
 	int (*parse)(void *spec, const struct cfg_node *value, struct errlist *errs);
 };
-int cfg_parse_keys(void *spec, const struct cfg_node *map,
-		   const struct cfg_key *keys, size_t nkeys, const char *what,
-		   unsigned *seen, struct errlist *errs);
+int cfg_parse_keys(void *spec, const struct cfg_node *map, const struct cfg_key *keys, size_t nkeys,
+		   const char *what, unsigned *seen, struct errlist *errs);
 
 /*
  * Plain (unquoted) scalar typing, YAML 1.2 core schema style.  Each returns

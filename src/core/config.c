@@ -30,12 +30,12 @@
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 enum opt_type {
-	OPT_STRING,     /* char *, non-empty */
-	OPT_PATH,       /* char *, non-empty, a file system path */
-	OPT_INT,        /* int, within [min, max] */
-	OPT_SIZE,       /* size_t, within [min, max] */
-	OPT_ENUM,       /* char *, one of values[] */
-	OPT_CHOICE,     /* int: the index of the value in values[] */
+	OPT_STRING, /* char *, non-empty */
+	OPT_PATH,   /* char *, non-empty, a file system path */
+	OPT_INT,    /* int, within [min, max] */
+	OPT_SIZE,   /* size_t, within [min, max] */
+	OPT_ENUM,   /* char *, one of values[] */
+	OPT_CHOICE, /* int: the index of the value in values[] */
 };
 
 #define OPT_EMPTY_NULL 0x1 /* an empty value means "unset" and stores NULL */
@@ -49,12 +49,12 @@ struct option {
 	const char *name;
 	enum opt_type type;
 	long long min, max;
-	const char *def;            /* as written in the file; NULL = none */
-	size_t offset;              /* into struct config or struct source_cfg */
-	const char *const *values;  /* OPT_ENUM, OPT_CHOICE; NULL-terminated */
+	const char *def;           /* as written in the file; NULL = none */
+	size_t offset;             /* into struct config or struct source_cfg */
+	const char *const *values; /* OPT_ENUM, OPT_CHOICE; NULL-terminated */
 	opt_valid valid;
 	int flags;
-	const char *desc;           /* one line, for docs and tests */
+	const char *desc; /* one line, for docs and tests */
 };
 
 static int valid_listen(const char *val, char *why, size_t len);
@@ -70,18 +70,19 @@ static const char *const source_kinds[] = { "qase", NULL };
 #define S(f) offsetof(struct source_cfg, f)
 /* One row each: name, where it is stored, bounds or values, default,
  * flags, description. */
+/* clang-format off */
 #define STR(n, off, d, v, fl, ds) { n, OPT_STRING, 0, 0, d, off, NULL, v, fl, ds }
 #define PATH(n, off, d, fl, ds) { n, OPT_PATH, 0, 0, d, off, NULL, NULL, fl, ds }
 #define INT(n, off, lo, hi, d, fl, ds) { n, OPT_INT, lo, hi, d, off, NULL, NULL, fl, ds }
 #define SIZE(n, off, lo, hi, d, fl, ds) { n, OPT_SIZE, lo, hi, d, off, NULL, NULL, fl, ds }
 #define ENUM(n, off, vals, d, fl, ds) { n, OPT_ENUM, 0, 0, d, off, vals, NULL, fl, ds }
 #define CHOICE(n, off, vals, d, fl, ds) { n, OPT_CHOICE, 0, 0, d, off, vals, NULL, fl, ds }
+/* clang-format on */
 
 static const struct option options[] = {
 	STR("listen", C(listen), "127.0.0.1:8080", valid_listen, 0,
 	    "address the HTTP server listens on (civetweb listening_ports syntax)"),
-	PATH("data_dir", C(data_dir), "var", 0,
-	     "directory of the SQLite store (created if missing)"),
+	PATH("data_dir", C(data_dir), "var", 0, "directory of the SQLite store (created if missing)"),
 	SIZE("max_body_bytes", C(max_body_bytes), 1024, 1073741824, "1048576", 0,
 	     "largest delivery body accepted (larger: 413)"),
 	PATH("rules", C(rules_path), "rules", OPT_RELOAD,
@@ -106,12 +107,10 @@ static const struct option options[] = {
 	    "first retry after about this long, doubling each attempt"),
 	INT("retry.max_ms", C(retry_max_ms), 1, 86400000, "300000", OPT_RELOAD,
 	    "cap on one retry wait"),
-	INT("exec.workers", C(exec_workers), 1, 256, "4", 0,
-	    "exec hooks run at once"),
+	INT("exec.workers", C(exec_workers), 1, 256, "4", 0, "exec hooks run at once"),
 	SIZE("exec.output_max_bytes", C(exec_output_max), 1024, 67108864, "65536", OPT_RELOAD,
 	     "hook output kept per attempt (stdout and stderr together)"),
-	INT("exec.nice", C(exec_nice), 0, 19, "10", 0,
-	    "nice value hooks run at"),
+	INT("exec.nice", C(exec_nice), 0, 19, "10", 0, "nice value hooks run at"),
 	SIZE("queue.window", C(queue_window), 16, 16777216, "65536", 0,
 	     "open jobs held in memory; the rest wait in the store"),
 	INT("shutdown_timeout_s", C(shutdown_timeout_s), 0, 3600, "30", 0,
@@ -130,8 +129,7 @@ static const struct option options[] = {
 	    "requests a second per client address (0: no limit; over it: 429)"),
 	PATH("tls.certificate", C(tls_certificate), NULL, OPT_EMPTY_NULL,
 	     "PEM certificate chain: serve HTTPS (with tls.key)"),
-	PATH("tls.key", C(tls_key), NULL, OPT_EMPTY_NULL,
-	     "PEM private key of tls.certificate"),
+	PATH("tls.key", C(tls_key), NULL, OPT_EMPTY_NULL, "PEM private key of tls.certificate"),
 };
 
 /* Fields of one source; path and kind default from the name (see below). */
@@ -142,8 +140,7 @@ static const struct option source_options[] = {
 	    "the webhook's secret, compared with the X-Qase-Secret header (unset: no check)"),
 	CHOICE("duration_unit", S(duration_unit), duration_units, "ms", 0,
 	       "unit of Qase's `duration` in deliveries: ms or s"),
-	ENUM("kind", S(kind), source_kinds, NULL, 0,
-	     "payload dialect (default: the source's name)"),
+	ENUM("kind", S(kind), source_kinds, NULL, 0, "payload dialect (default: the source's name)"),
 	STR("hmac_header", S(hmac_header), NULL, NULL, OPT_EMPTY_NULL,
 	    "header carrying an HMAC-SHA256 of the body (with hmac_secret)"),
 	STR("hmac_secret", S(hmac_secret), NULL, NULL, OPT_EMPTY_NULL | OPT_SECRET,
@@ -193,15 +190,10 @@ static const char *expected(const struct option *o, char *buf, size_t len)
 	case OPT_CHOICE:
 		n = (size_t)snprintf(buf, len, "one of");
 		for (int i = 0; o->values[i] && n < len; i++)
-			n += (size_t)snprintf(buf + n, len - n, "%s %s",
-					      i ? "," : "", o->values[i]);
+			n += (size_t)snprintf(buf + n, len - n, "%s %s", i ? "," : "", o->values[i]);
 		return buf;
-	case OPT_PATH:
-		snprintf(buf, len, "a non-empty path");
-		return buf;
-	default:
-		snprintf(buf, len, "a non-empty string");
-		return buf;
+	case OPT_PATH: snprintf(buf, len, "a non-empty path"); return buf;
+	default: snprintf(buf, len, "a non-empty string"); return buf;
 	}
 }
 
@@ -209,8 +201,7 @@ static const char *expected(const struct option *o, char *buf, size_t len)
  * Checks val against row o and stores it at base + o->offset.  On failure
  * why says what was expected.
  */
-static int opt_store(void *base, const struct option *o, const char *val,
-		     char *why, size_t len)
+static int opt_store(void *base, const struct option *o, const char *val, char *why, size_t len)
 {
 	char *at = (char *)base + o->offset;
 	long long n = 0;
@@ -223,23 +214,17 @@ static int opt_store(void *base, const struct option *o, const char *val,
 	}
 	if (((o->type == OPT_INT || o->type == OPT_SIZE) &&
 	     (parse_ll(val, &n) < 0 || n < o->min || n > o->max)) ||
-	    ((o->type == OPT_ENUM || o->type == OPT_CHOICE) &&
-	     (i = value_index(o->values, val)) < 0) || !*val) {
+	    ((o->type == OPT_ENUM || o->type == OPT_CHOICE) && (i = value_index(o->values, val)) < 0) ||
+	    !*val) {
 		expected(o, why, len);
 		return -1;
 	}
 	if (o->valid && o->valid(val, why, len) < 0)
 		return -1;
 	switch (o->type) {
-	case OPT_INT:
-		*(int *)at = (int)n;
-		return 0;
-	case OPT_SIZE:
-		*(size_t *)at = (size_t)n;
-		return 0;
-	case OPT_CHOICE:
-		*(int *)at = i;
-		return 0;
+	case OPT_INT: *(int *)at = (int)n; return 0;
+	case OPT_SIZE: *(size_t *)at = (size_t)n; return 0;
+	case OPT_CHOICE: *(int *)at = i; return 0;
 	default: {
 		char *s = strdup(val);
 		if (!s) {
@@ -305,9 +290,9 @@ static int valid_listen(const char *val, char *why, size_t len)
 		size_t n = strcspn(p, ",");
 		const char *colon = memrchr(p, ':', n);
 		const char *port = colon ? colon + 1 : p;
-		if (valid_port(port, n - (size_t)(port - p)) < 0 ||
-		    strcspn(p, " \t") < n) {
-			snprintf(why, len, "[host:]port with a port between 0 and 65535 "
+		if (valid_port(port, n - (size_t)(port - p)) < 0 || strcspn(p, " \t") < n) {
+			snprintf(why, len,
+				 "[host:]port with a port between 0 and 65535 "
 				 "(e.g. 127.0.0.1:8080)");
 			return -1;
 		}
@@ -372,8 +357,8 @@ struct load {
 	const struct cfg_node *sources;              /* the sources: key */
 };
 
-__attribute__((format(printf, 3, 4)))
-static void bad(struct load *ld, const struct cfg_node *at, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void bad(struct load *ld, const struct cfg_node *at,
+						      const char *fmt, ...)
 {
 	char where[300], msg[ERR_MSG_MAX];
 	va_list ap;
@@ -390,8 +375,7 @@ static void bad(struct load *ld, const struct cfg_node *at, const char *fmt, ...
 }
 
 /* The value as quoted in a message: short, and never a secret. */
-static const char *shown(const struct option *o, const char *val, char *buf,
-			 size_t len)
+static const char *shown(const struct option *o, const char *val, char *buf, size_t len)
 {
 	char tmp[128];
 
@@ -409,32 +393,31 @@ static const char *shown(const struct option *o, const char *val, char *buf,
 /* A secret (or the Redis URL, which holds one) whose ${VAR} is unset:
  * authentication is off, or weaker than meant, without a word otherwise. */
 static void warn_unset(struct load *ld, const struct option *o, const char *name,
-		       const struct cfg_node *val, const struct expand_info *info,
-		       const char *text)
+		       const struct cfg_node *val, const struct expand_info *info, const char *text)
 {
 	char where[300];
 
 	if (!info->n_unset || !((o->flags & OPT_SECRET) || strcmp(name, "redis.url") == 0))
 		return;
 	cfg_where(val, where, sizeof(where));
-	errlist_add(&ld->cfg->warnings, "%s: warning: %s uses ${%s}, which is unset: %s",
-		    where, name, info->unset,
-		    !*text ? "authentication is off"
+	errlist_add(&ld->cfg->warnings, "%s: warning: %s uses ${%s}, which is unset: %s", where,
+		    name, info->unset,
+		    !*text                  ? "authentication is off"
 		    : o->flags & OPT_SECRET ? "the secret is only the rest of the value"
 					    : "its password may be missing");
 }
 
 /* Expands, checks and stores one scalar for row o; name is its full key. */
-static void set_option(struct load *ld, void *base, const struct option *o,
-		       const char *name, const struct cfg_node *val)
+static void set_option(struct load *ld, void *base, const struct option *o, const char *name,
+		       const struct cfg_node *val)
 {
 	char why[256], got[80], *text = NULL;
 	int null = cfg_scalar_is_null(val) == 0;
 	struct expand_info info;
 
 	if (val->type != CFG_SCALAR || (null && !(o->flags & OPT_EMPTY_NULL))) {
-		bad(ld, val, "%s: expected %s, got %s", name,
-		    expected(o, why, sizeof(why)), cfg_type_name(val));
+		bad(ld, val, "%s: expected %s, got %s", name, expected(o, why, sizeof(why)),
+		    cfg_type_name(val));
 		return;
 	}
 	if (config_expand_info(null ? "" : val->value, &text, &info, why, sizeof(why)) < 0) {
@@ -443,8 +426,7 @@ static void set_option(struct load *ld, void *base, const struct option *o,
 	}
 	warn_unset(ld, o, name, val, &info, text);
 	if (opt_store(base, o, text, why, sizeof(why)) < 0)
-		bad(ld, val, "%s: expected %s, got %s", name, why,
-		    shown(o, text, got, sizeof(got)));
+		bad(ld, val, "%s: expected %s, got %s", name, why, shown(o, text, got, sizeof(got)));
 	free(text);
 }
 
@@ -455,16 +437,17 @@ static int dup_source(struct load *ld, const struct cfg_node *map, size_t i)
 
 	for (size_t j = 0; j < i; j++) {
 		if (strcmp(map->keys[j]->value, k->value) == 0) {
-			bad(ld, k, "sources.%s: a second source of this name "
-			    "(the first is on line %d)", k->value, map->keys[j]->line);
+			bad(ld, k,
+			    "sources.%s: a second source of this name "
+			    "(the first is on line %d)",
+			    k->value, map->keys[j]->line);
 			return 1;
 		}
 	}
 	return 0;
 }
 
-static const struct option *find(const struct option *tab, size_t n,
-				 const char *name)
+static const struct option *find(const struct option *tab, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(tab[i].name, name) == 0)
@@ -478,8 +461,7 @@ static int is_section(const char *name)
 	size_t n = strlen(name);
 
 	for (size_t i = 0; i < NELEM(options); i++)
-		if (strncmp(options[i].name, name, n) == 0 &&
-		    options[i].name[n] == '.')
+		if (strncmp(options[i].name, name, n) == 0 && options[i].name[n] == '.')
 			return 1;
 	return 0;
 }
@@ -523,8 +505,7 @@ static int source_finish(struct source_cfg *s)
 	return 0;
 }
 
-static void source_fields(struct load *ld, struct source_cfg *s,
-			  const struct cfg_node *map)
+static void source_fields(struct load *ld, struct source_cfg *s, const struct cfg_node *map)
 {
 	char name[128];
 
@@ -541,8 +522,8 @@ static void source_fields(struct load *ld, struct source_cfg *s,
 	}
 }
 
-static void load_source(struct load *ld, struct source_cfg *s,
-			const struct cfg_node *key, const struct cfg_node *val)
+static void load_source(struct load *ld, struct source_cfg *s, const struct cfg_node *key,
+			const struct cfg_node *val)
 {
 	if (!(s->name = strdup(key->value)) ||
 	    opts_defaults(s, source_options, NELEM(source_options)) < 0) {
@@ -550,22 +531,25 @@ static void load_source(struct load *ld, struct source_cfg *s,
 		return;
 	}
 	if (!source_name_ok(s->name)) {
-		bad(ld, key, "sources: a source name is 1 to 64 letters, digits, "
+		bad(ld, key,
+		    "sources: a source name is 1 to 64 letters, digits, "
 		    "'_' or '-'");
 		return;
 	}
 	if (val->type == CFG_MAP)
 		source_fields(ld, s, val);
 	else if (cfg_scalar_is_null(val) < 0)
-		bad(ld, val, "sources.%s: expected a map, got %s", s->name,
-		    cfg_type_name(val));
+		bad(ld, val, "sources.%s: expected a map, got %s", s->name, cfg_type_name(val));
 	if (!s->hmac_header != !s->hmac_secret)
-		bad(ld, key, "sources.%s: hmac_header and hmac_secret go together "
-		    "(one is set, the other is missing or empty)", s->name);
-	if (!s->kind && !cfg_get(val, "kind") &&
-	    value_index(source_kinds, s->name) < 0)
-		bad(ld, key, "sources.%s.kind: expected one of qase, got '%s' "
-		    "(the default is the source name)", s->name, s->name);
+		bad(ld, key,
+		    "sources.%s: hmac_header and hmac_secret go together "
+		    "(one is set, the other is missing or empty)",
+		    s->name);
+	if (!s->kind && !cfg_get(val, "kind") && value_index(source_kinds, s->name) < 0)
+		bad(ld, key,
+		    "sources.%s.kind: expected one of qase, got '%s' "
+		    "(the default is the source name)",
+		    s->name, s->name);
 	else if (source_finish(s) < 0)
 		bad(ld, key, "sources: out of memory");
 }
@@ -579,12 +563,11 @@ static void check_paths(struct load *ld, const struct cfg_node *map)
 		const struct source_cfg *s = &cfg->sources[i];
 		const struct cfg_node *at = cfg_get(map->items[i], "path");
 		for (size_t j = 0; j < i && s->path; j++) {
-			if (!cfg->sources[j].path ||
-			    strcmp(cfg->sources[j].path, s->path) != 0)
+			if (!cfg->sources[j].path || strcmp(cfg->sources[j].path, s->path) != 0)
 				continue;
 			bad(ld, at ? at : map->keys[i],
-			    "sources.%s.path: '%s' is already the path of source '%s'",
-			    s->name, s->path, cfg->sources[j].name);
+			    "sources.%s.path: '%s' is already the path of source '%s'", s->name,
+			    s->path, cfg->sources[j].name);
 			break;
 		}
 	}
@@ -595,9 +578,10 @@ static void load_sources(struct load *ld, const struct cfg_node *val)
 	struct config *cfg = ld->cfg;
 
 	if (cfg_scalar_is_null(val) == 0)
-		return;   /* "sources:" with nothing under it: the default */
+		return; /* "sources:" with nothing under it: the default */
 	if (val->type != CFG_MAP || val->n == 0) {
-		bad(ld, val, "sources: expected a map of source names to "
+		bad(ld, val,
+		    "sources: expected a map of source names to "
 		    "settings, got %s",
 		    val->type == CFG_MAP ? "an empty map" : cfg_type_name(val));
 		return;
@@ -618,8 +602,7 @@ static void load_sources(struct load *ld, const struct cfg_node *val)
 
 /* ---- the document ---------------------------------------------------- */
 
-static const struct config_section *find_section(const struct load *ld,
-						 const char *name)
+static const struct config_section *find_section(const struct load *ld, const char *name)
 {
 	for (size_t i = 0; ld->sections && ld->sections[i]; i++)
 		if (strcmp(ld->sections[i]->name, name) == 0)
@@ -638,24 +621,25 @@ static void section(struct load *ld, const char *name, const struct cfg_node *va
 		bad(ld, val, "%s: expected a map, got %s", name, cfg_type_name(val));
 }
 
-static void walk_key(struct load *ld, const struct cfg_node *key,
-		     const struct cfg_node *val, const char *prefix)
+static void walk_key(struct load *ld, const struct cfg_node *key, const struct cfg_node *val,
+		     const char *prefix)
 {
 	char name[128];
 	const struct option *o;
 	const struct config_section *sec;
-	int n = snprintf(name, sizeof(name), "%s%s%s", prefix ? prefix : "",
-			 prefix ? "." : "", key->value);
+	int n = snprintf(name, sizeof(name), "%s%s%s", prefix ? prefix : "", prefix ? "." : "",
+			 key->value);
 
 	/* a dotted key would reach a nested option from the wrong level */
-	if (n < 0 || (size_t)n >= sizeof(name) || strchr(key->value, '.') ||
-	    !*key->value) {
-		bad(ld, key, "unknown key '%s%s%.40s'", prefix ? prefix : "",
-		    prefix ? "." : "", key->value);
+	if (n < 0 || (size_t)n >= sizeof(name) || strchr(key->value, '.') || !*key->value) {
+		bad(ld, key, "unknown key '%s%s%.40s'", prefix ? prefix : "", prefix ? "." : "",
+		    key->value);
 	} else if (!prefix && strcmp(name, "sources") == 0) {
 		if (ld->sources) {
-			bad(ld, key, "sources: given twice (first on line %d); "
-			    "list every source in one map", ld->sources->line);
+			bad(ld, key,
+			    "sources: given twice (first on line %d); "
+			    "list every source in one map",
+			    ld->sources->line);
 		} else {
 			ld->sources = key;
 			load_sources(ld, val);
@@ -700,22 +684,20 @@ static void cross_checks(struct load *ld)
 
 	int tls_port = listen_has_tls(cfg->listen);
 	if (tls_port != (cfg->tls_certificate != NULL))
-		bad(ld, NULL, "%s", tls_port
-		    ? "listen: a TLS port ('s' suffix) needs tls.certificate"
-		    : "tls.certificate: listen needs a TLS port, e.g. 127.0.0.1:8443s");
+		bad(ld, NULL, "%s",
+		    tls_port ? "listen: a TLS port ('s' suffix) needs tls.certificate"
+			     : "tls.certificate: listen needs a TLS port, e.g. 127.0.0.1:8443s");
 	if (cfg->retry_base_ms > cfg->retry_max_ms) {
 		const struct option *b = find(options, NELEM(options), "retry.base_ms");
 		const struct option *m = find(options, NELEM(options), "retry.max_ms");
-		bad(ld, ld->seen[b - options] ? ld->seen[b - options]
-					      : ld->seen[m - options],
-		    "retry.base_ms: %d is greater than retry.max_ms (%d)",
-		    cfg->retry_base_ms, cfg->retry_max_ms);
+		bad(ld, ld->seen[b - options] ? ld->seen[b - options] : ld->seen[m - options],
+		    "retry.base_ms: %d is greater than retry.max_ms (%d)", cfg->retry_base_ms,
+		    cfg->retry_max_ms);
 	}
 }
 
 static int load_doc(struct config **out, const struct cfg_doc *doc,
-		    const struct config_section *const *sections,
-		    struct errlist *errs)
+		    const struct config_section *const *sections, struct errlist *errs)
 {
 	struct load ld = { .errs = errs, .sections = sections };
 	const struct cfg_node *root = doc->root;
@@ -728,8 +710,7 @@ static int load_doc(struct config **out, const struct cfg_doc *doc,
 	if (root && root->type == CFG_MAP)
 		walk(&ld, root, NULL);
 	else if (root && cfg_scalar_is_null(root) < 0)
-		bad(&ld, root, "expected a map of settings, got %s",
-		    cfg_type_name(root));
+		bad(&ld, root, "expected a map of settings, got %s", cfg_type_name(root));
 	cross_checks(&ld);
 	if (ld.failed == 0 && redis_apply(ld.cfg) < 0)
 		bad(&ld, root, "redis.url: out of memory");
@@ -754,8 +735,7 @@ struct config *config_defaults(void)
 		goto fail;
 	cfg->n_sources = 1;
 	if (!(cfg->sources[0].name = strdup("qase")) ||
-	    opts_defaults(&cfg->sources[0], source_options,
-			  NELEM(source_options)) < 0 ||
+	    opts_defaults(&cfg->sources[0], source_options, NELEM(source_options)) < 0 ||
 	    source_finish(&cfg->sources[0]) < 0 || redis_apply(cfg) < 0)
 		goto fail;
 	return cfg;
@@ -765,8 +745,7 @@ fail:
 }
 
 int config_load_string(struct config **out, const char *name, const char *text,
-		       const struct config_section *const *sections,
-		       struct errlist *errs)
+		       const struct config_section *const *sections, struct errlist *errs)
 {
 	struct cfg_doc *doc;
 	struct err err;
@@ -780,8 +759,7 @@ int config_load_string(struct config **out, const char *name, const char *text,
 	return rc;
 }
 
-int config_load(struct config **out, const char *path,
-		const struct config_section *const *sections,
+int config_load(struct config **out, const char *path, const struct config_section *const *sections,
 		struct errlist *errs)
 {
 	struct cfg_doc *doc;
@@ -824,18 +802,15 @@ void config_free(struct config *cfg)
 	free(cfg);
 }
 
-const struct target_cfg *config_target(const struct config *cfg,
-				       const char *kind, const char *name)
+const struct target_cfg *config_target(const struct config *cfg, const char *kind, const char *name)
 {
 	for (size_t i = 0; i < cfg->n_targets; i++)
-		if (!strcmp(cfg->targets[i].kind, kind) &&
-		    !strcmp(cfg->targets[i].name, name))
+		if (!strcmp(cfg->targets[i].kind, kind) && !strcmp(cfg->targets[i].name, name))
 			return &cfg->targets[i];
 	return NULL;
 }
 
-const struct source_cfg *config_source_by_path(const struct config *cfg,
-					       const char *path)
+const struct source_cfg *config_source_by_path(const struct config *cfg, const char *path)
 {
 	for (size_t i = 0; i < cfg->n_sources; i++)
 		if (cfg->sources[i].path && strcmp(cfg->sources[i].path, path) == 0)
@@ -850,10 +825,8 @@ static int opt_equal(const void *a, const void *b, const struct option *o)
 
 	switch (o->type) {
 	case OPT_INT:
-	case OPT_CHOICE:
-		return *(const int *)pa == *(const int *)pb;
-	case OPT_SIZE:
-		return *(const size_t *)pa == *(const size_t *)pb;
+	case OPT_CHOICE: return *(const int *)pa == *(const int *)pb;
+	case OPT_SIZE: return *(const size_t *)pa == *(const size_t *)pb;
 	default: {
 		const char *sa = *(char *const *)pa, *sb = *(char *const *)pb;
 		return sa == sb || (sa && sb && strcmp(sa, sb) == 0);
@@ -869,8 +842,7 @@ static void append_key(char *out, size_t len, const char *key)
 		snprintf(out + used, len - used, "%s%s", used ? ", " : "", key);
 }
 
-size_t config_restart_keys(const struct config *old, const struct config *new,
-			   char *out, size_t len)
+size_t config_restart_keys(const struct config *old, const struct config *new, char *out, size_t len)
 {
 	size_t n = 0;
 	char name[128];
@@ -898,8 +870,7 @@ size_t config_restart_keys(const struct config *old, const struct config *new,
 	return n;
 }
 
-void config_keys_each(void (*fn)(void *ctx, const char *key, const char *def,
-				 const char *desc),
+void config_keys_each(void (*fn)(void *ctx, const char *key, const char *def, const char *desc),
 		      void *ctx)
 {
 	char name[128];

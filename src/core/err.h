@@ -22,39 +22,39 @@
  * statuses are not error codes: the http layer picks them.
  */
 enum {
-	ERR_FAIL = -1,         /* any failure no caller tells apart */
-	ERR_NOTFOUND = -2,     /* what was asked for does not exist (yet) */
-	ERR_TOOLARGE = -3,     /* over a hard cap (struct buf, a peer's input) */
-	ERR_NOMEM = -4,        /* out of memory */
-	ERR_INVALID = -5,      /* a peer's input refused as malformed */
-	ERR_UNAVAILABLE = -6,  /* cannot be done now (store shutting down,
+	ERR_FAIL = -1,        /* any failure no caller tells apart */
+	ERR_NOTFOUND = -2,    /* what was asked for does not exist (yet) */
+	ERR_TOOLARGE = -3,    /* over a hard cap (struct buf, a peer's input) */
+	ERR_NOMEM = -4,       /* out of memory */
+	ERR_INVALID = -5,     /* a peer's input refused as malformed */
+	ERR_UNAVAILABLE = -6, /* cannot be done now (store shutting down,
 	                          failing); worth retrying later */
 };
 
 struct err {
-	int code;                /* 0 (unset), ERR_FAIL or one of the above */
-	char msg[ERR_MSG_MAX];   /* human-readable, never holds a secret */
+	int code;              /* 0 (unset), ERR_FAIL or one of the above */
+	char msg[ERR_MSG_MAX]; /* human-readable, never holds a secret */
 };
 
 /* Formats into e->msg (when e is not NULL), sets e->code to ERR_FAIL and
  * returns ERR_FAIL (-1). */
-int err_set(struct err *e, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int err_set(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Same with one of the codes above, which it returns. */
-int err_setc(struct err *e, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+int err_setc(struct err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 struct errlist {
 	char **msgs;
 	size_t n, cap;
 };
 
-#define ERRLIST_INIT {0}
+#define ERRLIST_INIT \
+	{            \
+		0    \
+	}
 
 /* Appends a formatted message; returns -1 so callers can `return errlist_add(...)`. */
-int errlist_add(struct errlist *l, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int errlist_add(struct errlist *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void errlist_free(struct errlist *l);
 
 #endif

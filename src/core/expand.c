@@ -19,14 +19,12 @@
 /* An expanded value longer than this is refused (a runaway variable). */
 #define VALUE_MAX 65536
 
-static int sbuf_add(struct buf *b, const char *s, size_t n, char *why,
-		    size_t len)
+static int sbuf_add(struct buf *b, const char *s, size_t n, char *why, size_t len)
 {
 	int rc = buf_add(b, s, n);
 
 	if (rc == ERR_TOOLARGE)
-		snprintf(why, len, "value is longer than %d bytes once expanded",
-			 VALUE_MAX);
+		snprintf(why, len, "value is longer than %d bytes once expanded", VALUE_MAX);
 	else if (rc)
 		snprintf(why, len, "out of memory");
 	return rc ? -1 : 0;
@@ -56,15 +54,14 @@ static void note_unset(struct expand_info *info, const char *var)
 }
 
 /* One "${NAME}" at p (p[0..1] == "${"); *p moves past it. */
-static int expand_var(struct buf *b, const char *in, const char **p,
-		      struct expand_info *info, char *why, size_t len)
+static int expand_var(struct buf *b, const char *in, const char **p, struct expand_info *info,
+		      char *why, size_t len)
 {
 	const char *name = *p + 2, *close = strchr(name, '}');
 	char var[256];
 
 	if (!close) {
-		snprintf(why, len, "unterminated '${' at offset %zu of the value",
-			 (size_t)(*p - in));
+		snprintf(why, len, "unterminated '${' at offset %zu of the value", (size_t)(*p - in));
 		return -1;
 	}
 	size_t n = (size_t)(close - name);
@@ -88,8 +85,7 @@ int config_expand(const char *in, char **out, char *why, size_t len)
 	return config_expand_info(in, out, NULL, why, len);
 }
 
-int config_expand_info(const char *in, char **out, struct expand_info *info,
-		       char *why, size_t len)
+int config_expand_info(const char *in, char **out, struct expand_info *info, char *why, size_t len)
 {
 	struct buf b;
 	const char *p = in;
@@ -121,4 +117,3 @@ int config_expand_info(const char *in, char **out, struct expand_info *info,
 	*out = buf_detach(&b, NULL);
 	return 0;
 }
-

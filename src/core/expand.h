@@ -15,10 +15,10 @@
 #include <stddef.h>
 
 struct expand_info {
-	size_t n_unset;          /* ${VAR}s that were unset, so expanded empty
+	size_t n_unset;  /* ${VAR}s that were unset, so expanded empty
 				    (each occurrence; a variable set to ""
 				    is set) */
-	char unset[256];         /* their names in order, ", "-separated, whole
+	char unset[256]; /* their names in order, ", "-separated, whole
 				    names only ("" when none; cut to fit) */
 };
 
@@ -27,7 +27,6 @@ struct expand_info {
  * malloc'd *out, or -1 with the reason in why.  info (may be NULL) is
  * cleared, then filled as far as the value was read, also on failure.
  */
-int config_expand_info(const char *in, char **out, struct expand_info *info,
-		       char *why, size_t len);
+int config_expand_info(const char *in, char **out, struct expand_info *info, char *why, size_t len);
 
 #endif

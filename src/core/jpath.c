@@ -14,13 +14,13 @@
 #define JPATH_MAX_LEN 1024
 
 struct seg {
-	const char *key;   /* points into jpath.buf */
-	long long index;   /* array index, or -1 when the key is not numeric */
+	const char *key; /* points into jpath.buf */
+	long long index; /* array index, or -1 when the key is not numeric */
 };
 
 struct jpath {
-	char *text;        /* the path as written */
-	char *buf;         /* a copy of text with the dots turned into NULs */
+	char *text; /* the path as written */
+	char *buf;  /* a copy of text with the dots turned into NULs */
 	struct seg *segs;
 	size_t n;
 };
@@ -72,8 +72,7 @@ static int split(struct jpath *p, struct err *err)
 		if (dot)
 			*dot = '\0';
 		if (!*s)
-			return err_set(err, "invalid path '%s': empty segment",
-				       p->text);
+			return err_set(err, "invalid path '%s': empty segment", p->text);
 		p->segs[i].key = s;
 		p->segs[i].index = seg_index(s);
 		s = dot ? dot + 1 : s + strlen(s);
@@ -116,16 +115,13 @@ static int step(const struct seg *s, json_object *cur, json_object **next)
 {
 	*next = NULL;
 	switch (json_object_get_type(cur)) {
-	case json_type_object:
-		return json_object_object_get_ex(cur, s->key, next) ? 1 : 0;
+	case json_type_object: return json_object_object_get_ex(cur, s->key, next) ? 1 : 0;
 	case json_type_array:
-		if (s->index < 0 ||
-		    (size_t)s->index >= json_object_array_length(cur))
+		if (s->index < 0 || (size_t)s->index >= json_object_array_length(cur))
 			return 0;
 		*next = json_object_array_get_idx(cur, (size_t)s->index);
 		return 1;
-	default:
-		return 0;
+	default: return 0;
 	}
 }
 

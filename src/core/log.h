@@ -23,7 +23,6 @@ int log_enabled(enum log_level lvl);
 void log_kv(enum log_level lvl, const char *msg, ...);
 
 /* printf-style message without context. */
-void log_msg(enum log_level lvl, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -14,7 +14,7 @@
 #include <string.h>
 
 static const char *const types[] = {
-	"run.started", "run.completed", "run.aborted", "run.updated",
+	"run.started", "run.completed",      "run.aborted", "run.updated",
 	"run.deleted", "run.report_changed", "other",
 };
 #define NTYPES (sizeof(types) / sizeof(types[0]))
@@ -22,16 +22,15 @@ static const char *const types[] = {
 static const int statuses[] = { 202, 400, 401, 405, 408, 413, 415, 429, 503 };
 #define NSTATUS (sizeof(statuses) / sizeof(statuses[0]))
 
-
 static const char *const outcomes[] = { "ok", "failed", "dead", "deferred" };
 #define NOUT (sizeof(outcomes) / sizeof(outcomes[0]))
 
-static const double bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-				 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
+static const double bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+				 0.25,   0.5,   1,      2.5,   5,    10,    30,   60 };
 #define NB (sizeof(bounds) / sizeof(bounds[0]))
 
 struct histogram {
-	atomic_ullong bucket[NB];  /* non-cumulative; summed when rendered */
+	atomic_ullong bucket[NB]; /* non-cumulative; summed when rendered */
 	atomic_ullong count;
 	atomic_ullong sum_us;
 };
@@ -48,17 +47,17 @@ static atomic_ullong commit_items;
  * without a lock; claiming takes one.
  */
 #define SERIES_MAX 128
-#define KINDS_MAX 32
+#define KINDS_MAX  32
 
 struct series {
 	char kind[32], target[64];
-	size_t k;                        /* index into kind_names */
+	size_t k; /* index into kind_names */
 	atomic_ullong n[NOUT];
 };
 
-static struct series series[SERIES_MAX + 1];   /* the last: "other" */
+static struct series series[SERIES_MAX + 1]; /* the last: "other" */
 static atomic_size_t n_series;
-static char kind_names[KINDS_MAX + 1][32];      /* the last: "other" */
+static char kind_names[KINDS_MAX + 1][32]; /* the last: "other" */
 static atomic_size_t n_kind_names;
 static struct histogram action_hist[KINDS_MAX + 1];
 static pthread_mutex_t series_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -127,8 +126,7 @@ static size_t kind_index(const char *kind)
 static struct series *series_scan(const char *kind, const char *target, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (strcmp(series[i].kind, kind) == 0 &&
-		    strcmp(series[i].target, target) == 0)
+		if (strcmp(series[i].kind, kind) == 0 && strcmp(series[i].target, target) == 0)
 			return &series[i];
 	return NULL;
 }
@@ -164,8 +162,7 @@ void metrics_attempt_declare(const char *kind, const char *target)
 	series_get(kind, target);
 }
 
-void metrics_attempt(const char *kind, const char *target, const char *outcome,
-		     double seconds)
+void metrics_attempt(const char *kind, const char *target, const char *outcome, double seconds)
 {
 	size_t o = find(outcomes, NOUT, outcome);
 	if (o == NOUT)
@@ -186,8 +183,7 @@ void metrics_exec_running(int delta)
 /* The rendered page is a few tens of KiB; past this something is wrong. */
 #define RENDER_MAX (4u << 20)
 
-static void put(struct buf *o, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+static void put(struct buf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A failed put sticks in the buffer: metrics_render checks once. */
 static void put(struct buf *o, const char *fmt, ...)
@@ -199,8 +195,7 @@ static void put(struct buf *o, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void put_histogram(struct buf *o, const char *name, const char *labels,
-			  struct histogram *h)
+static void put_histogram(struct buf *o, const char *name, const char *labels, struct histogram *h)
 {
 	unsigned long long cum = 0;
 	const char *sep = labels[0] ? "," : "";
@@ -208,13 +203,10 @@ static void put_histogram(struct buf *o, const char *name, const char *labels,
 		cum += atomic_load(&h->bucket[i]);
 		put(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i], cum);
 	}
-	put(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
-	    atomic_load(&h->count));
+	put(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, atomic_load(&h->count));
 	const char *open = labels[0] ? "{" : "", *close = labels[0] ? "}" : "";
-	put(o, "%s_sum%s%s%s %.6f\n", name, open, labels, close,
-	    atomic_load(&h->sum_us) / 1e6);
-	put(o, "%s_count%s%s%s %llu\n", name, open, labels, close,
-	    atomic_load(&h->count));
+	put(o, "%s_sum%s%s%s %.6f\n", name, open, labels, close, atomic_load(&h->sum_us) / 1e6);
+	put(o, "%s_count%s%s%s %llu\n", name, open, labels, close, atomic_load(&h->count));
 }
 
 static void put_deliveries(struct buf *o)
@@ -223,34 +215,42 @@ static void put_deliveries(struct buf *o)
 	       "# TYPE runbridge_deliveries_total counter\n");
 	for (size_t t = 0; t < NTYPES; t++)
 		for (size_t s = 0; s < NSTATUS; s++)
-			put(o, "runbridge_deliveries_total{source=\"qase\",type=\"%s\",status=\"%d\"} %llu\n",
+			put(o,
+			    "runbridge_deliveries_total{source=\"qase\",type=\"%s\",status=\"%d\"} %llu\n",
 			    types[t], statuses[s], atomic_load(&deliveries[t][s]));
-	put(o, "# HELP runbridge_duplicates_total Redeliveries recognised by delivery id.\n"
-	       "# TYPE runbridge_duplicates_total counter\n"
-	       "runbridge_duplicates_total %llu\n", atomic_load(&duplicates));
+	put(o,
+	    "# HELP runbridge_duplicates_total Redeliveries recognised by delivery id.\n"
+	    "# TYPE runbridge_duplicates_total counter\n"
+	    "runbridge_duplicates_total %llu\n",
+	    atomic_load(&duplicates));
 	put(o, "# HELP runbridge_store_commit_seconds Duration of one group commit (fsync included).\n"
 	       "# TYPE runbridge_store_commit_seconds histogram\n");
 	put_histogram(o, "runbridge_store_commit_seconds", "", &commit_hist);
-	put(o, "# HELP runbridge_store_committed_total Requests committed by group commits.\n"
-	       "# TYPE runbridge_store_committed_total counter\n"
-	       "runbridge_store_committed_total %llu\n", atomic_load(&commit_items));
+	put(o,
+	    "# HELP runbridge_store_committed_total Requests committed by group commits.\n"
+	    "# TYPE runbridge_store_committed_total counter\n"
+	    "runbridge_store_committed_total %llu\n",
+	    atomic_load(&commit_items));
 }
 
 static void put_actions(struct buf *o, const struct metrics_gauges *g)
 {
-	put(o, "# HELP runbridge_queue_jobs Actions by state.\n"
-	       "# TYPE runbridge_queue_jobs gauge\n"
-	       "runbridge_queue_jobs{state=\"pending\"} %lld\n"
-	       "runbridge_queue_jobs{state=\"retrying\"} %lld\n"
-	       "runbridge_queue_jobs{state=\"dead\"} %lld\n"
-	       "runbridge_queue_jobs{state=\"done\"} %lld\n",
+	put(o,
+	    "# HELP runbridge_queue_jobs Actions by state.\n"
+	    "# TYPE runbridge_queue_jobs gauge\n"
+	    "runbridge_queue_jobs{state=\"pending\"} %lld\n"
+	    "runbridge_queue_jobs{state=\"retrying\"} %lld\n"
+	    "runbridge_queue_jobs{state=\"dead\"} %lld\n"
+	    "runbridge_queue_jobs{state=\"done\"} %lld\n",
 	    g->pending, g->retrying, g->dead, g->done);
-	put(o, "# HELP runbridge_queue_in_memory Queued actions held in memory (the rest wait on disk).\n"
-	       "# TYPE runbridge_queue_in_memory gauge\n"
-	       "runbridge_queue_in_memory %lld\n"
-	       "# HELP runbridge_actions_running Attempts in progress.\n"
-	       "# TYPE runbridge_actions_running gauge\n"
-	       "runbridge_actions_running %lld\n", g->in_memory, g->running);
+	put(o,
+	    "# HELP runbridge_queue_in_memory Queued actions held in memory (the rest wait on disk).\n"
+	    "# TYPE runbridge_queue_in_memory gauge\n"
+	    "runbridge_queue_in_memory %lld\n"
+	    "# HELP runbridge_actions_running Attempts in progress.\n"
+	    "# TYPE runbridge_actions_running gauge\n"
+	    "runbridge_actions_running %lld\n",
+	    g->in_memory, g->running);
 	put(o, "# HELP runbridge_action_attempts_total Action attempts by kind and outcome.\n"
 	       "# TYPE runbridge_action_attempts_total counter\n");
 	size_t ns = atomic_load(&n_series), nk = atomic_load(&n_kind_names);
@@ -261,7 +261,8 @@ static void put_actions(struct buf *o, const struct metrics_gauges *g)
 		if (k >= ns && k < SERIES_MAX)
 			continue;
 		for (size_t i = 0; i < NOUT; i++)
-			put(o, "runbridge_action_attempts_total{kind=\"%s\",target=\"%s\",outcome=\"%s\"} %llu\n",
+			put(o,
+			    "runbridge_action_attempts_total{kind=\"%s\",target=\"%s\",outcome=\"%s\"} %llu\n",
 			    s->kind[0] ? s->kind : "other", s->target, outcomes[i],
 			    atomic_load(&s->n[i]));
 	}
@@ -273,15 +274,20 @@ static void put_actions(struct buf *o, const struct metrics_gauges *g)
 			continue;
 		if (k == KINDS_MAX && !atomic_load(&action_hist[k].count))
 			continue;
-		snprintf(labels, sizeof(labels), "kind=\"%s\"", k < KINDS_MAX ? kind_names[k] : "other");
+		snprintf(labels, sizeof(labels), "kind=\"%s\"",
+			 k < KINDS_MAX ? kind_names[k] : "other");
 		put_histogram(o, "runbridge_action_duration_seconds", labels, &action_hist[k]);
 	}
-	put(o, "# HELP runbridge_exec_running Exec hooks running now.\n"
-	       "# TYPE runbridge_exec_running gauge\n"
-	       "runbridge_exec_running %lld\n", atomic_load(&exec_running));
-	put(o, "# HELP runbridge_redis_connected 1 when the Redis connection is up.\n"
-	       "# TYPE runbridge_redis_connected gauge\n"
-	       "runbridge_redis_connected %d\n", g->redis_up);
+	put(o,
+	    "# HELP runbridge_exec_running Exec hooks running now.\n"
+	    "# TYPE runbridge_exec_running gauge\n"
+	    "runbridge_exec_running %lld\n",
+	    atomic_load(&exec_running));
+	put(o,
+	    "# HELP runbridge_redis_connected 1 when the Redis connection is up.\n"
+	    "# TYPE runbridge_redis_connected gauge\n"
+	    "runbridge_redis_connected %d\n",
+	    g->redis_up);
 }
 
 char *metrics_render(const struct metrics_gauges *g)
@@ -293,9 +299,11 @@ char *metrics_render(const struct metrics_gauges *g)
 		return NULL;
 	put_deliveries(&o);
 	put_actions(&o, g);
-	put(&o, "# HELP runbridge_build_info Build information.\n"
-		"# TYPE runbridge_build_info gauge\n"
-		"runbridge_build_info{version=\"%s\"} 1\n", RB_VERSION);
+	put(&o,
+	    "# HELP runbridge_build_info Build information.\n"
+	    "# TYPE runbridge_build_info gauge\n"
+	    "runbridge_build_info{version=\"%s\"} 1\n",
+	    RB_VERSION);
 	if (buf_error(&o)) {
 		buf_free(&o);
 		return NULL;

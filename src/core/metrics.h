@@ -23,8 +23,7 @@ void metrics_commit(double seconds, size_t batch);
  * "dead", "deferred"), duration.  Kinds and targets are the registry's and
  * the config's, so the label set stays small (bounded; the excess counts as
  * kind "other"). */
-void metrics_attempt(const char *kind, const char *target, const char *outcome,
-		     double seconds);
+void metrics_attempt(const char *kind, const char *target, const char *outcome, double seconds);
 
 /* Makes the series exist (shown as 0) before any attempt. */
 void metrics_attempt_declare(const char *kind, const char *target);
@@ -33,8 +32,8 @@ void metrics_exec_running(int delta);
 
 /* Gauges read at scrape time. */
 struct metrics_gauges {
-	long long pending, retrying, dead, done;   /* from the store */
-	long long in_memory, running;               /* from the dispatcher */
+	long long pending, retrying, dead, done; /* from the store */
+	long long in_memory, running;            /* from the dispatcher */
 	int redis_up;
 };
 

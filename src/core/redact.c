@@ -7,8 +7,13 @@
 
 /* Hosts whose URL path is the credential. */
 static const char *const chat_hosts[] = {
-	"hooks.slack.com", "discord.com", "discordapp.com", "webhook.office.com",
-	"outlook.office.com", "chat.googleapis.com", NULL,
+	"hooks.slack.com",
+	"discord.com",
+	"discordapp.com",
+	"webhook.office.com",
+	"outlook.office.com",
+	"chat.googleapis.com",
+	NULL,
 };
 
 static int ends_with(const char *host, size_t n, const char *suffix)

@@ -46,8 +46,7 @@ static int url_host(const char **p, struct redis_addr *a)
 }
 
 /* Fills a from url; on failure *why completes "expected <form>...". */
-int redis_url_parse(const char *url, struct redis_addr *a,
-			   const char **why)
+int redis_url_parse(const char *url, struct redis_addr *a, const char **why)
 {
 	const char *p = url + 8, *at;
 
@@ -135,7 +134,7 @@ const char *redis_url_redact(const char *url, char *buf, size_t len)
 {
 	/* the scheme's letters, then its separator as written ("://", "//:") */
 	size_t scheme = strspn(url, "abcdefghijklmnopqrstuvwxyz"
-			       "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
 	size_t sep = strspn(url + scheme, ":/");
 	const char *p, *at;
 	size_t used = 0;

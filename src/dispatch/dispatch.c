@@ -31,10 +31,10 @@ struct entry {
 	long long id;
 	int attempts;
 	long long next_ms;
-	struct pool *pool;       /* NULL: a kind this build does not know */
+	struct pool *pool; /* NULL: a kind this build does not know */
 	struct lane *lane;
-	struct entry *next;      /* in the lane */
-	struct entry *qnext;     /* in the pool queue */
+	struct entry *next;  /* in the lane */
+	struct entry *qnext; /* in the pool queue */
 };
 
 enum lane_where { LANE_IDLE, LANE_READY, LANE_TIMER, LANE_BUSY };
@@ -44,9 +44,9 @@ struct lane {
 	unsigned long hash;
 	struct entry *head, *tail;
 	enum lane_where where;
-	size_t hidx;             /* LANE_TIMER: index in the heap */
-	struct lane *rnext;      /* LANE_READY: next on the ready list */
-	struct lane *hnext;      /* hash chain */
+	size_t hidx;        /* LANE_TIMER: index in the heap */
+	struct lane *rnext; /* LANE_READY: next on the ready list */
+	struct lane *hnext; /* hash chain */
 };
 
 struct pool {
@@ -55,8 +55,8 @@ struct pool {
 	struct dispatch *d;
 	size_t batch_max;
 	int nthreads;
-	int nice;                /* > 0: the threads' CPU priority */
-	atomic_int up;           /* the kind's backend is reachable */
+	int nice;      /* > 0: the threads' CPU priority */
+	atomic_int up; /* the kind's backend is reachable */
 	pthread_t *threads;
 	struct worker **workers;
 	pthread_cond_t cv;
@@ -78,7 +78,7 @@ struct dispatch {
 	struct ingest *in;
 
 	pthread_mutex_t mu;
-	pthread_cond_t cv;              /* wakes the scheduler thread */
+	pthread_cond_t cv; /* wakes the scheduler thread */
 	pthread_t thread;
 	int started, stopping;
 
@@ -93,7 +93,7 @@ struct dispatch {
 	int overflow;
 	unsigned int seed;
 
-	struct pool *pools;             /* one per registered kind */
+	struct pool *pools; /* one per registered kind */
 	size_t npools;
 };
 
@@ -286,14 +286,18 @@ static void add_entry(struct dispatch *d, const struct job_ref *r, long long now
 
 /* Fills the attempt record the caller hands to the writer.  rec->detail
  * points into res, which must outlive the ingest_attempts call. */
-static void record(struct attempt_rec *rec, const struct entry *e,
-		   enum job_state state, const struct work_result *res)
+static void record(struct attempt_rec *rec, const struct entry *e, enum job_state state,
+		   const struct work_result *res)
 {
 	*rec = (struct attempt_rec){
-		.job_id = e->id, .attempt = e->attempts, .state = state,
+		.job_id = e->id,
+		.attempt = e->attempts,
+		.state = state,
 		.next_ms = state == JOB_RETRYING ? e->next_ms : 0,
-		.started_ms = res->started_ms, .finished_ms = res->finished_ms,
-		.ok = res->outcome == WORK_OK, .detail = res->detail,
+		.started_ms = res->started_ms,
+		.finished_ms = res->finished_ms,
+		.ok = res->outcome == WORK_OK,
+		.detail = res->detail,
 	};
 }
 
@@ -331,13 +335,15 @@ static void log_outcome(const char *msg, enum log_level lvl, const struct entry 
 	char job[24], attempt[16];
 	snprintf(job, sizeof(job), "%lld", e->id);
 	snprintf(attempt, sizeof(attempt), "%d", e->attempts);
-	log_kv(lvl, msg, "delivery", res->delivery_id[0] ? res->delivery_id : NULL,
-	       "rule", res->rule[0] ? res->rule : NULL, "action", res->action,
-	       "job", job, "attempt", attempt, "detail", res->detail, NULL);
+	log_kv(lvl, msg, "delivery", res->delivery_id[0] ? res->delivery_id : NULL, "rule",
+	       res->rule[0] ? res->rule : NULL, "action", res->action, "job", job, "attempt",
+	       attempt, "detail", res->detail, NULL);
 }
 
 static const char *const outcome_names[] = {
-	[WORK_OK] = "ok", [WORK_FAIL] = "failed", [WORK_PERMANENT] = "failed",
+	[WORK_OK] = "ok",
+	[WORK_FAIL] = "failed",
+	[WORK_PERMANENT] = "failed",
 	[WORK_DEFER] = "deferred",
 };
 
@@ -403,8 +409,8 @@ static void pump(struct dispatch *d)
 		if (!e->pool) {
 			struct work_result res = { .outcome = WORK_PERMANENT };
 			struct attempt_rec rec;
-			snprintf(res.detail, sizeof(res.detail),
-				 "unknown action kind (job %lld)", e->id);
+			snprintf(res.detail, sizeof(res.detail), "unknown action kind (job %lld)",
+				 e->id);
 			if (apply(d, e, &res, &rec))
 				ingest_attempts(d->in, &rec, 1);
 			continue;
@@ -459,8 +465,8 @@ static void *worker_main(void *arg)
 	 * thread's, so this covers the worker and every process it starts
 	 * (exec: hooks yield the CPU to intake). */
 	if (p->nice > 0 && setpriority(PRIO_PROCESS, (id_t)gettid(), p->nice) < 0)
-		log_kv(LOG_WARN, "worker priority (nice) not applied", "kind", p->kind,
-		       "error", strerror(errno), NULL);
+		log_kv(LOG_WARN, "worker priority (nice) not applied", "kind", p->kind, "error",
+		       strerror(errno), NULL);
 	pthread_mutex_lock(&d->mu);
 	for (;;) {
 		while (!d->stopping && !p->qhead)
@@ -540,7 +546,6 @@ struct dispatch *pool_dispatch(struct pool *p)
 {
 	return p->d;
 }
-
 
 /* ---- the scheduler thread ------------------------------------------------- */
 
@@ -637,7 +642,9 @@ static int make_pools(struct dispatch *d)
 		struct action_pool shape = { .threads = 1, .batch = 1 };
 		ops->pool(d->cfg, &shape);
 		d->pools[i] = (struct pool){
-			.kind = ops->name, .ops = ops, .d = d,
+			.kind = ops->name,
+			.ops = ops,
+			.d = d,
 			.batch_max = shape.batch ? shape.batch : 1,
 			.nthreads = shape.threads > 0 ? shape.threads : 1,
 			.nice = shape.nice,
@@ -668,8 +675,7 @@ const struct config *dispatch_config(struct dispatch *d)
 	return atomic_load(&d->live)->cfg;
 }
 
-const struct target_cfg *dispatch_target(struct dispatch *d, const char *kind,
-					 const char *name)
+const struct target_cfg *dispatch_target(struct dispatch *d, const char *kind, const char *name)
 {
 	const struct target_cfg *t = NULL;
 

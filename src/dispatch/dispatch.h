@@ -29,8 +29,7 @@ struct dispatch;
 struct ingest;
 
 /* Opens its own store connection; threads start in dispatch_start. */
-int dispatch_new(struct dispatch **out, const struct config *cfg,
-		 struct err *err);
+int dispatch_new(struct dispatch **out, const struct config *cfg, struct err *err);
 
 /* Loads every open job from the store, then starts the scheduler and the
  * worker pools.  Attempts are recorded through in. */
@@ -48,16 +47,15 @@ void dispatch_push(void *d, const struct job_ref *jobs, size_t n);
  */
 int dispatch_set_config(struct dispatch *d, const struct config *cfg);
 const struct config *dispatch_config(struct dispatch *d);
-const struct target_cfg *dispatch_target(struct dispatch *d, const char *kind,
-					 const char *name);
+const struct target_cfg *dispatch_target(struct dispatch *d, const char *kind, const char *name);
 
 /* 1 when the redis worker is connected. */
 int dispatch_redis_up(struct dispatch *d);
 
 struct dispatch_stats {
-	size_t in_memory;      /* open jobs in the window */
-	size_t running;        /* handed to workers */
-	int window_full;       /* more open jobs wait on disk */
+	size_t in_memory; /* open jobs in the window */
+	size_t running;   /* handed to workers */
+	int window_full;  /* more open jobs wait on disk */
 };
 void dispatch_stats(struct dispatch *d, struct dispatch_stats *out);
 

@@ -20,10 +20,10 @@ struct worker {
 	const struct action_ops *ops;
 	const struct config *cfg;
 	struct store *st;
-	void *state;                /* the kind's (ops->open) */
+	void *state; /* the kind's (ops->open) */
 	struct action_host host;
 	size_t batch;
-	struct job *jobs;           /* one per batch slot */
+	struct job *jobs; /* one per batch slot */
 	json_object **params;
 	struct action_job *loaded;
 };
@@ -34,22 +34,21 @@ static void host_set_up(struct action_host *h, int up)
 	pool_set_up(w->pool, up);
 }
 
-static const struct target_cfg *host_target(struct action_host *h, const char *kind,
-					    const char *name)
+static const struct target_cfg *host_target(struct action_host *h, const char *kind, const char *name)
 {
 	struct worker *w = h->ctx;
 	return dispatch_target(pool_dispatch(w->pool), kind, name);
 }
 
-static int host_map_get(struct action_host *h, const struct map_key *k,
-			struct map_rec *out, struct err *err)
+static int host_map_get(struct action_host *h, const struct map_key *k, struct map_rec *out,
+			struct err *err)
 {
 	struct worker *w = h->ctx;
 	return store_map_get(w->st, k, out, err);
 }
 
-static int host_map_put(struct action_host *h, const struct map_key *k,
-			const struct map_rec *m, struct err *err)
+static int host_map_put(struct action_host *h, const struct map_key *k, const struct map_rec *m,
+			struct err *err)
 {
 	struct worker *w = h->ctx;
 	return ingest_map(dispatch_ingest(pool_dispatch(w->pool)), k, m, err);
@@ -68,8 +67,7 @@ void worker_free(struct worker *w)
 	free(w);
 }
 
-int worker_new(struct worker **out, struct pool *p, const struct config *cfg,
-	       struct err *err)
+int worker_new(struct worker **out, struct pool *p, const struct config *cfg, struct err *err)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 
@@ -80,9 +78,12 @@ int worker_new(struct worker **out, struct pool *p, const struct config *cfg,
 	w->ops = pool_ops(p);
 	w->cfg = cfg;
 	w->batch = pool_batch(p);
-	w->host = (struct action_host){ .cfg = cfg, .set_up = host_set_up,
-					.target = host_target, .map_get = host_map_get,
-					.map_put = host_map_put, .ctx = w };
+	w->host = (struct action_host){ .cfg = cfg,
+					.set_up = host_set_up,
+					.target = host_target,
+					.map_get = host_map_get,
+					.map_put = host_map_put,
+					.ctx = w };
 	w->jobs = calloc(w->batch, sizeof(*w->jobs));
 	w->params = calloc(w->batch, sizeof(*w->params));
 	w->loaded = calloc(w->batch, sizeof(*w->loaded));
@@ -134,13 +135,19 @@ static int load(struct worker *w, struct work_item *it, size_t k)
 	/* a configured target's name: bounded by the config, fit for a label */
 	if (json_object_object_get_ex(w->params[k], "target", &v) &&
 	    json_object_is_type(v, json_type_string))
-		snprintf(it->res.target, sizeof(it->res.target), "%s",
-			 json_object_get_string(v));
+		snprintf(it->res.target, sizeof(it->res.target), "%s", json_object_get_string(v));
 	w->loaded[k] = (struct action_job){
-		.id = job->id, .attempt = it->attempt,
-		.delivery_id = job->delivery_id, .rule = job->rule, .type = job->type,
-		.project = job->project, .index = job->index, .run_id = job->run_id,
-		.event_json = job->event_json, .params = w->params[k], .res = &it->res,
+		.id = job->id,
+		.attempt = it->attempt,
+		.delivery_id = job->delivery_id,
+		.rule = job->rule,
+		.type = job->type,
+		.project = job->project,
+		.index = job->index,
+		.run_id = job->run_id,
+		.event_json = job->event_json,
+		.params = w->params[k],
+		.res = &it->res,
 	};
 	return 0;
 }

@@ -18,16 +18,15 @@
 
 struct work_item {
 	long long job_id;
-	int attempt;              /* 1-based number of this attempt */
-	struct work_result res;   /* filled by worker_run */
+	int attempt;            /* 1-based number of this attempt */
+	struct work_result res; /* filled by worker_run */
 };
 
 struct pool;
 struct dispatch;
 struct worker;
 
-int worker_new(struct worker **out, struct pool *p, const struct config *cfg,
-	       struct err *err);
+int worker_new(struct worker **out, struct pool *p, const struct config *cfg, struct err *err);
 void worker_free(struct worker *w);
 struct pool *worker_pool_of(struct worker *w);
 

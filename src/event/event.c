@@ -36,8 +36,7 @@ static json_object *member(json_object *o, const char *key)
 {
 	json_object *v = NULL;
 
-	if (!json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, key, &v))
+	if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, key, &v))
 		return NULL;
 	return v;
 }
@@ -69,14 +68,12 @@ static int int_value(json_object *v, long long *out)
 	return 0;
 }
 
-
 /*
  * Tokenizes body into *out; err says why it is not one JSON value.  Depth is
  * json-c's: the top value is level 1 and each member or element one more,
  * scalars included, so {"payload":{"plan":{"id":3}}} is 4 levels deep.
  */
-static int parse_json(json_object **out, const char *body, size_t len,
-		      int max_depth, struct err *err)
+static int parse_json(json_object **out, const char *body, size_t len, int max_depth, struct err *err)
 {
 	json_tokener *tok;
 	json_object *obj;
@@ -95,9 +92,8 @@ static int parse_json(json_object **out, const char *body, size_t len,
 		return err_setc(err, ERR_NOMEM, "out of memory");
 	/* trailing bytes are checked below, to say so rather than "unexpected
 	 * character" */
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-				    JSON_TOKENER_ALLOW_TRAILING_CHARS |
-				    JSON_TOKENER_VALIDATE_UTF8);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
+					    JSON_TOKENER_VALIDATE_UTF8);
 	obj = json_tokener_parse_ex(tok, body, (int)len);
 	jerr = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
@@ -108,16 +104,19 @@ static int parse_json(json_object **out, const char *body, size_t len,
 		end = len;
 	}
 	if (jerr == json_tokener_error_depth)
-		err_setc(err, ERR_INVALID, "body is not acceptable JSON: nested deeper "
-			 "than %d levels", max_depth);
+		err_setc(err, ERR_INVALID,
+			 "body is not acceptable JSON: nested deeper "
+			 "than %d levels",
+			 max_depth);
 	else if (jerr == json_tokener_error_parse_utf8_string)
 		err_setc(err, ERR_INVALID, "body is not valid UTF-8 (byte %zu)", end);
 	else if (jerr != json_tokener_success)
-		err_setc(err, ERR_INVALID, "body is not JSON: %s",
-			 json_tokener_error_desc(jerr));
+		err_setc(err, ERR_INVALID, "body is not JSON: %s", json_tokener_error_desc(jerr));
 	else if (end < len)
-		err_setc(err, ERR_INVALID, "body is not JSON: unexpected data after the "
-			 "JSON value at byte %zu", end);
+		err_setc(err, ERR_INVALID,
+			 "body is not JSON: unexpected data after the "
+			 "JSON value at byte %zu",
+			 end);
 	else
 		rc = 0;
 	json_tokener_free(tok);
@@ -147,8 +146,7 @@ static int check_name(json_object *d, struct err *err)
 	}
 	if (!field)
 		return err_setc(err, ERR_INVALID, "event_name is required");
-	if (!json_object_is_type(v, json_type_string) ||
-	    json_object_get_string_len(v) == 0)
+	if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0)
 		return err_setc(err, ERR_INVALID, "%s must be a non-empty string", field);
 	if (has_nul(v))
 		return err_setc(err, ERR_INVALID, "%s must not contain \\u0000", field);
@@ -203,8 +201,7 @@ static int check_envelope(json_object *d, struct err *err)
 	return 0;
 }
 
-int event_parse(json_object **out, const char *body, size_t len,
-		int max_depth, struct err *err)
+int event_parse(json_object **out, const char *body, size_t len, int max_depth, struct err *err)
 {
 	json_object *d;
 
@@ -219,8 +216,7 @@ int event_parse(json_object **out, const char *body, size_t len,
 	return 0;
 }
 
-void event_delivery_id(char out[65], const char *source, const char *body,
-		       size_t len)
+void event_delivery_id(char out[65], const char *source, const char *body, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	uint8_t md[SHA256_DIGEST_SIZE];
@@ -281,8 +277,7 @@ const char *event_name_of(json_object *delivery)
 	return v ? json_object_get_string(v) : NULL;
 }
 
-const char *event_project_of(json_object *delivery,
-			     const struct source_cfg *src)
+const char *event_project_of(json_object *delivery, const struct source_cfg *src)
 {
 	json_object *v = typed(delivery, "project_code", json_type_string);
 
@@ -336,11 +331,10 @@ struct build {
 	int oom;
 };
 
-static void add(struct build *b, json_object *o, const char *key,
-		json_object *v)
+static void add(struct build *b, json_object *o, const char *key, json_object *v)
 {
-	if (json_object_object_add_ex(o, key, v, JSON_C_OBJECT_ADD_KEY_IS_NEW |
-						 JSON_C_OBJECT_KEY_IS_CONSTANT) < 0) {
+	if (json_object_object_add_ex(
+		    o, key, v, JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_KEY_IS_CONSTANT) < 0) {
 		json_object_put(v);
 		b->oom = 1;
 	}
@@ -422,8 +416,7 @@ static json_object *received_at(struct build *b, long long ms)
  * plan (the 2021 shape), {id, title: null}, or the registry's plan when it
  * is the same one (its title is known); else null.
  */
-static json_object *plan_of(struct build *b, json_object *payload,
-			    json_object *prior)
+static json_object *plan_of(struct build *b, json_object *payload, json_object *prior)
 {
 	json_object *p = typed(payload, "plan", json_type_object), *o, *id;
 	json_object *was = typed(prior, "plan", json_type_object);
@@ -450,8 +443,7 @@ static json_object *plan_of(struct build *b, json_object *payload,
 
 /* The event's own value, else the registry's: these describe the run, not
  * this event, so an event that omits them has not changed them. */
-static json_object *or_prior(json_object *own, json_object *prior,
-			     const char *key, json_type t)
+static json_object *or_prior(json_object *own, json_object *prior, const char *key, json_type t)
 {
 	return own ? own : ref(prior, key, t);
 }
@@ -461,8 +453,8 @@ static json_object *or_prior(json_object *own, json_object *prior,
  * we know; run.completed and run.aborted report the total as `cases`.  Without a base the
  * total stays unknown rather than being guessed from the delta.
  */
-static json_object *cases_count(struct build *b, const char *type,
-				json_object *payload, json_object *prior)
+static json_object *cases_count(struct build *b, const char *type, json_object *payload,
+				json_object *prior)
 {
 	json_object *v;
 	long long was, added, sum;
@@ -483,8 +475,7 @@ static json_object *cases_count(struct build *b, const char *type,
 }
 
 /* Qase's docs disagree on the unit (see target-apis §1.5): the source says. */
-static json_object *duration_ms(struct build *b, json_object *payload,
-				const struct source_cfg *src)
+static json_object *duration_ms(struct build *b, json_object *payload, const struct source_cfg *src)
 {
 	json_object *v = member(payload, "duration");
 	long long n, scale = src->duration_unit == DURATION_S ? 1000 : 1;
@@ -494,7 +485,7 @@ static json_object *duration_ms(struct build *b, json_object *payload,
 	if (!json_object_is_type(v, json_type_double))
 		return NULL;
 	double ms = json_object_get_double(v) * (double)scale;
-	if (!(ms > -9.0e18 && ms < 9.0e18))   /* also false for NaN */
+	if (!(ms > -9.0e18 && ms < 9.0e18)) /* also false for NaN */
 		return NULL;
 	return new_int(b, (long long)(ms < 0 ? ms - 0.5 : ms + 0.5));
 }
@@ -518,28 +509,26 @@ static json_object *counts(struct build *b, json_object *payload)
 	return o;
 }
 
-static json_object *run_of(struct build *b, const char *type,
-			   json_object *payload, const struct source_cfg *src,
-			   json_object *prior)
+static json_object *run_of(struct build *b, const char *type, json_object *payload,
+			   const struct source_cfg *src, json_object *prior)
 {
 	json_object *o = new_obj(b);
 
 	if (!o)
 		return NULL;
-	add(b, o, "title", or_prior(ref(payload, "title", json_type_string),
-				    prior, "title", json_type_string));
+	add(b, o, "title",
+	    or_prior(ref(payload, "title", json_type_string), prior, "title", json_type_string));
 	add(b, o, "description",
-	    or_prior(ref(payload, "description", json_type_string), prior,
-		     "description", json_type_string));
-	add(b, o, "plan", or_prior(plan_of(b, payload, prior), prior, "plan",
-				   json_type_object));
+	    or_prior(ref(payload, "description", json_type_string), prior, "description",
+		     json_type_string));
+	add(b, o, "plan", or_prior(plan_of(b, payload, prior), prior, "plan", json_type_object));
 	add(b, o, "environment",
-	    or_prior(ref(payload, "environment", json_type_string), prior,
-		     "environment", json_type_string));
+	    or_prior(ref(payload, "environment", json_type_string), prior, "environment",
+		     json_type_string));
 	add(b, o, "cases_count", cases_count(b, type, payload, prior));
 	add(b, o, "cases_added", ref(payload, "cases_added", json_type_int));
-	add(b, o, "public", or_prior(ref(payload, "visible", json_type_boolean),
-				     prior, "public", json_type_boolean));
+	add(b, o, "public",
+	    or_prior(ref(payload, "visible", json_type_boolean), prior, "public", json_type_boolean));
 	add(b, o, "counts", counts(b, payload));
 	add(b, o, "duration_ms", duration_ms(b, payload, src));
 	return o;
@@ -589,25 +578,24 @@ static json_object *result_of(struct build *b, json_object *payload)
 
 /* run (and result) by family: run events describe their run, result
  * events borrow the registry's view of theirs, the rest have none. */
-static void add_family(struct build *b, json_object *ev, const char *type,
-		       json_object *payload, const struct source_cfg *src,
-		       long long run_id, json_object *prior)
+static void add_family(struct build *b, json_object *ev, const char *type, json_object *payload,
+		       const struct source_cfg *src, long long run_id, json_object *prior)
 {
 	if (is_run_type(type)) {
 		add(b, ev, "run", run_of(b, type, payload, src, prior));
 	} else if (is_result_type(type)) {
-		add(b, ev, "run", run_id > 0 && json_object_is_type(prior, json_type_object)
-				  ? json_object_get(prior) : NULL);
+		add(b, ev, "run",
+		    run_id > 0 && json_object_is_type(prior, json_type_object)
+			    ? json_object_get(prior)
+			    : NULL);
 		add(b, ev, "result", result_of(b, payload));
 	} else {
 		add(b, ev, "run", NULL);
 	}
 }
 
-int event_normalize(json_object **out, json_object *delivery,
-		    const struct source_cfg *src, const char *id,
-		    long long received_ms, json_object *prior_run,
-		    struct err *err)
+int event_normalize(json_object **out, json_object *delivery, const struct source_cfg *src,
+		    const char *id, long long received_ms, json_object *prior_run, struct err *err)
 {
 	struct build b = { 0 };
 	const char *type = event_name_of(delivery), *project;
@@ -617,7 +605,7 @@ int event_normalize(json_object **out, json_object *delivery,
 	*out = NULL;
 	if (!type)
 		return err_set(err, "delivery has no event name (not checked "
-			       "by event_parse?)");
+				    "by event_parse?)");
 	if (!(ev = new_obj(&b)))
 		return err_set(err, "out of memory");
 	project = event_project_of(delivery, src);
@@ -631,8 +619,8 @@ int event_normalize(json_object **out, json_object *delivery,
 	add(&b, ev, "run_id", run_id > 0 ? new_int(&b, run_id) : NULL);
 	add(&b, ev, "occurred_at", occurred_at(&b, delivery));
 	add(&b, ev, "received_at", received_at(&b, received_ms));
-	add(&b, ev, "actor_id", int_value(member(delivery, "team_member_id"),
-					  &actor) == 0 ? new_int(&b, actor) : NULL);
+	add(&b, ev, "actor_id",
+	    int_value(member(delivery, "team_member_id"), &actor) == 0 ? new_int(&b, actor) : NULL);
 	add_family(&b, ev, type, payload, src, run_id, prior_run);
 	add(&b, ev, "raw", json_object_get(delivery));
 	if (b.oom) {

@@ -46,12 +46,10 @@
 /* Parses and checks body.  On failure err->msg says what is wrong (it is the
  * HTTP 400 body's "error"), err->code is ERR_INVALID (ERR_NOMEM when memory
  * ran out). */
-int event_parse(json_object **out, const char *body, size_t len,
-		int max_depth, struct err *err);
+int event_parse(json_object **out, const char *body, size_t len, int max_depth, struct err *err);
 
 /* sha256(source || body) as 64 lowercase hex digits + NUL. */
-void event_delivery_id(char out[65], const char *source, const char *body,
-		       size_t len);
+void event_delivery_id(char out[65], const char *source, const char *body, size_t len);
 
 /* The event name (`event_name`, else `event`) of a delivery that passed
  * event_parse. */
@@ -59,8 +57,7 @@ const char *event_name_of(json_object *delivery);
 
 /* Its project: a non-empty project_code, else the source's `project`
  * setting (src may be NULL), else NULL. */
-const char *event_project_of(json_object *delivery,
-			     const struct source_cfg *src);
+const char *event_project_of(json_object *delivery, const struct source_cfg *src);
 
 /* 1 for run.* events: the ones that describe (and update) a run. */
 int event_is_run(json_object *delivery);
@@ -87,9 +84,7 @@ void event_keep_bytes(json_object *delivery, struct event_bytes *raw);
  * received_ms is the Unix time in milliseconds the request arrived.
  * Returns 0 and a new object, or -1 on OOM.
  */
-int event_normalize(json_object **out, json_object *delivery,
-		    const struct source_cfg *src, const char *id,
-		    long long received_ms, json_object *prior_run,
-		    struct err *err);
+int event_normalize(json_object **out, json_object *delivery, const struct source_cfg *src,
+		    const char *id, long long received_ms, json_object *prior_run, struct err *err);
 
 #endif

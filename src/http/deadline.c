@@ -51,8 +51,8 @@ static void cut(int local_port, int remote_port)
 		char *end;
 		long fd = strtol(e->d_name, &end, 10);
 		struct stat st;
-		if (*end || end == e->d_name || fd == dirfd(dir) ||
-		    fstat((int)fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+		if (*end || end == e->d_name || fd == dirfd(dir) || fstat((int)fd, &st) != 0 ||
+		    !S_ISSOCK(st.st_mode))
 			continue;
 		if (port_of((int)fd, 0) == local_port && port_of((int)fd, 1) == remote_port) {
 			shutdown((int)fd, SHUT_RDWR);
@@ -118,8 +118,7 @@ void deadlines_stop(struct deadlines *d)
 	free(d);
 }
 
-int deadline_arm(struct deadlines *d, int local_port, int remote_port,
-		 long long deadline_ms)
+int deadline_arm(struct deadlines *d, int local_port, int remote_port, long long deadline_ms)
 {
 	int found = -1;
 

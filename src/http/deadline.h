@@ -19,8 +19,7 @@ void deadlines_stop(struct deadlines *d);
 
 /* Returns a slot index to pass to deadline_disarm, or -1 (all slots busy:
  * the read then has only civetweb's per-read timeout). */
-int deadline_arm(struct deadlines *d, int local_port, int remote_port,
-		 long long deadline_ms);
+int deadline_arm(struct deadlines *d, int local_port, int remote_port, long long deadline_ms);
 /* Returns 1 when the watchdog fired for this slot. */
 int deadline_disarm(struct deadlines *d, int slot);
 

@@ -37,7 +37,7 @@
 struct route {
 	struct http_server *srv;
 	const struct source_cfg *src;
-	size_t index;         /* in cfg->sources */
+	size_t index; /* in cfg->sources */
 };
 
 struct http_server {
@@ -50,9 +50,9 @@ struct http_server {
 	struct ratelimit *rl;
 	struct deadlines *deadlines;
 	struct srcstat *stats;
-	struct framing *framing;  /* exact paths; the context's user_data */
-	char *tls_pem;        /* key + certificate for civetweb, or NULL */
-	int tls_pem_ours;     /* we wrote it: removed at shutdown */
+	struct framing *framing; /* exact paths; the context's user_data */
+	char *tls_pem;           /* key + certificate for civetweb, or NULL */
+	int tls_pem_ours;        /* we wrote it: removed at shutdown */
 };
 
 static const char *reason(int status)
@@ -76,8 +76,7 @@ static const char *reason(int status)
 
 /* One write for the whole response.  extra is more header lines, each
  * ending in \r\n, or "". */
-static int reply(struct mg_connection *c, int status, const char *extra,
-		 const char *body)
+static int reply(struct mg_connection *c, int status, const char *extra, const char *body)
 {
 	size_t blen = strlen(body);
 	size_t cap = blen + strlen(extra) + 256;
@@ -100,13 +99,13 @@ static int reply(struct mg_connection *c, int status, const char *extra,
 	return status;
 }
 
-static int reply_error(struct mg_connection *c, int status, const char *extra,
-		       const char *msg)
+static int reply_error(struct mg_connection *c, int status, const char *extra, const char *msg)
 {
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "error", json_object_new_string(msg));
-	reply(c, status, extra, json_object_to_json_string_ext(o,
-		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	reply(c, status, extra,
+	      json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return status;
 }
@@ -145,8 +144,8 @@ static int hex_digit(char c)
  * The sender's HMAC-SHA256 of the body, hex, optionally "sha256=<hex>"
  * (GitHub's form).  Compared in constant time after decoding.
  */
-static int signature_matches(const char *given, const struct source_cfg *src,
-			     const char *body, size_t len)
+static int signature_matches(const char *given, const struct source_cfg *src, const char *body,
+			     size_t len)
 {
 	uint8_t mac[SHA256_DIGEST_SIZE], want[SHA256_DIGEST_SIZE];
 	struct hmac_sha256_ctx h;
@@ -161,8 +160,7 @@ static int signature_matches(const char *given, const struct source_cfg *src,
 			return 0;
 		want[i] = (unsigned char)(hi << 4 | lo);
 	}
-	hmac_sha256_set_key(&h, strlen(src->hmac_secret),
-			    (const uint8_t *)src->hmac_secret);
+	hmac_sha256_set_key(&h, strlen(src->hmac_secret), (const uint8_t *)src->hmac_secret);
 	hmac_sha256_update(&h, len, (const uint8_t *)body);
 	hmac_sha256_digest(&h, sizeof(mac), mac);
 	return memeql_sec(mac, want, sizeof(mac));
@@ -181,8 +179,8 @@ static int is_json_type(const char *ct)
  * Reads the body into a heap buffer of at most max bytes.  Returns 0, or the
  * HTTP status to refuse with (413 past max, 400 when it ends early).
  */
-static int read_body(struct mg_connection *c, long long declared, size_t max,
-		     int timeout_ms, char **out, size_t *out_len)
+static int read_body(struct mg_connection *c, long long declared, size_t max, int timeout_ms,
+		     char **out, size_t *out_len)
 {
 	struct buf b;
 	/* civetweb's timeout is per read: a sender trickling a byte at a time
@@ -230,8 +228,8 @@ static void outcome(const struct route *rt, const char *type, int status)
 	srcstat_note(rt->srv->stats, rt->index, status, clock_wall_ms());
 }
 
-static int take_delivery(struct mg_connection *c, struct route *rt,
-			 char *body, size_t len, long long received_ms)
+static int take_delivery(struct mg_connection *c, struct route *rt, char *body, size_t len,
+			 long long received_ms)
 {
 	struct err err = { 0 };
 	json_object *delivery;
@@ -239,8 +237,8 @@ static int take_delivery(struct mg_connection *c, struct route *rt,
 	int dup;
 
 	if (event_parse(&delivery, body, len, rt->srv->cfg->max_json_depth, &err) < 0) {
-		log_kv(LOG_INFO, "delivery refused", "source", rt->src->name,
-		       "status", "400", "error", err.msg, NULL);
+		log_kv(LOG_INFO, "delivery refused", "source", rt->src->name, "status", "400",
+		       "error", err.msg, NULL);
 		outcome(rt, NULL, 400);
 		return reply_error(c, 400, "", err.msg);
 	}
@@ -254,31 +252,29 @@ static int take_delivery(struct mg_connection *c, struct route *rt,
 		snprintf(run, sizeof(run), "%lld", run_id);
 	else
 		snprintf(run, sizeof(run), "null");
-	if (accept_delivery(rt->srv->acc, rt->src, id, delivery, body, len,
-			    received_ms, &dup, &err) < 0) {
-		log_kv(LOG_ERROR, "delivery refused", "id", id, "status", "503",
-		       "error", err.msg, NULL);
+	if (accept_delivery(rt->srv->acc, rt->src, id, delivery, body, len, received_ms, &dup,
+			    &err) < 0) {
+		log_kv(LOG_ERROR, "delivery refused", "id", id, "status", "503", "error", err.msg,
+		       NULL);
 		outcome(rt, type, 503);
 		return reply_error(c, 503, "Retry-After: 5\r\n", "store unavailable");
 	}
-	log_kv(LOG_INFO, "delivery accepted", "id", id, "source", rt->src->name,
-	       "type", type, "project", project, "run_id", run,
-	       "duplicate", dup ? "true" : "false", NULL);
+	log_kv(LOG_INFO, "delivery accepted", "id", id, "source", rt->src->name, "type", type,
+	       "project", project, "run_id", run, "duplicate", dup ? "true" : "false", NULL);
 	outcome(rt, type, 202);
 	if (dup)
 		metrics_duplicate();
-	snprintf(resp, sizeof(resp), "{\"id\":\"%s\",\"duplicate\":%s}", id,
-		 dup ? "true" : "false");
+	snprintf(resp, sizeof(resp), "{\"id\":\"%s\",\"duplicate\":%s}", id, dup ? "true" : "false");
 	return reply(c, 202, "", resp);
 }
 
-static int refuse(struct mg_connection *c, const struct route *rt, int status,
-		  const char *extra, const char *msg)
+static int refuse(struct mg_connection *c, const struct route *rt, int status, const char *extra,
+		  const char *msg)
 {
 	char st[8];
 	snprintf(st, sizeof(st), "%d", status);
-	log_kv(LOG_INFO, "delivery refused", "source", rt->src->name,
-	       "status", st, "error", msg, NULL);
+	log_kv(LOG_INFO, "delivery refused", "source", rt->src->name, "status", st, "error", msg,
+	       NULL);
 	outcome(rt, NULL, status);
 	return reply_error(c, status, extra, msg);
 }
@@ -306,14 +302,13 @@ static int handle_source(struct mg_connection *c, void *cbdata)
 				      given ? "X-Qase-Secret does not match"
 					    : "X-Qase-Secret header is missing");
 	}
-	snprintf(msg, sizeof(msg), "body larger than max_body_bytes (%zu)",
-		 cfg->max_body_bytes);
+	snprintf(msg, sizeof(msg), "body larger than max_body_bytes (%zu)", cfg->max_body_bytes);
 	if (ri->content_length > (long long)cfg->max_body_bytes)
 		return refuse(c, rt, 413, "Connection: close\r\n", msg);
 	int slot = deadline_arm(rt->srv->deadlines, ri->server_port, ri->remote_port,
 				clock_mono_ms() + cfg->request_timeout_ms);
-	int status = read_body(c, ri->content_length, cfg->max_body_bytes,
-			       cfg->request_timeout_ms, &body, &len);
+	int status = read_body(c, ri->content_length, cfg->max_body_bytes, cfg->request_timeout_ms,
+			       &body, &len);
 	if (deadline_disarm(rt->srv->deadlines, slot)) {
 		free(body);
 		log_kv(LOG_INFO, "delivery refused", "source", rt->src->name, "status", "408",
@@ -362,8 +357,9 @@ static int handle_readyz(struct mg_connection *c, void *cbdata)
 	json_object_object_add(o, "status", json_object_new_string(ok ? "ready" : "not ready"));
 	json_object_object_add(o, "store", json_object_new_string(ok ? "ok" : err.msg));
 	json_object_object_add(o, "redis", json_object_new_string(redis));
-	int status = reply(c, ok ? 200 : 503, "", json_object_to_json_string_ext(o,
-		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	int status = reply(c, ok ? 200 : 503, "",
+			   json_object_to_json_string_ext(
+				   o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return status;
 }
@@ -406,9 +402,11 @@ static int handle_metrics(struct mg_connection *c, void *cbdata)
 		return reply_error(c, 503, "", "out of memory");
 	}
 	char head[160];
-	int n = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n"
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 200 OK\r\n"
 			 "Content-Type: text/plain; version=0.0.4\r\n"
-			 "Content-Length: %zu\r\n\r\n", strlen(text) + strlen(sources));
+			 "Content-Length: %zu\r\n\r\n",
+			 strlen(text) + strlen(sources));
 	mg_write(c, head, (size_t)n);
 	mg_write(c, text, strlen(text));
 	mg_write(c, sources, strlen(sources));
@@ -481,7 +479,7 @@ static int tls_pem(struct http_server *s, const struct config *cfg, struct err *
 {
 	if (!cfg->tls_key)
 		return (s->tls_pem = strdup(cfg->tls_certificate)) ? 0
-			: err_set(err, "out of memory");
+								   : err_set(err, "out of memory");
 	if (asprintf(&s->tls_pem, "%s/tls.pem", cfg->data_dir) < 0) {
 		s->tls_pem = NULL;
 		return err_set(err, "out of memory");
@@ -518,8 +516,10 @@ static int tls_shim(struct err *err)
 		if (dlopen(path, RTLD_NOW | RTLD_GLOBAL))
 			return 0;
 	}
-	return err_set(err, "tls: the OpenSSL shim (libssl.so from this build) is "
-		       "not next to runbridge nor in ../lib/runbridge: %s", dlerror());
+	return err_set(err,
+		       "tls: the OpenSSL shim (libssl.so from this build) is "
+		       "not next to runbridge nor in ../lib/runbridge: %s",
+		       dlerror());
 }
 
 /* The paths that route: framing_begin_request answers 404 to any other. */
@@ -538,9 +538,8 @@ static int http_paths(struct http_server *s)
 	return 0;
 }
 
-int http_start(struct http_server **out, const struct config *cfg,
-	       struct ingest *in, struct acceptor *acc,
-	       const struct http_status *status, struct err *err)
+int http_start(struct http_server **out, const struct config *cfg, struct ingest *in,
+	       struct acceptor *acc, const struct http_status *status, struct err *err)
 {
 	struct http_server *s = calloc(1, sizeof(*s));
 	struct mg_callbacks cb = {
@@ -569,29 +568,36 @@ int http_start(struct http_server **out, const struct config *cfg,
 		 framing_civetweb_buffer(cfg->max_header_bytes));
 	s->rl = ratelimit_new(cfg->rate_limit_per_s);
 	s->deadlines = deadlines_start(cfg->http_threads);
-	if (!s->rl || !s->deadlines || http_paths(s) < 0 ||
-	    srcstat_new(&s->stats, cfg, err) < 0) {
+	if (!s->rl || !s->deadlines || http_paths(s) < 0 || srcstat_new(&s->stats, cfg, err) < 0) {
 		http_free(s);
 		return err_set(err, "out of memory");
 	}
 	load_srcstat(s);
-	if (cfg->tls_certificate &&
-	    (tls_shim(err) < 0 || tls_pem(s, cfg, err) < 0)) {
+	if (cfg->tls_certificate && (tls_shim(err) < 0 || tls_pem(s, cfg, err) < 0)) {
 		http_free(s);
 		return -1;
 	}
 	const char *options[] = {
-		"listening_ports", cfg->listen,
-		"num_threads", threads,
-		"request_timeout_ms", timeout,
-		"max_request_size", header_max,
-		"enable_keep_alive", "yes",
+		"listening_ports",
+		cfg->listen,
+		"num_threads",
+		threads,
+		"request_timeout_ms",
+		timeout,
+		"max_request_size",
+		header_max,
+		"enable_keep_alive",
+		"yes",
 		/* an idle keep-alive connection holds a worker thread */
-		"keep_alive_timeout_ms", timeout,
-		"tcp_nodelay", "1",
+		"keep_alive_timeout_ms",
+		timeout,
+		"tcp_nodelay",
+		"1",
 		/* paths route as sent (framing_path_is) */
-		"decode_url", "no",
-		s->tls_pem ? "ssl_certificate" : NULL, s->tls_pem,
+		"decode_url",
+		"no",
+		s->tls_pem ? "ssl_certificate" : NULL,
+		s->tls_pem,
 		NULL,
 	};
 	init.configuration_options = options;
@@ -600,7 +606,7 @@ int http_start(struct http_server **out, const struct config *cfg,
 	edata.text = ebuf;
 	edata.text_buffer_size = sizeof(ebuf);
 	if (s->tls_pem)
-		mg_init_library(MG_FEATURES_TLS);   /* its return value means nothing */
+		mg_init_library(MG_FEATURES_TLS); /* its return value means nothing */
 	s->ctx = mg_start2(&init, &edata);
 	if (!s->ctx) {
 		http_free(s);

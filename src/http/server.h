@@ -28,16 +28,15 @@ struct http_server;
  * daemon wires it (serve.c); http knows no stage but the store. */
 struct http_status {
 	void *ctx;
-	int (*redis_up)(void *ctx);                   /* 1 when connected */
+	int (*redis_up)(void *ctx); /* 1 when connected */
 	void (*jobs)(void *ctx, long long *in_memory, long long *running);
 };
 
 /* Listens on cfg->listen: deliveries go to acc, probes and source state
  * to in; status is copied.  -1 with err set when it cannot (the port is
  * taken, the TLS files are unreadable). */
-int http_start(struct http_server **out, const struct config *cfg,
-	       struct ingest *in, struct acceptor *acc,
-	       const struct http_status *status, struct err *err);
+int http_start(struct http_server **out, const struct config *cfg, struct ingest *in,
+	       struct acceptor *acc, const struct http_status *status, struct err *err);
 
 /* Once a second from the main loop: saves what each source's endpoint
  * answered and logs the refusal warning when due (see srcstat.h). */

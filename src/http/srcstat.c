@@ -14,18 +14,17 @@
 #include "core/log.h"
 
 /* The refusals a source's endpoint can answer (see server.c). */
-const int srcstat_statuses[SRCSTAT_NSTATUS] = { 400, 401, 405, 408, 413, 415,
-						429, 503 };
+const int srcstat_statuses[SRCSTAT_NSTATUS] = { 400, 401, 405, 408, 413, 415, 429, 503 };
 
 #define WARN_EVERY_MS 3600000LL
 
 struct entry {
 	const struct source_cfg *src;
 	_Atomic long long accepted_ms;
-	_Atomic long long refusing_since_ms;  /* 0: accepted since the last refusal */
+	_Atomic long long refusing_since_ms; /* 0: accepted since the last refusal */
 	_Atomic long long refused_ms[SRCSTAT_NSTATUS];
-	struct srcstat_view saved;            /* main loop: what was last saved */
-	long long warned_ms;                  /* main loop */
+	struct srcstat_view saved; /* main loop: what was last saved */
+	long long warned_ms;       /* main loop */
 };
 
 struct srcstat {
@@ -69,8 +68,9 @@ static long long ll_member(json_object *o, const char *key)
 {
 	json_object *v;
 
-	return json_object_object_get_ex(o, key, &v) &&
-	       json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : 0;
+	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int)
+		       ? json_object_get_int64(v)
+		       : 0;
 }
 
 int srcstat_parse(struct srcstat_view *out, const char *json)
@@ -146,8 +146,10 @@ char *srcstat_save_due(struct srcstat *s, size_t i)
 	current(&s->v[i], &v);
 	if (memcmp(&v, &s->v[i].saved, sizeof(v)) == 0 || !(out = malloc(cap)))
 		return NULL;
-	p = out + snprintf(out, cap, "{\"accepted_ms\":%lld,\"refusing_since_ms\":%lld,"
-			   "\"refused_ms\":{", v.accepted_ms, v.refusing_since_ms);
+	p = out + snprintf(out, cap,
+			   "{\"accepted_ms\":%lld,\"refusing_since_ms\":%lld,"
+			   "\"refused_ms\":{",
+			   v.accepted_ms, v.refusing_since_ms);
 	for (int k = 0, first = 1; k < SRCSTAT_NSTATUS; k++) {
 		if (!v.refused_ms[k])
 			continue;
@@ -186,23 +188,23 @@ void srcstat_warn_due(struct srcstat *s, long long now_ms)
 		e->warned_ms = now_ms;
 		snprintf(status, sizeof(status), "%d", last_status(&v));
 		snprintf(secs, sizeof(secs), "%lld", (now_ms - v.refusing_since_ms) / 1000);
-		log_kv(LOG_WARN, "source refuses every delivery: Qase disables a webhook "
+		log_kv(LOG_WARN,
+		       "source refuses every delivery: Qase disables a webhook "
 		       "after 2 days without a successful delivery (check the secret, "
 		       "the HMAC key and the body size)",
-		       "source", e->src->name, "status", status,
-		       "refusing_for_s", secs, NULL);
+		       "source", e->src->name, "status", status, "refusing_for_s", secs, NULL);
 	}
 }
 
-static size_t put_ts(char *p, size_t room, const char *name, const char *source,
-		     int status, long long ms)
+static size_t put_ts(char *p, size_t room, const char *name, const char *source, int status,
+		     long long ms)
 {
 	char st[24] = "";
 
 	if (status)
 		snprintf(st, sizeof(st), ",status=\"%d\"", status);
-	return (size_t)snprintf(p, room, "%s{source=\"%s\"%s} %lld.%03lld\n", name,
-				source, st, ms / 1000, ms % 1000);
+	return (size_t)snprintf(p, room, "%s{source=\"%s\"%s} %lld.%03lld\n", name, source, st,
+				ms / 1000, ms % 1000);
 }
 
 char *srcstat_render(const struct srcstat *s)
@@ -215,15 +217,19 @@ char *srcstat_render(const struct srcstat *s)
 
 	if (!out)
 		return NULL;
-	len += (size_t)snprintf(out + len, cap - len,
+	len += (size_t)snprintf(
+		out + len, cap - len,
 		"# HELP %s Unix time of the last delivery a source's endpoint accepted (0: none).\n"
-		"# TYPE %s gauge\n", acc, acc);
+		"# TYPE %s gauge\n",
+		acc, acc);
 	for (size_t i = 0; i < s->n; i++)
 		len += put_ts(out + len, cap - len, acc, s->v[i].src->name, 0,
 			      atomic_load(&s->v[i].accepted_ms));
-	len += (size_t)snprintf(out + len, cap - len,
+	len += (size_t)snprintf(
+		out + len, cap - len,
 		"# HELP %s Unix time of the last delivery a source's endpoint refused, by status.\n"
-		"# TYPE %s gauge\n", ref, ref);
+		"# TYPE %s gauge\n",
+		ref, ref);
 	for (size_t i = 0; i < s->n; i++)
 		for (int k = 0; k < SRCSTAT_NSTATUS; k++) {
 			long long ms = atomic_load(&s->v[i].refused_ms[k]);

@@ -25,24 +25,23 @@
 
 enum cond_kind { C_ALL, C_ANY, C_NOT, C_GLOB, C_LEAF };
 
-enum cond_op { OP_EQ, OP_NE, OP_IN, OP_GT, OP_GE, OP_LT, OP_LE, OP_EXISTS,
-	       OP_MATCHES };
+enum cond_op { OP_EQ, OP_NE, OP_IN, OP_GT, OP_GE, OP_LT, OP_LE, OP_EXISTS, OP_MATCHES };
 
-static const char *const op_names[] = { "eq", "ne", "in", "gt", "ge", "lt",
-					"le", "exists", "matches", NULL };
+static const char *const op_names[] = { "eq", "ne", "in",     "gt",      "ge",
+					"lt", "le", "exists", "matches", NULL };
 
 struct cond {
 	enum cond_kind kind;
-	struct cond **kids;      /* C_ALL, C_ANY, C_NOT (one kid) */
+	struct cond **kids; /* C_ALL, C_ANY, C_NOT (one kid) */
 	size_t n;
-	const char *key;         /* C_GLOB: "type" or "project" (static) */
+	const char *key; /* C_GLOB: "type" or "project" (static) */
 	char **globs;
 	size_t n_globs;
-	struct jpath *field;     /* C_LEAF */
+	struct jpath *field; /* C_LEAF */
 	enum cond_op op;
-	json_object *value;      /* typed value (NULL: null); OP_IN: an array */
-	int want;                /* OP_EXISTS */
-	regex_t re;              /* OP_MATCHES */
+	json_object *value; /* typed value (NULL: null); OP_IN: an array */
+	int want;           /* OP_EXISTS */
+	regex_t re;         /* OP_MATCHES */
 	int has_re;
 };
 
@@ -82,8 +81,7 @@ static int fail(struct ctx *cx, const struct cfg_node *at, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return errlist_add(cx->errs, "%s: rule '%s': %s",
-			   cfg_where(at, where, sizeof(where)),
+	return errlist_add(cx->errs, "%s: rule '%s': %s", cfg_where(at, where, sizeof(where)),
 			   cx->rule ? cx->rule : "?", msg);
 }
 
@@ -93,8 +91,7 @@ static void join(char *buf, size_t len, const char *const *names)
 
 	buf[0] = '\0';
 	for (size_t i = 0; names[i] && used < len; i++)
-		used += (size_t)snprintf(buf + used, len - used, "%s%s",
-					 i ? ", " : "", names[i]);
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", names[i]);
 }
 
 static int in_list(const char *s, const char *const *names)
@@ -105,8 +102,8 @@ static int in_list(const char *s, const char *const *names)
 	return 0;
 }
 
-int cond_check_keys(const struct cfg_node *map, const char *const *allowed,
-		    const char *rule, struct errlist *errs)
+int cond_check_keys(const struct cfg_node *map, const char *const *allowed, const char *rule,
+		    struct errlist *errs)
 {
 	char where[300], expected[256], in_rule[200] = "";
 	int rc = 0;
@@ -118,15 +115,15 @@ int cond_check_keys(const struct cfg_node *map, const char *const *allowed,
 		const struct cfg_node *k = map->keys[i];
 		if (!in_list(k->value, allowed)) {
 			rc = errlist_add(errs, "%s: unknown key '%s'%s; expected one of %s",
-					 cfg_where(k, where, sizeof(where)),
-					 k->value, in_rule, expected);
+					 cfg_where(k, where, sizeof(where)), k->value, in_rule,
+					 expected);
 			continue;
 		}
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(map->keys[j]->value, k->value) == 0) {
 				rc = errlist_add(errs, "%s: duplicate key '%s'%s (first at line %d)",
-						 cfg_where(k, where, sizeof(where)),
-						 k->value, in_rule, map->keys[j]->line);
+						 cfg_where(k, where, sizeof(where)), k->value,
+						 in_rule, map->keys[j]->line);
 				break;
 			}
 	}
@@ -153,12 +150,10 @@ static int add_kid(struct cond *g, struct cond *kid)
 	return 0;
 }
 
-static int parse_cond(struct ctx *cx, const struct cfg_node *node,
-		      struct cond **out);
+static int parse_cond(struct ctx *cx, const struct cfg_node *node, struct cond **out);
 
 /* A scalar as a typed JSON value; *out NULL for null. */
-static int typed_value(struct ctx *cx, const struct cfg_node *v,
-		       const char *op, json_object **out)
+static int typed_value(struct ctx *cx, const struct cfg_node *v, const char *op, json_object **out)
 {
 	long long i;
 	double d;
@@ -166,8 +161,7 @@ static int typed_value(struct ctx *cx, const struct cfg_node *v,
 
 	*out = NULL;
 	if (v->type != CFG_SCALAR)
-		return fail(cx, v, "%s needs a single value, not %s", op,
-			    cfg_type_name(v));
+		return fail(cx, v, "%s needs a single value, not %s", op, cfg_type_name(v));
 	if (cfg_scalar_is_null(v) == 0)
 		return 0;
 	if (cfg_scalar_bool(v, &b) == 0)
@@ -188,8 +182,7 @@ static int parse_in(struct ctx *cx, struct cond *c, const struct cfg_node *v)
 	int rc = 0;
 
 	if (v->type != CFG_SEQ || v->n == 0)
-		return fail(cx, v, "in needs a non-empty list of values, not %s",
-			    cfg_type_name(v));
+		return fail(cx, v, "in needs a non-empty list of values, not %s", cfg_type_name(v));
 	if (!(c->value = json_object_new_array()))
 		return fail(cx, v, "out of memory");
 	for (size_t i = 0; i < v->n; i++) {
@@ -271,22 +264,20 @@ static int parse_regex(struct ctx *cx, struct cond *c, const struct cfg_node *v)
 	int rc;
 
 	if (v->type != CFG_SCALAR || cfg_scalar_is_null(v) == 0)
-		return fail(cx, v, "matches needs a regular expression, not %s",
-			    cfg_type_name(v));
+		return fail(cx, v, "matches needs a regular expression, not %s", cfg_type_name(v));
 	if (strlen(v->value) > COND_REGEX_MAX)
-		return fail(cx, v, "regular expression longer than %d bytes",
-			    COND_REGEX_MAX);
+		return fail(cx, v, "regular expression longer than %d bytes", COND_REGEX_MAX);
 	if ((at = backref_at(v->value)) >= 0)
-		return fail(cx, v, "regular expression '%s': the backreference '\\%c' "
+		return fail(cx, v,
+			    "regular expression '%s': the backreference '\\%c' "
 			    "at offset %ld is not supported (not regular: matching "
-			    "can take exponential time)", v->value,
-			    v->value[at + 1], at);
+			    "can take exponential time)",
+			    v->value, v->value[at + 1], at);
 	rc = regcomp(&c->re, v->value, REG_EXTENDED | REG_NOSUB);
 	if (rc != 0) {
 		/* a failed regcomp leaves nothing to regfree */
 		regerror(rc, &c->re, msg, sizeof(msg));
-		return fail(cx, v, "invalid regular expression '%s': %s",
-			    v->value, msg);
+		return fail(cx, v, "invalid regular expression '%s': %s", v->value, msg);
 	}
 	c->has_re = 1;
 	return 0;
@@ -296,24 +287,20 @@ static int parse_op(struct ctx *cx, struct cond *c, const struct cfg_node *v)
 {
 	switch (c->op) {
 	case OP_EQ:
-	case OP_NE:
-		return typed_value(cx, v, op_names[c->op], &c->value);
-	case OP_IN:
-		return parse_in(cx, c, v);
+	case OP_NE: return typed_value(cx, v, op_names[c->op], &c->value);
+	case OP_IN: return parse_in(cx, c, v);
 	case OP_EXISTS:
 		if (cfg_scalar_bool(v, &c->want) < 0)
 			return fail(cx, v, "exists needs true or false");
 		return 0;
-	case OP_MATCHES:
-		return parse_regex(cx, c, v);
-	default:
-		return parse_order(cx, c, v);
+	case OP_MATCHES: return parse_regex(cx, c, v);
+	default: return parse_order(cx, c, v);
 	}
 }
 
 /* Finds the one operator key of a condition map. */
-static int find_op(struct ctx *cx, const struct cfg_node *node,
-		   struct cond *c, const struct cfg_node **value)
+static int find_op(struct ctx *cx, const struct cfg_node *node, struct cond *c,
+		   const struct cfg_node **value)
 {
 	char ops[128];
 	int found = 0;
@@ -337,11 +324,10 @@ static int find_op(struct ctx *cx, const struct cfg_node *node,
 	return fail(cx, node, "a condition needs one operator: %s", ops);
 }
 
-static const char *const leaf_keys[] = { "field", "eq", "ne", "in", "gt", "ge",
-					 "lt", "le", "exists", "matches", NULL };
+static const char *const leaf_keys[] = { "field", "eq", "ne",     "in",      "gt", "ge",
+					 "lt",    "le", "exists", "matches", NULL };
 
-static int parse_leaf(struct ctx *cx, const struct cfg_node *node,
-		      struct cond **out)
+static int parse_leaf(struct ctx *cx, const struct cfg_node *node, struct cond **out)
 {
 	const struct cfg_node *field = cfg_get(node, "field"), *v;
 	struct cond *c = cond_new(C_LEAF);
@@ -374,8 +360,8 @@ done:
 }
 
 /* all: / any: a non-empty list of conditions or groups. */
-static int parse_list(struct ctx *cx, const struct cfg_node *node,
-		      enum cond_kind kind, struct cond **out)
+static int parse_list(struct ctx *cx, const struct cfg_node *node, enum cond_kind kind,
+		      struct cond **out)
 {
 	const char *name = kind == C_ALL ? "all" : "any";
 	struct cond *g = cond_new(kind);
@@ -385,8 +371,8 @@ static int parse_list(struct ctx *cx, const struct cfg_node *node,
 	if (!g)
 		return fail(cx, node, "out of memory");
 	if (node->type != CFG_SEQ || node->n == 0)
-		rc = fail(cx, node, "%s needs a non-empty list of conditions, not %s",
-			  name, cfg_type_name(node));
+		rc = fail(cx, node, "%s needs a non-empty list of conditions, not %s", name,
+			  cfg_type_name(node));
 	for (size_t i = 0; node->type == CFG_SEQ && i < node->n; i++) {
 		struct cond *kid;
 		if (parse_cond(cx, node->items[i], &kid) < 0)
@@ -403,8 +389,7 @@ static int parse_list(struct ctx *cx, const struct cfg_node *node,
 }
 
 /* not: one condition or group. */
-static int parse_not(struct ctx *cx, const struct cfg_node *node,
-		     struct cond **out)
+static int parse_not(struct ctx *cx, const struct cfg_node *node, struct cond **out)
 {
 	struct cond *g = cond_new(C_NOT), *kid;
 
@@ -425,33 +410,31 @@ static int parse_not(struct ctx *cx, const struct cfg_node *node,
 }
 
 /* A condition map, or a group map ({all: ...}, {any: ...}, {not: ...}). */
-static int parse_cond(struct ctx *cx, const struct cfg_node *node,
-		      struct cond **out)
+static int parse_cond(struct ctx *cx, const struct cfg_node *node, struct cond **out)
 {
 	static const char *const groups[] = { "all", "any", "not", NULL };
 
 	*out = NULL;
 	if (node->type != CFG_MAP)
-		return fail(cx, node, "a condition must be a map like {field: PATH, eq: VALUE}, not %s",
+		return fail(cx, node,
+			    "a condition must be a map like {field: PATH, eq: VALUE}, not %s",
 			    cfg_type_name(node));
 	for (size_t i = 0; i < node->n; i++) {
 		const char *k = node->keys[i]->value;
 		if (!in_list(k, groups))
 			continue;
 		if (node->n != 1)
-			return fail(cx, node->keys[i],
-				    "'%s' must be the only key of its map", k);
+			return fail(cx, node->keys[i], "'%s' must be the only key of its map", k);
 		if (strcmp(k, "not") == 0)
 			return parse_not(cx, node->items[0], out);
-		return parse_list(cx, node->items[0],
-				  strcmp(k, "all") == 0 ? C_ALL : C_ANY, out);
+		return parse_list(cx, node->items[0], strcmp(k, "all") == 0 ? C_ALL : C_ANY, out);
 	}
 	return parse_leaf(cx, node, out);
 }
 
 /* event: / project: a glob or a non-empty list of globs. */
-static int parse_globs(struct ctx *cx, const struct cfg_node *node,
-		       const char *name, const char *key, struct cond **out)
+static int parse_globs(struct ctx *cx, const struct cfg_node *node, const char *name,
+		       const char *key, struct cond **out)
 {
 	const struct cfg_node *const *items = &node;
 	size_t n = 1;
@@ -473,8 +456,8 @@ static int parse_globs(struct ctx *cx, const struct cfg_node *node,
 		rc = fail(cx, node, "out of memory");
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		if (items[i]->type != CFG_SCALAR || cfg_scalar_is_null(items[i]) == 0)
-			rc = fail(cx, items[i], "%s patterns must be strings, not %s",
-				  name, cfg_type_name(items[i]));
+			rc = fail(cx, items[i], "%s patterns must be strings, not %s", name,
+				  cfg_type_name(items[i]));
 		else if (!(g->globs[g->n_globs++] = strdup(items[i]->value)))
 			rc = fail(cx, items[i], "out of memory");
 	}
@@ -486,8 +469,7 @@ static int parse_globs(struct ctx *cx, const struct cfg_node *node,
 	return 0;
 }
 
-static int parse_match_key(struct ctx *cx, const char *k,
-			   const struct cfg_node *v, struct cond **out)
+static int parse_match_key(struct ctx *cx, const char *k, const struct cfg_node *v, struct cond **out)
 {
 	if (strcmp(k, "event") == 0)
 		return parse_globs(cx, v, "event", "type", out);
@@ -500,11 +482,10 @@ static int parse_match_key(struct ctx *cx, const char *k,
 	return parse_not(cx, v, out);
 }
 
-int cond_parse_match(struct cond **out, const struct cfg_node *node,
-		     const char *rule, struct errlist *errs)
+int cond_parse_match(struct cond **out, const struct cfg_node *node, const char *rule,
+		     struct errlist *errs)
 {
-	static const char *const keys[] = { "event", "project", "all", "any",
-					    "not", NULL };
+	static const char *const keys[] = { "event", "project", "all", "any", "not", NULL };
 	struct ctx cx = { .rule = rule, .errs = errs };
 	struct cond *top = NULL;
 	int rc = -1;
@@ -525,8 +506,7 @@ int cond_parse_match(struct cond **out, const struct cfg_node *node,
 		struct cond *kid;
 		if (!in_list(node->keys[i]->value, keys))
 			continue;
-		if (parse_match_key(&cx, node->keys[i]->value, node->items[i],
-				    &kid) < 0)
+		if (parse_match_key(&cx, node->keys[i]->value, node->items[i], &kid) < 0)
 			rc = -1;
 		else if (add_kid(top, kid) < 0)
 			rc = fail(&cx, node, "out of memory");
@@ -610,8 +590,7 @@ static int str_cmp(json_object *a, json_object *b)
 {
 	size_t la = (size_t)json_object_get_string_len(a);
 	size_t lb = (size_t)json_object_get_string_len(b);
-	int r = memcmp(json_object_get_string(a), json_object_get_string(b),
-		       la < lb ? la : lb);
+	int r = memcmp(json_object_get_string(a), json_object_get_string(b), la < lb ? la : lb);
 	if (r != 0)
 		return r < 0 ? -1 : 1;
 	return sign((long long)la, (long long)lb);
@@ -705,28 +684,19 @@ static int leaf_eval(const struct cond *c, json_object *ev)
 		return jpath_exists(c->field, ev) == c->want;
 	got = jpath_get(c->field, ev);
 	switch (c->op) {
-	case OP_EQ:
-		return value_eq(got, c->value);
-	case OP_NE:
-		return !value_eq(got, c->value);
-	case OP_IN:
-		return in_eval(got, c->value);
-	case OP_MATCHES:
-		return regex_eval(&c->re, got);
-	default:
-		break;
+	case OP_EQ: return value_eq(got, c->value);
+	case OP_NE: return !value_eq(got, c->value);
+	case OP_IN: return in_eval(got, c->value);
+	case OP_MATCHES: return regex_eval(&c->re, got);
+	default: break;
 	}
 	if (value_cmp(got, c->value, &r) < 0)
 		return 0;
 	switch (c->op) {
-	case OP_GT:
-		return r > 0;
-	case OP_GE:
-		return r >= 0;
-	case OP_LT:
-		return r < 0;
-	default:
-		return r <= 0;
+	case OP_GT: return r > 0;
+	case OP_GE: return r >= 0;
+	case OP_LT: return r < 0;
+	default: return r <= 0;
 	}
 }
 
@@ -736,8 +706,7 @@ static int glob_eval(const struct cond *c, json_object *ev)
 	json_object *v;
 	const char *s;
 
-	if (!json_object_object_get_ex(ev, c->key, &v) ||
-	    !json_object_is_type(v, json_type_string))
+	if (!json_object_object_get_ex(ev, c->key, &v) || !json_object_is_type(v, json_type_string))
 		return 0;
 	s = json_object_get_string(v);
 	for (size_t i = 0; i < c->n_globs; i++)
@@ -761,11 +730,8 @@ int cond_eval(const struct cond *c, json_object *event)
 			if (cond_eval(c->kids[i], event))
 				return 1;
 		return 0;
-	case C_NOT:
-		return !cond_eval(c->kids[0], event);
-	case C_GLOB:
-		return glob_eval(c, event);
-	default:
-		return leaf_eval(c, event);
+	case C_NOT: return !cond_eval(c->kids[0], event);
+	case C_GLOB: return glob_eval(c, event);
+	default: return leaf_eval(c, event);
 	}
 }

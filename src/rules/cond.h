@@ -38,8 +38,8 @@ struct cond;
  * event, and *out stays NULL).  rule names the rule in messages.  Returns -1
  * with every problem appended to errs as "file:line:col: ...".
  */
-int cond_parse_match(struct cond **out, const struct cfg_node *node,
-		     const char *rule, struct errlist *errs);
+int cond_parse_match(struct cond **out, const struct cfg_node *node, const char *rule,
+		     struct errlist *errs);
 
 /* 1 when event satisfies c (a NULL c matches everything), 0 when not. */
 int cond_eval(const struct cond *c, json_object *event);
@@ -51,7 +51,7 @@ void cond_free(struct cond *c);
  * every key written twice, as "file:line:col: unknown key 'k' in rule 'r';
  * expected one of a, b, c".  rule may be NULL.  Returns -1 when any.
  */
-int cond_check_keys(const struct cfg_node *map, const char *const *allowed,
-		    const char *rule, struct errlist *errs);
+int cond_check_keys(const struct cfg_node *map, const char *const *allowed, const char *rule,
+		    struct errlist *errs);
 
 #endif

@@ -25,8 +25,7 @@ static const char *other_family_glob(const struct cfg_node *match)
 	if (ev->type == CFG_SCALAR)
 		return run_only_glob(ev->value) ? NULL : ev->value;
 	for (size_t i = 0; ev->type == CFG_SEQ && i < ev->n; i++)
-		if (ev->items[i]->type == CFG_SCALAR &&
-		    !run_only_glob(ev->items[i]->value))
+		if (ev->items[i]->type == CFG_SCALAR && !run_only_glob(ev->items[i]->value))
 			return ev->items[i]->value;
 	return NULL;
 }
@@ -54,15 +53,14 @@ struct lint {
 	struct errlist *out;
 };
 
-static void warn(struct lint *l, const struct cfg_node *at, const char *path,
-		 size_t len)
+static void warn(struct lint *l, const struct cfg_node *at, const char *path, size_t len)
 {
 	char where[300];
 
-	errlist_add(l->out, "%s: warning: rule '%s': %.*s is null on events "
+	errlist_add(l->out,
+		    "%s: warning: rule '%s': %.*s is null on events "
 		    "other than run.* (%s matches them)",
-		    cfg_where(at, where, sizeof(where)), l->rule, (int)len, path,
-		    l->glob);
+		    cfg_where(at, where, sizeof(where)), l->rule, (int)len, path, l->glob);
 }
 
 /* Every {{ run... }} in a template scalar. */
@@ -99,8 +97,7 @@ static void scan(struct lint *l, const struct cfg_node *n, int conditions)
 	}
 }
 
-void lint_rule(const struct cfg_node *node, const char *rule,
-	       struct errlist *warnings)
+void lint_rule(const struct cfg_node *node, const char *rule, struct errlist *warnings)
 {
 	const struct cfg_node *match = cfg_get(node, "match");
 	const char *glob = other_family_glob(match);

@@ -20,7 +20,6 @@
 
 /* Appends one "file:line:col: warning: ..." per use to warnings.  node is
  * the rule's map, rule its name for messages. */
-void lint_rule(const struct cfg_node *node, const char *rule,
-	       struct errlist *warnings);
+void lint_rule(const struct cfg_node *node, const char *rule, struct errlist *warnings);
 
 #endif

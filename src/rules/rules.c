@@ -23,16 +23,15 @@
 #include "rules/cond.h"
 #include "rules/lint.h"
 
-#define RULES_MAX 10000
+#define RULES_MAX     10000
 #define RULE_NAME_MAX 128
 
 #define RB_STR_(x) #x
-#define RB_STR(x) RB_STR_(x)
-
+#define RB_STR(x)  RB_STR_(x)
 
 struct rule {
 	char *name;
-	struct cond *match;          /* NULL: every event */
+	struct cond *match; /* NULL: every event */
 	struct action_spec **actions;
 	size_t n_actions;
 	int stop;
@@ -41,15 +40,15 @@ struct rule {
 struct rules {
 	struct rule *v;
 	size_t n;
-	struct errlist warnings;     /* see lint.h */
+	struct errlist warnings; /* see lint.h */
 };
 
 /* State of one load, across all its files. */
 struct loader {
 	struct rules *rs;
 	struct errlist *errs;
-	json_object *names;          /* rule name -> "file:line:col" of it */
-	size_t seen;                 /* rules met so far, valid or not */
+	json_object *names; /* rule name -> "file:line:col" of it */
+	size_t seen;        /* rules met so far, valid or not */
 	int bad;
 };
 
@@ -98,18 +97,16 @@ static size_t grown_cap(size_t n)
 /* ---- one rule ------------------------------------------------------------ */
 
 /* Appends "where: msg" and marks the load failed. */
-static void fail(struct loader *ld, const struct cfg_node *at, const char *msg,
-		 const char *rule)
+static void fail(struct loader *ld, const struct cfg_node *at, const char *msg, const char *rule)
 {
 	char where[300];
 
 	ld->bad = 1;
 	if (rule)
-		errlist_add(ld->errs, "%s: rule '%s': %s",
-			    cfg_where(at, where, sizeof(where)), rule, msg);
+		errlist_add(ld->errs, "%s: rule '%s': %s", cfg_where(at, where, sizeof(where)),
+			    rule, msg);
 	else
-		errlist_add(ld->errs, "%s: %s", cfg_where(at, where, sizeof(where)),
-			    msg);
+		errlist_add(ld->errs, "%s: %s", cfg_where(at, where, sizeof(where)), msg);
 }
 
 /* Remembers the name; a second rule of the same name is an error naming both. */
@@ -134,8 +131,7 @@ static int claim_name(struct loader *ld, const struct cfg_node *v)
 	return 0;
 }
 
-static int parse_name(struct loader *ld, struct rule *r,
-		      const struct cfg_node *node)
+static int parse_name(struct loader *ld, struct rule *r, const struct cfg_node *node)
 {
 	const struct cfg_node *v = cfg_get(node, "name");
 
@@ -148,8 +144,7 @@ static int parse_name(struct loader *ld, struct rule *r,
 		return -1;
 	}
 	if (strlen(v->value) > RULE_NAME_MAX) {
-		fail(ld, v, "name is longer than " RB_STR(RULE_NAME_MAX) " bytes",
-		     NULL);
+		fail(ld, v, "name is longer than " RB_STR(RULE_NAME_MAX) " bytes", NULL);
 		return -1;
 	}
 	if (!(r->name = strdup(v->value))) {
@@ -159,19 +154,20 @@ static int parse_name(struct loader *ld, struct rule *r,
 	return claim_name(ld, v);
 }
 
-static int parse_action(struct loader *ld, struct rule *r,
-			const struct cfg_node *item, const char *label)
+static int parse_action(struct loader *ld, struct rule *r, const struct cfg_node *item,
+			const char *label)
 {
 	char msg[ERR_MSG_MAX];
 	int rc;
 
 	if (item->type != CFG_MAP || item->n != 1) {
-		fail(ld, item, "an action is a map with one key, its kind, like '- redis: {stream: ...}'",
+		fail(ld, item,
+		     "an action is a map with one key, its kind, like '- redis: {stream: ...}'",
 		     label);
 		return -1;
 	}
-	rc = action_spec_parse(&r->actions[r->n_actions], item->keys[0]->value,
-			       item->items[0], ld->errs);
+	rc = action_spec_parse(&r->actions[r->n_actions], item->keys[0]->value, item->items[0],
+			       ld->errs);
 	if (rc == ACTION_SPEC_UNKNOWN) {
 		snprintf(msg, sizeof(msg), "unknown action kind '%s'; expected one of %s",
 			 item->keys[0]->value, action_spec_kinds());
@@ -186,8 +182,8 @@ static int parse_action(struct loader *ld, struct rule *r,
 	return 0;
 }
 
-static int parse_actions(struct loader *ld, struct rule *r,
-			 const struct cfg_node *node, const char *label)
+static int parse_actions(struct loader *ld, struct rule *r, const struct cfg_node *node,
+			 const char *label)
 {
 	const struct cfg_node *v = cfg_get(node, "actions");
 	int rc = 0;
@@ -210,8 +206,8 @@ static int parse_actions(struct loader *ld, struct rule *r,
 	return rc;
 }
 
-static int parse_stop(struct loader *ld, struct rule *r,
-		      const struct cfg_node *node, const char *label)
+static int parse_stop(struct loader *ld, struct rule *r, const struct cfg_node *node,
+		      const char *label)
 {
 	const struct cfg_node *v = cfg_get(node, "stop");
 
@@ -222,17 +218,14 @@ static int parse_stop(struct loader *ld, struct rule *r,
 	return 0;
 }
 
-static int parse_rule(struct loader *ld, struct rule *r,
-		      const struct cfg_node *node, size_t index)
+static int parse_rule(struct loader *ld, struct rule *r, const struct cfg_node *node, size_t index)
 {
-	static const char *const keys[] = { "name", "match", "actions", "stop",
-					    NULL };
+	static const char *const keys[] = { "name", "match", "actions", "stop", NULL };
 	char label[RULE_NAME_MAX + 32];
 	int rc = 0;
 
 	if (node->type != CFG_MAP) {
-		fail(ld, node, "a rule must be a map with name, match, actions, stop",
-		     NULL);
+		fail(ld, node, "a rule must be a map with name, match, actions, stop", NULL);
 		return -1;
 	}
 	if (parse_name(ld, r, node) < 0)
@@ -255,8 +248,7 @@ static int parse_rule(struct loader *ld, struct rule *r,
 }
 
 /* Parses one rule and keeps it when it is valid. */
-static void load_rule(struct loader *ld, const struct cfg_node *node,
-		      size_t index)
+static void load_rule(struct loader *ld, const struct cfg_node *node, size_t index)
 {
 	struct rules *rs = ld->rs;
 	struct rule r = { 0 };
@@ -352,8 +344,7 @@ static void load_dir(struct loader *ld, const char *dir)
 
 	if (n < 0) {
 		ld->bad = 1;
-		errlist_add(ld->errs, "%s: cannot read the directory: %s", dir,
-			    strerror(errno));
+		errlist_add(ld->errs, "%s: cannot read the directory: %s", dir, strerror(errno));
 		return;
 	}
 	for (int i = 0; i < n; i++) {
@@ -375,8 +366,7 @@ static void load_dir(struct loader *ld, const char *dir)
 	free(list);
 }
 
-static int loader_init(struct loader *ld, struct rules **out,
-		       struct errlist *errs)
+static int loader_init(struct loader *ld, struct rules **out, struct errlist *errs)
 {
 	*out = NULL;
 	memset(ld, 0, sizeof(*ld));
@@ -419,8 +409,7 @@ int rules_load(struct rules **out, const char *path, struct errlist *errs)
 	return loader_finish(&ld, out);
 }
 
-int rules_load_string(struct rules **out, const char *name, const char *text,
-		      struct errlist *errs)
+int rules_load_string(struct rules **out, const char *name, const char *text, struct errlist *errs)
 {
 	struct loader ld;
 	struct cfg_doc *doc;
@@ -465,8 +454,8 @@ static int push_matched(struct route_result *out, const char *name)
 	return 0;
 }
 
-static int push_action(struct route_result *out, const struct rule *r,
-		       size_t index, json_object *event, struct err *err)
+static int push_action(struct route_result *out, const struct rule *r, size_t index,
+		       json_object *event, struct err *err)
 {
 	const struct action_spec *a = r->actions[index];
 	size_t cap = grown_cap(out->n);
@@ -481,14 +470,16 @@ static int push_action(struct route_result *out, const struct rule *r,
 	if (action_spec_render(&params, a, event, err) < 0)
 		return -1;
 	out->v[out->n++] = (struct routed_action){
-		.rule = r->name, .index = (int)index,
-		.kind = action_spec_kind(a), .params = params,
+		.rule = r->name,
+		.index = (int)index,
+		.kind = action_spec_kind(a),
+		.params = params,
 	};
 	return 0;
 }
 
-static int route_rule(const struct rule *r, json_object *event,
-		      struct route_result *out, struct err *err)
+static int route_rule(const struct rule *r, json_object *event, struct route_result *out,
+		      struct err *err)
 {
 	if (push_matched(out, r->name) < 0)
 		return err_set(err, "out of memory");
@@ -498,8 +489,7 @@ static int route_rule(const struct rule *r, json_object *event,
 	return 0;
 }
 
-int rules_route(const struct rules *rs, json_object *event,
-		struct route_result *out, struct err *err)
+int rules_route(const struct rules *rs, json_object *event, struct route_result *out, struct err *err)
 {
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < rs->n; i++) {

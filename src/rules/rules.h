@@ -36,8 +36,7 @@ struct rules;
 int rules_load(struct rules **out, const char *path, struct errlist *errs);
 
 /* Same, from text (tests). */
-int rules_load_string(struct rules **out, const char *name, const char *text,
-		      struct errlist *errs);
+int rules_load_string(struct rules **out, const char *name, const char *text, struct errlist *errs);
 
 void rules_free(struct rules *rs);
 size_t rules_count(const struct rules *rs);
@@ -48,22 +47,22 @@ const struct errlist *rules_warnings(const struct rules *rs);
 
 /* One action a matching rule asks for, rendered against the event. */
 struct routed_action {
-	const char *rule;      /* borrowed from the rules */
-	int index;             /* position of the action in its rule */
-	const char *kind;      /* "redis", "exec", ... (static) */
-	json_object *params;   /* owned: the rendered action */
+	const char *rule;    /* borrowed from the rules */
+	int index;           /* position of the action in its rule */
+	const char *kind;    /* "redis", "exec", ... (static) */
+	json_object *params; /* owned: the rendered action */
 };
 
 struct route_result {
 	struct routed_action *v;
 	size_t n;
-	const char **matched;  /* names of matching rules, in order (borrowed) */
+	const char **matched; /* names of matching rules, in order (borrowed) */
 	size_t n_matched;
 };
 
 /* Matches event against every rule and renders the actions of each match. */
-int rules_route(const struct rules *rs, json_object *event,
-		struct route_result *out, struct err *err);
+int rules_route(const struct rules *rs, json_object *event, struct route_result *out,
+		struct err *err);
 void route_result_free(struct route_result *r);
 
 #endif

@@ -27,14 +27,14 @@
 #include "core/jpath.h"
 
 #define TMPL_DEFAULT_MAX (1u << 20)
-#define TMPL_PROBE_MAX (1u << 20)
+#define TMPL_PROBE_MAX   (1u << 20)
 
 enum part_kind {
 	PART_LIT,
 	PART_VALUE,
-	PART_SECTION, /* {{#path}} */
+	PART_SECTION,  /* {{#path}} */
 	PART_INVERTED, /* {{^path}} */
-	PART_END, /* {{/path}} */
+	PART_END,      /* {{/path}} */
 };
 
 /* Where a value stands in a URL; URL_SEGMENT, the strictest, by default. */
@@ -43,11 +43,11 @@ enum url_ctx { URL_SEGMENT, URL_QUERY, URL_FRAGMENT };
 struct part {
 	enum part_kind kind;
 	enum url_ctx url; /* PART_VALUE under TMPL_URL */
-	char *lit; /* PART_LIT: the text */
+	char *lit;        /* PART_LIT: the text */
 	size_t len;
 	struct jpath *path; /* values and sections; NULL for "." */
-	size_t end; /* section starts: the index of their PART_END */
-	size_t off; /* the part's offset in the source ("{{") */
+	size_t end;         /* section starts: the index of their PART_END */
+	size_t off;         /* the part's offset in the source ("{{") */
 };
 
 struct tmpl {

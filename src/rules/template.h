@@ -37,11 +37,11 @@
 
 #include "core/err.h"
 
-#define TMPL_DEPTH_MAX 8 /* sections inside sections */
-#define TMPL_WORK_MAX 1000000 /* render steps, see above */
+#define TMPL_DEPTH_MAX 8       /* sections inside sections */
+#define TMPL_WORK_MAX  1000000 /* render steps, see above */
 
 enum tmpl_escape {
-	TMPL_RAW, /* values inserted as they are */
+	TMPL_RAW,  /* values inserted as they are */
 	TMPL_JSON, /* values escaped for the inside of a JSON string literal */
 	/*
 	 * Values percent-encoded for where they stand in a URL, as decided by

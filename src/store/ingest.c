@@ -30,7 +30,7 @@ enum req_type { REQ_ROWS, REQ_ATTEMPT, REQ_PROBE, REQ_MAP, REQ_SOURCE };
 struct req {
 	enum req_type type;
 	struct req *next;
-	const char *id;          /* REQ_ROWS: rows->d.id, for the log */
+	const char *id; /* REQ_ROWS: rows->d.id, for the log */
 	/* REQ_MAP (caller's stack) */
 	const struct map_key *map_key;
 	const struct map_rec *map;
@@ -61,16 +61,16 @@ struct ingest {
 
 	pthread_t thread;
 	pthread_mutex_t mu;
-	pthread_cond_t work;     /* the writer waits for requests */
+	pthread_cond_t work; /* the writer waits for requests */
 	struct req *head, *tail;
-	uint32_t taken;          /* batches taken so far (under mu) */
+	uint32_t taken; /* batches taken so far (under mu) */
 	/* The last finished batch of each parity.  Waiters of batch g sleep on
 	 * finished[g & 1]: batch g + 1 is taken only after g is finished, so
 	 * one futex wake reaches exactly the requests of one batch, and they
 	 * need no lock to go on. */
 	_Atomic uint32_t finished[2];
 	int stopping, stopped;
-	struct jobvec jobs;      /* writer-thread only */
+	struct jobvec jobs; /* writer-thread only */
 	/* Writer-thread only: twice the bytes of the last group whose commit
 	 * failed, until a commit of as much succeeds.  A probe writes that
 	 * much, so readiness fails while deliveries would (a full disk still
@@ -146,8 +146,7 @@ static void submit_wait(struct ingest *in, struct req *r)
 	}
 }
 
-int ingest_write(struct ingest *in, const struct ingest_rows *rows,
-		 int *duplicate, struct err *err)
+int ingest_write(struct ingest *in, const struct ingest_rows *rows, int *duplicate, struct err *err)
 {
 	struct req r = { .type = REQ_ROWS, .rows = rows, .id = rows->d.id };
 
@@ -180,8 +179,8 @@ void ingest_attempts(struct ingest *in, const struct attempt_rec *v, size_t n)
 
 	struct req *r = calloc(1, size);
 	if (!r) {
-		log_msg(LOG_ERROR, "out of memory recording %zu attempts (from job %lld)",
-			n, v[0].job_id);
+		log_msg(LOG_ERROR, "out of memory recording %zu attempts (from job %lld)", n,
+			v[0].job_id);
 		return;
 	}
 	r->type = REQ_ATTEMPT;
@@ -219,8 +218,7 @@ int ingest_probe(struct ingest *in, struct err *err)
 	return 0;
 }
 
-int ingest_map(struct ingest *in, const struct map_key *key,
-	       const struct map_rec *m, struct err *err)
+int ingest_map(struct ingest *in, const struct map_key *key, const struct map_rec *m, struct err *err)
 {
 	struct req r = { .type = REQ_MAP, .map_key = key, .map = m };
 
@@ -233,8 +231,7 @@ int ingest_map(struct ingest *in, const struct map_key *key,
 	return 0;
 }
 
-int ingest_source(struct ingest *in, const char *source, const char *json,
-		  struct err *err)
+int ingest_source(struct ingest *in, const char *source, const char *json, struct err *err)
 {
 	struct req r = { .type = REQ_SOURCE, .source = source, .source_json = json };
 
@@ -249,8 +246,7 @@ int ingest_source(struct ingest *in, const char *source, const char *json,
 
 /* ---- the writer thread --------------------------------------------------- */
 
-static int jobs_push(struct jobvec *jv, long long id, const char *kind,
-		     const char *lane)
+static int jobs_push(struct jobvec *jv, long long id, const char *kind, const char *lane)
 {
 	if (jv->n == jv->cap) {
 		size_t cap = jv->cap ? jv->cap * 2 : 64;
@@ -283,14 +279,18 @@ static int store_rows(struct ingest *in, struct req *r)
 		return exists < 0 ? -1 : 0;
 	}
 	if (store_delivery_insert(in->st, d, &seq, err) < 0 ||
-	    (rows->run_json && store_run_put(in->st, d->project, d->run_id,
-					     rows->run_json, d->received_ms, err) < 0))
+	    (rows->run_json &&
+	     store_run_put(in->st, d->project, d->run_id, rows->run_json, d->received_ms, err) < 0))
 		return -1;
 	for (size_t i = 0; i < rows->njobs; i++) {
 		const struct ingest_job *jb = &rows->jobs[i];
 		struct job_rec j = {
-			.delivery_seq = seq, .rule = jb->rule, .index = jb->index,
-			.kind = jb->kind, .params_json = jb->params_json, .lane = jb->lane,
+			.delivery_seq = seq,
+			.rule = jb->rule,
+			.index = jb->index,
+			.kind = jb->kind,
+			.params_json = jb->params_json,
+			.lane = jb->lane,
 		};
 		if (store_job_insert(in->st, &j, d->received_ms, &id, err) < 0)
 			return -1;
@@ -318,8 +318,8 @@ static int run_pass(struct ingest *in, struct req *batch, struct err *why)
 			r->duplicate = 0;
 			if (store_rows(in, r) == 0)
 				break;
-			log_kv(LOG_ERROR, "delivery not stored", "id", r->id,
-			       "error", r->err.msg, NULL);
+			log_kv(LOG_ERROR, "delivery not stored", "id", r->id, "error", r->err.msg,
+			       NULL);
 			*why = r->err;
 			r->failed = 1;
 			err_setc(&r->err, ERR_UNAVAILABLE, "store unavailable: %s", why->msg);
@@ -327,20 +327,19 @@ static int run_pass(struct ingest *in, struct req *batch, struct err *why)
 		case REQ_ATTEMPT:
 			for (size_t i = 0; i < r->nattempts; i++)
 				if (store_attempt_record(in->st, &r->attempts[i], &err) < 0)
-					log_kv(LOG_ERROR, "attempt not recorded",
-					       "error", err.msg, NULL);
+					log_kv(LOG_ERROR, "attempt not recorded", "error", err.msg,
+					       NULL);
 			break;
 		case REQ_PROBE:
-			r->failed = store_touch(in->st, clock_wall_ms(),
-						in->failed_room, &r->err) < 0;
+			r->failed = store_touch(in->st, clock_wall_ms(), in->failed_room, &r->err) <
+				    0;
 			break;
 		case REQ_MAP:
-			r->failed = store_map_put(in->st, r->map_key, r->map,
-						  clock_wall_ms(), &r->err) < 0;
+			r->failed = store_map_put(in->st, r->map_key, r->map, clock_wall_ms(),
+						  &r->err) < 0;
 			break;
 		case REQ_SOURCE:
-			r->failed = store_source_put(in->st, r->source, r->source_json,
-						     &r->err) < 0;
+			r->failed = store_source_put(in->st, r->source, r->source_json, &r->err) < 0;
 			break;
 		}
 		if (!store_in_txn(in->st)) {
@@ -457,8 +456,8 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-int ingest_start(struct ingest **out, struct store *st, ingest_jobs_fn on_jobs,
-		 void *ctx, struct err *err)
+int ingest_start(struct ingest **out, struct store *st, ingest_jobs_fn on_jobs, void *ctx,
+		 struct err *err)
 {
 	struct ingest *in = calloc(1, sizeof(*in));
 

@@ -32,8 +32,8 @@ struct ingest_job {
 /* One delivery's rows, for ingest_write (strings borrowed until it
  * returns). */
 struct ingest_rows {
-	struct delivery_rec d;        /* d.event_json: the normalized event */
-	const char *run_json;         /* the registry's new run, or NULL */
+	struct delivery_rec d; /* d.event_json: the normalized event */
+	const char *run_json;  /* the registry's new run, or NULL */
 	const struct ingest_job *jobs;
 	size_t njobs;
 };
@@ -42,8 +42,8 @@ typedef void (*ingest_jobs_fn)(void *ctx, const struct job_ref *jobs, size_t n);
 
 /* Takes ownership of st (closed by ingest_stop); on_jobs gets the jobs of
  * each commit, on the writer's thread. */
-int ingest_start(struct ingest **out, struct store *st, ingest_jobs_fn on_jobs,
-		 void *ctx, struct err *err);
+int ingest_start(struct ingest **out, struct store *st, ingest_jobs_fn on_jobs, void *ctx,
+		 struct err *err);
 
 /* Queues n attempt outcomes (copied, details too); returns at once.  Calls
  * from one thread reach the store in the order they were made. */
@@ -57,21 +57,19 @@ int ingest_probe(struct ingest *in, struct err *err);
 
 /* Writes a target mapping and waits for its commit: the next attempt of the
  * run, on whatever thread, reads it back. */
-int ingest_map(struct ingest *in, const struct map_key *key,
-	       const struct map_rec *m, struct err *err);
+int ingest_map(struct ingest *in, const struct map_key *key, const struct map_rec *m,
+	       struct err *err);
 
 /* Saves what a source's endpoint last answered (store_source_put) and
  * waits for its commit. */
-int ingest_source(struct ingest *in, const char *source, const char *json,
-		  struct err *err);
+int ingest_source(struct ingest *in, const char *source, const char *json, struct err *err);
 
 /* Stores one delivery's rows as they are, in the next group commit (a
  * delivery id already stored is a duplicate: nothing is written), and
  * waits for the commit.  0 with *duplicate set, or -1 when they could not
  * be stored (err->code ERR_UNAVAILABLE); a row that breaks the schema
  * fails alone, the rest of its group commits. */
-int ingest_write(struct ingest *in, const struct ingest_rows *rows,
-		 int *duplicate, struct err *err);
+int ingest_write(struct ingest *in, const struct ingest_rows *rows, int *duplicate, struct err *err);
 
 /* Requests queued for the writer and not taken yet (tests, diagnostics). */
 size_t ingest_queued(struct ingest *in);

@@ -23,42 +23,41 @@
  * Databases made with schema 1 keep their tables as they are (correct, a
  * little slower) and get the new indexes.
  */
-static const char schema[] =
-	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
-	"CREATE TABLE IF NOT EXISTS deliveries("
-	" seq INTEGER PRIMARY KEY,"
-	" id TEXT NOT NULL, source TEXT NOT NULL, type TEXT NOT NULL,"
-	" project TEXT, run_id INTEGER NOT NULL, received_ms INTEGER NOT NULL,"
-	" raw BLOB NOT NULL, event TEXT NOT NULL);"
-	"CREATE UNIQUE INDEX IF NOT EXISTS deliveries_key"
-	" ON deliveries(project, run_id, id);"
-	"CREATE TABLE IF NOT EXISTS runs("
-	" project TEXT NOT NULL, run_id INTEGER NOT NULL, run TEXT NOT NULL,"
-	" updated_ms INTEGER NOT NULL, PRIMARY KEY(project, run_id)) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS jobs("
-	" id INTEGER PRIMARY KEY,"
-	" delivery_seq INTEGER NOT NULL, rule TEXT NOT NULL, idx INTEGER NOT NULL,"
-	" kind TEXT NOT NULL, params TEXT NOT NULL, lane TEXT NOT NULL,"
-	" state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
-	" next_ms INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
-	" requeue INTEGER NOT NULL DEFAULT 0,"
-	" created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS jobs_open ON jobs(id) WHERE state < 2;"
-	"CREATE INDEX IF NOT EXISTS jobs_requeue ON jobs(id) WHERE requeue = 1;"
-	"CREATE INDEX IF NOT EXISTS jobs_dead ON jobs(id) WHERE state = 3;"
-	"DROP INDEX IF EXISTS jobs_delivery;"
-	"DROP INDEX IF EXISTS jobs_state;"
-	"CREATE TABLE IF NOT EXISTS attempts("
-	" job_id INTEGER NOT NULL, n INTEGER NOT NULL, started_ms INTEGER,"
-	" finished_ms INTEGER, ok INTEGER NOT NULL, detail TEXT,"
-	" PRIMARY KEY(job_id, n)) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS target_runs("
-	" kind TEXT NOT NULL, target TEXT NOT NULL, project TEXT NOT NULL,"
-	" run_id INTEGER NOT NULL, remote_id TEXT, state TEXT, data TEXT,"
-	" updated_ms INTEGER NOT NULL,"
-	" PRIMARY KEY(kind, target, project, run_id)) WITHOUT ROWID;"
-	"INSERT INTO meta(key, value) VALUES('schema', '2')"
-	" ON CONFLICT(key) DO UPDATE SET value = '2' WHERE value <> '2';";
+static const char schema[] = "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
+			     "CREATE TABLE IF NOT EXISTS deliveries("
+			     " seq INTEGER PRIMARY KEY,"
+			     " id TEXT NOT NULL, source TEXT NOT NULL, type TEXT NOT NULL,"
+			     " project TEXT, run_id INTEGER NOT NULL, received_ms INTEGER NOT NULL,"
+			     " raw BLOB NOT NULL, event TEXT NOT NULL);"
+			     "CREATE UNIQUE INDEX IF NOT EXISTS deliveries_key"
+			     " ON deliveries(project, run_id, id);"
+			     "CREATE TABLE IF NOT EXISTS runs("
+			     " project TEXT NOT NULL, run_id INTEGER NOT NULL, run TEXT NOT NULL,"
+			     " updated_ms INTEGER NOT NULL, PRIMARY KEY(project, run_id)) WITHOUT ROWID;"
+			     "CREATE TABLE IF NOT EXISTS jobs("
+			     " id INTEGER PRIMARY KEY,"
+			     " delivery_seq INTEGER NOT NULL, rule TEXT NOT NULL, idx INTEGER NOT NULL,"
+			     " kind TEXT NOT NULL, params TEXT NOT NULL, lane TEXT NOT NULL,"
+			     " state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+			     " next_ms INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+			     " requeue INTEGER NOT NULL DEFAULT 0,"
+			     " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+			     "CREATE INDEX IF NOT EXISTS jobs_open ON jobs(id) WHERE state < 2;"
+			     "CREATE INDEX IF NOT EXISTS jobs_requeue ON jobs(id) WHERE requeue = 1;"
+			     "CREATE INDEX IF NOT EXISTS jobs_dead ON jobs(id) WHERE state = 3;"
+			     "DROP INDEX IF EXISTS jobs_delivery;"
+			     "DROP INDEX IF EXISTS jobs_state;"
+			     "CREATE TABLE IF NOT EXISTS attempts("
+			     " job_id INTEGER NOT NULL, n INTEGER NOT NULL, started_ms INTEGER,"
+			     " finished_ms INTEGER, ok INTEGER NOT NULL, detail TEXT,"
+			     " PRIMARY KEY(job_id, n)) WITHOUT ROWID;"
+			     "CREATE TABLE IF NOT EXISTS target_runs("
+			     " kind TEXT NOT NULL, target TEXT NOT NULL, project TEXT NOT NULL,"
+			     " run_id INTEGER NOT NULL, remote_id TEXT, state TEXT, data TEXT,"
+			     " updated_ms INTEGER NOT NULL,"
+			     " PRIMARY KEY(kind, target, project, run_id)) WITHOUT ROWID;"
+			     "INSERT INTO meta(key, value) VALUES('schema', '2')"
+			     " ON CONFLICT(key) DO UPDATE SET value = '2' WHERE value <> '2';";
 
 enum stmt_id {
 	S_DELIVERY_EXISTS,
@@ -81,25 +80,21 @@ enum stmt_id {
 static const char *const stmt_sql[S_COUNT] = {
 	[S_DELIVERY_EXISTS] = "SELECT 1 FROM deliveries"
 			      " WHERE project IS ?2 AND run_id = ?3 AND id = ?1",
-	[S_DELIVERY_INSERT] =
-		"INSERT INTO deliveries(id, source, type, project, run_id,"
-		" received_ms, raw, event) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+	[S_DELIVERY_INSERT] = "INSERT INTO deliveries(id, source, type, project, run_id,"
+			      " received_ms, raw, event) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
 	[S_RUN_GET] = "SELECT run FROM runs WHERE project = ?1 AND run_id = ?2",
 	[S_RUN_PUT] = "INSERT OR REPLACE INTO runs(project, run_id, run, updated_ms)"
 		      " VALUES(?1,?2,?3,?4)",
-	[S_JOB_INSERT] =
-		"INSERT INTO jobs(delivery_seq, rule, idx, kind, params, lane,"
-		" created_ms, updated_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?7)",
+	[S_JOB_INSERT] = "INSERT INTO jobs(delivery_seq, rule, idx, kind, params, lane,"
+			 " created_ms, updated_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?7)",
 	[S_JOB_UPDATE] = "UPDATE jobs SET state = ?2, attempts = ?3, next_ms = ?4,"
 			 " last_error = ?5, updated_ms = ?6 WHERE id = ?1",
-	[S_ATTEMPT_INSERT] =
-		"INSERT OR REPLACE INTO attempts(job_id, n, started_ms, finished_ms,"
-		" ok, detail) VALUES(?1,?2,?3,?4,?5,?6)",
-	[S_JOB_LOAD] =
-		"SELECT j.id, j.rule, j.idx, j.kind, j.params, j.lane, j.state,"
-		" j.attempts, j.next_ms, d.id, d.type, d.project, d.run_id, d.event"
-		" FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq"
-		" WHERE j.id = ?1",
+	[S_ATTEMPT_INSERT] = "INSERT OR REPLACE INTO attempts(job_id, n, started_ms, finished_ms,"
+			     " ok, detail) VALUES(?1,?2,?3,?4,?5,?6)",
+	[S_JOB_LOAD] = "SELECT j.id, j.rule, j.idx, j.kind, j.params, j.lane, j.state,"
+		       " j.attempts, j.next_ms, d.id, d.type, d.project, d.run_id, d.event"
+		       " FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq"
+		       " WHERE j.id = ?1",
 	[S_JOBS_OPEN] = "SELECT id, attempts, next_ms, lane, kind FROM jobs"
 			" WHERE state < 2 AND id > ?1 ORDER BY id LIMIT ?2",
 	/* As large as a big group commit (at least 64 KiB): a one-row write
@@ -122,8 +117,7 @@ struct store {
 	sqlite3_stmt *stmt[S_COUNT];
 };
 
-static int step_done(struct store *st, sqlite3_stmt *s, struct err *err,
-		     const char *what);
+static int step_done(struct store *st, sqlite3_stmt *s, struct err *err, const char *what);
 
 static int db_error(struct store *st, struct err *err, const char *what)
 {
@@ -143,9 +137,8 @@ static int exec_sql(struct store *st, const char *sql, struct err *err)
 
 static sqlite3_stmt *stmt(struct store *st, enum stmt_id id, struct err *err)
 {
-	if (!st->stmt[id] &&
-	    sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-			       &st->stmt[id], NULL) != SQLITE_OK) {
+	if (!st->stmt[id] && sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+						&st->stmt[id], NULL) != SQLITE_OK) {
 		db_error(st, err, "prepare");
 		return NULL;
 	}
@@ -159,8 +152,7 @@ static int make_dir(const char *dir, struct err *err)
 	return 0;
 }
 
-int store_open(struct store **out, const char *data_dir, enum store_mode mode,
-	       struct err *err)
+int store_open(struct store **out, const char *data_dir, enum store_mode mode, struct err *err)
 {
 	char path[PATH_MAX];
 	struct store *st;
@@ -177,15 +169,17 @@ int store_open(struct store **out, const char *data_dir, enum store_mode mode,
 		return err_set(err, "out of memory");
 	if (sqlite3_open_v2(path, &st->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		int rc = mode == STORE_RO
-			? err_setc(err, ERR_NOTFOUND, "store: no database at %s yet", path)
-			: db_error(st, err, path);
+				 ? err_setc(err, ERR_NOTFOUND, "store: no database at %s yet", path)
+				 : db_error(st, err, path);
 		store_close(st);
 		return rc;
 	}
 	sqlite3_busy_timeout(st->db, 5000);
 	if (mode == STORE_RW &&
-	    (exec_sql(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-			  " PRAGMA cache_size=-8192; PRAGMA journal_size_limit=67108864;", err) < 0 ||
+	    (exec_sql(st,
+		      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+		      " PRAGMA cache_size=-8192; PRAGMA journal_size_limit=67108864;",
+		      err) < 0 ||
 	     exec_sql(st, schema, err) < 0)) {
 		store_close(st);
 		return -1;
@@ -231,8 +225,7 @@ void store_rollback(struct store *st)
 }
 
 /* Steps a write statement to completion and resets it. */
-static int step_done(struct store *st, sqlite3_stmt *s, struct err *err,
-		     const char *what)
+static int step_done(struct store *st, sqlite3_stmt *s, struct err *err, const char *what)
 {
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
@@ -250,8 +243,8 @@ static void bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
 		sqlite3_bind_null(s, i);
 }
 
-int store_delivery_exists(struct store *st, const char *project,
-			  long long run_id, const char *id, struct err *err)
+int store_delivery_exists(struct store *st, const char *project, long long run_id, const char *id,
+			  struct err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_DELIVERY_EXISTS, err);
 	int rc;
@@ -269,8 +262,8 @@ int store_delivery_exists(struct store *st, const char *project,
 	return db_error(st, err, "delivery lookup");
 }
 
-int store_delivery_insert(struct store *st, const struct delivery_rec *d,
-			  long long *out_seq, struct err *err)
+int store_delivery_insert(struct store *st, const struct delivery_rec *d, long long *out_seq,
+			  struct err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_DELIVERY_INSERT, err);
 	if (!s)
@@ -295,8 +288,7 @@ static char *column_dup(sqlite3_stmt *s, int i)
 	return t ? strdup((const char *)t) : NULL;
 }
 
-int store_run_get(struct store *st, const char *project, long long run_id,
-		  char **out, struct err *err)
+int store_run_get(struct store *st, const char *project, long long run_id, char **out, struct err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_RUN_GET, err);
 	int rc;
@@ -315,20 +307,17 @@ int store_run_get(struct store *st, const char *project, long long run_id,
 	return 0;
 }
 
-int store_runs_each(struct store *st,
-		    void (*fn)(void *ctx, const char *project, long long run_id),
+int store_runs_each(struct store *st, void (*fn)(void *ctx, const char *project, long long run_id),
 		    void *ctx, struct err *err)
 {
 	sqlite3_stmt *s = NULL;
 	int rc;
 
-	if (sqlite3_prepare_v2(st->db, "SELECT project, run_id FROM runs", -1,
-			       &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(st->db, "SELECT project, run_id FROM runs", -1, &s, NULL) != SQLITE_OK)
 		return db_error(st, err, "prepare");
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const unsigned char *project = sqlite3_column_text(s, 0);
-		fn(ctx, project ? (const char *)project : "",
-		   sqlite3_column_int64(s, 1));
+		fn(ctx, project ? (const char *)project : "", sqlite3_column_int64(s, 1));
 	}
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
@@ -336,8 +325,8 @@ int store_runs_each(struct store *st,
 	return 0;
 }
 
-int store_run_put(struct store *st, const char *project, long long run_id,
-		  const char *run_json, long long now_ms, struct err *err)
+int store_run_put(struct store *st, const char *project, long long run_id, const char *run_json,
+		  long long now_ms, struct err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_RUN_PUT, err);
 	if (!s)
@@ -349,8 +338,8 @@ int store_run_put(struct store *st, const char *project, long long run_id,
 	return step_done(st, s, err, "run update");
 }
 
-int store_job_insert(struct store *st, const struct job_rec *j,
-		     long long now_ms, long long *out_id, struct err *err)
+int store_job_insert(struct store *st, const struct job_rec *j, long long now_ms, long long *out_id,
+		     struct err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_JOB_INSERT, err);
 	if (!s)
@@ -368,8 +357,7 @@ int store_job_insert(struct store *st, const struct job_rec *j,
 	return 0;
 }
 
-int store_attempt_record(struct store *st, const struct attempt_rec *a,
-			 struct err *err)
+int store_attempt_record(struct store *st, const struct attempt_rec *a, struct err *err)
 {
 	sqlite3_stmt *u = stmt(st, S_JOB_UPDATE, err);
 	sqlite3_stmt *i = u ? stmt(st, S_ATTEMPT_INSERT, err) : NULL;
@@ -429,8 +417,7 @@ static void job_from_row(sqlite3_stmt *s, struct job *j)
 	j->event_json = column_dup(s, 13);
 }
 
-int store_job_load(struct store *st, long long id, struct job *out,
-		   struct err *err)
+int store_job_load(struct store *st, long long id, struct job *out, struct err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_JOB_LOAD, err);
 	int rc;
@@ -447,8 +434,8 @@ int store_job_load(struct store *st, long long id, struct job *out,
 		return err_set(err, "store: job %lld not found", id);
 	if (rc != SQLITE_ROW)
 		return db_error(st, err, "job load");
-	if (!out->rule || !out->kind || !out->params_json || !out->lane ||
-	    !out->delivery_id || !out->type || !out->event_json) {
+	if (!out->rule || !out->kind || !out->params_json || !out->lane || !out->delivery_id ||
+	    !out->type || !out->event_json) {
 		job_free(out);
 		return err_set(err, "out of memory");
 	}
@@ -467,8 +454,8 @@ static void ref_from_row(sqlite3_stmt *s, struct job_ref *r)
 }
 
 int store_jobs_open(struct store *st, long long after_id, size_t limit,
-		    int (*fn)(void *ctx, const struct job_ref *r), void *ctx,
-		    size_t *n_out, struct err *err)
+		    int (*fn)(void *ctx, const struct job_ref *r), void *ctx, size_t *n_out,
+		    struct err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_JOBS_OPEN, err);
 	struct job_ref r;
@@ -492,8 +479,7 @@ int store_jobs_open(struct store *st, long long after_id, size_t limit,
 }
 
 static int query_each(struct store *st, const char *sql,
-		      int (*fn)(void *ctx, const struct job_ref *r), void *ctx,
-		      struct err *err)
+		      int (*fn)(void *ctx, const struct job_ref *r), void *ctx, struct err *err)
 {
 	sqlite3_stmt *s = NULL;
 	struct job_ref r;
@@ -512,8 +498,7 @@ static int query_each(struct store *st, const char *sql,
 	return 0;
 }
 
-int store_jobs_take_requeued(struct store *st,
-			     int (*fn)(void *ctx, const struct job_ref *r),
+int store_jobs_take_requeued(struct store *st, int (*fn)(void *ctx, const struct job_ref *r),
 			     void *ctx, struct err *err)
 {
 	sqlite3_stmt *probe = NULL;
@@ -521,8 +506,8 @@ int store_jobs_take_requeued(struct store *st,
 
 	/* Cheap, lock-free look first: this runs every second and must not
 	 * take the write lock from the ingest writer for nothing. */
-	if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM jobs WHERE requeue = 1 LIMIT 1",
-			       -1, &probe, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM jobs WHERE requeue = 1 LIMIT 1", -1, &probe,
+			       NULL) != SQLITE_OK)
 		return db_error(st, err, "prepare");
 	any = sqlite3_step(probe) == SQLITE_ROW;
 	sqlite3_finalize(probe);
@@ -530,8 +515,9 @@ int store_jobs_take_requeued(struct store *st,
 		return 0;
 	if (store_begin(st, err) < 0)
 		return -1;
-	if (query_each(st, "SELECT id, attempts, next_ms, lane, kind FROM jobs"
-			   " WHERE requeue = 1 AND state < 2 ORDER BY id",
+	if (query_each(st,
+		       "SELECT id, attempts, next_ms, lane, kind FROM jobs"
+		       " WHERE requeue = 1 AND state < 2 ORDER BY id",
 		       fn, ctx, err) < 0 ||
 	    exec_sql(st, "UPDATE jobs SET requeue = 0 WHERE requeue = 1", err) < 0) {
 		store_rollback(st);
@@ -545,8 +531,8 @@ int store_jobs_clear_requeued(struct store *st, struct err *err)
 	return exec_sql(st, "UPDATE jobs SET requeue = 0 WHERE requeue = 1", err);
 }
 
-int store_target_open_jobs(struct store *st, const char *kind, const char *target,
-			   long long *out, struct err *err)
+int store_target_open_jobs(struct store *st, const char *kind, const char *target, long long *out,
+			   struct err *err)
 {
 	sqlite3_stmt *s = NULL;
 	int rc;
@@ -612,8 +598,8 @@ static int is_number(const char *s)
 	return 1;
 }
 
-int store_replay(struct store *st, int dead_only, const char *id,
-		 long long now_ms, long long *n_out, struct err *err)
+int store_replay(struct store *st, int dead_only, const char *id, long long now_ms,
+		 long long *n_out, struct err *err)
 {
 	const char *sql;
 	sqlite3_stmt *s = NULL;
@@ -651,9 +637,8 @@ int store_replay(struct store *st, int dead_only, const char *id,
 }
 
 int store_dead_list(struct store *st, size_t limit,
-		    void (*fn)(void *ctx, long long id, const char *rule,
-			       const char *kind, const char *delivery_id,
-			       int attempts, const char *last_error),
+		    void (*fn)(void *ctx, long long id, const char *rule, const char *kind,
+			       const char *delivery_id, int attempts, const char *last_error),
 		    void *ctx, struct err *err)
 {
 	sqlite3_stmt *s = NULL;
@@ -663,24 +648,21 @@ int store_dead_list(struct store *st, size_t limit,
 			       "SELECT j.id, j.rule, j.kind, d.id, j.attempts,"
 			       " j.last_error FROM jobs j JOIN deliveries d"
 			       " ON d.seq = j.delivery_seq WHERE j.state = 3"
-			       " ORDER BY j.id LIMIT ?1", -1, &s, NULL) != SQLITE_OK)
+			       " ORDER BY j.id LIMIT ?1",
+			       -1, &s, NULL) != SQLITE_OK)
 		return db_error(st, err, "prepare");
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)limit);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		fn(ctx, sqlite3_column_int64(s, 0),
-		   (const char *)sqlite3_column_text(s, 1),
-		   (const char *)sqlite3_column_text(s, 2),
-		   (const char *)sqlite3_column_text(s, 3),
-		   sqlite3_column_int(s, 4),
-		   (const char *)sqlite3_column_text(s, 5));
+		fn(ctx, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+		   (const char *)sqlite3_column_text(s, 2), (const char *)sqlite3_column_text(s, 3),
+		   sqlite3_column_int(s, 4), (const char *)sqlite3_column_text(s, 5));
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
 		return db_error(st, err, "dead list");
 	return 0;
 }
 
-int store_touch(struct store *st, long long now_ms, size_t room,
-		struct err *err)
+int store_touch(struct store *st, long long now_ms, size_t room, struct err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_TOUCH, err);
 	if (!s)
@@ -690,8 +672,7 @@ int store_touch(struct store *st, long long now_ms, size_t room,
 	return step_done(st, s, err, "probe");
 }
 
-int store_source_get(struct store *st, const char *source, char **out,
-		     struct err *err)
+int store_source_get(struct store *st, const char *source, char **out, struct err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_SOURCE_GET, err);
 	int rc;
@@ -709,8 +690,7 @@ int store_source_get(struct store *st, const char *source, char **out,
 	return 0;
 }
 
-int store_source_put(struct store *st, const char *source, const char *json,
-		     struct err *err)
+int store_source_put(struct store *st, const char *source, const char *json, struct err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_SOURCE_PUT, err);
 	if (!s)
@@ -738,8 +718,7 @@ static void bind_key(sqlite3_stmt *s, const struct map_key *k)
 	sqlite3_bind_int64(s, 4, k->run_id);
 }
 
-int store_map_get(struct store *st, const struct map_key *k, struct map_rec *out,
-		  struct err *err)
+int store_map_get(struct store *st, const struct map_key *k, struct map_rec *out, struct err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_MAP_GET, err);
 	int rc;
@@ -760,8 +739,8 @@ int store_map_get(struct store *st, const struct map_key *k, struct map_rec *out
 	return 0;
 }
 
-int store_map_put(struct store *st, const struct map_key *k,
-		  const struct map_rec *m, long long now_ms, struct err *err)
+int store_map_put(struct store *st, const struct map_key *k, const struct map_rec *m,
+		  long long now_ms, struct err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_MAP_PUT, err);
 	if (!s)
@@ -782,10 +761,11 @@ int store_map_list(struct store *st, const char *project, long long run_id,
 	sqlite3_stmt *s = NULL;
 	int rc;
 
-	if (sqlite3_prepare_v2(st->db, "SELECT kind, target, remote_id, state, data,"
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT kind, target, remote_id, state, data,"
 			       " updated_ms FROM target_runs WHERE project = ?1"
-			       " AND run_id = ?2 ORDER BY kind, target", -1, &s,
-			       NULL) != SQLITE_OK)
+			       " AND run_id = ?2 ORDER BY kind, target",
+			       -1, &s, NULL) != SQLITE_OK)
 		return db_error(st, err, "prepare");
 	sqlite3_bind_text(s, 1, project, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, run_id);
@@ -798,8 +778,7 @@ int store_map_list(struct store *st, const char *project, long long run_id,
 			.data = RB_UNCONST(sqlite3_column_text(s, 4)),
 		};
 		fn(ctx, (const char *)sqlite3_column_text(s, 0),
-		   (const char *)sqlite3_column_text(s, 1), &m,
-		   sqlite3_column_int64(s, 5));
+		   (const char *)sqlite3_column_text(s, 1), &m, sqlite3_column_int64(s, 5));
 	}
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)

@@ -30,15 +30,15 @@ void action_set_config(const struct config *cfg)
 	live_config = cfg;
 }
 
-#define MAX_TMPL 8
+#define MAX_TMPL   8
 #define MAX_LABELS 32
 
 struct target_spec {
 	const char *kind;
 	char *target;
-	const char *keys[MAX_TMPL + 1];         /* the kind's templates, NULL-terminated */
-	struct tmpl *tmpl[MAX_TMPL];            /* one per key; NULL = not set */
-	char *label_keys[MAX_LABELS];           /* testcenter labels */
+	const char *keys[MAX_TMPL + 1]; /* the kind's templates, NULL-terminated */
+	struct tmpl *tmpl[MAX_TMPL];    /* one per key; NULL = not set */
+	char *label_keys[MAX_LABELS];   /* testcenter labels */
 	struct tmpl *label_tmpl[MAX_LABELS];
 	size_t n_labels;
 };
@@ -66,8 +66,8 @@ static int key_index(const struct target_spec *s, const char *key)
 	return -1;
 }
 
-static int compile(struct tmpl **out, const char *src, const struct cfg_node *at,
-		   const char *kind, const char *key, struct errlist *errs)
+static int compile(struct tmpl **out, const char *src, const struct cfg_node *at, const char *kind,
+		   const char *key, struct errlist *errs)
 {
 	char where[300];
 	struct err e;
@@ -81,8 +81,8 @@ static int compile(struct tmpl **out, const char *src, const struct cfg_node *at
 }
 
 /* Templates from the target's settings: the defaults a rule may override. */
-static int from_target(struct target_spec *s, const struct target_cfg *t,
-		       const struct cfg_node *at, struct errlist *errs)
+static int from_target(struct target_spec *s, const struct target_cfg *t, const struct cfg_node *at,
+		       struct errlist *errs)
 {
 	int bad = 0;
 	json_object *labels;
@@ -91,17 +91,18 @@ static int from_target(struct target_spec *s, const struct target_cfg *t,
 		json_object *v;
 		if (json_object_object_get_ex(t->settings, s->keys[i], &v) &&
 		    json_object_is_type(v, json_type_string))
-			bad |= compile(&s->tmpl[i], json_object_get_string(v), at,
-				       s->kind, s->keys[i], errs);
+			bad |= compile(&s->tmpl[i], json_object_get_string(v), at, s->kind,
+				       s->keys[i], errs);
 	}
 	if (json_object_object_get_ex(t->settings, "labels", &labels) &&
 	    json_object_is_type(labels, json_type_object)) {
-		json_object_object_foreach(labels, k, v) {
+		json_object_object_foreach(labels, k, v)
+		{
 			if (s->n_labels == MAX_LABELS)
 				break;
 			s->label_keys[s->n_labels] = strdup(k);
-			bad |= compile(&s->label_tmpl[s->n_labels], json_object_get_string(v),
-				       at, s->kind, "labels", errs);
+			bad |= compile(&s->label_tmpl[s->n_labels], json_object_get_string(v), at,
+				       s->kind, "labels", errs);
 			s->n_labels++;
 		}
 	}
@@ -119,8 +120,7 @@ static const char *key_list(const struct target_spec *s, char *buf, size_t len)
 	return buf;
 }
 
-static int parse_fields(struct target_spec *s, const struct cfg_node *node,
-			struct errlist *errs)
+static int parse_fields(struct target_spec *s, const struct cfg_node *node, struct errlist *errs)
 {
 	char where[300], list[256];
 	int bad = 0;
@@ -132,9 +132,11 @@ static int parse_fields(struct target_spec *s, const struct cfg_node *node,
 		if (strcmp(k, "target") == 0)
 			continue;
 		if (idx < 0) {
-			bad |= errlist_add(errs, "%s: %s: unknown key '%s'; expected target or one of the templates (%s)",
-					   cfg_where(node->keys[i], where, sizeof(where)), s->kind, k,
-					   key_list(s, list, sizeof(list)));
+			bad |= errlist_add(
+				errs,
+				"%s: %s: unknown key '%s'; expected target or one of the templates (%s)",
+				cfg_where(node->keys[i], where, sizeof(where)), s->kind, k,
+				key_list(s, list, sizeof(list)));
 		} else if (v->type != CFG_SCALAR) {
 			bad |= errlist_add(errs, "%s: %s: %s must be a string",
 					   cfg_where(v, where, sizeof(where)), s->kind, k);
@@ -156,8 +158,8 @@ static void template_keys(struct target_spec *s, const struct action_ops *kind)
 	s->keys[n] = NULL;
 }
 
-int target_parse(const struct action_ops *ops, void **out,
-		 const struct cfg_node *node, struct errlist *errs)
+int target_parse(const struct action_ops *ops, void **out, const struct cfg_node *node,
+		 struct errlist *errs)
 {
 	const char *kind = ops->name;
 	char where[300];
@@ -174,8 +176,10 @@ int target_parse(const struct action_ops *ops, void **out,
 				   cfg_where(t ? t : node, where, sizeof(where)), kind, kind);
 	tc = live_config ? config_target(live_config, kind, t->value) : NULL;
 	if (!tc)
-		return errlist_add(errs, "%s: %s: unknown target '%s'; define it under targets.%s.%s in the config",
-				   cfg_where(t, where, sizeof(where)), kind, t->value, kind, t->value);
+		return errlist_add(
+			errs,
+			"%s: %s: unknown target '%s'; define it under targets.%s.%s in the config",
+			cfg_where(t, where, sizeof(where)), kind, t->value, kind, t->value);
 	if (!(s = calloc(1, sizeof(*s))) || !(s->target = strdup(t->value))) {
 		free(s);
 		return errlist_add(errs, "out of memory");
@@ -190,8 +194,7 @@ int target_parse(const struct action_ops *ops, void **out,
 	return 0;
 }
 
-int target_render(json_object **out, const void *spec, json_object *event,
-		  struct err *err)
+int target_render(json_object **out, const void *spec, json_object *event, struct err *err)
 {
 	const struct target_spec *s = spec;
 	json_object *o = json_object_new_object();
@@ -235,8 +238,7 @@ struct target_worker {
 	struct outbound *http;
 };
 
-int target_open(void **out, const struct action_ops *self,
-		struct action_host *host, struct err *err)
+int target_open(void **out, const struct action_ops *self, struct action_host *host, struct err *err)
 {
 	struct target_worker *w = calloc(1, sizeof(*w));
 
@@ -271,9 +273,10 @@ static int save_map(struct target_attempt *a, struct err *err)
 {
 	struct map_ctx *mc = a->save_ctx;
 	struct map_rec rec = {
-		.remote_id = a->map.remote_id, .state = a->map.state,
-		.data = RB_UNCONST(json_object_to_json_string_ext(a->map.data,
-							JSON_C_TO_STRING_PLAIN)),
+		.remote_id = a->map.remote_id,
+		.state = a->map.state,
+		.data = RB_UNCONST(
+			json_object_to_json_string_ext(a->map.data, JSON_C_TO_STRING_PLAIN)),
 	};
 	return mc->host->map_put(mc->host, &mc->key, &rec, err);
 }
@@ -295,11 +298,10 @@ static int load_map(struct map_ctx *mc, struct target_attempt *a, struct err *er
 	return 0;
 }
 
-static void result(struct work_result *r, enum work_outcome o, const char *fmt,
-		   ...) __attribute__((format(printf, 3, 4)));
+static void result(struct work_result *r, enum work_outcome o, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-static void result(struct work_result *r, enum work_outcome o, const char *fmt,
-		   ...)
+static void result(struct work_result *r, enum work_outcome o, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -309,8 +311,7 @@ static void result(struct work_result *r, enum work_outcome o, const char *fmt,
 	va_end(ap);
 }
 
-static void run_one(struct target_worker *w, struct action_host *host,
-		    struct action_job *j)
+static void run_one(struct target_worker *w, struct action_host *host, struct action_job *j)
 {
 	const char *kind = w->kind->name, *name = param_str(j->params, "target");
 	struct target_attempt a = { 0 };
@@ -324,8 +325,9 @@ static void run_one(struct target_worker *w, struct action_host *host,
 		       name ? name : "");
 		return;
 	}
-	mc.key = (struct map_key){ .kind = kind, .target = name,
-				   .project = j->project, .run_id = j->run_id };
+	mc.key = (struct map_key){
+		.kind = kind, .target = name, .project = j->project, .run_id = j->run_id
+	};
 	a.params = j->params;
 	a.event = json_tokener_parse(j->event_json);
 	a.delivery_id = j->delivery_id;
@@ -348,8 +350,7 @@ static void run_one(struct target_worker *w, struct action_host *host,
 	free(a.map.state);
 }
 
-void target_run(void *state, struct action_host *host, struct action_job *jobs,
-		size_t n)
+void target_run(void *state, struct action_host *host, struct action_job *jobs, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		run_one(state, host, &jobs[i]);

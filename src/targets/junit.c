@@ -75,15 +75,13 @@ long long junit_skipped(const struct junit_run *r)
 
 	if (r->aborted)
 		return nonneg(r->skipped) + nonneg(r->untested);
-	rest = nonneg(r->total) - nonneg(r->passed) - nonneg(r->failed) -
-	       nonneg(r->blocked);
+	rest = nonneg(r->total) - nonneg(r->passed) - nonneg(r->failed) - nonneg(r->blocked);
 	return nonneg(rest);
 }
 
 static long long counted(const struct junit_run *r)
 {
-	return nonneg(r->passed) + nonneg(r->failed) + nonneg(r->blocked) +
-	       junit_skipped(r);
+	return nonneg(r->passed) + nonneg(r->failed) + nonneg(r->blocked) + junit_skipped(r);
 }
 
 long long junit_tests(const struct junit_run *r)
@@ -95,14 +93,12 @@ long long junit_tests(const struct junit_run *r)
 static int suite_open(struct buf *b, const struct junit_run *r)
 {
 	buf_adds(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-		  "<testsuites>\n<testsuite name=\"");
+		    "<testsuites>\n<testsuite name=\"");
 	xml_text(b, r->suite, JUNIT_NAME_MAX);
 	buf_addf(b, "\" tests=\"%lld\" failures=\"%lld\" errors=\"0\" skipped=\"%lld\"",
-	       junit_tests(r), nonneg(r->failed) + nonneg(r->blocked),
-	       junit_skipped(r));
+		 junit_tests(r), nonneg(r->failed) + nonneg(r->blocked), junit_skipped(r));
 	if (r->duration_ms >= 0)
-		buf_addf(b, " time=\"%lld.%03lld\"", r->duration_ms / 1000,
-		       r->duration_ms % 1000);
+		buf_addf(b, " time=\"%lld.%03lld\"", r->duration_ms / 1000, r->duration_ms % 1000);
 	if (r->timestamp) {
 		buf_adds(b, " timestamp=\"");
 		xml_text(b, r->timestamp, 64);
@@ -112,8 +108,8 @@ static int suite_open(struct buf *b, const struct junit_run *r)
 }
 
 /* n testcases "<suite> <what> 1..n", each with child (NULL: none). */
-static int cases(struct buf *b, const struct junit_run *r, long long n,
-		 const char *what, const char *child)
+static int cases(struct buf *b, const struct junit_run *r, long long n, const char *what,
+		 const char *child)
 {
 	for (long long i = 1; i <= n; i++) {
 		buf_adds(b, "<testcase name=\"");
@@ -135,13 +131,10 @@ static int cases(struct buf *b, const struct junit_run *r, long long n,
 static int body(struct buf *b, const struct junit_run *r)
 {
 	cases(b, r, nonneg(r->passed), "passed", NULL);
-	cases(b, r, nonneg(r->failed), "failed",
-	      "<failure message=\"failed in Qase\"/>");
-	cases(b, r, nonneg(r->blocked), "blocked",
-	      "<failure message=\"blocked in Qase\"/>");
+	cases(b, r, nonneg(r->failed), "failed", "<failure message=\"failed in Qase\"/>");
+	cases(b, r, nonneg(r->blocked), "blocked", "<failure message=\"blocked in Qase\"/>");
 	if (r->aborted) {
-		cases(b, r, nonneg(r->skipped), "skipped",
-		      "<skipped message=\"skipped in Qase\"/>");
+		cases(b, r, nonneg(r->skipped), "skipped", "<skipped message=\"skipped in Qase\"/>");
 		cases(b, r, nonneg(r->untested), "untested",
 		      "<skipped message=\"untested when the run was aborted in Qase\"/>");
 	} else {
@@ -151,8 +144,7 @@ static int body(struct buf *b, const struct junit_run *r)
 	return buf_adds(b, "</testsuite>\n</testsuites>\n");
 }
 
-int junit_render(char **out, size_t *len, const struct junit_run *r,
-		 struct err *err)
+int junit_render(char **out, size_t *len, const struct junit_run *r, struct err *err)
 {
 	struct buf b;
 	struct junit_run run = *r;
@@ -161,8 +153,7 @@ int junit_render(char **out, size_t *len, const struct junit_run *r,
 	*out = NULL;
 	*len = 0;
 	if (n > JUNIT_MAX_CASES)
-		return err_set(err, "junit: %lld cases is over the limit of %d",
-			       n, JUNIT_MAX_CASES);
+		return err_set(err, "junit: %lld cases is over the limit of %d", n, JUNIT_MAX_CASES);
 	if (!run.suite)
 		run.suite = "";
 	buf_init(&b, JUNIT_MAX_BYTES);
@@ -171,9 +162,9 @@ int junit_render(char **out, size_t *len, const struct junit_run *r,
 	if (buf_error(&b)) {
 		int e = buf_error(&b);
 		buf_free(&b);
-		return e == ERR_NOMEM ? err_set(err, "out of memory")
-			: err_set(err, "junit: the report is over %u bytes",
-				  JUNIT_MAX_BYTES);
+		return e == ERR_NOMEM
+			       ? err_set(err, "out of memory")
+			       : err_set(err, "junit: the report is over %u bytes", JUNIT_MAX_BYTES);
 	}
 	*out = buf_detach(&b, len);
 	return *out ? 0 : err_set(err, "out of memory");

@@ -29,19 +29,19 @@
 
 #include "core/err.h"
 
-#define JUNIT_MAX_CASES 100000        /* synthetic testcases per report */
-#define JUNIT_MAX_BYTES (32u << 20)   /* the whole document */
-#define JUNIT_NAME_MAX 1024           /* bytes of the suite name used */
+#define JUNIT_MAX_CASES 100000      /* synthetic testcases per report */
+#define JUNIT_MAX_BYTES (32u << 20) /* the whole document */
+#define JUNIT_NAME_MAX  1024        /* bytes of the suite name used */
 
 /* The counts of one Qase run.  A count below 0 is unknown (JSON null). */
 struct junit_run {
-	const char *suite;        /* testsuite name, the prefix of testcase names */
-	const char *timestamp;    /* ISO 8601 (occurred_at); NULL: left out */
-	long long duration_ms;    /* < 0: unknown, time left out */
-	long long total;          /* run.counts.total; < 0: the sum of the counts */
+	const char *suite;     /* testsuite name, the prefix of testcase names */
+	const char *timestamp; /* ISO 8601 (occurred_at); NULL: left out */
+	long long duration_ms; /* < 0: unknown, time left out */
+	long long total;       /* run.counts.total; < 0: the sum of the counts */
 	long long passed, failed, blocked;
-	long long skipped, untested;  /* read for aborted runs only */
-	int aborted;              /* 1: run.aborted, 0: run.completed */
+	long long skipped, untested; /* read for aborted runs only */
+	int aborted;                 /* 1: run.aborted, 0: run.completed */
 };
 
 /* The skipped attribute of r, as described above. */
@@ -56,7 +56,6 @@ long long junit_tests(const struct junit_run *r);
  * and *len, or -1 with err when the run counts more than JUNIT_MAX_CASES
  * cases, the document would pass JUNIT_MAX_BYTES, or memory ran out.
  */
-int junit_render(char **out, size_t *len, const struct junit_run *r,
-		 struct err *err);
+int junit_render(char **out, size_t *len, const struct junit_run *r, struct err *err);
 
 #endif

@@ -22,21 +22,23 @@
 #include "core/buf.h"
 
 #define BODY_MAX (64 * 1024)
-#define LIBCURL "libcurl.so.4"
+#define LIBCURL  "libcurl.so.4"
 
 /* The libcurl functions used here, as pointers filled by dlsym. */
+/* clang-format off */
 #define CURL_FUNCS(X)                                                        \
 	X(global_init) X(easy_init) X(easy_cleanup) X(easy_reset)            \
 	X(easy_setopt) X(easy_perform) X(easy_getinfo) X(easy_strerror)      \
 	X(slist_append) X(slist_free_all) X(mime_init) X(mime_free)          \
 	X(mime_addpart) X(mime_name) X(mime_data) X(mime_filename)           \
 	X(mime_type) X(getdate)
+/* clang-format on */
 
 static struct {
 #define X(f) __typeof__(curl_##f) *f;
 	CURL_FUNCS(X)
 #undef X
-	char error[256];    /* empty when loaded */
+	char error[256]; /* empty when loaded */
 } api;
 
 static pthread_once_t api_once = PTHREAD_ONCE_INIT;
@@ -49,8 +51,8 @@ static void api_load(void)
 		snprintf(api.error, sizeof(api.error), "cannot load %s: %s", LIBCURL, dlerror());
 		return;
 	}
-#define X(f)                                                                 \
-	if (!api.error[0] && !(*(void **)&api.f = dlsym(h, "curl_" #f)))      \
+#define X(f)                                                             \
+	if (!api.error[0] && !(*(void **)&api.f = dlsym(h, "curl_" #f))) \
 		snprintf(api.error, sizeof(api.error), "%s has no curl_" #f, LIBCURL);
 	CURL_FUNCS(X)
 #undef X
@@ -59,7 +61,7 @@ static void api_load(void)
 }
 
 struct outbound {
-	CURL *curl;         /* made at the first request */
+	CURL *curl; /* made at the first request */
 };
 
 int outbound_new(struct outbound **out, struct err *err)
@@ -154,8 +156,7 @@ static curl_mime *mime_of(CURL *c, const struct outbound_req *req)
 	return m;
 }
 
-int outbound_send(struct outbound *o, const struct outbound_req *req,
-		  struct outbound_resp *resp)
+int outbound_send(struct outbound *o, const struct outbound_req *req, struct outbound_resp *resp)
 {
 	struct curl_slist *h;
 	curl_mime *mime = NULL;
@@ -183,7 +184,7 @@ int outbound_send(struct outbound *o, const struct outbound_req *req,
 	api.easy_setopt(c, CURLOPT_USERAGENT, "runbridge/" RB_VERSION);
 	api.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	api.easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-			 req->connect_timeout_ms ? req->connect_timeout_ms : 5000L);
+			req->connect_timeout_ms ? req->connect_timeout_ms : 5000L);
 	api.easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms ? req->timeout_ms : 20000L);
 	api.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, req->insecure ? 0L : 1L);
 	api.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, req->insecure ? 0L : 2L);
@@ -227,12 +228,9 @@ enum outbound_verdict outbound_classify(const struct outbound_resp *r)
 	case 429:
 	case 502:
 	case 503:
-	case 504:
-		return VERDICT_RETRY;
-	case 500:
-		return VERDICT_RETRY_FEW;
-	default:
-		return r->status >= 500 ? VERDICT_RETRY_FEW : VERDICT_PERMANENT;
+	case 504: return VERDICT_RETRY;
+	case 500: return VERDICT_RETRY_FEW;
+	default: return r->status >= 500 ? VERDICT_RETRY_FEW : VERDICT_PERMANENT;
 	}
 }
 
@@ -241,6 +239,6 @@ void outbound_describe(const struct outbound_resp *r, char *buf, size_t len)
 	if (r->status == 0)
 		snprintf(buf, len, "no response: %s", r->error);
 	else
-		snprintf(buf, len, "HTTP %ld%s%.400s", r->status,
-			 r->body_len ? ": " : "", r->body ? r->body : "");
+		snprintf(buf, len, "HTTP %ld%s%.400s", r->status, r->body_len ? ": " : "",
+			 r->body ? r->body : "");
 }

@@ -21,46 +21,45 @@ void outbound_free(struct outbound *o);
 
 /* One part of a multipart/form-data body. */
 struct outbound_part {
-	const char *name;          /* form field name, e.g. "result[]" */
-	const char *filename;      /* NULL for a plain field */
-	const char *content_type;  /* NULL: text/plain for fields */
+	const char *name;         /* form field name, e.g. "result[]" */
+	const char *filename;     /* NULL for a plain field */
+	const char *content_type; /* NULL: text/plain for fields */
 	const char *data;
 	size_t len;
 };
 
 struct outbound_req {
-	const char *method;             /* "GET", "POST", "PUT" */
+	const char *method; /* "GET", "POST", "PUT" */
 	const char *url;
-	const char *const *headers;     /* "Name: value" strings, NULL-terminated; may be NULL */
-	const char *body;               /* sent as is (set Content-Type in headers) */
+	const char *const *headers; /* "Name: value" strings, NULL-terminated; may be NULL */
+	const char *body;           /* sent as is (set Content-Type in headers) */
 	size_t body_len;
 	const struct outbound_part *parts; /* multipart/form-data instead of body */
 	size_t n_parts;
-	long connect_timeout_ms;        /* 0: 5000 */
-	long timeout_ms;                /* 0: 20000 */
-	int insecure;                   /* 1: do not verify the TLS peer */
+	long connect_timeout_ms; /* 0: 5000 */
+	long timeout_ms;         /* 0: 20000 */
+	int insecure;            /* 1: do not verify the TLS peer */
 };
 
 struct outbound_resp {
-	long status;                    /* 0: no HTTP response (see error) */
-	char *body;                     /* malloc'd, NUL-terminated, may be cut */
+	long status; /* 0: no HTTP response (see error) */
+	char *body;  /* malloc'd, NUL-terminated, may be cut */
 	size_t body_len;
-	long long retry_after_ms;       /* from Retry-After (seconds or date); -1 absent */
-	char error[256];                /* transport error when status == 0 */
+	long long retry_after_ms; /* from Retry-After (seconds or date); -1 absent */
+	char error[256];          /* transport error when status == 0 */
 };
 
 /* Sends req.  Returns 0 when an HTTP response arrived (whatever its
  * status), -1 on a transport error (refused, reset, timeout: resp->error). */
-int outbound_send(struct outbound *o, const struct outbound_req *req,
-		  struct outbound_resp *resp);
+int outbound_send(struct outbound *o, const struct outbound_req *req, struct outbound_resp *resp);
 void outbound_resp_free(struct outbound_resp *r);
 
 /* How a target's answer should be treated (the retry policy of issue 4). */
 enum outbound_verdict {
-	VERDICT_OK,          /* 2xx */
-	VERDICT_RETRY,       /* 429, 502, 503, 504, transport errors */
-	VERDICT_RETRY_FEW,   /* 500: a few retries only */
-	VERDICT_PERMANENT,   /* 400, 401, 403, 404 and other 4xx: dead letters now */
+	VERDICT_OK,        /* 2xx */
+	VERDICT_RETRY,     /* 429, 502, 503, 504, transport errors */
+	VERDICT_RETRY_FEW, /* 500: a few retries only */
+	VERDICT_PERMANENT, /* 400, 401, 403, 404 and other 4xx: dead letters now */
 };
 enum outbound_verdict outbound_classify(const struct outbound_resp *r);
 

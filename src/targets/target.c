@@ -18,8 +18,7 @@ void outcome_set(struct target_outcome *o, enum work_outcome w, const char *fmt,
 }
 
 int target_call(struct target_attempt *a, const struct outbound_req *req,
-		struct outbound_resp *resp, struct target_outcome *out,
-		const char *what)
+		struct outbound_resp *resp, struct target_outcome *out, const char *what)
 {
 	char desc[600];
 	struct outbound_req r = *req;
@@ -41,11 +40,10 @@ int target_call(struct target_attempt *a, const struct outbound_req *req,
 		outcome_set(out, WORK_FAIL, "%s %s: %s", what, req->method, desc);
 		break;
 	case VERDICT_RETRY_FEW:
-		outcome_set(out, a->attempt >= 3 ? WORK_PERMANENT : WORK_FAIL,
-			    "%s %s: %s", what, req->method, desc);
+		outcome_set(out, a->attempt >= 3 ? WORK_PERMANENT : WORK_FAIL, "%s %s: %s", what,
+			    req->method, desc);
 		break;
-	default:
-		outcome_set(out, WORK_PERMANENT, "%s %s: %s", what, req->method, desc);
+	default: outcome_set(out, WORK_PERMANENT, "%s %s: %s", what, req->method, desc);
 	}
 	outbound_resp_free(resp);
 	return -1;
@@ -99,8 +97,8 @@ const char *event_str(json_object *ev, const char *path)
 long long event_int(json_object *ev, const char *path, long long def)
 {
 	json_object *v = lookup(ev, path);
-	if (!v || !(json_object_is_type(v, json_type_int) ||
-		    json_object_is_type(v, json_type_double)))
+	if (!v ||
+	    !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
 		return def;
 	return json_object_get_int64(v);
 }
@@ -113,14 +111,12 @@ int event_has(json_object *ev, const char *path)
 const char *param_str(json_object *params, const char *key)
 {
 	json_object *v;
-	if (!json_object_object_get_ex(params, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
+	if (!json_object_object_get_ex(params, key, &v) || !json_object_is_type(v, json_type_string))
 		return NULL;
 	return json_object_get_string(v);
 }
 
-int target_map_set(struct target_attempt *a, struct target_outcome *out,
-		   char **field, const char *v)
+int target_map_set(struct target_attempt *a, struct target_outcome *out, char **field, const char *v)
 {
 	char *c = v ? strdup(v) : NULL;
 
@@ -145,8 +141,7 @@ int target_map_commit(struct target_attempt *a, struct target_outcome *out)
 	return 0;
 }
 
-int target_map_state(struct target_attempt *a, struct target_outcome *out,
-		     const char *state)
+int target_map_state(struct target_attempt *a, struct target_outcome *out, const char *state)
 {
 	if (state && target_map_set(a, out, &a->map.state, state) < 0)
 		return -1;

@@ -29,20 +29,20 @@
 
 /* The mapping of one Qase run on one target. */
 struct run_map {
-	char *remote_id;     /* Testomat uid, QA Sphere run id, Test Center report id; NULL before */
-	char *state;         /* kind-defined: "creating", "open", "finished", "deleted"...; NULL before */
-	json_object *data;   /* kind-defined extra (urls, flags); an object, never NULL */
+	char *remote_id; /* Testomat uid, QA Sphere run id, Test Center report id; NULL before */
+	char *state; /* kind-defined: "creating", "open", "finished", "deleted"...; NULL before */
+	json_object *data; /* kind-defined extra (urls, flags); an object, never NULL */
 };
 
 struct target_attempt {
-	const struct target_cfg *target;  /* from the live config: base_url, secrets */
-	json_object *params;              /* the job's rendered params */
-	json_object *event;               /* the normalized event */
+	const struct target_cfg *target; /* from the live config: base_url, secrets */
+	json_object *params;             /* the job's rendered params */
+	json_object *event;              /* the normalized event */
 	const char *delivery_id;
 	long long job_id;
 	int attempt;
 	struct outbound *http;
-	struct run_map map;               /* loaded before run */
+	struct run_map map; /* loaded before run */
 	/* Commits map now (returns -1 when the store refused: treat as a retry). */
 	int (*save)(struct target_attempt *a, struct err *err);
 	void *save_ctx;
@@ -51,7 +51,7 @@ struct target_attempt {
 /* Outcome of an attempt: how dispatch treats it, and why. */
 struct target_outcome {
 	enum work_outcome outcome;
-	long long retry_after_ms;         /* a server's Retry-After; -1 none */
+	long long retry_after_ms; /* a server's Retry-After; -1 none */
 	char detail[1024];
 };
 
@@ -67,44 +67,47 @@ struct target_outcome {
  *                   per thread an HTTP handle; per job the target from the
  *                   live config, the run mapping loaded, ops->attempt run
  */
-int target_parse(const struct action_ops *kind, void **out,
-		 const struct cfg_node *node, struct errlist *errs);
-int target_render(json_object **out, const void *spec, json_object *event,
-		  struct err *err);
+int target_parse(const struct action_ops *kind, void **out, const struct cfg_node *node,
+		 struct errlist *errs);
+int target_render(json_object **out, const void *spec, json_object *event, struct err *err);
 void target_free_spec(void *spec);
-int target_open(void **out, const struct action_ops *self,
-		struct action_host *host, struct err *err);
+int target_open(void **out, const struct action_ops *self, struct action_host *host, struct err *err);
 void target_close(void *state);
-void target_run(void *state, struct action_host *host,
-		struct action_job *jobs, size_t n);
+void target_run(void *state, struct action_host *host, struct action_job *jobs, size_t n);
 
 /* The settings every translated kind has: timeouts and TLS checking. */
-#define TARGET_COMMON_KEYS                                                        \
-	{ "timeout_s", AK_INT, "20", 0, NULL, "whole request timeout, seconds" },  \
-	{ "connect_timeout_s", AK_INT, "5", 0, NULL, "connect timeout, seconds" }, \
-	{ "verify_tls", AK_BOOL, "true", 0, NULL, "check the server's certificate" }
+#define TARGET_COMMON_KEYS                                                                 \
+	{ "timeout_s", AK_INT, "20", 0, NULL, "whole request timeout, seconds" },          \
+		{ "connect_timeout_s", AK_INT, "5", 0, NULL, "connect timeout, seconds" }, \
+	{                                                                                  \
+		"verify_tls", AK_BOOL, "true", 0, NULL, "check the server's certificate"   \
+	}
 
 /* Declares the parse and ops wiring of a translated kind NAME whose table
  * is NAME##_keys and attempt NAME##_attempt. */
-#define TARGET_KIND(NAME, SUMMARY, CHECK)                                          \
-	extern const struct action_ops action_##NAME##_ops;                        \
-	static int NAME##_parse(void **out, const struct cfg_node *node,          \
-				struct errlist *errs)                              \
-	{                                                                          \
-		return target_parse(&action_##NAME##_ops, out, node, errs);        \
-	}                                                                          \
-	const struct action_ops action_##NAME##_ops = {                            \
-		.name = #NAME, .summary = SUMMARY, .parse = NAME##_parse,          \
-		.render = target_render, .free_spec = target_free_spec,            \
-		.settings = NAME##_keys, .check = CHECK,                           \
-		.pool = action_pool_outbound, .open = target_open,                 \
-		.close = target_close, .run = target_run,                          \
-		.attempt = NAME##_attempt,                                         \
+#define TARGET_KIND(NAME, SUMMARY, CHECK)                                                      \
+	extern const struct action_ops action_##NAME##_ops;                                    \
+	static int NAME##_parse(void **out, const struct cfg_node *node, struct errlist *errs) \
+	{                                                                                      \
+		return target_parse(&action_##NAME##_ops, out, node, errs);                    \
+	}                                                                                      \
+	const struct action_ops action_##NAME##_ops = {                                        \
+		.name = #NAME,                                                                 \
+		.summary = SUMMARY,                                                            \
+		.parse = NAME##_parse,                                                         \
+		.render = target_render,                                                       \
+		.free_spec = target_free_spec,                                                 \
+		.settings = NAME##_keys,                                                       \
+		.check = CHECK,                                                                \
+		.pool = action_pool_outbound,                                                  \
+		.open = target_open,                                                           \
+		.close = target_close,                                                         \
+		.run = target_run,                                                             \
+		.attempt = NAME##_attempt,                                                     \
 	}
 
 /* The kinds, for their unit tests (the registry finds them by name). */
-extern const struct action_ops action_testomat_ops, action_qasphere_ops,
-	action_testcenter_ops;
+extern const struct action_ops action_testomat_ops, action_qasphere_ops, action_testcenter_ops;
 
 /* Helpers shared by the kinds. */
 
@@ -112,8 +115,7 @@ extern const struct action_ops action_testomat_ops, action_qasphere_ops,
  * outbound_classify; 500 fails permanently from the 3rd attempt).  Returns
  * 0 for a 2xx (resp filled; caller frees), -1 otherwise (out filled). */
 int target_call(struct target_attempt *a, const struct outbound_req *req,
-		struct outbound_resp *resp, struct target_outcome *out,
-		const char *what);
+		struct outbound_resp *resp, struct target_outcome *out, const char *what);
 
 /* String setting or NULL; int setting or def. */
 const char *target_str(const struct target_cfg *t, const char *key);
@@ -131,13 +133,11 @@ const char *param_str(json_object *params, const char *key);
 /* The mapping, as every kind updates it: set a field (strdup; v NULL clears
  * it), commit now, or set the state and commit.  Each returns 0, or -1 with
  * out set to a failed (retried) attempt. */
-int target_map_set(struct target_attempt *a, struct target_outcome *out,
-		   char **field, const char *v);
+int target_map_set(struct target_attempt *a, struct target_outcome *out, char **field, const char *v);
 int target_map_commit(struct target_attempt *a, struct target_outcome *out);
-int target_map_state(struct target_attempt *a, struct target_outcome *out,
-		     const char *state);
+int target_map_state(struct target_attempt *a, struct target_outcome *out, const char *state);
 
-void outcome_set(struct target_outcome *o, enum work_outcome w,
-		 const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void outcome_set(struct target_outcome *o, enum work_outcome w, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 #endif

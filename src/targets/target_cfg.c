@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int add_error(struct errlist *errs, const struct cfg_node *at,
-		     const char *fmt, const char *a, const char *b, const char *c)
+static int add_error(struct errlist *errs, const struct cfg_node *at, const char *fmt,
+		     const char *a, const char *b, const char *c)
 {
 	char where[300], msg[800];
 	/* every caller passes a literal taking at most three strings */
@@ -46,8 +46,7 @@ static char *scalar(const struct cfg_node *v, const char *path, struct errlist *
 	char why[256], *out = NULL;
 
 	if (v->type != CFG_SCALAR) {
-		add_error(errs, v, "%s: expected a single value, got %s", path,
-			  cfg_type_name(v), "");
+		add_error(errs, v, "%s: expected a single value, got %s", path, cfg_type_name(v), "");
 		return NULL;
 	}
 	if (config_expand(v->value, &out, why, sizeof(why)) < 0) {
@@ -86,9 +85,8 @@ static json_object *to_json(const struct cfg_node *n)
 	}
 }
 
-static json_object *typed(const struct action_key *s, const char *text,
-			  const struct cfg_node *at, const char *path,
-			  struct errlist *errs)
+static json_object *typed(const struct action_key *s, const char *text, const struct cfg_node *at,
+			  const char *path, struct errlist *errs)
 {
 	char *end;
 	long long v;
@@ -98,7 +96,8 @@ static json_object *typed(const struct action_key *s, const char *text,
 		errno = 0;
 		v = strtoll(text, &end, 10);
 		if (errno || !*text || *end || v < 0) {
-			add_error(errs, at, "%s: expected a non-negative integer, got '%s'", path, text, "");
+			add_error(errs, at, "%s: expected a non-negative integer, got '%s'", path,
+				  text, "");
 			return NULL;
 		}
 		return json_object_new_int64(v);
@@ -110,13 +109,15 @@ static json_object *typed(const struct action_key *s, const char *text,
 		return json_object_new_boolean(text[0] == 't');
 	case AK_ENUM:
 		if (!enum_ok(s->values, text)) {
-			add_error(errs, at, "%s: expected one of %s, got '%s'", path, s->values, text);
+			add_error(errs, at, "%s: expected one of %s, got '%s'", path, s->values,
+				  text);
 			return NULL;
 		}
 		break;
 	case AK_URL:
 		if (strncmp(text, "http://", 7) && strncmp(text, "https://", 8)) {
-			add_error(errs, at, "%s: expected an http:// or https:// URL, got '%s'", path, text, "");
+			add_error(errs, at, "%s: expected an http:// or https:// URL, got '%s'",
+				  path, text, "");
 			return NULL;
 		}
 		break;
@@ -124,18 +125,18 @@ static json_object *typed(const struct action_key *s, const char *text,
 	case AK_STR:
 		if (!*text) {
 			add_error(errs, at, "%s: is empty%s%s", path,
-				  s->type == AK_SECRET ? " (is its environment variable set?)" : "", "");
+				  s->type == AK_SECRET ? " (is its environment variable set?)" : "",
+				  "");
 			return NULL;
 		}
 		break;
-	default:
-		break;
+	default: break;
 	}
 	return json_object_new_string(text);
 }
 
-static int load_setting(json_object *out, const struct action_key *s,
-			const struct cfg_node *v, const char *path, struct errlist *errs)
+static int load_setting(json_object *out, const struct action_key *s, const struct cfg_node *v,
+			const char *path, struct errlist *errs)
 {
 	if (s->type == AK_MAP) {
 		if (v->type != CFG_MAP)
@@ -164,8 +165,7 @@ static const struct action_key *find_setting(const struct action_key *tab, const
 }
 
 static int load_target(struct target_cfg *t, const struct action_key *tab,
-		       const struct cfg_node *key, const struct cfg_node *map,
-		       struct errlist *errs)
+		       const struct cfg_node *key, const struct cfg_node *map, struct errlist *errs)
 {
 	char path[200];
 	int bad = 0;
@@ -211,13 +211,16 @@ static const char *kinds_with_targets(char *buf, size_t len, const char *last)
 			continue;
 		k++;
 		n += (size_t)snprintf(buf + n, len - n, "%s%s",
-				      k == 1 ? "" : k == total ? last : ", ", ops->name);
+				      k == 1       ? ""
+				      : k == total ? last
+						   : ", ",
+				      ops->name);
 	}
 	return buf;
 }
 
-static int load_kind(struct config *cfg, const struct cfg_node *key,
-		     const struct cfg_node *val, struct errlist *errs)
+static int load_kind(struct config *cfg, const struct cfg_node *key, const struct cfg_node *val,
+		     struct errlist *errs)
 {
 	const struct action_ops *ops = action_find(key->value);
 	const struct action_key *tab = ops ? ops->settings : NULL;
@@ -225,8 +228,8 @@ static int load_kind(struct config *cfg, const struct cfg_node *key,
 	int bad = 0;
 
 	if (!tab)
-		return add_error(errs, key, "unknown key 'targets.%s'; expected %s",
-				 key->value, kinds_with_targets(list, sizeof(list), " or "), "");
+		return add_error(errs, key, "unknown key 'targets.%s'; expected %s", key->value,
+				 kinds_with_targets(list, sizeof(list), " or "), "");
 	if (val->type != CFG_MAP)
 		return add_error(errs, val, "targets.%s: expected a map of named targets, got %s",
 				 key->value, cfg_type_name(val), "");
@@ -250,8 +253,7 @@ static int load_kind(struct config *cfg, const struct cfg_node *key,
 	return bad ? -1 : 0;
 }
 
-int target_cfg_load(struct config *cfg, const struct cfg_node *val,
-		    struct errlist *errs)
+int target_cfg_load(struct config *cfg, const struct cfg_node *val, struct errlist *errs)
 {
 	char list[256];
 	int bad = 0;
@@ -260,7 +262,8 @@ int target_cfg_load(struct config *cfg, const struct cfg_node *val,
 		return 0;
 	if (val->type != CFG_MAP)
 		return add_error(errs, val, "targets: expected a map (%s), got %s",
-				 kinds_with_targets(list, sizeof(list), ", "), cfg_type_name(val), "");
+				 kinds_with_targets(list, sizeof(list), ", "), cfg_type_name(val),
+				 "");
 	for (size_t i = 0; i < val->n; i++)
 		bad |= load_kind(cfg, val->keys[i], val->items[i], errs);
 	return bad ? -1 : 0;

@@ -12,8 +12,7 @@
 
 /* Loads val (the value of targets:) into cfg->targets; errors appended to
  * errs with file:line:col.  Returns 0 or -1. */
-int target_cfg_load(struct config *cfg, const struct cfg_node *val,
-		    struct errlist *errs);
+int target_cfg_load(struct config *cfg, const struct cfg_node *val, struct errlist *errs);
 
 /* { "targets", target_cfg_load }, for config_load's sections. */
 extern const struct config_section target_cfg_section;

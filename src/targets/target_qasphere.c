@@ -36,21 +36,21 @@
 struct qs {
 	struct target_attempt *a;
 	struct target_outcome *out;
-	const char *key;           /* api_key */
-	char *auth;                /* "Authorization: <scheme> <key>" */
-	char *base;                /* .../api/public/v0/project/<project>/run */
-	const char *project;       /* Qase project code */
+	const char *key;     /* api_key */
+	char *auth;          /* "Authorization: <scheme> <key>" */
+	char *base;          /* .../api/public/v0/project/<project>/run */
+	const char *project; /* Qase project code */
 	long long run_id;
-	char *title;               /* the run's title on QA Sphere */
-	char done[600];            /* what happened, for the detail */
+	char *title;    /* the run's title on QA Sphere */
+	char done[600]; /* what happened, for the detail */
 };
 
 #define note(q, ...) tu_appendf((q)->done, sizeof((q)->done), __VA_ARGS__)
 
 /* ---- rate limit ---------------------------------------------------------- */
 
-#define BUCKETS 32
-#define RATE_MARGIN 1.02   /* pace 2% under the limit: jitter on the way */
+#define BUCKETS     32
+#define RATE_MARGIN 1.02 /* pace 2% under the limit: jitter on the way */
 
 static pthread_mutex_t bucket_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -127,8 +127,7 @@ static int flag(struct qs *q, const char *name)
 {
 	json_object *v;
 
-	return json_object_object_get_ex(q->a->map.data, name, &v) &&
-	       json_object_get_boolean(v);
+	return json_object_object_get_ex(q->a->map.data, name, &v) && json_object_get_boolean(v);
 }
 
 static int set_flag(struct qs *q, const char *name)
@@ -142,12 +141,15 @@ static int set_flag(struct qs *q, const char *name)
  * close wants).  On a 2xx, *answer (when asked) is the parsed answer or
  * NULL; otherwise the outcome is set.
  */
-static int call(struct qs *q, const char *suffix, json_object *body,
-		json_object **answer, const char *what)
+static int call(struct qs *q, const char *suffix, json_object *body, json_object **answer,
+		const char *what)
 {
 	const char *headers[] = {
-		q->auth, "Content-Type: application/json", "Accept: application/json",
-		"User-Agent: runbridge/" RB_VERSION, NULL,
+		q->auth,
+		"Content-Type: application/json",
+		"Accept: application/json",
+		"User-Agent: runbridge/" RB_VERSION,
+		NULL,
 	};
 	struct outbound_resp resp = { 0 };
 	struct outbound_req req = { 0 };
@@ -216,7 +218,8 @@ static int create(struct qs *q)
 	json_object *plan = NULL, *answer, *v;
 	const char *desc = param_str(q->a->params, "description");
 	struct tu_qasphere_run r = {
-		.title = q->title, .description = desc ? desc : "",
+		.title = q->title,
+		.description = desc ? desc : "",
 		.type = target_str(t, "run_type"),
 		.milestone_id = target_int(t, "milestone_id", 0),
 	};
@@ -284,7 +287,8 @@ static int close_run(struct qs *q)
 		return -1;
 	if (call(q, path, NULL, NULL, "close run") < 0) {
 		/* closed in QA Sphere meanwhile: what we wanted */
-		if (q->out->outcome != WORK_PERMANENT || !strcasestr(q->out->detail, "already closed"))
+		if (q->out->outcome != WORK_PERMANENT ||
+		    !strcasestr(q->out->detail, "already closed"))
 			return -1;
 	}
 	return set_state(q, "closed");
@@ -343,9 +347,8 @@ static int deleted(struct qs *q)
 	if (is(m->state, "creating") && ensure(q) < 0)
 		return -1;
 	if (is(m->state, "open")) {
-		if (!flag(q, "logged_deleted") &&
-		    (log_comment(q, "run.deleted", "log deleted") < 0 ||
-		     set_flag(q, "logged_deleted") < 0))
+		if (!flag(q, "logged_deleted") && (log_comment(q, "run.deleted", "log deleted") < 0 ||
+						   set_flag(q, "logged_deleted") < 0))
 			return -1;
 		if (close_run(q) < 0)
 			return -1;
@@ -397,8 +400,11 @@ static int setup(struct qs *q)
 		n--;
 	/* a base_url that already names the API is taken as it is */
 	snprintf(path, sizeof(path), "%s/project/%s/run",
-		 n >= sizeof(api) - 1 && strncmp(base + n - (sizeof(api) - 1), api, sizeof(api) - 1) == 0
-			 ? "" : api, enc);
+		 n >= sizeof(api) - 1 &&
+				 strncmp(base + n - (sizeof(api) - 1), api, sizeof(api) - 1) == 0
+			 ? ""
+			 : api,
+		 enc);
 	if (asprintf(&q->auth, "Authorization: %s %s", scheme ? scheme : "Bearer", q->key) < 0) {
 		q->auth = NULL;
 		return fail(q, WORK_FAIL, "out of memory");

@@ -41,19 +41,19 @@
 
 #include "targets/junit.h"
 
-#define TC_URL_MAX 2048
-#define TC_LABELS_MAX 40        /* qase.* plus action_target's 32 */
+#define TC_URL_MAX      2048
+#define TC_LABELS_MAX   40 /* qase.* plus action_target's 32 */
 #define TC_SUMMARY_CASE "Qase run summary"
 
 /* One attempt's view of the event and the target. */
 struct tc {
 	struct target_attempt *a;
 	struct target_outcome *out;
-	const char *type;          /* "run.completed" */
-	const char *project;       /* Qase project code */
+	const char *type;    /* "run.completed" */
+	const char *project; /* Qase project code */
 	long long run_id;
-	char ref[96];              /* "DEMO#42", for names and messages */
-	char *auth;                /* "Authorization: ..." (malloc'd) */
+	char ref[96]; /* "DEMO#42", for names and messages */
+	char *auth;   /* "Authorization: ..." (malloc'd) */
 };
 
 /* ---- setup ------------------------------------------------------------------ */
@@ -76,8 +76,7 @@ static int tc_auth(struct tc *c)
 	unsigned char *plain;
 
 	if (token) {
-		if (has_ctl(token) ||
-		    asprintf(&c->auth, "Authorization: Token %s", token) < 0) {
+		if (has_ctl(token) || asprintf(&c->auth, "Authorization: Token %s", token) < 0) {
 			c->auth = NULL;
 			outcome_set(c->out, WORK_PERMANENT, "testcenter: token is not usable");
 			return -1;
@@ -110,8 +109,7 @@ static int tc_auth(struct tc *c)
 	return 0;
 }
 
-static int tc_init(struct tc *c, struct target_attempt *a,
-		   struct target_outcome *out)
+static int tc_init(struct tc *c, struct target_attempt *a, struct target_outcome *out)
 {
 	c->a = a;
 	c->out = out;
@@ -305,7 +303,8 @@ static json_object *tc_labels(struct tc *c, int with_event)
 	conf = data_get(c->a->params, "labels");
 	if (!json_object_is_type(conf, json_type_object))
 		return arr;
-	json_object_object_foreach(conf, k, v) {
+	json_object_object_foreach(conf, k, v)
+	{
 		const char *s = json_object_get_string(v);
 		if (!v || !s || !*s || label_has(arr, k))
 			continue;
@@ -320,16 +319,19 @@ static json_object *tc_labels(struct tc *c, int with_event)
 
 /* POSTs body as JSON to path; 0 on a 2xx (*resp_json: the answer parsed,
  * or NULL), -1 with out set. */
-static int tc_post(struct tc *c, const char *path, json_object *body,
-		   json_object **resp_json, const char *what)
+static int tc_post(struct tc *c, const char *path, json_object *body, json_object **resp_json,
+		   const char *what)
 {
 	char url[TC_URL_MAX];
 	const char *headers[] = { c->auth, "Content-Type: application/json",
 				  "Accept: application/json", NULL };
 	const char *text = json_object_to_json_string_ext(
 		body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	struct outbound_req req = { .method = "POST", .url = url, .headers = headers,
-				    .body = text, .body_len = strlen(text) };
+	struct outbound_req req = { .method = "POST",
+				    .url = url,
+				    .headers = headers,
+				    .body = text,
+				    .body_len = strlen(text) };
 	struct outbound_resp resp;
 
 	if (resp_json)
@@ -372,7 +374,8 @@ static void import_filename(const struct tc *c, char *buf, size_t len)
 	for (const char *p = c->project; *p && i < sizeof(code) - 1; p++)
 		code[i++] = (strchr("-_.", *p) || (*p >= '0' && *p <= '9') ||
 			     (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z'))
-			    ? *p : '_';
+				    ? *p
+				    : '_';
 	code[i] = '\0';
 	snprintf(buf, len, "qase-%s-%lld.xml", code, c->run_id);
 }
@@ -381,7 +384,7 @@ static void import_filename(const struct tc *c, char *buf, size_t len)
 struct import_req {
 	struct outbound_part parts[3 + TC_LABELS_MAX];
 	size_t n;
-	char *labels[TC_LABELS_MAX];   /* "key=value", malloc'd */
+	char *labels[TC_LABELS_MAX]; /* "key=value", malloc'd */
 	size_t n_labels;
 };
 
@@ -391,8 +394,7 @@ static void import_req_free(struct import_req *r)
 		free(r->labels[i]);
 }
 
-static void part_add(struct import_req *r, const char *name, const char *data,
-		     size_t len)
+static void part_add(struct import_req *r, const char *name, const char *data, size_t len)
 {
 	r->parts[r->n++] = (struct outbound_part){ .name = name, .data = data, .len = len };
 }
@@ -443,13 +445,13 @@ static void import_record(struct tc *c, const char *file, const char *batch,
 	json_object_object_del(c->a->map.data, "importing");
 }
 
-static int import_send(struct tc *c, struct import_req *r, const char *file,
-		       const char *batch)
+static int import_send(struct tc *c, struct import_req *r, const char *file, const char *batch)
 {
 	char url[TC_URL_MAX];
 	const char *headers[] = { c->auth, "Accept: application/json", NULL };
-	struct outbound_req req = { .method = "POST", .url = url, .headers = headers,
-				    .parts = r->parts, .n_parts = r->n };
+	struct outbound_req req = {
+		.method = "POST", .url = url, .headers = headers, .parts = r->parts, .n_parts = r->n
+	};
 	struct outbound_resp resp;
 
 	if (tc_url(c, "/import", url, sizeof(url)) < 0 ||
@@ -473,8 +475,7 @@ static void tc_import(struct tc *c)
 	/* the last attempt saved its intent for this event but not the result */
 	int resent = state_is(c, "importing") && str_eq(data_str(data, "importing"), c->type);
 
-	if (state_is(c, "imported") &&
-	    str_eq(data_str(data_get(data, "report"), "event"), c->type)) {
+	if (state_is(c, "imported") && str_eq(data_str(data_get(data, "report"), "event"), c->type)) {
 		outcome_set(c->out, WORK_OK, "run %s: %s already imported", c->ref, c->type);
 		return;
 	}
@@ -487,15 +488,17 @@ static void tc_import(struct tc *c)
 	import_filename(c, file, sizeof(file));
 	if (import_fields(c, &r, batch) < 0)
 		goto done;
-	r.parts[r.n++] = (struct outbound_part){ .name = "result[]", .filename = file,
+	r.parts[r.n++] = (struct outbound_part){ .name = "result[]",
+						 .filename = file,
 						 .content_type = "application/xml",
-						 .data = xml, .len = len };
+						 .data = xml,
+						 .len = len };
 	json_object_object_add(data, "importing", json_object_new_string(c->type));
 	if (tc_save(c, "importing") < 0 || import_send(c, &r, file, batch) < 0 ||
 	    tc_save(c, "imported") < 0)
 		goto done;
-	outcome_set(c->out, WORK_OK, "run %s: imported %s (%lld tests) into project %s%s",
-		    c->ref, file, junit_tests(&run), target_str(c->a->target, "project"),
+	outcome_set(c->out, WORK_OK, "run %s: imported %s (%lld tests) into project %s%s", c->ref,
+		    file, junit_tests(&run), target_str(c->a->target, "project"),
 		    resent ? "; re-sent: an earlier upload's outcome was unknown" : "");
 done:
 	import_req_free(&r);
@@ -572,8 +575,7 @@ static long long ensure_suite(struct tc *c, int *created)
 	return data_id(c->a->map.data, "suite_run_id");
 }
 
-static int post_event(struct tc *c, long long run, const char *type,
-		      const char *message)
+static int post_event(struct tc *c, long long run, const char *type, const char *message)
 {
 	json_object *b = json_object_new_object();
 	int rc;
@@ -599,8 +601,8 @@ static void rep_updated(struct tc *c, long long suite)
 	else
 		snprintf(msg, sizeof(msg), "cases added in Qase");
 	if (post_event(c, suite, "LOG", msg) == 0)
-		outcome_set(c->out, WORK_OK, "run %s: LOG \"%s\" on suite run %lld",
-			    c->ref, msg, suite);
+		outcome_set(c->out, WORK_OK, "run %s: LOG \"%s\" on suite run %lld", c->ref, msg,
+			    suite);
 }
 
 static long long cnt(long long v)
@@ -616,14 +618,17 @@ static void close_message(struct tc *c, char *buf, size_t len, int *fail)
 	run_counts(c, &r);
 	*fail = cnt(r.failed) + cnt(r.blocked) > 0 || r.aborted;
 	if (r.aborted)
-		snprintf(buf, len, "aborted in Qase: %lld cases, %lld passed, %lld failed, "
-			 "%lld blocked, %lld skipped, %lld untested", junit_tests(&r),
-			 cnt(r.passed), cnt(r.failed), cnt(r.blocked), cnt(r.skipped),
-			 cnt(r.untested));
+		snprintf(buf, len,
+			 "aborted in Qase: %lld cases, %lld passed, %lld failed, "
+			 "%lld blocked, %lld skipped, %lld untested",
+			 junit_tests(&r), cnt(r.passed), cnt(r.failed), cnt(r.blocked),
+			 cnt(r.skipped), cnt(r.untested));
 	else
-		snprintf(buf, len, "completed in Qase: %lld cases, %lld passed, %lld failed, "
-			 "%lld blocked, %lld not run", junit_tests(&r), cnt(r.passed),
-			 cnt(r.failed), cnt(r.blocked), junit_skipped(&r));
+		snprintf(buf, len,
+			 "completed in Qase: %lld cases, %lld passed, %lld failed, "
+			 "%lld blocked, %lld not run",
+			 junit_tests(&r), cnt(r.passed), cnt(r.failed), cnt(r.blocked),
+			 junit_skipped(&r));
 }
 
 /* data.close: the progress of closing for this event type; a new one when
@@ -632,8 +637,7 @@ static json_object *close_progress(struct tc *c)
 {
 	json_object *cl = data_get(c->a->map.data, "close");
 
-	if (json_object_is_type(cl, json_type_object) &&
-	    str_eq(data_str(cl, "event"), c->type))
+	if (json_object_is_type(cl, json_type_object) && str_eq(data_str(cl, "event"), c->type))
 		return cl;
 	cl = json_object_new_object();
 	json_object_object_add(cl, "event", json_object_new_string(c->type));
@@ -700,8 +704,8 @@ static void rep_close(struct tc *c, long long suite)
 		return;
 	json_object_object_add(cl, "done", json_object_new_boolean(1));
 	if (tc_save(c, "finished") == 0)
-		outcome_set(c->out, WORK_OK, "run %s: %s reported (%s) on suite run %lld",
-			    c->ref, c->type, fail ? "FAIL" : "PASS", suite);
+		outcome_set(c->out, WORK_OK, "run %s: %s reported (%s) on suite run %lld", c->ref,
+			    c->type, fail ? "FAIL" : "PASS", suite);
 }
 
 /* run.deleted: a warning while the report is ours to write to, then the
@@ -792,9 +796,10 @@ static int testcenter_check(const struct target_cfg *t, const struct cfg_node *k
 	int pass = json_object_object_get_ex(s, "password", NULL);
 
 	if (token == (user || pass) || user != pass)
-		return errlist_add(errs, "%s: targets.testcenter.%s: give either token, "
-				   "or user and password", cfg_where(key, where, sizeof(where)),
-				   t->name);
+		return errlist_add(errs,
+				   "%s: targets.testcenter.%s: give either token, "
+				   "or user and password",
+				   cfg_where(key, where, sizeof(where)), t->name);
 	return 0;
 }
 

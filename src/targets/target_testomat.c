@@ -24,17 +24,17 @@
 
 #include "targets/target_util.h"
 
-#define BATCH_MAX 200          /* tests per testrun request */
+#define BATCH_MAX 200 /* tests per testrun request */
 
 struct tmat {
 	struct target_attempt *a;
 	struct target_outcome *out;
-	const char *key;           /* api_key */
+	const char *key; /* api_key */
 	int key_in_body, key_in_query;
-	const char *project;       /* Qase project code */
+	const char *project; /* Qase project code */
 	long long run_id;
-	char *title;               /* the run's title on Testomat */
-	char done[600];            /* what happened, for the detail */
+	char *title;    /* the run's title on Testomat */
+	char done[600]; /* what happened, for the detail */
 };
 
 #define note(t, ...) tu_appendf((t)->done, sizeof((t)->done), __VA_ARGS__)
@@ -54,7 +54,6 @@ static int set(struct tmat *t, char **field, const char *v)
 {
 	return target_map_set(t->a, t->out, field, v);
 }
-
 
 static int set_state(struct tmat *t, const char *state)
 {
@@ -94,11 +93,13 @@ static int uid_path(struct tmat *t, const char *rest, char *buf, size_t len)
  * One request; body is consumed.  On a 2xx, *answer (when asked) is the
  * parsed JSON answer or NULL.  On anything else the outcome is set.
  */
-static int call(struct tmat *t, const char *method, const char *suffix,
-		json_object *body, json_object **answer, const char *what)
+static int call(struct tmat *t, const char *method, const char *suffix, json_object *body,
+		json_object **answer, const char *what)
 {
 	static const char *const headers[] = {
-		"Content-Type: application/json", "Accept: application/json", NULL,
+		"Content-Type: application/json",
+		"Accept: application/json",
+		NULL,
 	};
 	struct outbound_resp resp = { 0 };
 	struct outbound_req req = { 0 };
@@ -156,10 +157,12 @@ static int create(struct tmat *t)
 {
 	struct target_attempt *a = t->a;
 	struct tu_testomat_run r = {
-		.title = t->title, .env = param(t, "env"),
+		.title = t->title,
+		.env = param(t, "env"),
 		.group_title = param(t, "group_title"),
 		.description = param(t, "description"),
-		.kind = target_str(a->target, "kind"), .label = param(t, "label"),
+		.kind = target_str(a->target, "kind"),
+		.label = param(t, "label"),
 	};
 	json_object *answer, *v;
 
@@ -255,8 +258,8 @@ static int finish(struct tmat *t, int aborted)
 	if (set_state(t, "finished") < 0)
 		return -1;
 	if (f.tests >= 0)
-		note(t, "finished run %s: %s, %lld tests", t->a->map.remote_id,
-		     f.status_event, f.tests);
+		note(t, "finished run %s: %s, %lld tests", t->a->map.remote_id, f.status_event,
+		     f.tests);
 	else
 		note(t, "finished run %s: %s", t->a->map.remote_id, f.status_event);
 	return 0;
@@ -299,7 +302,8 @@ static int deleted(struct tmat *t)
 		return -1;
 	if (is(m->state, "open")) {
 		if ((body = json_object_new_object())) {
-			json_object_object_add(body, "status_event", json_object_new_string("finish"));
+			json_object_object_add(body, "status_event",
+					       json_object_new_string("finish"));
 			json_object_object_add(body, "description",
 					       json_object_new_string("deleted in Qase"));
 		}
@@ -319,8 +323,7 @@ static json_object *payload_of(json_object *ev)
 	json_object *raw, *p;
 
 	if (json_object_object_get_ex(ev, "raw", &raw) &&
-	    json_object_object_get_ex(raw, "payload", &p) &&
-	    json_object_is_type(p, json_type_object))
+	    json_object_object_get_ex(raw, "payload", &p) && json_object_is_type(p, json_type_object))
 		return p;
 	return NULL;
 }
@@ -340,8 +343,7 @@ static long long result_run(struct tmat *t, json_object *payload)
 }
 
 /* payload.results[] when present, else the payload itself: as TestData. */
-static int collect(struct tmat *t, json_object *payload, json_object *tests,
-		   size_t *skipped)
+static int collect(struct tmat *t, json_object *payload, json_object *tests, size_t *skipped)
 {
 	json_object *list, *test;
 	long long run = result_run(t, payload);
@@ -434,7 +436,8 @@ static void testomat_attempt(struct target_attempt *a, struct target_outcome *ou
 	}
 	t.key = target_str(a->target, "api_key");
 	if (!t.key || !target_str(a->target, "base_url")) {
-		outcome_set(out, WORK_PERMANENT, "target %s has no api_key or base_url", a->target->name);
+		outcome_set(out, WORK_PERMANENT, "target %s has no api_key or base_url",
+			    a->target->name);
 		return;
 	}
 	in = target_str(a->target, "api_key_in");
@@ -459,7 +462,8 @@ static const struct action_key testomat_keys[] = {
 	{ "api_key", AK_SECRET, NULL, AK_REQUIRED, NULL, "the project's reporter API key" },
 	{ "title", AK_TEMPLATE, "[Qase {{project}}#{{run_id}}] {{run.title}}", AK_RELOAD, NULL,
 	  "title of the mirrored run" },
-	{ "group_title", AK_TEMPLATE, "Qase {{project}}", AK_RELOAD, NULL, "run group the runs go to" },
+	{ "group_title", AK_TEMPLATE, "Qase {{project}}", AK_RELOAD, NULL,
+	  "run group the runs go to" },
 	{ "description", AK_TEMPLATE, "Mirrored from Qase run {{project}}#{{run_id}}", AK_RELOAD,
 	  NULL, "description of the mirrored run" },
 	{ "env", AK_TEMPLATE, "{{run.environment}}", AK_RELOAD, NULL, "the run's environment" },

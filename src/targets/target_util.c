@@ -218,8 +218,8 @@ static long long add_known(long long a, long long b)
 	return (a > 0 ? a : 0) + (b > 0 ? b : 0);
 }
 
-void tu_testomat_finish(const struct tu_counts *c, int aborted,
-			const char *aborted_status, struct tu_finish *f)
+void tu_testomat_finish(const struct tu_counts *c, int aborted, const char *aborted_status,
+			struct tu_finish *f)
 {
 	long long bad = add_known(c->failed, c->blocked);
 
@@ -234,8 +234,7 @@ void tu_testomat_finish(const struct tu_counts *c, int aborted,
 	f->status_event = bad > 0 ? "fail" : "finish";
 	f->skipped = -1;
 	if (c->total >= 0) {
-		long long rest = c->total - (c->passed > 0 ? c->passed : 0) -
-				 (bad > 0 ? bad : 0);
+		long long rest = c->total - (c->passed > 0 ? c->passed : 0) - (bad > 0 ? bad : 0);
 		f->skipped = rest > 0 ? rest : 0;
 	}
 }
@@ -284,8 +283,7 @@ json_object *tu_testomat_create_body(const struct tu_testomat_run *r)
 	return o;
 }
 
-json_object *tu_testomat_finish_body(const struct tu_finish *f,
-				     long long duration_ms,
+json_object *tu_testomat_finish_body(const struct tu_finish *f, long long duration_ms,
 				     const char *description)
 {
 	json_object *o = json_object_new_object();
@@ -318,7 +316,7 @@ const char *tu_testomat_status(const char *s, int *blocked)
 		*blocked = 1;
 		return "failed";
 	}
-	return NULL;   /* untested, in_progress, custom: nothing to report */
+	return NULL; /* untested, in_progress, custom: nothing to report */
 }
 
 static json_object *member(json_object *o, const char *key)
@@ -363,8 +361,7 @@ static long long result_ms(json_object *r)
 	return -1;
 }
 
-static void add_message(json_object *t, int blocked, const char *comment,
-			const char *stack)
+static void add_message(json_object *t, int blocked, const char *comment, const char *stack)
 {
 	if (blocked) {
 		char *m = NULL;
@@ -380,8 +377,7 @@ static void add_message(json_object *t, int blocked, const char *comment,
 	add_str(t, "stack", stack);
 }
 
-int tu_testomat_test(json_object *r, const char *project, long long run_id,
-		     json_object **out)
+int tu_testomat_test(json_object *r, const char *project, long long run_id, json_object **out)
 {
 	char rid[200], fallback[200];
 	long long case_id = int_member(r, "case_id");
@@ -418,8 +414,7 @@ int tu_testomat_test(json_object *r, const char *project, long long run_id,
 	return 0;
 }
 
-json_object *tu_testomat_batch_body(json_object *tests, size_t from, size_t n,
-				    int batch_index)
+json_object *tu_testomat_batch_body(json_object *tests, size_t from, size_t n, int batch_index)
 {
 	json_object *o = json_object_new_object(), *arr = json_object_new_array();
 	size_t len = json_object_array_length(tests);
@@ -465,12 +460,16 @@ oom:
 }
 
 /* "10 passed, 3 failed, 1 blocked of 14 cases; duration 31.2 s" */
-static void counts_text(char *buf, size_t len, const struct tu_counts *c,
-			int with_rest)
+static void counts_text(char *buf, size_t len, const struct tu_counts *c, int with_rest)
 {
-	const struct { const char *name; long long v; } parts[] = {
-		{ "passed", c->passed }, { "failed", c->failed },
-		{ "blocked", c->blocked }, { "skipped", with_rest ? c->skipped : -1 },
+	const struct {
+		const char *name;
+		long long v;
+	} parts[] = {
+		{ "passed", c->passed },
+		{ "failed", c->failed },
+		{ "blocked", c->blocked },
+		{ "skipped", with_rest ? c->skipped : -1 },
 		{ "untested", with_rest ? c->untested : -1 },
 	};
 	size_t o = 0;
@@ -479,8 +478,8 @@ static void counts_text(char *buf, size_t len, const struct tu_counts *c,
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
 		if (parts[i].v < 0)
 			continue;
-		o += snprintf(buf + o, len - o, "%s%lld %s", o ? ", " : "",
-			      parts[i].v, parts[i].name);
+		o += snprintf(buf + o, len - o, "%s%lld %s", o ? ", " : "", parts[i].v,
+			      parts[i].name);
 		if (o >= len)
 			return;
 	}
@@ -489,13 +488,12 @@ static void counts_text(char *buf, size_t len, const struct tu_counts *c,
 	if (!o)
 		o += snprintf(buf, len, "no counts");
 	if (c->duration_ms >= 0 && o < len)
-		snprintf(buf + o, len - o, "; duration %lld.%lld s",
-			 c->duration_ms / 1000, c->duration_ms % 1000 / 100);
+		snprintf(buf + o, len - o, "; duration %lld.%lld s", c->duration_ms / 1000,
+			 c->duration_ms % 1000 / 100);
 }
 
-char *tu_qasphere_comment(const char *type, const struct tu_counts *c,
-			  long long cases_added, long long cases_count,
-			  const char *project, long long run_id,
+char *tu_qasphere_comment(const char *type, const struct tu_counts *c, long long cases_added,
+			  long long cases_count, const char *project, long long run_id,
 			  const char *qase_title)
 {
 	char counts[400], *head = NULL, *out = NULL;
@@ -525,8 +523,8 @@ char *tu_qasphere_comment(const char *type, const struct tu_counts *c,
 	}
 	if (rc < 0)
 		goto done;
-	rc = asprintf(&out, "%s<p>Qase run %s#%lld%s%s</p>", head, code, run_id,
-		      *title ? ": " : "", title);
+	rc = asprintf(&out, "%s<p>Qase run %s#%lld%s%s</p>", head, code, run_id, *title ? ": " : "",
+		      title);
 done:
 	free(head);
 	free(code);
@@ -536,8 +534,7 @@ done:
 
 /* ---- rate limit ---------------------------------------------------------- */
 
-long long tu_bucket_take(struct tu_bucket *b, long long now_ns, double rate,
-			 double burst)
+long long tu_bucket_take(struct tu_bucket *b, long long now_ns, double rate, double burst)
 {
 	if (rate <= 0)
 		return 0;

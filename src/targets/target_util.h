@@ -50,8 +50,7 @@ void tu_redact(char *s, const char *secret);
 char *tu_run_title(const char *rendered, const char *project, long long run_id);
 
 /* Appends "; " (unless buf is empty) and the formatted text, cut to fit. */
-void tu_appendf(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+void tu_appendf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Joins base_url (trailing slashes dropped) and path; malloc'd. */
 char *tu_url(const char *base_url, const char *path);
@@ -59,8 +58,8 @@ char *tu_url(const char *base_url, const char *path);
 /* ---- counts -------------------------------------------------------------- */
 
 struct tu_counts {
-	long long total, passed, failed, blocked, skipped, untested;  /* -1: absent */
-	long long duration_ms;                                         /* -1: absent */
+	long long total, passed, failed, blocked, skipped, untested; /* -1: absent */
+	long long duration_ms;                                       /* -1: absent */
 };
 
 /* From a normalized event's run.counts and run.duration_ms; run.cases_count
@@ -69,15 +68,15 @@ void tu_counts_of(json_object *event, struct tu_counts *c);
 
 /* The finish summary a run's counts give on Testomat.  -1 = omit. */
 struct tu_finish {
-	const char *status_event;   /* "finish", "fail" or "pass" */
+	const char *status_event; /* "finish", "fail" or "pass" */
 	long long tests, passed, failed, skipped;
 };
 
 /* completed: "fail" when failed+blocked > 0 else "finish", skipped =
  * total-passed-failed-blocked (never negative); aborted: aborted_status,
  * skipped = skipped+untested.  failed always counts blocked. */
-void tu_testomat_finish(const struct tu_counts *c, int aborted,
-			const char *aborted_status, struct tu_finish *f);
+void tu_testomat_finish(const struct tu_counts *c, int aborted, const char *aborted_status,
+			struct tu_finish *f);
 
 /* ---- bodies -------------------------------------------------------------- */
 
@@ -94,8 +93,7 @@ json_object *tu_testomat_create_body(const struct tu_testomat_run *r);
 
 /* PUT /api/reporter/{uid} that finishes: counts of f, duration in seconds
  * (omitted when duration_ms < 0), description when not NULL. */
-json_object *tu_testomat_finish_body(const struct tu_finish *f,
-				     long long duration_ms,
+json_object *tu_testomat_finish_body(const struct tu_finish *f, long long duration_ms,
 				     const char *description);
 
 /* Qase result status -> Testomat status; NULL when not sent (untested,
@@ -108,17 +106,15 @@ const char *tu_testomat_status(const char *qase_status, int *blocked);
  * message/stack, create:true.  Returns 0 and *out, 1 when the result is not
  * sent (no case id, or a status with no equivalent), -1 on OOM.
  */
-int tu_testomat_test(json_object *result, const char *project, long long run_id,
-		     json_object **out);
+int tu_testomat_test(json_object *result, const char *project, long long run_id, json_object **out);
 
 /* POST /api/reporter/{uid}/testrun body for tests[from, from+n). */
-json_object *tu_testomat_batch_body(json_object *tests, size_t from, size_t n,
-				    int batch_index);
+json_object *tu_testomat_batch_body(json_object *tests, size_t from, size_t n, int batch_index);
 
 struct tu_qasphere_run {
 	const char *title, *description, *type;
-	json_object *query_plan;   /* copied */
-	long long milestone_id;    /* <= 0: none */
+	json_object *query_plan; /* copied */
+	long long milestone_id;  /* <= 0: none */
 };
 
 /* POST /project/{p}/run: title cut to 255 and description to 512
@@ -128,9 +124,8 @@ json_object *tu_qasphere_create_body(const struct tu_qasphere_run *r);
 /* The HTML comment logged on a QA Sphere run for a Qase event ("run.updated",
  * "run.completed", "run.aborted", "run.deleted"); every Qase-provided text
  * is escaped.  Malloc'd; NULL on OOM. */
-char *tu_qasphere_comment(const char *type, const struct tu_counts *c,
-			  long long cases_added, long long cases_count,
-			  const char *project, long long run_id,
+char *tu_qasphere_comment(const char *type, const struct tu_counts *c, long long cases_added,
+			  long long cases_count, const char *project, long long run_id,
 			  const char *qase_title);
 
 /* ---- rate limit ---------------------------------------------------------- */
@@ -147,7 +142,6 @@ struct tu_bucket {
  * so concurrent takers queue up fairly.  With burst 1 requests are paced
  * 1/rate apart, which keeps any sliding one-second window at or under rate.
  * rate <= 0: no limit. */
-long long tu_bucket_take(struct tu_bucket *b, long long now_ns, double rate,
-			 double burst);
+long long tu_bucket_take(struct tu_bucket *b, long long now_ns, double rate, double burst);
 
 #endif

@@ -94,8 +94,8 @@ static void send_reply(struct fake_req *r)
 {
 	const char *text = "";
 	if (r->resp)
-		text = json_object_to_json_string_ext(r->resp,
-			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		text = json_object_to_json_string_ext(
+			r->resp, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	size_t blen = strlen(text);
 	size_t cap = blen + strlen(r->extra) + 256;
 	char *buf = malloc(cap);
@@ -110,8 +110,7 @@ static void send_reply(struct fake_req *r)
 			 "Connection: close\r\n"
 			 "%s\r\n%s",
 			 r->status, reason(r->status),
-			 r->resp ? "Content-Type: application/json\r\n" : "", length,
-			 r->extra, text);
+			 r->resp ? "Content-Type: application/json\r\n" : "", length, r->extra, text);
 	mg_write(r->conn, buf, (size_t)n);
 	free(buf);
 }
@@ -212,14 +211,14 @@ static void record(struct fake_req *r, const char *fault)
 	if (r->parts)
 		json_object_object_add(o, "raw", fake_parts_json(r));
 	else
-		json_object_object_add(o, "raw",
+		json_object_object_add(
+			o, "raw",
 			json_object_new_string_len(r->body ? r->body : "", (int)r->body_len));
-	json_object_object_add(o, "status",
-			       r->status ? json_object_new_int(r->status) : NULL);
+	json_object_object_add(o, "status", r->status ? json_object_new_int(r->status) : NULL);
 	if (fault)
 		json_object_object_add(o, "fault", json_object_new_string(fault));
-	const char *line = json_object_to_json_string_ext(o,
-		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	const char *line = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								     JSON_C_TO_STRING_NOSLASHESCAPE);
 	pthread_mutex_lock(&f->rec_lock);
 	fputs(line, f->record);
 	fputc('\n', f->record);
@@ -231,7 +230,7 @@ static void record(struct fake_req *r, const char *fault)
 
 /* ---- faults ------------------------------------------------------------ */
 
-static const char *const fault_names[] = {"ok", "429", "503", "500", "stall", "reset", "lost", NULL};
+static const char *const fault_names[] = { "ok", "429", "503", "500", "stall", "reset", "lost", NULL };
 
 /* Finds this connection's socket: civetweb 1.15 exports no accessor, so
  * match the (local port, peer port) pair among our own descriptors. */
@@ -274,7 +273,7 @@ static void abort_connection(struct fake_req *r)
 	int fd = conn_fd(ri);
 	if (fd < 0)
 		return;
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	int dummy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (dummy < 0) {
@@ -335,15 +334,9 @@ static int apply_fault(struct fake_req *r, const struct fault *ft)
 	char ra[16];
 	snprintf(ra, sizeof(ra), "%d", ft->retry_after);
 	switch (ft->mode) {
-	case FAULT_429:
-		fake_error(r, 429, "Too many requests, please try again later.");
-		break;
-	case FAULT_503:
-		fake_error(r, 503, "Service Unavailable");
-		break;
-	case FAULT_500:
-		fake_error(r, 500, "Internal Server Error");
-		break;
+	case FAULT_429: fake_error(r, 429, "Too many requests, please try again later."); break;
+	case FAULT_503: fake_error(r, 503, "Service Unavailable"); break;
+	case FAULT_500: fake_error(r, 500, "Internal Server Error"); break;
 	case FAULT_STALL:
 		record(r, "stall");
 		stall(r->f);
@@ -354,8 +347,7 @@ static int apply_fault(struct fake_req *r, const struct fault *ft)
 		abort_connection(r);
 		return 1;
 	case FAULT_OK:
-	case FAULT_LOST:
-		return 0;
+	case FAULT_LOST: return 0;
 	}
 	if (ft->retry_after >= 0)
 		fake_header(r, "Retry-After", ra);
@@ -364,8 +356,7 @@ static int apply_fault(struct fake_req *r, const struct fault *ft)
 
 /* ---- control endpoints ------------------------------------------------- */
 
-static const char *const control_keys[] = {"mode", "count", "retry_after",
-					   "stall_seconds", NULL};
+static const char *const control_keys[] = { "mode", "count", "retry_after", "stall_seconds", NULL };
 
 static int control_key_known(const struct fake *f, const char *key)
 {
@@ -377,23 +368,25 @@ static int control_key_known(const struct fake *f, const char *key)
 static int control_post(struct fake *f, struct fake_req *r)
 {
 	static const struct jfield spec[] = {
-		{"mode", JT_STR, 0}, {"count", JT_NNINT, 0},
-		{"retry_after", JT_NNINT, 0}, {"stall_seconds", JT_NNNUM, 0},
+		{ "mode", JT_STR, 0 },
+		{ "count", JT_NNINT, 0 },
+		{ "retry_after", JT_NNINT, 0 },
+		{ "stall_seconds", JT_NNNUM, 0 },
 	};
 	char err[256];
 	struct json_object *b = r->json;
 	if (!r->json_ok || !json_object_is_type(b, json_type_object))
 		return fake_error(r, 400, "body must be a JSON object");
-	json_object_object_foreach(b, key, val) {
+	json_object_object_foreach(b, key, val)
+	{
 		(void)val;
 		if (!control_key_known(f, key))
 			return fake_error(r, 400, "unknown control key %s", key);
 	}
 	if (fake_check(b, spec, sizeof(spec) / sizeof(spec[0]), err, sizeof(err)) < 0)
 		return fake_error(r, 400, "%s", err);
-	const char *mode = fake_has(b, "mode") ?
-		json_object_get_string(fake_get(b, "mode")) : NULL;
-	struct fault ft = {FAULT_OK, 1, -1};
+	const char *mode = fake_has(b, "mode") ? json_object_get_string(fake_get(b, "mode")) : NULL;
+	struct fault ft = { FAULT_OK, 1, -1 };
 	if (mode && strcmp(mode, "clear") != 0) {
 		int m;
 		for (m = 0; fault_names[m] && strcmp(fault_names[m], mode) != 0; m++)
@@ -440,10 +433,12 @@ static int state_get(struct fake *f, struct fake_req *r)
 	for (size_t i = 0; i < f->nfaults; i++) {
 		struct json_object *e = json_object_new_object();
 		json_object_object_add(e, "mode",
-			json_object_new_string(fault_names[f->faults[i].mode]));
+				       json_object_new_string(fault_names[f->faults[i].mode]));
 		json_object_object_add(e, "count", json_object_new_int(f->faults[i].count));
-		json_object_object_add(e, "retry_after", f->faults[i].retry_after >= 0 ?
-			json_object_new_int(f->faults[i].retry_after) : NULL);
+		json_object_object_add(e, "retry_after",
+				       f->faults[i].retry_after >= 0
+					       ? json_object_new_int(f->faults[i].retry_after)
+					       : NULL);
 		json_object_array_add(q, e);
 	}
 	json_object_object_add(o, "faults", q);

@@ -28,7 +28,7 @@
 #include <stdio.h>
 #include <json-c/json.h>
 
-#define FAKE_MAX_BODY (16u << 20)
+#define FAKE_MAX_BODY   (16u << 20)
 #define FAKE_MAX_FAULTS 64
 
 struct fake;
@@ -48,17 +48,17 @@ struct fake_req {
 	struct fake *f;
 	struct mg_connection *conn;
 	const char *method;
-	const char *path;        /* URL-decoded path, no query */
-	const char *query;       /* raw query string, "" if none */
+	const char *path;         /* URL-decoded path, no query */
+	const char *query;        /* raw query string, "" if none */
 	const char *content_type; /* "" if none */
-	char *body;              /* NUL-terminated copy of the body */
+	char *body;               /* NUL-terminated copy of the body */
 	size_t body_len;
 	struct json_object *json; /* body parsed as strict JSON, or NULL */
-	int json_ok;             /* 1 if the body was valid JSON (json may be NULL for "null") */
+	int json_ok;              /* 1 if the body was valid JSON (json may be NULL for "null") */
 	struct json_object *headers; /* lower-case name -> value */
-	struct fake_part *parts; /* multipart parts, or NULL */
+	struct fake_part *parts;     /* multipart parts, or NULL */
 	size_t nparts;
-	int multipart_ok;        /* 1 if the body parsed as multipart/form-data */
+	int multipart_ok; /* 1 if the body parsed as multipart/form-data */
 
 	/* The reply, filled in by fake_reply/fake_error. */
 	int status;
@@ -70,7 +70,7 @@ struct fake_req {
  * fake_reply or fake_error at least once (the last call wins). */
 struct fake_kind {
 	const char *name;
-	int error_has_code;  /* error bodies are {code, message} instead of {message} */
+	int error_has_code; /* error bodies are {code, message} instead of {message} */
 	int (*init)(struct fake *f);
 	int (*handle)(struct fake *f, struct fake_req *r);
 	struct json_object *(*state)(struct fake *f);
@@ -114,7 +114,7 @@ struct fake {
 	size_t nfaults;
 	double stall_seconds;
 	long recorded;
-	void *state;              /* the kind's own state */
+	void *state; /* the kind's own state */
 };
 
 extern const struct fake_kind fake_testomat;
@@ -159,8 +159,20 @@ int fake_split(const char *path, char *buf, size_t buflen, char **seg, int max);
 /* Field validation, one table row per field: {"title", JT_STR, 1} means
  * "title is required and must be a string". */
 enum jt {
-	JT_STR, JT_NESTR, JT_INT, JT_NNINT, JT_POSINT, JT_NUM, JT_NNNUM, JT_BOOL,
-	JT_OBJ, JT_ARR, JT_STRARR, JT_INTARR, JT_OBJ_OR_STR, JT_NNINT_OR_NULL,
+	JT_STR,
+	JT_NESTR,
+	JT_INT,
+	JT_NNINT,
+	JT_POSINT,
+	JT_NUM,
+	JT_NNNUM,
+	JT_BOOL,
+	JT_OBJ,
+	JT_ARR,
+	JT_STRARR,
+	JT_INTARR,
+	JT_OBJ_OR_STR,
+	JT_NNINT_OR_NULL,
 };
 struct jfield {
 	const char *name;
@@ -168,8 +180,8 @@ struct jfield {
 	int required;
 };
 /* 0 if obj satisfies spec; -1 with a message in err otherwise. */
-int fake_check(struct json_object *obj, const struct jfield *spec, size_t n,
-	       char *err, size_t errlen);
+int fake_check(struct json_object *obj, const struct jfield *spec, size_t n, char *err,
+	       size_t errlen);
 int fake_jt_ok(struct json_object *v, enum jt type);
 struct json_object *fake_get(struct json_object *obj, const char *key);
 /* A deep copy: request JSON and state never share objects, since json-c's
@@ -183,7 +195,7 @@ size_t fake_utf8_len(const char *s);
 
 /* Checks a JUnit XML document; on success *suites is an array
  * of the <testsuite(s)> counters found.  0, or -1 with a message in err. */
-int fake_junit_check(const char *data, size_t len, struct json_object **suites,
-		     char *err, size_t errlen);
+int fake_junit_check(const char *data, size_t len, struct json_object **suites, char *err,
+		     size_t errlen);
 
 #endif

@@ -119,8 +119,7 @@ int fake_parse_multipart(struct fake_req *r)
 	char boundary[256], delim[264];
 	if (strncasecmp(r->content_type, "multipart/form-data", 19) != 0)
 		return -1;
-	if (!header_param(r->content_type, "boundary", boundary, sizeof(boundary)) ||
-	    !boundary[0])
+	if (!header_param(r->content_type, "boundary", boundary, sizeof(boundary)) || !boundary[0])
 		return -1;
 	int dlen = snprintf(delim, sizeof(delim), "--%s", boundary);
 	const char *end = r->body + r->body_len;
@@ -167,12 +166,12 @@ struct json_object *fake_parts_json(const struct fake_req *r)
 		const struct fake_part *p = &r->parts[i];
 		struct json_object *o = json_object_new_object();
 		json_object_object_add(o, "name", json_object_new_string(p->name));
-		json_object_object_add(o, "filename", p->has_filename ?
-				       json_object_new_string(p->filename) : NULL);
-		json_object_object_add(o, "content_type", p->content_type[0] ?
-				       json_object_new_string(p->content_type) : NULL);
-		json_object_object_add(o, "data",
-				       json_object_new_string_len(p->data, (int)p->len));
+		json_object_object_add(o, "filename",
+				       p->has_filename ? json_object_new_string(p->filename) : NULL);
+		json_object_object_add(o, "content_type",
+				       p->content_type[0] ? json_object_new_string(p->content_type)
+							  : NULL);
+		json_object_object_add(o, "data", json_object_new_string_len(p->data, (int)p->len));
 		json_object_array_add(a, o);
 	}
 	return a;
@@ -273,8 +272,7 @@ int fake_jt_ok(struct json_object *v, enum jt type)
 	case JT_INTARR: return arr_of(v, json_type_int);
 	case JT_OBJ_OR_STR: return t == json_type_object || t == json_type_string;
 	case JT_NNINT_OR_NULL:
-		return t == json_type_null ||
-		       (t == json_type_int && json_object_get_int64(v) >= 0);
+		return t == json_type_null || (t == json_type_int && json_object_get_int64(v) >= 0);
 	}
 	return 0;
 }
@@ -300,8 +298,7 @@ static const char *jt_name(enum jt type)
 	return "?";
 }
 
-int fake_check(struct json_object *obj, const struct jfield *spec, size_t n,
-	       char *err, size_t errlen)
+int fake_check(struct json_object *obj, const struct jfield *spec, size_t n, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (!fake_has(obj, spec[i].name)) {
@@ -312,8 +309,7 @@ int fake_check(struct json_object *obj, const struct jfield *spec, size_t n,
 			continue;
 		}
 		if (!fake_jt_ok(fake_get(obj, spec[i].name), spec[i].type)) {
-			snprintf(err, errlen, "%s must be %s", spec[i].name,
-				 jt_name(spec[i].type));
+			snprintf(err, errlen, "%s must be %s", spec[i].name, jt_name(spec[i].type));
 			return -1;
 		}
 	}

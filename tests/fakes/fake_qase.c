@@ -38,9 +38,9 @@
 #include "fake_qase.h"
 
 #define LIMIT_DEFAULT 10
-#define LIMIT_MAX 100
-#define OFFSET_MAX 100000
-#define IDS_MAX 256
+#define LIMIT_MAX     100
+#define OFFSET_MAX    100000
+#define IDS_MAX       256
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -84,8 +84,7 @@ static int ok_reply(struct fake_req *r, struct json_object *result)
 
 /* A decimal in [min, max] from the query, dflt when absent; -1 after an
  * error reply. */
-static int int_param(struct fake_req *r, const char *name, long dflt, long min, long max,
-		     long *out)
+static int int_param(struct fake_req *r, const char *name, long dflt, long min, long max, long *out)
 {
 	char q[32], *end;
 	int n = fake_query(r, name, q, sizeof(q));
@@ -99,8 +98,7 @@ static int int_param(struct fake_req *r, const char *name, long dflt, long min, 
 	if (v < min)
 		return qase_error(r, 400, name, "The %s must be at least %ld.", name, min), -1;
 	if (v > max)
-		return qase_error(r, 400, name, "The %s may not be greater than %ld.", name, max),
-		       -1;
+		return qase_error(r, 400, name, "The %s may not be greater than %ld.", name, max), -1;
 	*out = v;
 	return 0;
 }
@@ -149,7 +147,8 @@ static int time_param(struct fake_req *r, const char *name, char out[20])
 		ok = shape[i] == 'd' ? (q[i] >= '0' && q[i] <= '9') : q[i] == shape[i];
 	if (!ok)
 		return qase_error(r, 400, name, "The %s does not match the format Y-m-d H:i:s.",
-				  name), -1;
+				  name),
+		       -1;
 	memcpy(out, q, 20);
 	return 0;
 }
@@ -183,8 +182,7 @@ static int page_init(struct fake_req *r, struct page *p)
 static struct json_object *page_keep(struct page *p, struct json_object *e)
 {
 	struct json_object *copy = NULL;
-	if (p->filtered >= p->offset &&
-	    (long)json_object_array_length(p->entities) < p->limit) {
+	if (p->filtered >= p->offset && (long)json_object_array_length(p->entities) < p->limit) {
 		copy = fake_copy(e);
 		json_object_array_add(p->entities, copy);
 	}
@@ -198,7 +196,7 @@ static int page_reply(struct fake_req *r, struct page *p)
 	json_object_object_add(res, "total", json_object_new_int64(p->total));
 	json_object_object_add(res, "filtered", json_object_new_int64(p->filtered));
 	json_object_object_add(res, "count",
-		json_object_new_int((int)json_object_array_length(p->entities)));
+			       json_object_new_int((int)json_object_array_length(p->entities)));
 	json_object_object_add(res, "entities", p->entities);
 	p->entities = NULL;
 	return ok_reply(r, res);
@@ -254,10 +252,10 @@ static void bump(struct json_object *o, const char *key)
 
 static struct json_object *run_stats(struct json_object *project, struct json_object *run)
 {
-	static const char *const legacy[] = {"untested", "passed", "failed", "blocked",
-					     "skipped", "retest", "in_progress", "invalid"};
-	static const char *const counted[] = {"untested", "passed", "failed", "blocked",
-					      "skipped", "in_progress", "invalid", NULL};
+	static const char *const legacy[] = { "untested", "passed", "failed",      "blocked",
+					      "skipped",  "retest", "in_progress", "invalid" };
+	static const char *const counted[] = { "untested", "passed",      "failed",  "blocked",
+					       "skipped",  "in_progress", "invalid", NULL };
 	long long id = int_of(run, "id");
 	struct json_object *latest = json_object_new_object();
 	struct json_object *results = fake_get(project, "results");
@@ -297,7 +295,8 @@ static struct json_object *run_stats(struct json_object *project, struct json_ob
 static int suite_cases(struct json_object *project, long long suite_id)
 {
 	int n = 0;
-	json_object_object_foreach(fake_get(project, "cases"), key, c) {
+	json_object_object_foreach(fake_get(project, "cases"), key, c)
+	{
 		(void)key;
 		if (int_of(c, "suite_id") == suite_id)
 			n++;
@@ -309,11 +308,13 @@ static struct json_object *summary(struct qase_state *s)
 {
 	struct json_object *o = json_object_new_object();
 	struct json_object *projects = json_object_new_object();
-	json_object_object_foreach(s->projects, code, p) {
+	json_object_object_foreach(s->projects, code, p)
+	{
 		struct json_object *sp = json_object_new_object();
 		struct json_object *runs = json_object_new_object();
 		struct json_object *results = fake_get(p, "results");
-		json_object_object_foreach(fake_get(p, "runs"), id, run) {
+		json_object_object_foreach(fake_get(p, "runs"), id, run)
+		{
 			struct json_object *sr = json_object_new_object();
 			long long n = 0;
 			for (size_t i = 0; i < json_object_array_length(results); i++)
@@ -339,7 +340,7 @@ static struct json_object *summary(struct qase_state *s)
 
 static int get_run(struct fake_req *r, struct json_object *project, const char *id)
 {
-	static const char *const includes[] = {"cases", "defects", "external_issue", NULL};
+	static const char *const includes[] = { "cases", "defects", "external_issue", NULL };
 	char inc[256];
 	int with_cases = 0;
 	if (fake_query(r, "include", inc, sizeof(inc)) > 0) {
@@ -348,7 +349,8 @@ static int get_run(struct fake_req *r, struct json_object *project, const char *
 			if (comma)
 				*comma = '\0';
 			if (!fake_in(t, includes))
-				return qase_error(r, 400, "include", "The selected include is invalid.");
+				return qase_error(r, 400, "include",
+						  "The selected include is invalid.");
 			with_cases |= strcmp(t, "cases") == 0;
 		}
 	}
@@ -378,8 +380,7 @@ static int result_filter_init(struct fake_req *r, struct result_filter *rf)
 	rf->has_status = fake_query(r, "status", rf->status, sizeof(rf->status)) >= 0;
 	if ((rf->nruns = ids_param(r, "run", rf->runs)) < 0 ||
 	    (rf->ncases = ids_param(r, "case_id", rf->cases)) < 0 ||
-	    time_param(r, "from_end_time", rf->from) < 0 ||
-	    time_param(r, "to_end_time", rf->to) < 0)
+	    time_param(r, "from_end_time", rf->from) < 0 || time_param(r, "to_end_time", rf->to) < 0)
 		return -1;
 	return 0;
 }
@@ -390,8 +391,7 @@ static int result_kept(const struct result_filter *rf, struct json_object *res)
 		return 0;
 	if (rf->ncases && !in_ids(int_of(res, "case_id"), rf->cases, rf->ncases))
 		return 0;
-	if (rf->has_status &&
-	    strcmp(json_object_get_string(fake_get(res, "status")), rf->status) != 0)
+	if (rf->has_status && strcmp(json_object_get_string(fake_get(res, "status")), rf->status) != 0)
 		return 0;
 	if (!rf->from[0] && !rf->to[0])
 		return 1;
@@ -462,7 +462,8 @@ static int list_cases(struct fake_req *r, struct json_object *project)
 	}
 	struct json_object *cases = fake_get(project, "cases");
 	p.total = json_object_object_length(cases);
-	json_object_object_foreach(cases, key, c) {
+	json_object_object_foreach(cases, key, c)
+	{
 		(void)key;
 		if ((suite && int_of(c, "suite_id") != suite) ||
 		    (has_search && !title_matches(c, search)))
@@ -475,8 +476,8 @@ static int list_cases(struct fake_req *r, struct json_object *project)
 static void add_cases_count(struct json_object *project, struct json_object *suite)
 {
 	if (suite)
-		json_object_object_add(suite, "cases_count", json_object_new_int(
-			suite_cases(project, int_of(suite, "id"))));
+		json_object_object_add(suite, "cases_count",
+				       json_object_new_int(suite_cases(project, int_of(suite, "id"))));
 }
 
 static int list_suites(struct fake_req *r, struct json_object *project)
@@ -488,7 +489,8 @@ static int list_suites(struct fake_req *r, struct json_object *project)
 		return 0;
 	struct json_object *suites = fake_get(project, "suites");
 	p.total = json_object_object_length(suites);
-	json_object_object_foreach(suites, key, su) {
+	json_object_object_foreach(suites, key, su)
+	{
 		(void)key;
 		if (!has_search || title_matches(su, search))
 			add_cases_count(project, page_keep(&p, su));
@@ -496,8 +498,7 @@ static int list_suites(struct fake_req *r, struct json_object *project)
 	return page_reply(r, &p);
 }
 
-static int get_one(struct fake_req *r, struct json_object *project, const char *kind,
-		   const char *id)
+static int get_one(struct fake_req *r, struct json_object *project, const char *kind, const char *id)
 {
 	struct json_object *e = fake_get(fake_get(project, kind), id);
 	if (!e)
@@ -555,7 +556,7 @@ static int dispatch(struct fake_req *r, struct json_object *project, char **seg,
 
 static int handle(struct fake *f, struct fake_req *r)
 {
-	static const char *const kinds[] = {"run", "result", "case", "suite", NULL};
+	static const char *const kinds[] = { "run", "result", "case", "suite", NULL };
 	struct qase_state *s = f->state;
 	char buf[1024];
 	char *seg[5];

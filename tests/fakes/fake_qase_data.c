@@ -33,10 +33,10 @@
 
 #include "fake_qase.h"
 
-#define N(a) (sizeof(a) / sizeof((a)[0]))
+#define N(a)            (sizeof(a) / sizeof((a)[0]))
 #define GEN_MAX_RESULTS 100000
-#define GEN_MAX_SUITES 1000
-#define GEN_BASE_TIME 1795168800 /* 2026-11-20T10:00:00Z */
+#define GEN_MAX_SUITES  1000
+#define GEN_BASE_TIME   1795168800 /* 2026-11-20T10:00:00Z */
 
 const char *const qase_settings[] = {
 	"seed", "generate", "delete_run", "wipe", "delay_seconds", "delay_count", NULL,
@@ -45,8 +45,7 @@ const char *const qase_settings[] = {
 /* control() hands *err to the common layer after the lock is released. */
 static _Thread_local char errbuf[256];
 
-static int fail(const char **err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+static int fail(const char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int fail(const char **err, const char *fmt, ...)
 {
@@ -68,53 +67,85 @@ struct qfield {
 };
 
 static const struct qfield run_spec[] = {
-	{"id", JT_POSINT, 0, 1}, {"title", JT_STR, 0, 0}, {"description", JT_STR, 1, 0},
-	{"status", JT_NNINT, 0, 0}, {"status_text", JT_STR, 0, 0},
-	{"start_time", JT_STR, 1, 0}, {"end_time", JT_STR, 1, 0}, {"public", JT_BOOL, 0, 0},
-	{"time_spent", JT_NNINT, 0, 0}, {"elapsed_time", JT_NNINT, 0, 0},
-	{"environment", JT_OBJ, 1, 0}, {"milestone", JT_OBJ, 1, 0},
-	{"custom_fields", JT_ARR, 0, 0}, {"tags", JT_ARR, 0, 0}, {"cases", JT_INTARR, 0, 0},
-	{"plan_id", JT_POSINT, 1, 0}, {"configurations", JT_INTARR, 0, 0},
-	{"external_issue", JT_OBJ, 1, 0},
+	{ "id", JT_POSINT, 0, 1 },
+	{ "title", JT_STR, 0, 0 },
+	{ "description", JT_STR, 1, 0 },
+	{ "status", JT_NNINT, 0, 0 },
+	{ "status_text", JT_STR, 0, 0 },
+	{ "start_time", JT_STR, 1, 0 },
+	{ "end_time", JT_STR, 1, 0 },
+	{ "public", JT_BOOL, 0, 0 },
+	{ "time_spent", JT_NNINT, 0, 0 },
+	{ "elapsed_time", JT_NNINT, 0, 0 },
+	{ "environment", JT_OBJ, 1, 0 },
+	{ "milestone", JT_OBJ, 1, 0 },
+	{ "custom_fields", JT_ARR, 0, 0 },
+	{ "tags", JT_ARR, 0, 0 },
+	{ "cases", JT_INTARR, 0, 0 },
+	{ "plan_id", JT_POSINT, 1, 0 },
+	{ "configurations", JT_INTARR, 0, 0 },
+	{ "external_issue", JT_OBJ, 1, 0 },
 };
 
 static const struct qfield result_spec[] = {
-	{"hash", JT_NESTR, 0, 0}, {"result_hash", JT_NESTR, 0, 0},
-	{"comment", JT_STR, 1, 0}, {"stacktrace", JT_STR, 1, 0}, {"run_id", JT_POSINT, 0, 0},
-	{"case_id", JT_POSINT, 0, 1}, {"steps", JT_ARR, 1, 0}, {"status", JT_NESTR, 0, 1},
-	{"is_api_result", JT_BOOL, 0, 0}, {"time_spent_ms", JT_NNINT, 0, 0},
-	{"end_time", JT_STR, 1, 0}, {"attachments", JT_ARR, 0, 0},
+	{ "hash", JT_NESTR, 0, 0 },         { "result_hash", JT_NESTR, 0, 0 },
+	{ "comment", JT_STR, 1, 0 },        { "stacktrace", JT_STR, 1, 0 },
+	{ "run_id", JT_POSINT, 0, 0 },      { "case_id", JT_POSINT, 0, 1 },
+	{ "steps", JT_ARR, 1, 0 },          { "status", JT_NESTR, 0, 1 },
+	{ "is_api_result", JT_BOOL, 0, 0 }, { "time_spent_ms", JT_NNINT, 0, 0 },
+	{ "end_time", JT_STR, 1, 0 },       { "attachments", JT_ARR, 0, 0 },
 };
 
 static const struct qfield case_spec[] = {
-	{"id", JT_POSINT, 0, 1}, {"title", JT_NESTR, 0, 1}, {"position", JT_INT, 0, 0},
-	{"description", JT_STR, 1, 0}, {"preconditions", JT_STR, 1, 0},
-	{"postconditions", JT_STR, 1, 0}, {"severity", JT_INT, 0, 0},
-	{"priority", JT_INT, 0, 0}, {"type", JT_INT, 0, 0}, {"layer", JT_INT, 0, 0},
-	{"is_flaky", JT_INT, 0, 0}, {"behavior", JT_INT, 0, 0}, {"automation", JT_INT, 0, 0},
-	{"isManual", JT_BOOL, 0, 0}, {"isToBeAutomated", JT_BOOL, 0, 0},
-	{"status", JT_INT, 0, 0}, {"milestone_id", JT_POSINT, 1, 0},
-	{"suite_id", JT_POSINT, 1, 0}, {"custom_fields", JT_ARR, 0, 0},
-	{"attachments", JT_ARR, 0, 0}, {"steps_type", JT_STR, 1, 0}, {"steps", JT_ARR, 0, 0},
-	{"params", JT_ARR, 0, 0}, {"parameters", JT_ARR, 0, 0}, {"tags", JT_ARR, 0, 0},
-	{"member_id", JT_POSINT, 0, 0}, {"author_id", JT_POSINT, 0, 0},
-	{"created_at", JT_STR, 0, 0}, {"updated_at", JT_STR, 0, 0},
-	{"deleted", JT_STR, 1, 0}, {"created", JT_STR, 0, 0}, {"updated", JT_STR, 0, 0},
+	{ "id", JT_POSINT, 0, 1 },
+	{ "title", JT_NESTR, 0, 1 },
+	{ "position", JT_INT, 0, 0 },
+	{ "description", JT_STR, 1, 0 },
+	{ "preconditions", JT_STR, 1, 0 },
+	{ "postconditions", JT_STR, 1, 0 },
+	{ "severity", JT_INT, 0, 0 },
+	{ "priority", JT_INT, 0, 0 },
+	{ "type", JT_INT, 0, 0 },
+	{ "layer", JT_INT, 0, 0 },
+	{ "is_flaky", JT_INT, 0, 0 },
+	{ "behavior", JT_INT, 0, 0 },
+	{ "automation", JT_INT, 0, 0 },
+	{ "isManual", JT_BOOL, 0, 0 },
+	{ "isToBeAutomated", JT_BOOL, 0, 0 },
+	{ "status", JT_INT, 0, 0 },
+	{ "milestone_id", JT_POSINT, 1, 0 },
+	{ "suite_id", JT_POSINT, 1, 0 },
+	{ "custom_fields", JT_ARR, 0, 0 },
+	{ "attachments", JT_ARR, 0, 0 },
+	{ "steps_type", JT_STR, 1, 0 },
+	{ "steps", JT_ARR, 0, 0 },
+	{ "params", JT_ARR, 0, 0 },
+	{ "parameters", JT_ARR, 0, 0 },
+	{ "tags", JT_ARR, 0, 0 },
+	{ "member_id", JT_POSINT, 0, 0 },
+	{ "author_id", JT_POSINT, 0, 0 },
+	{ "created_at", JT_STR, 0, 0 },
+	{ "updated_at", JT_STR, 0, 0 },
+	{ "deleted", JT_STR, 1, 0 },
+	{ "created", JT_STR, 0, 0 },
+	{ "updated", JT_STR, 0, 0 },
 };
 
 static const struct qfield suite_spec[] = {
-	{"id", JT_POSINT, 0, 1}, {"title", JT_NESTR, 0, 1}, {"description", JT_STR, 1, 0},
-	{"preconditions", JT_STR, 1, 0}, {"position", JT_INT, 0, 0},
-	{"parent_id", JT_POSINT, 1, 0}, {"created", JT_STR, 0, 0},
-	{"updated", JT_STR, 1, 0}, {"created_at", JT_STR, 0, 0}, {"updated_at", JT_STR, 0, 0},
+	{ "id", JT_POSINT, 0, 1 },       { "title", JT_NESTR, 0, 1 },
+	{ "description", JT_STR, 1, 0 }, { "preconditions", JT_STR, 1, 0 },
+	{ "position", JT_INT, 0, 0 },    { "parent_id", JT_POSINT, 1, 0 },
+	{ "created", JT_STR, 0, 0 },     { "updated", JT_STR, 1, 0 },
+	{ "created_at", JT_STR, 0, 0 },  { "updated_at", JT_STR, 0, 0 },
 };
 
-static int check(struct json_object *o, const struct qfield *spec, size_t n,
-		 const char *what, const char **err)
+static int check(struct json_object *o, const struct qfield *spec, size_t n, const char *what,
+		 const char **err)
 {
 	if (!json_object_is_type(o, json_type_object))
 		return fail(err, "%s must be an object", what);
-	json_object_object_foreach(o, key, val) {
+	json_object_object_foreach(o, key, val)
+	{
 		size_t i;
 		for (i = 0; i < n && strcmp(spec[i].name, key) != 0; i++)
 			;
@@ -180,7 +211,7 @@ static void make_hash(const char *code, long long run, long long seq, char out[4
 {
 	char in[96];
 	snprintf(in, sizeof(in), "%s/%lld/%lld", code, run, seq);
-	unsigned long long h[3] = {14695981039346656037ull, 1099511628211ull, 0x9e3779b97f4a7c15ull};
+	unsigned long long h[3] = { 14695981039346656037ull, 1099511628211ull, 0x9e3779b97f4a7c15ull };
 	for (int k = 0; k < 3; k++)
 		for (const char *p = in; *p; p++) {
 			h[k] ^= (unsigned char)*p;
@@ -219,8 +250,7 @@ static struct json_object *run_defaults(long long id)
 	return o;
 }
 
-static struct json_object *result_defaults(long long run_id, long long case_id,
-					   const char *hash)
+static struct json_object *result_defaults(long long run_id, long long case_id, const char *hash)
 {
 	struct json_object *o = json_object_new_object();
 	add_str(o, "hash", hash);
@@ -240,8 +270,8 @@ static struct json_object *result_defaults(long long run_id, long long case_id,
 
 static struct json_object *case_defaults(long long id)
 {
-	static const char *const ints[] = {"severity", "priority", "layer", "is_flaky",
-					   "automation", "status"};
+	static const char *const ints[] = { "severity", "priority",   "layer",
+					    "is_flaky", "automation", "status" };
 	char title[64];
 	struct json_object *o = json_object_new_object();
 	snprintf(title, sizeof(title), "Case %lld", id);
@@ -297,8 +327,7 @@ static struct json_object *suite_defaults(long long id)
 /* Given fields win over the defaults. */
 static struct json_object *overlay(struct json_object *dst, struct json_object *src)
 {
-	json_object_object_foreach(src, key, val)
-		json_object_object_add(dst, key, fake_copy(val));
+	json_object_object_foreach(src, key, val) json_object_object_add(dst, key, fake_copy(val));
 	return dst;
 }
 
@@ -386,8 +415,7 @@ static void batch_apply(struct qase_state *s, const char *code, struct batch *b)
 			  json_object_get(json_object_array_get_idx(b->suites, i)));
 }
 
-static int run_known(struct qase_state *s, const char *code, const struct batch *b,
-		     long long id)
+static int run_known(struct qase_state *s, const char *code, const struct batch *b, long long id)
 {
 	char key[24];
 	if (b->run && int_field(b->run, "id", 0) == id)
@@ -398,8 +426,8 @@ static int run_known(struct qase_state *s, const char *code, const struct batch 
 
 /* ---- seed -------------------------------------------------------------- */
 
-static int seed_list(struct json_object *sd, const char *key, const struct qfield *spec,
-		     size_t n, struct json_object *out, const char **err,
+static int seed_list(struct json_object *sd, const char *key, const struct qfield *spec, size_t n,
+		     struct json_object *out, const char **err,
 		     struct json_object *(*dflt)(long long id))
 {
 	struct json_object *list = fake_get(sd, key);
@@ -438,18 +466,18 @@ static int seed_results(struct qase_state *s, const char *code, struct json_obje
 			return fail(err, "%s: run %lld is not seeded", what, run_id);
 		long long case_id = int_field(e, "case_id", 0);
 		make_hash(code, run_id, (long long)(base + i), hash);
-		json_object_array_add(b->results,
-				      overlay(result_defaults(run_id, case_id, hash), e));
+		json_object_array_add(b->results, overlay(result_defaults(run_id, case_id, hash), e));
 	}
 	return 0;
 }
 
 static int seed(struct qase_state *s, struct json_object *sd, const char **err)
 {
-	static const char *const keys[] = {"project", "run", "results", "cases", "suites", NULL};
+	static const char *const keys[] = { "project", "run", "results", "cases", "suites", NULL };
 	if (!json_object_is_type(sd, json_type_object))
 		return fail(err, "seed must be an object");
-	json_object_object_foreach(sd, key, val) {
+	json_object_object_foreach(sd, key, val)
+	{
 		(void)val;
 		if (!fake_in(key, keys))
 			return fail(err, "seed: unknown key %s", key);
@@ -465,12 +493,10 @@ static int seed(struct qase_state *s, struct json_object *sd, const char **err)
 		goto done;
 	if (run)
 		b.run = overlay(run_defaults(int_field(run, "id", 0)), run);
-	if (fake_has(sd, "results") &&
-	    seed_results(s, code, fake_get(sd, "results"), &b, err) < 0)
+	if (fake_has(sd, "results") && seed_results(s, code, fake_get(sd, "results"), &b, err) < 0)
 		goto done;
 	if (seed_list(sd, "cases", case_spec, N(case_spec), b.cases, err, case_defaults) < 0 ||
-	    seed_list(sd, "suites", suite_spec, N(suite_spec), b.suites, err,
-		      suite_defaults) < 0)
+	    seed_list(sd, "suites", suite_spec, N(suite_spec), b.suites, err, suite_defaults) < 0)
 		goto done;
 	batch_apply(s, code, &b);
 	rc = 0;
@@ -491,8 +517,8 @@ struct gen {
 static const char *gen_status(const struct gen *g, long long k)
 {
 	static const char *const cycle[20] = {
-		"passed", "passed", "passed", "failed", "passed", "passed", "skipped",
-		"passed", "blocked", "passed", "passed", "failed", "passed", "invalid",
+		"passed", "passed",      "passed", "failed",  "passed", "passed", "skipped",
+		"passed", "blocked",     "passed", "passed",  "failed", "passed", "invalid",
 		"passed", "in_progress", "passed", "skipped", "passed", "failed",
 	};
 	if (g->custom && k % 50 == 49)
@@ -502,8 +528,9 @@ static const char *gen_status(const struct gen *g, long long k)
 
 static void gen_suites(const struct gen *g, struct batch *b)
 {
-	static const char *const names[] = {"Authentication", "Checkout", "Search", "Profile",
-					    "Payments", "Admin", "Public API", "Notifications"};
+	static const char *const names[] = { "Authentication", "Checkout",     "Search",
+					     "Profile",        "Payments",     "Admin",
+					     "Public API",     "Notifications" };
 	for (long long i = 1; i <= g->suites; i++) {
 		char title[64];
 		struct json_object *o = suite_defaults(i);
@@ -520,10 +547,13 @@ static void gen_suites(const struct gen *g, struct batch *b)
 
 static void gen_case(const struct gen *g, long long k, struct batch *b)
 {
-	static const char *const acts[] = {"User can log in", "Cart keeps its items",
-					   "Search finds by title", "Avatar upload resizes",
-					   "Refund reaches the card", "Role change applies at once",
-					   "Token expires after an hour"};
+	static const char *const acts[] = { "User can log in",
+					    "Cart keeps its items",
+					    "Search finds by title",
+					    "Avatar upload resizes",
+					    "Refund reaches the card",
+					    "Role change applies at once",
+					    "Token expires after an hour" };
 	char title[96];
 	long long id = g->case_start + k;
 	struct json_object *o = case_defaults(id);
@@ -572,7 +602,8 @@ static void gen_failure(struct json_object *o, const char *status, long long id)
 		snprintf(text, sizeof(text),
 			 "AssertionError: expected 500 to equal 200\n"
 			 "    at Context.<anonymous> (test/case_%lld.spec.js:42:11)\n"
-			 "    at processImmediate (node:internal/timers:476:21)", id);
+			 "    at processImmediate (node:internal/timers:476:21)",
+			 id);
 		add_str(o, "stacktrace", text);
 		struct json_object *att = json_object_new_object();
 		add_int(att, "size", 48213);
@@ -670,10 +701,10 @@ static int gen_build(const struct gen *g, struct batch *b, const char **err)
 static int generate(struct qase_state *s, struct json_object *gd, const char **err)
 {
 	static const struct qfield spec[] = {
-		{"project", JT_STR, 0, 1}, {"run_id", JT_POSINT, 0, 1},
-		{"results", JT_NNINT, 0, 1}, {"retested", JT_NNINT, 0, 0},
-		{"suites", JT_NNINT, 0, 0}, {"custom_status", JT_NESTR, 1, 0},
-		{"case_id_start", JT_POSINT, 0, 0}, {"title", JT_NESTR, 0, 0},
+		{ "project", JT_STR, 0, 1 },          { "run_id", JT_POSINT, 0, 1 },
+		{ "results", JT_NNINT, 0, 1 },        { "retested", JT_NNINT, 0, 0 },
+		{ "suites", JT_NNINT, 0, 0 },         { "custom_status", JT_NESTR, 1, 0 },
+		{ "case_id_start", JT_POSINT, 0, 0 }, { "title", JT_NESTR, 0, 0 },
 	};
 	if (check(gd, spec, N(spec), "generate", err) < 0)
 		return -1;
@@ -692,8 +723,8 @@ static int generate(struct qase_state *s, struct json_object *gd, const char **e
 	if (!code_ok(g.code))
 		return fail(err, "generate: project must be a code of 2 to 10 letters or digits");
 	if (g.results > GEN_MAX_RESULTS || g.suites > GEN_MAX_SUITES)
-		return fail(err, "generate: at most %d results and %d suites",
-			    GEN_MAX_RESULTS, GEN_MAX_SUITES);
+		return fail(err, "generate: at most %d results and %d suites", GEN_MAX_RESULTS,
+			    GEN_MAX_SUITES);
 	if (g.retested * 2 > g.results)
 		return fail(err, "generate: retested must be at most half of results");
 	struct batch b;
@@ -710,7 +741,8 @@ static int generate(struct qase_state *s, struct json_object *gd, const char **e
 static int delete_run(struct qase_state *s, struct json_object *d, const char **err)
 {
 	static const struct qfield spec[] = {
-		{"project", JT_STR, 0, 1}, {"id", JT_POSINT, 0, 1},
+		{ "project", JT_STR, 0, 1 },
+		{ "id", JT_POSINT, 0, 1 },
 	};
 	char key[24];
 	if (check(d, spec, N(spec), "delete_run", err) < 0)

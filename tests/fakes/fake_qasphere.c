@@ -31,14 +31,17 @@ struct qs_state {
 	int ring_head, ring_len;
 };
 
-static const char *const run_types[] = {"static", "static_struct", "live", NULL};
-static const char *const priorities[] = {"low", "medium", "high", NULL};
+static const char *const run_types[] = { "static", "static_struct", "live", NULL };
+static const char *const priorities[] = { "low", "medium", "high", NULL };
 static const char *const result_statuses[] = {
-	"passed", "failed", "blocked", "skipped", "open",
+	"passed",  "failed",  "blocked", "skipped", "open",
 	"custom1", "custom2", "custom3", "custom4", NULL,
 };
 static const char *const settings[] = {
-	"conflict_status", "close_closed_status", "rate_limit", NULL,
+	"conflict_status",
+	"close_closed_status",
+	"rate_limit",
+	NULL,
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -106,8 +109,10 @@ static int is_closed(struct json_object *run)
 static int check_plan(struct fake_req *r, struct json_object *plan, int live)
 {
 	static const struct jfield spec[] = {
-		{"tcaseIds", JT_STRARR, 0}, {"folderIds", JT_INTARR, 0},
-		{"tagIds", JT_INTARR, 0}, {"priorities", JT_STRARR, 0},
+		{ "tcaseIds", JT_STRARR, 0 },
+		{ "folderIds", JT_INTARR, 0 },
+		{ "tagIds", JT_INTARR, 0 },
+		{ "priorities", JT_STRARR, 0 },
 	};
 	char err[256];
 	if (!json_object_is_type(plan, json_type_object))
@@ -120,33 +125,42 @@ static int check_plan(struct fake_req *r, struct json_object *plan, int live)
 		set += a && json_object_array_length(a) > 0;
 	}
 	if (!set)
-		return fake_error(r, 400, "queryPlans: each plan needs tcaseIds, folderIds, "
-				  "tagIds or priorities"), -1;
+		return fake_error(r, 400,
+				  "queryPlans: each plan needs tcaseIds, folderIds, "
+				  "tagIds or priorities"),
+		       -1;
 	struct json_object *pr = fake_get(plan, "priorities");
 	for (size_t i = 0; pr && i < json_object_array_length(pr); i++)
 		if (!fake_in(json_object_get_string(json_object_array_get_idx(pr, i)), priorities))
-			return fake_error(r, 400, "queryPlans: priorities must be low, medium "
-					  "or high"), -1;
+			return fake_error(r, 400,
+					  "queryPlans: priorities must be low, medium "
+					  "or high"),
+			       -1;
 	struct json_object *tc = fake_get(plan, "tcaseIds");
 	for (size_t i = 0; tc && i < json_object_array_length(tc); i++)
 		if (json_object_get_string_len(json_object_array_get_idx(tc, i)) == 0)
-			return fake_error(r, 400, "queryPlans: tcaseIds must not be empty "
-					  "strings"), -1;
+			return fake_error(r, 400,
+					  "queryPlans: tcaseIds must not be empty "
+					  "strings"),
+			       -1;
 	struct json_object *fo = fake_get(plan, "folderIds");
 	if (live && tc)
 		return fake_error(r, 400, "queryPlans: live runs cannot select tcaseIds"), -1;
 	if (live && (!fo || json_object_array_length(fo) == 0))
-		return fake_error(r, 400, "queryPlans: live runs need at least one "
-				  "folderId per plan"), -1;
+		return fake_error(r, 400,
+				  "queryPlans: live runs need at least one "
+				  "folderId per plan"),
+		       -1;
 	return 0;
 }
 
 static int check_create(struct fake_req *r, struct json_object *b)
 {
 	static const struct jfield spec[] = {
-		{"title", JT_STR, 1}, {"type", JT_STR, 1}, {"queryPlans", JT_ARR, 1},
-		{"description", JT_STR, 0}, {"milestoneId", JT_POSINT, 0},
-		{"assignmentId", JT_POSINT, 0}, {"configurationId", JT_STR, 0},
+		{ "title", JT_STR, 1 },           { "type", JT_STR, 1 },
+		{ "queryPlans", JT_ARR, 1 },      { "description", JT_STR, 0 },
+		{ "milestoneId", JT_POSINT, 0 },  { "assignmentId", JT_POSINT, 0 },
+		{ "configurationId", JT_STR, 0 },
 	};
 	char err[256];
 	if (fake_check(b, spec, N(spec), err, sizeof(err)) < 0)
@@ -166,8 +180,10 @@ static int check_create(struct fake_req *r, struct json_object *b)
 	if (n < 1)
 		return fake_error(r, 400, "queryPlans must have at least one plan"), -1;
 	if (!live && n != 1)
-		return fake_error(r, 400, "queryPlans: only one query plan is allowed for "
-				  "non-live runs"), -1;
+		return fake_error(r, 400,
+				  "queryPlans: only one query plan is allowed for "
+				  "non-live runs"),
+		       -1;
 	for (size_t i = 0; i < n; i++)
 		if (check_plan(r, json_object_array_get_idx(plans, i), live) < 0)
 			return -1;
@@ -184,7 +200,8 @@ static int create_run(struct fake *f, struct fake_req *r)
 	for (size_t i = 0; i < json_object_array_length(s->runs); i++) {
 		struct json_object *run = json_object_array_get_idx(s->runs, i);
 		if (strcmp(str_field(run, "title"), title) == 0)
-			return fake_error(r, s->conflict_status,
+			return fake_error(
+				r, s->conflict_status,
 				"run with the same title already exists, conflicting run id: %d",
 				json_object_get_int(fake_get(run, "id")));
 	}
@@ -192,8 +209,10 @@ static int create_run(struct fake *f, struct fake_req *r)
 	int id = s->next_run++;
 	json_object_object_add(run, "id", json_object_new_int(id));
 	json_object_object_add(run, "title", json_object_new_string(title));
-	json_object_object_add(run, "description", json_object_new_string(
-		str_field(b, "description") ? str_field(b, "description") : ""));
+	json_object_object_add(run, "description",
+			       json_object_new_string(str_field(b, "description")
+							      ? str_field(b, "description")
+							      : ""));
 	json_object_object_add(run, "type", json_object_new_string(str_field(b, "type")));
 	json_object_object_add(run, "milestoneId", fake_copy(fake_get(b, "milestoneId")));
 	json_object_object_add(run, "assignmentId", fake_copy(fake_get(b, "assignmentId")));
@@ -215,9 +234,10 @@ static int create_run(struct fake *f, struct fake_req *r)
 
 static int list_runs(struct fake *f, struct fake_req *r)
 {
-	static const char *const keys[] = {"id", "title", "description", "type",
-					   "milestoneId", "assignmentId", "createdAt",
-					   "closed", "closedAt", NULL};
+	static const char *const keys[] = { "id",        "title",       "description",
+					    "type",      "milestoneId", "assignmentId",
+					    "createdAt", "closed",      "closedAt",
+					    NULL };
 	struct qs_state *s = f->state;
 	char closed[16], limit[16];
 	int want_closed = -1, max = -1;
@@ -271,7 +291,7 @@ static int close_run(struct fake *f, struct fake_req *r, struct json_object *run
 static int add_log(struct fake *f, struct fake_req *r, struct json_object *run)
 {
 	struct qs_state *s = f->state;
-	static const struct jfield spec[] = {{"comment", JT_NESTR, 1}};
+	static const struct jfield spec[] = { { "comment", JT_NESTR, 1 } };
 	char err[256], id[32];
 	if (fake_check(r->json, spec, 1, err, sizeof(err)) < 0)
 		return fake_error(r, 400, "%s", err);
@@ -299,12 +319,13 @@ static int run_has_tcase(struct json_object *run, const char *tcase)
 	return 0;
 }
 
-static int check_result(struct fake_req *r, struct json_object *run,
-			struct json_object *it, const char *where, int need_tcase)
+static int check_result(struct fake_req *r, struct json_object *run, struct json_object *it,
+			const char *where, int need_tcase)
 {
 	static const struct jfield spec[] = {
-		{"tcaseId", JT_NESTR, 1}, {"status", JT_STR, 1}, {"comment", JT_STR, 1},
-		{"timeTaken", JT_NNINT_OR_NULL, 0}, {"links", JT_ARR, 0},
+		{ "tcaseId", JT_NESTR, 1 }, { "status", JT_STR, 1 },
+		{ "comment", JT_STR, 1 },   { "timeTaken", JT_NNINT_OR_NULL, 0 },
+		{ "links", JT_ARR, 0 },
 	};
 	char err[256];
 	if (!json_object_is_type(it, json_type_object))
@@ -313,26 +334,33 @@ static int check_result(struct fake_req *r, struct json_object *run,
 	if (fake_check(it, spec + !need_tcase, N(spec) - !need_tcase, err, sizeof(err)) < 0)
 		return fake_error(r, 400, "%s%s", where, err), -1;
 	if (!fake_in(str_field(it, "status"), result_statuses))
-		return fake_error(r, 400, "%sstatus must be passed, failed, blocked, skipped, "
-				  "open or custom1-4", where), -1;
+		return fake_error(r, 400,
+				  "%sstatus must be passed, failed, blocked, skipped, "
+				  "open or custom1-4",
+				  where),
+		       -1;
 	struct json_object *links = fake_get(it, "links");
 	for (size_t i = 0; links && i < json_object_array_length(links); i++) {
 		struct json_object *l = json_object_array_get_idx(links, i);
 		if (!json_object_is_type(fake_get(l, "url"), json_type_string) ||
-		    (fake_has(l, "text") && !json_object_is_type(fake_get(l, "text"),
-								  json_type_string)))
-			return fake_error(r, 400, "%slinks must be objects with a url "
-					  "string", where), -1;
+		    (fake_has(l, "text") &&
+		     !json_object_is_type(fake_get(l, "text"), json_type_string)))
+			return fake_error(r, 400,
+					  "%slinks must be objects with a url "
+					  "string",
+					  where),
+			       -1;
 	}
 	const char *tc = str_field(it, "tcaseId");
 	if (tc && !run_has_tcase(run, tc))
 		return fake_error(r, 400, "%stest case %s is not part of run %d", where, tc,
-				  json_object_get_int(fake_get(run, "id"))), -1;
+				  json_object_get_int(fake_get(run, "id"))),
+		       -1;
 	return 0;
 }
 
-static int store_result(struct qs_state *s, struct json_object *run,
-			struct json_object *it, const char *tcase)
+static int store_result(struct qs_state *s, struct json_object *run, struct json_object *it,
+			const char *tcase)
 {
 	int id = s->next_result++;
 	struct json_object *res = fake_copy(it);
@@ -362,15 +390,15 @@ static int add_results(struct fake *f, struct fake_req *r, struct json_object *r
 	}
 	struct json_object *ids = json_object_new_array();
 	for (size_t i = 0; i < n; i++)
-		json_object_array_add(ids, json_object_new_int(
-			store_result(s, run, json_object_array_get_idx(items, i), NULL)));
+		json_object_array_add(ids,
+				      json_object_new_int(store_result(
+					      s, run, json_object_array_get_idx(items, i), NULL)));
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "ids", ids);
 	return fake_reply(r, 200, o);
 }
 
-static int add_result(struct fake *f, struct fake_req *r, struct json_object *run,
-		       const char *tcase)
+static int add_result(struct fake *f, struct fake_req *r, struct json_object *run, const char *tcase)
 {
 	struct qs_state *s = f->state;
 	if (is_closed(run))
@@ -502,8 +530,7 @@ static struct json_object *state(struct fake *f)
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "runs", fake_copy(s->runs));
 	json_object_object_add(o, "conflict_status", json_object_new_int(s->conflict_status));
-	json_object_object_add(o, "close_closed_status",
-			       json_object_new_int(s->close_closed_status));
+	json_object_object_add(o, "close_closed_status", json_object_new_int(s->close_closed_status));
 	json_object_object_add(o, "rate_limit", json_object_new_int(s->rate_limit));
 	return o;
 }

@@ -30,16 +30,18 @@
 extern const struct fake_kind fake_qase; /* fake_qase.c */
 
 static const struct fake_kind *const kinds[] = {
-	&fake_testomat, &fake_qasphere, &fake_testcenter, &fake_qase,
+	&fake_testomat,
+	&fake_qasphere,
+	&fake_testcenter,
+	&fake_qase,
 };
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: fake_targets --kind testomat|qasphere|testcenter|qase --port P "
-		"--record FILE\n"
-		"                    [--api-key K] [--token T] [--user U --password W] "
-		"[--project CODE]\n");
+	fprintf(stderr, "usage: fake_targets --kind testomat|qasphere|testcenter|qase --port P "
+			"--record FILE\n"
+			"                    [--api-key K] [--token T] [--user U --password W] "
+			"[--project CODE]\n");
 }
 
 static int parse_args(int argc, char **argv, struct fake_opts *o)
@@ -93,7 +95,7 @@ struct poker {
 static void *poke(void *arg)
 {
 	struct poker *p = arg;
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->port)};
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p->port) };
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	while (!atomic_load(&p->done)) {
 		int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -101,14 +103,14 @@ static void *poke(void *arg)
 			connect(s, (struct sockaddr *)&a, sizeof(a));
 			close(s);
 		}
-		nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+		nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000 * 1000 }, NULL);
 	}
 	return NULL;
 }
 
 static void stop_server(struct mg_context *ctx, int port)
 {
-	struct poker p = {.port = port};
+	struct poker p = { .port = port };
 	pthread_t t;
 	atomic_init(&p.done, 0);
 	int poking = pthread_create(&t, NULL, poke, &p) == 0;
@@ -177,20 +179,18 @@ int main(int argc, char **argv)
 	char listen[32];
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", f.opt.port);
 	const char *options[] = {
-		"listening_ports", listen,
-		"num_threads", "32",
-		"enable_keep_alive", "no",
-		"tcp_nodelay", "1",
-		"request_timeout_ms", "60000",
-		NULL,
+		"listening_ports",    listen,  "num_threads", "32",
+		"enable_keep_alive",  "no",    "tcp_nodelay", "1",
+		"request_timeout_ms", "60000", NULL,
 	};
 	struct mg_callbacks cb;
 	memset(&cb, 0, sizeof(cb));
 	cb.begin_request = fake_begin_request;
 	char errtext[256] = "";
-	struct mg_init_data init = {.callbacks = &cb, .user_data = &f,
-				    .configuration_options = options};
-	struct mg_error_data edata = {.text = errtext, .text_buffer_size = sizeof(errtext)};
+	struct mg_init_data init = { .callbacks = &cb,
+				     .user_data = &f,
+				     .configuration_options = options };
+	struct mg_error_data edata = { .text = errtext, .text_buffer_size = sizeof(errtext) };
 	mg_init_library(0);
 	struct mg_context *ctx = mg_start2(&init, &edata);
 	if (!ctx) {

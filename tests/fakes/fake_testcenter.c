@@ -35,13 +35,18 @@ static const char *const endpoints[] = {
 	"suites", "cases", "features", "scenarios", "steps", "sections",
 };
 static const char *const event_types[] = {
-	"PASS", "XPASS", "FAIL", "XFAIL", "WARNING", "ERROR", "FATAL", "LOG",
-	"SKIPPED", "ATTACHMENT", NULL,
+	"PASS",  "XPASS", "FAIL",    "XFAIL",      "WARNING", "ERROR",
+	"FATAL", "LOG",   "SKIPPED", "ATTACHMENT", NULL,
 };
-static const char *const xml_types[] = {"application/xml", "text/xml", NULL};
+static const char *const xml_types[] = { "application/xml", "text/xml", NULL };
 static const char *const other_types[] = {
-	"application/zip", "application/octet-stream", "application/x-zip-compressed",
-	"application/javascript", "application/x-javascript", "text/javascript", NULL,
+	"application/zip",
+	"application/octet-stream",
+	"application/x-zip-compressed",
+	"application/javascript",
+	"application/x-javascript",
+	"text/javascript",
+	NULL,
 };
 
 struct tc_run {
@@ -89,8 +94,7 @@ static void copy_str(char *dst, size_t cap, const char *src, size_t len)
 
 static void base64(const char *in, char *out, size_t cap)
 {
-	static const char tbl[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t n = strlen(in), o = 0;
 	for (size_t i = 0; i < n && o + 5 < cap; i += 3) {
 		unsigned v = (unsigned char)in[i] << 16;
@@ -140,8 +144,8 @@ static int same_labels(struct json_object *a, struct json_object *b)
 }
 
 /* Takes ownership of labels (a sorted array). */
-static struct tc_report *new_report(struct tc_state *s, const char *project,
-				    const char *batch, struct json_object *labels)
+static struct tc_report *new_report(struct tc_state *s, const char *project, const char *batch,
+				    struct json_object *labels)
 {
 	if (s->nreports == s->caprep) {
 		size_t cap = s->caprep ? s->caprep * 2 : 16;
@@ -213,7 +217,9 @@ static int parent_ok(enum tc_kind child, enum tc_kind parent)
 static int check_test(struct fake_req *r, struct json_object *b)
 {
 	static const struct jfield spec[] = {
-		{"name", JT_NESTR, 1}, {"summary", JT_STR, 0}, {"description", JT_STR, 0},
+		{ "name", JT_NESTR, 1 },
+		{ "summary", JT_STR, 0 },
+		{ "description", JT_STR, 0 },
 	};
 	char err[256];
 	struct json_object *t = fake_get(b, "test");
@@ -237,8 +243,10 @@ static struct json_object *parse_labels(struct fake_req *r, struct json_object *
 		const char *k = str_field(l, "key"), *v = str_field(l, "value");
 		if (!json_object_is_type(l, json_type_object) || !k || !*k || !v) {
 			json_object_put(out);
-			fake_error(r, 400, "labels[%zu] must be {key, value} with string "
-				   "values and a non-empty key", i);
+			fake_error(r, 400,
+				   "labels[%zu] must be {key, value} with string "
+				   "values and a non-empty key",
+				   i);
 			return NULL;
 		}
 		char kv[1024];
@@ -250,22 +258,25 @@ static struct json_object *parse_labels(struct fake_req *r, struct json_object *
 }
 
 /* The report a suite goes to, per the four rules of the vendor text. */
-static struct tc_report *pick_report(struct tc_state *s, struct fake_req *r,
-				     struct json_object *b, struct json_object *labels)
+static struct tc_report *pick_report(struct tc_state *s, struct fake_req *r, struct json_object *b,
+				     struct json_object *labels)
 {
 	const char *project = str_field(b, "project");
 	const char *batch = str_field(b, "batch");
 	if (fake_has(b, "reportId")) {
 		int id = json_object_get_int(fake_get(b, "reportId"));
-		struct tc_report *rep = id >= 1 && (size_t)id <= s->nreports ?
-			&s->reports[id - 1] : NULL;
+		struct tc_report *rep = id >= 1 && (size_t)id <= s->nreports ? &s->reports[id - 1]
+									     : NULL;
 		json_object_put(labels);
 		if (!rep)
 			return fake_error(r, 400, "report %d does not exist", id), NULL;
 		if ((project && strcmp(project, rep->project) != 0) ||
 		    (batch && strcmp(batch, rep->batch) != 0))
-			return fake_error(r, 400, "report %d belongs to another project or "
-					  "batch", id), NULL;
+			return fake_error(r, 400,
+					  "report %d belongs to another project or "
+					  "batch",
+					  id),
+			       NULL;
 		return rep;
 	}
 	if (!project || !*project) {
@@ -293,8 +304,8 @@ static struct tc_report *pick_report(struct tc_state *s, struct fake_req *r,
 static int add_suite(struct fake *f, struct fake_req *r)
 {
 	static const struct jfield spec[] = {
-		{"project", JT_STR, 0}, {"batch", JT_NESTR, 0}, {"reportId", JT_POSINT, 0},
-		{"labels", JT_ARR, 0}, {"test", JT_OBJ, 0},
+		{ "project", JT_STR, 0 }, { "batch", JT_NESTR, 0 }, { "reportId", JT_POSINT, 0 },
+		{ "labels", JT_ARR, 0 },  { "test", JT_OBJ, 0 },
 	};
 	struct tc_state *s = f->state;
 	struct json_object *b = r->json;
@@ -343,8 +354,10 @@ static struct tc_run *open_run(struct tc_state *s, struct json_object *ev, const
 		return NULL;
 	}
 	if (open_pos(s, run) < 0) {
-		snprintf(err, errlen, "run %d is closed: %s can only be added to the last "
-			 "element created on each hierarchy level of a report", run->id, what);
+		snprintf(err, errlen,
+			 "run %d is closed: %s can only be added to the last "
+			 "element created on each hierarchy level of a report",
+			 run->id, what);
 		return NULL;
 	}
 	return run;
@@ -382,8 +395,8 @@ static int add_element(struct fake *f, struct fake_req *r, enum tc_kind kind)
 static const struct fake_part *find_file(const struct fake_req *r, const char *name)
 {
 	for (size_t i = 0; i < r->nparts; i++)
-		if (strcmp(r->parts[i].name, "attachments[]") == 0 &&
-		    r->parts[i].has_filename && strcmp(r->parts[i].filename, name) == 0)
+		if (strcmp(r->parts[i].name, "attachments[]") == 0 && r->parts[i].has_filename &&
+		    strcmp(r->parts[i].filename, name) == 0)
 			return &r->parts[i];
 	return NULL;
 }
@@ -401,9 +414,9 @@ static int check_event(struct tc_state *s, struct fake_req *r, struct json_objec
 		       struct tc_run **out, char *err, size_t errlen)
 {
 	static const struct jfield spec[] = {
-		{"type", JT_STR, 1}, {"message", JT_STR, 0}, {"detail", JT_STR, 0},
-		{"trace", JT_ARR, 0}, {"location", JT_OBJ, 0}, {"vp", JT_OBJ, 0},
-		{"attachment", JT_STR, 0}, {"screenshot", JT_STR, 0},
+		{ "type", JT_STR, 1 },       { "message", JT_STR, 0 },    { "detail", JT_STR, 0 },
+		{ "trace", JT_ARR, 0 },      { "location", JT_OBJ, 0 },   { "vp", JT_OBJ, 0 },
+		{ "attachment", JT_STR, 0 }, { "screenshot", JT_STR, 0 },
 	};
 	if (!json_object_is_type(ev, json_type_object))
 		return snprintf(err, errlen, "an event must be an object"), -1;
@@ -412,27 +425,34 @@ static int check_event(struct tc_state *s, struct fake_req *r, struct json_objec
 	if (fake_check(ev, spec, N(spec), err, errlen) < 0)
 		return -1;
 	if (!fake_in(str_field(ev, "type"), event_types))
-		return snprintf(err, errlen, "type must be one of PASS, XPASS, FAIL, XFAIL, "
-				"WARNING, ERROR, FATAL, LOG, SKIPPED, ATTACHMENT"), -1;
+		return snprintf(err, errlen,
+				"type must be one of PASS, XPASS, FAIL, XFAIL, "
+				"WARNING, ERROR, FATAL, LOG, SKIPPED, ATTACHMENT"),
+		       -1;
 	struct json_object *trace = fake_get(ev, "trace");
 	for (size_t i = 0; trace && i < json_object_array_length(trace); i++)
 		if (!check_location(json_object_array_get_idx(trace, i)))
-			return snprintf(err, errlen, "trace items need uri (string) and line "
-					"(integer)"), -1;
+			return snprintf(err, errlen,
+					"trace items need uri (string) and line "
+					"(integer)"),
+			       -1;
 	if (fake_has(ev, "location") && !check_location(fake_get(ev, "location")))
 		return snprintf(err, errlen, "location needs uri (string) and line (integer)"), -1;
 	struct json_object *vp = fake_get(ev, "vp");
 	if (vp && fake_has(ev, "attachment"))
 		return snprintf(err, errlen, "vp and attachment are mutually exclusive"), -1;
-	if (vp && (!str_field(vp, "uri") || (fake_has(vp, "attachment") &&
-					     !str_field(vp, "attachment"))))
+	if (vp &&
+	    (!str_field(vp, "uri") || (fake_has(vp, "attachment") && !str_field(vp, "attachment"))))
 		return snprintf(err, errlen, "vp needs uri (string), attachment (string)"), -1;
-	const char *files[3] = {str_field(ev, "attachment"), str_field(ev, "screenshot"),
-				str_field(vp, "attachment")};
+	const char *files[3] = { str_field(ev, "attachment"), str_field(ev, "screenshot"),
+				 str_field(vp, "attachment") };
 	for (int i = 0; i < 3; i++)
 		if (files[i] && !find_file(r, files[i]))
-			return snprintf(err, errlen, "file \"%s\" was not uploaded with this "
-					"event", files[i]), -1;
+			return snprintf(err, errlen,
+					"file \"%s\" was not uploaded with this "
+					"event",
+					files[i]),
+			       -1;
 	const struct fake_part *shot = files[1] ? find_file(r, files[1]) : NULL;
 	if (shot && strncasecmp(shot->content_type, "image/", 6) != 0)
 		return snprintf(err, errlen, "screenshot must be an image"), -1;
@@ -508,12 +528,15 @@ static struct json_object *import_file(struct fake_req *r, const struct fake_par
 {
 	char err[256];
 	if (!p->has_filename || !p->filename[0])
-		return fake_error(r, 400, "result[] parts need a filename in "
-				  "Content-Disposition"), NULL;
+		return fake_error(r, 400,
+				  "result[] parts need a filename in "
+				  "Content-Disposition"),
+		       NULL;
 	int xml = content_type_in(p->content_type, xml_types);
 	if (!xml && !content_type_in(p->content_type, other_types))
 		return fake_error(r, 400, "result[] %s: unsupported content type \"%s\"",
-				  p->filename, p->content_type), NULL;
+				  p->filename, p->content_type),
+		       NULL;
 	struct json_object *suites = NULL;
 	if (xml && fake_junit_check(p->data, p->len, &suites, err, sizeof(err)) < 0)
 		return fake_error(r, 400, "result[] %s: %s", p->filename, err), NULL;
@@ -545,8 +568,8 @@ static int import(struct fake *f, struct fake_req *r)
 				fake_error(r, 400, "label[] must be key=value");
 				goto fail;
 			}
-			json_object_array_add(labels, json_object_new_string_len(p->data,
-										   (int)p->len));
+			json_object_array_add(labels,
+					      json_object_new_string_len(p->data, (int)p->len));
 		} else if (strcmp(p->name, "result[]") == 0) {
 			struct json_object *file = import_file(r, p);
 			if (!file)
@@ -598,7 +621,8 @@ static int list_batches(struct fake *f, struct fake_req *r)
 		if (strcmp(s->reports[i].project, project) != 0)
 			continue;
 		for (size_t k = 0; k < json_object_array_length(names); k++)
-			seen |= strcmp(json_object_get_string(json_object_array_get_idx(names, k)), b) == 0;
+			seen |= strcmp(json_object_get_string(json_object_array_get_idx(names, k)),
+				       b) == 0;
 		if (!seen)
 			json_object_array_add(names, json_object_new_string(b));
 	}
@@ -690,8 +714,8 @@ static struct json_object *report_json(struct tc_state *s, const struct tc_repor
 		struct json_object *ro = json_object_new_object();
 		json_object_object_add(ro, "runId", json_object_new_int(run->id));
 		json_object_object_add(ro, "kind", json_object_new_string(kind_names[run->kind]));
-		json_object_object_add(ro, "parent", run->parent ?
-				       json_object_new_int(run->parent) : NULL);
+		json_object_object_add(ro, "parent",
+				       run->parent ? json_object_new_int(run->parent) : NULL);
 		json_object_object_add(ro, "test", fake_copy(run->test));
 		json_object_object_add(ro, "closed", json_object_new_boolean(open_pos(s, run) < 0));
 		json_object_object_add(ro, "events", fake_copy(run->events));

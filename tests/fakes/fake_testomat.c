@@ -34,36 +34,51 @@ struct tm_state {
 static const char *const status_events[] = {
 	"finish", "pass", "fail", "finish_parallel", "pass_parallel", "fail_parallel", NULL,
 };
-static const char *const test_statuses[] = {"passed", "failed", "skipped", NULL};
-static const char *const run_kinds[] = {"automated", "manual", "mixed", "detect", NULL};
+static const char *const test_statuses[] = { "passed", "failed", "skipped", NULL };
+static const char *const run_kinds[] = { "automated", "manual", "mixed", "detect", NULL };
 
 /* Fields of POST /api/reporter; PUT accepts them too (client re-attach). */
 static const struct jfield run_fields[] = {
-	{"api_key", JT_STR, 0}, {"title", JT_STR, 0}, {"env", JT_STR, 0},
-	{"group_title", JT_STR, 0}, {"description", JT_STR, 0}, {"label", JT_STR, 0},
-	{"jira_id", JT_STR, 0}, {"ci_build_url", JT_STR, 0}, {"access_event", JT_STR, 0},
-	{"shared_run", JT_BOOL, 0}, {"shared_run_timeout", JT_POSINT, 0},
-	{"shared_run_shards", JT_POSINT, 0}, {"kind", JT_STR, 0}, {"status", JT_STR, 0},
-	{"configuration", JT_OBJ, 0}, {"tags", JT_STRARR, 0}, {"parallel", JT_BOOL, 0},
+	{ "api_key", JT_STR, 0 },
+	{ "title", JT_STR, 0 },
+	{ "env", JT_STR, 0 },
+	{ "group_title", JT_STR, 0 },
+	{ "description", JT_STR, 0 },
+	{ "label", JT_STR, 0 },
+	{ "jira_id", JT_STR, 0 },
+	{ "ci_build_url", JT_STR, 0 },
+	{ "access_event", JT_STR, 0 },
+	{ "shared_run", JT_BOOL, 0 },
+	{ "shared_run_timeout", JT_POSINT, 0 },
+	{ "shared_run_shards", JT_POSINT, 0 },
+	{ "kind", JT_STR, 0 },
+	{ "status", JT_STR, 0 },
+	{ "configuration", JT_OBJ, 0 },
+	{ "tags", JT_STRARR, 0 },
+	{ "parallel", JT_BOOL, 0 },
 };
 
 static const struct jfield finish_fields[] = {
-	{"status_event", JT_STR, 0}, {"duration", JT_NNNUM, 0},
-	{"tests_count", JT_NNINT, 0}, {"passed_count", JT_NNINT, 0},
-	{"failed_count", JT_NNINT, 0}, {"skipped_count", JT_NNINT, 0},
-	{"tests", JT_ARR, 0}, {"detach", JT_BOOL, 0}, {"create_tests", JT_BOOL, 0},
-	{"force_finish_shared_run", JT_BOOL, 0},
+	{ "status_event", JT_STR, 0 },   { "duration", JT_NNNUM, 0 },
+	{ "tests_count", JT_NNINT, 0 },  { "passed_count", JT_NNINT, 0 },
+	{ "failed_count", JT_NNINT, 0 }, { "skipped_count", JT_NNINT, 0 },
+	{ "tests", JT_ARR, 0 },          { "detach", JT_BOOL, 0 },
+	{ "create_tests", JT_BOOL, 0 },  { "force_finish_shared_run", JT_BOOL, 0 },
 };
 
 static const struct jfield test_fields[] = {
-	{"status", JT_STR, 1}, {"title", JT_STR, 0}, {"test_id", JT_STR, 0},
-	{"suite_title", JT_STR, 0}, {"suite_id", JT_STR, 0}, {"rid", JT_STR, 0},
-	{"create", JT_BOOL, 0}, {"run_time", JT_NNNUM, 0}, {"message", JT_STR, 0},
-	{"stack", JT_STR, 0}, {"steps", JT_ARR, 0}, {"artifacts", JT_STRARR, 0},
-	{"example", JT_OBJ_OR_STR, 0}, {"meta", JT_OBJ, 0}, {"labels", JT_ARR, 0},
-	{"tags", JT_ARR, 0}, {"links", JT_ARR, 0}, {"overwrite", JT_BOOL, 0},
-	{"timestamp", JT_NNINT, 0}, {"file", JT_STR, 0}, {"code", JT_STR, 0},
-	{"substatus", JT_STR, 0}, {"root_suite_id", JT_STR, 0},
+	{ "status", JT_STR, 1 },         { "title", JT_STR, 0 },
+	{ "test_id", JT_STR, 0 },        { "suite_title", JT_STR, 0 },
+	{ "suite_id", JT_STR, 0 },       { "rid", JT_STR, 0 },
+	{ "create", JT_BOOL, 0 },        { "run_time", JT_NNNUM, 0 },
+	{ "message", JT_STR, 0 },        { "stack", JT_STR, 0 },
+	{ "steps", JT_ARR, 0 },          { "artifacts", JT_STRARR, 0 },
+	{ "example", JT_OBJ_OR_STR, 0 }, { "meta", JT_OBJ, 0 },
+	{ "labels", JT_ARR, 0 },         { "tags", JT_ARR, 0 },
+	{ "links", JT_ARR, 0 },          { "overwrite", JT_BOOL, 0 },
+	{ "timestamp", JT_NNINT, 0 },    { "file", JT_STR, 0 },
+	{ "code", JT_STR, 0 },           { "substatus", JT_STR, 0 },
+	{ "root_suite_id", JT_STR, 0 },
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -104,8 +119,8 @@ static int auth_check(struct fake *f, struct fake_req *r)
 
 static int auth_error(struct fake_req *r, int status)
 {
-	return fake_error(r, status, status == 401 ? "api_key is required" :
-			  "Invalid api_key: access denied");
+	return fake_error(r, status,
+			  status == 401 ? "api_key is required" : "Invalid api_key: access denied");
 }
 
 static struct json_object *find_run(struct tm_state *s, const char *uid)
@@ -122,7 +137,8 @@ static struct json_object *find_run(struct tm_state *s, const char *uid)
  * into a result. */
 static void merge_fields(struct json_object *dst, struct json_object *body)
 {
-	json_object_object_foreach(body, key, val) {
+	json_object_object_foreach(body, key, val)
+	{
 		if (val && strcmp(key, "api_key") != 0)
 			json_object_object_add(dst, key, fake_copy(val));
 	}
@@ -176,13 +192,12 @@ static struct json_object *run_reply(struct fake *f, struct json_object *run)
 	const char *uid = str_field(run, "uid");
 	char url[512];
 	struct json_object *o = json_object_new_object();
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/projects/%s/runs/%s",
-		 f->opt.port, f->opt.project ? f->opt.project : "fake-project", uid);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/projects/%s/runs/%s", f->opt.port,
+		 f->opt.project ? f->opt.project : "fake-project", uid);
 	json_object_object_add(o, "uid", json_object_new_string(uid));
 	json_object_object_add(o, "url", json_object_new_string(url));
 	if (bool_field(run, "published")) {
-		snprintf(url, sizeof(url), "http://127.0.0.1:%d/public/runs/%s",
-			 f->opt.port, uid);
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/public/runs/%s", f->opt.port, uid);
 		json_object_object_add(o, "public_url", json_object_new_string(url));
 	} else {
 		json_object_object_add(o, "public_url", NULL);
@@ -230,11 +245,12 @@ static int create_run(struct fake *f, struct fake_req *r)
 	merge_run_fields(run, b);
 	json_object_object_add(run, "created_at", json_object_new_double(fake_now()));
 	/* "scheduled" runs turn "running" with their first result */
-	json_object_object_add(run, "status", json_object_new_string(
-		str_field(b, "status") ? "scheduled" : "running"));
+	json_object_object_add(
+		run, "status",
+		json_object_new_string(str_field(b, "status") ? "scheduled" : "running"));
 	json_object_object_add(run, "finished", json_object_new_boolean(0));
 	json_object_object_add(run, "published",
-		json_object_new_boolean(str_field(b, "access_event") != NULL));
+			       json_object_new_boolean(str_field(b, "access_event") != NULL));
 	json_object_object_add(run, "joined", json_object_new_int(0));
 	json_object_object_add(run, "status_events", json_object_new_array());
 	json_object_object_add(run, "results", json_object_new_array());
@@ -250,9 +266,8 @@ static int create_run(struct fake *f, struct fake_req *r)
 static struct json_object *without_nulls(struct json_object *t)
 {
 	struct json_object *view = json_object_new_object();
-	json_object_object_foreach(t, key, val)
-		if (val)
-			json_object_object_add(view, key, json_object_get(val));
+	json_object_object_foreach(t, key, val) if (val)
+		json_object_object_add(view, key, json_object_get(val));
 	return view;
 }
 
@@ -282,15 +297,16 @@ static int check_test_fields(struct fake_req *r, struct json_object *t, const ch
 		}
 	}
 	if ((!id || !*id) && !bool_field(t, "create") && !create_default) {
-		fake_error(r, 400, "%sTest \"%s\" could not be matched; "
-			   "send create: true or a test_id", where, title);
+		fake_error(r, 400,
+			   "%sTest \"%s\" could not be matched; "
+			   "send create: true or a test_id",
+			   where, title);
 		return -1;
 	}
 	return 0;
 }
 
-static int check_test(struct fake_req *r, struct json_object *t, const char *where,
-		      int create_default)
+static int check_test(struct fake_req *r, struct json_object *t, const char *where, int create_default)
 {
 	if (!json_object_is_type(t, json_type_object)) {
 		fake_error(r, 400, "%stest must be an object", where);
@@ -400,10 +416,11 @@ static int update_run(struct fake_req *r, struct json_object *run)
 		return fake_error(r, 400, "%s", err);
 	const char *ev = str_field(b, "status_event");
 	if (ev && !fake_in(ev, status_events))
-		return fake_error(r, 400, "status_event must be one of finish, pass, fail, "
+		return fake_error(r, 400,
+				  "status_event must be one of finish, pass, fail, "
 				  "finish_parallel, pass_parallel, fail_parallel");
-	if (fake_query(r, "shared_run", q, sizeof(q)) >= 0 &&
-	    strcmp(q, "true") != 0 && strcmp(q, "false") != 0)
+	if (fake_query(r, "shared_run", q, sizeof(q)) >= 0 && strcmp(q, "true") != 0 &&
+	    strcmp(q, "false") != 0)
 		return fake_error(r, 400, "shared_run must be true or false");
 	struct json_object *tests = fake_get(b, "tests");
 	if (tests && check_tests(r, tests, bool_field(b, "create_tests")) < 0)
@@ -426,7 +443,7 @@ static int update_run(struct fake_req *r, struct json_object *run)
  * read-only call.  The fake keeps no tests, so the list is always empty. */
 static int test_grep(struct fake *f, struct fake_req *r)
 {
-	static const char *const types[] = {"tag", "plan", "label", NULL};
+	static const char *const types[] = { "tag", "plan", "label", NULL };
 	char type[64], id[256];
 
 	if (r->body_len)

@@ -18,7 +18,7 @@
 
 #define XML_MAX_DEPTH 256
 #define XML_MAX_ATTRS 64
-#define XML_NAME_MAX 128
+#define XML_NAME_MAX  128
 
 struct xp {
 	const char *start, *p, *end;
@@ -35,8 +35,7 @@ struct attr {
 
 static int fail(struct xp *x, const char *msg)
 {
-	snprintf(x->err, x->errlen, "at byte %ld: %s",
-		 (long)(x->p - x->start), msg);
+	snprintf(x->err, x->errlen, "at byte %ld: %s", (long)(x->p - x->start), msg);
 	return -1;
 }
 
@@ -86,7 +85,7 @@ static int read_name(struct xp *x, char *out)
 /* An entity reference at s (pointing at '&'); returns its length or 0. */
 static size_t entity_len(const char *s, const char *end)
 {
-	static const char *const named[] = {"&lt;", "&gt;", "&amp;", "&apos;", "&quot;"};
+	static const char *const named[] = { "&lt;", "&gt;", "&amp;", "&apos;", "&quot;" };
 	for (size_t i = 0; i < 5; i++) {
 		size_t n = strlen(named[i]);
 		if ((size_t)(end - s) >= n && memcmp(s, named[i], n) == 0)
@@ -193,8 +192,8 @@ static int is_time(const struct attr *a, double *out)
 /* JUnit counters on the element just read. */
 static int check_junit(struct xp *x, const char *name, const struct attr *a, int na)
 {
-	static const char *const counts[] = {"tests", "failures", "errors", "skipped",
-					     "disabled", NULL};
+	static const char *const counts[] = { "tests",   "failures", "errors",
+					      "skipped", "disabled", NULL };
 	int suite = strcmp(name, "testsuite") == 0 || strcmp(name, "testsuites") == 0;
 	if (!suite && strcmp(name, "testcase") != 0)
 		return 0;
@@ -212,11 +211,11 @@ static int check_junit(struct xp *x, const char *name, const struct attr *a, int
 				return fail(x, msg);
 			}
 			json_object_object_add(o, a[i].name,
-				json_object_new_int((int)strtol(a[i].val, NULL, 10)));
+					       json_object_new_int((int)strtol(a[i].val, NULL, 10)));
 		} else if (strcmp(a[i].name, "time") == 0) {
 			if (!is_time(&a[i], &t)) {
-				snprintf(msg, sizeof(msg), "<%s time> must be a non-negative number",
-					 name);
+				snprintf(msg, sizeof(msg),
+					 "<%s time> must be a non-negative number", name);
 				json_object_put(o);
 				return fail(x, msg);
 			}
@@ -224,7 +223,7 @@ static int check_junit(struct xp *x, const char *name, const struct attr *a, int
 				json_object_object_add(o, "time", json_object_new_double(t));
 		} else if (o && strcmp(a[i].name, "name") == 0) {
 			json_object_object_add(o, "name",
-				json_object_new_string_len(a[i].val, (int)a[i].len));
+					       json_object_new_string_len(a[i].val, (int)a[i].len));
 		}
 	}
 	if (o)
@@ -291,7 +290,7 @@ static int misc(struct xp *x, int in_root)
 
 static int content(struct xp *x)
 {
-	char (*stack)[XML_NAME_MAX] = calloc(XML_MAX_DEPTH, XML_NAME_MAX);
+	char(*stack)[XML_NAME_MAX] = calloc(XML_MAX_DEPTH, XML_NAME_MAX);
 	int depth = 0, seen_root = 0, rc = -1;
 	if (!stack)
 		return fail(x, "out of memory");
@@ -358,11 +357,15 @@ done:
 	return rc;
 }
 
-int fake_junit_check(const char *data, size_t len, struct json_object **suites,
-		     char *err, size_t errlen)
+int fake_junit_check(const char *data, size_t len, struct json_object **suites, char *err,
+		     size_t errlen)
 {
-	struct xp x = {.start = data, .p = data, .end = data + len, .err = err, .errlen = errlen,
-		       .suites = json_object_new_array()};
+	struct xp x = { .start = data,
+			.p = data,
+			.end = data + len,
+			.err = err,
+			.errlen = errlen,
+			.suites = json_object_new_array() };
 	if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
 		x.p += 3;
 	if (memchr(data, '\0', len)) {

@@ -21,30 +21,27 @@
 
 #define MAX_DEPTH 32 /* http.max_json_depth's default */
 
-static struct source_cfg src_ms = { .name = "qase", .kind = "qase",
-				    .path = "/webhooks/qase",
-				    .duration_unit = DURATION_MS };
-static struct source_cfg src_s = { .name = "qase", .kind = "qase",
-				   .path = "/webhooks/qase",
-				   .duration_unit = DURATION_S };
+static struct source_cfg src_ms = {
+	.name = "qase", .kind = "qase", .path = "/webhooks/qase", .duration_unit = DURATION_MS
+};
+static struct source_cfg src_s = {
+	.name = "qase", .kind = "qase", .path = "/webhooks/qase", .duration_unit = DURATION_S
+};
 
-static const char hostile_prior[] =
-	"{\"title\":7,\"description\":[\"x\"],\"plan\":\"not an object\","
-	"\"environment\":{},\"cases_count\":9223372036854775807,"
-	"\"public\":\"yes\",\"counts\":null}";
+static const char hostile_prior[] = "{\"title\":7,\"description\":[\"x\"],\"plan\":\"not an object\","
+				    "\"environment\":{},\"cases_count\":9223372036854775807,"
+				    "\"public\":\"yes\",\"counts\":null}";
 
 /* Normalizes and serializes; the caller puts the result. */
-static json_object *normalize(json_object *d, const struct source_cfg *src,
-			      const char *id, long long received_ms,
-			      json_object *prior)
+static json_object *normalize(json_object *d, const struct source_cfg *src, const char *id,
+			      long long received_ms, json_object *prior)
 {
 	struct err err = { 0 };
 	json_object *ev = NULL;
 
 	if (event_normalize(&ev, d, src, id, received_ms, prior, &err) < 0)
 		abort(); /* only out of memory may fail, and libFuzzer caps rss */
-	if (strcmp(json_object_get_string(json_object_object_get(ev, "type")),
-		   event_name_of(d)) != 0)
+	if (strcmp(json_object_get_string(json_object_object_get(ev, "type")), event_name_of(d)) != 0)
 		abort();
 	/* entity is the name up to its first dot; only run and result events
 	 * may carry a run */

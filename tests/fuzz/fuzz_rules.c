@@ -14,29 +14,25 @@
 #include "event/event.h"
 #include "rules/rules.h"
 
-static const char delivery_text[] =
-	"{\"event_name\":\"run.completed\",\"timestamp\":1650540194,"
-	"\"project_code\":\"DEMO\",\"team_member_id\":40,"
-	"\"payload\":{\"id\":42,\"cases\":14,\"passed\":10,\"failed\":3,"
-	"\"blocked\":1,\"skiped\":0,\"duration\":31200}}";
+static const char delivery_text[] = "{\"event_name\":\"run.completed\",\"timestamp\":1650540194,"
+				    "\"project_code\":\"DEMO\",\"team_member_id\":40,"
+				    "\"payload\":{\"id\":42,\"cases\":14,\"passed\":10,\"failed\":3,"
+				    "\"blocked\":1,\"skiped\":0,\"duration\":31200}}";
 
-static const char prior_text[] =
-	"{\"title\":\"Nightly \\\"$(id)\\\"\\n../x \\u00e9\","
-	"\"description\":null,\"plan\":{\"id\":3,\"title\":\"d\"},"
-	"\"environment\":\"staging\",\"cases_count\":14,\"public\":true}";
+static const char prior_text[] = "{\"title\":\"Nightly \\\"$(id)\\\"\\n../x \\u00e9\","
+				 "\"description\":null,\"plan\":{\"id\":3,\"title\":\"d\"},"
+				 "\"environment\":\"staging\",\"cases_count\":14,\"public\":true}";
 
 static json_object *event;
 
 static void build_event(void)
 {
-	struct source_cfg src = { .name = "qase", .kind = "qase",
-				  .path = "/webhooks/qase" };
+	struct source_cfg src = { .name = "qase", .kind = "qase", .path = "/webhooks/qase" };
 	struct err err = { 0 };
 	json_object *d, *prior = json_tokener_parse(prior_text);
 	char id[65];
 
-	if (!prior ||
-	    event_parse(&d, delivery_text, strlen(delivery_text), 32, &err) < 0)
+	if (!prior || event_parse(&d, delivery_text, strlen(delivery_text), 32, &err) < 0)
 		abort();
 	event_delivery_id(id, "qase", delivery_text, strlen(delivery_text));
 	if (event_normalize(&event, d, &src, id, 1700000000123LL, prior, &err) < 0)

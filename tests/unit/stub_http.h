@@ -22,14 +22,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define STUB_MAX 64
+#define STUB_MAX     64
 #define STUB_REQ_MAX (1u << 20)
 
 struct stub_req {
 	char method[16];
 	char path[512];
-	char *head;        /* request line and headers, NUL-terminated */
-	char *body;        /* NUL-terminated */
+	char *head; /* request line and headers, NUL-terminated */
+	char *body; /* NUL-terminated */
 	size_t body_len;
 };
 

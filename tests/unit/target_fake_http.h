@@ -29,16 +29,16 @@
 
 struct fake_req {
 	char method[16];
-	char target[1024];     /* path and query */
-	char auth[512];        /* Authorization value, "" if none */
-	char ctype[128];       /* Content-Type value */
+	char target[1024]; /* path and query */
+	char auth[512];    /* Authorization value, "" if none */
+	char ctype[128];   /* Content-Type value */
 	char *body;
 };
 
 struct fake_answer {
 	int status;
 	const char *body;
-	int retry_after_s;     /* > 0: sends Retry-After */
+	int retry_after_s; /* > 0: sends Retry-After */
 };
 
 struct fake_http {
@@ -190,9 +190,9 @@ struct harness {
 	struct target_cfg cfg;
 	struct target_attempt a;
 	struct target_outcome out;
-	char saves[32][32];       /* the state at each save */
+	char saves[32][32]; /* the state at each save */
 	size_t n_saves;
-	size_t fail_save_at;      /* 1-based save number to refuse; 0 none */
+	size_t fail_save_at; /* 1-based save number to refuse; 0 none */
 };
 
 static int h_save(struct target_attempt *a, struct err *err)
@@ -208,8 +208,7 @@ static int h_save(struct target_attempt *a, struct err *err)
 }
 
 /* settings: a JSON object text with a %d where the port goes. */
-static void h_init(struct harness *h, const char *kind, const char *name,
-		   const char *settings_fmt)
+static void h_init(struct harness *h, const char *kind, const char *name, const char *settings_fmt)
 {
 	char settings[2048];
 	struct err e;

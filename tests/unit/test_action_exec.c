@@ -55,8 +55,7 @@ static void set_env(json_object *p, const char *name, const char *value)
 }
 
 /* Runs p (and frees it); the run must start. */
-static void run_ok(json_object *p, const char *event, size_t max,
-		   struct exec_outcome *o)
+static void run_ok(json_object *p, const char *event, size_t max, struct exec_outcome *o)
 {
 	struct err e = { 0 };
 	int rc = action_exec_run(p, event, "d-1", max, o, &e);
@@ -125,7 +124,7 @@ static char *render(const char *yaml, const char *event)
 		fail_msg("parse: %s", ps.errs.n ? ps.errs.msgs[0] : "?");
 	assert_int_equal(action_exec_ops.render(&p, ps.spec, ev, &e), 0);
 	out = strdup(json_object_to_json_string_ext(p, JSON_C_TO_STRING_PLAIN |
-						    JSON_C_TO_STRING_NOSLASHESCAPE));
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(p);
 	json_object_put(ev);
 	parsed_free(&ps);
@@ -182,8 +181,7 @@ static void assert_parse_error(const char *yaml, const char *want)
 static void test_parse__errors_name_file_line_col(void **state)
 {
 	(void)state;
-	assert_parse_error("[a, b]",
-			   "rules.yaml:1:1: exec: expected a map like { argv: ");
+	assert_parse_error("[a, b]", "rules.yaml:1:1: exec: expected a map like { argv: ");
 	assert_parse_error("{ env: {} }", "rules.yaml:1:1: exec: argv is required");
 	assert_parse_error("argv: []",
 			   "rules.yaml:1:7: exec: argv must be a non-empty list of strings");
@@ -194,8 +192,9 @@ static void test_parse__errors_name_file_line_col(void **state)
 	assert_parse_error("argv: [a, {b: c}]",
 			   "rules.yaml:1:11: exec: argv[1] must be a string, not a map");
 	assert_parse_error("argv: [a, \"{{run.title\"]", "rules.yaml:1:11: exec: argv[1]: ");
-	assert_parse_error("argv: [a]\nshell: true",
-			   "rules.yaml:2:1: exec: unknown key 'shell'; expected argv, env, timeout_s, cwd");
+	assert_parse_error(
+		"argv: [a]\nshell: true",
+		"rules.yaml:2:1: exec: unknown key 'shell'; expected argv, env, timeout_s, cwd");
 	assert_parse_error("argv: [a]\nargv: [b]", "rules.yaml:2:1: exec: key 'argv' appears twice");
 }
 
@@ -206,7 +205,9 @@ static void test_parse__rejects_bad_timeouts(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(yaml, sizeof(yaml), "argv: [a]\ntimeout_s: %s", bad[i]);
-		assert_parse_error(yaml, "rules.yaml:2:12: exec: timeout_s must be a whole number of seconds from 1 to 86400");
+		assert_parse_error(
+			yaml,
+			"rules.yaml:2:12: exec: timeout_s must be a whole number of seconds from 1 to 86400");
 	}
 }
 
@@ -229,15 +230,16 @@ static void test_parse__rejects_bad_env(void **state)
 			   "rules.yaml:2:13: exec: env name 'A' appears twice");
 	assert_parse_error("argv: [a]\nenv: {A: {b: c}}",
 			   "rules.yaml:2:10: exec: env A must be a string, not a map");
-	assert_parse_error("argv: [a]\nenv: {A: \"{{x\"}",
-			   "rules.yaml:2:10: exec: env A: ");
+	assert_parse_error("argv: [a]\nenv: {A: \"{{x\"}", "rules.yaml:2:10: exec: env A: ");
 }
 
 static void test_parse__rejects_bad_cwd(void **state)
 {
 	(void)state;
-	assert_parse_error("argv: [a]\ncwd: [x]", "rules.yaml:2:6: exec: cwd must be a non-empty string");
-	assert_parse_error("argv: [a]\ncwd: \"\"", "rules.yaml:2:6: exec: cwd must be a non-empty string");
+	assert_parse_error("argv: [a]\ncwd: [x]",
+			   "rules.yaml:2:6: exec: cwd must be a non-empty string");
+	assert_parse_error("argv: [a]\ncwd: \"\"",
+			   "rules.yaml:2:6: exec: cwd must be a non-empty string");
 }
 
 static void test_parse__reports_every_error_at_once(void **state)
@@ -246,7 +248,9 @@ static void test_parse__reports_every_error_at_once(void **state)
 	(void)state;
 	assert_int_equal(parse(&ps, "timeout_s: 0\nenv: {9: x}\nbogus: 1\n"), -1);
 	assert_int_equal(ps.errs.n, 4);
-	assert_string_equal(ps.errs.msgs[0], "rules.yaml:1:12: exec: timeout_s must be a whole number of seconds from 1 to 86400");
+	assert_string_equal(
+		ps.errs.msgs[0],
+		"rules.yaml:1:12: exec: timeout_s must be a whole number of seconds from 1 to 86400");
 	assert_string_equal(ps.errs.msgs[3], "rules.yaml:1:1: exec: argv is required");
 	parsed_free(&ps);
 }
@@ -258,8 +262,8 @@ static void test_run__exit_0_with_stdout_and_stderr_captured(void **state)
 	struct exec_outcome o;
 	char what[64];
 	(void)state;
-	run_ok(params(5, NULL, "/bin/sh", "-c", "echo hello; echo oops >&2", NULL),
-	       "{}", OUT_MAX, &o);
+	run_ok(params(5, NULL, "/bin/sh", "-c", "echo hello; echo oops >&2", NULL), "{}", OUT_MAX,
+	       &o);
 	assert_exited(&o, 0);
 	assert_string_equal(o.output, "hello\noops\n");
 	assert_int_equal(o.output_len, 11);
@@ -284,8 +288,7 @@ static void test_run__nonzero_exit_is_reported(void **state)
 	struct exec_outcome o;
 	char what[64];
 	(void)state;
-	run_ok(params(5, NULL, "/bin/sh", "-c", "echo failing; exit 3", NULL), "{}",
-	       OUT_MAX, &o);
+	run_ok(params(5, NULL, "/bin/sh", "-c", "echo failing; exit 3", NULL), "{}", OUT_MAX, &o);
 	assert_exited(&o, 3);
 	assert_string_equal(o.output, "failing\n");
 	exec_outcome_describe(&o, what, sizeof(what));
@@ -307,9 +310,16 @@ static void test_run__death_by_signal_is_reported(void **state)
 }
 
 static const char *const hostile[] = {
-	"\"; rm -rf / #", "$(touch /tmp/rb-exec-pwned)", "`touch /tmp/rb-exec-pwned`",
-	"line1\nline2", "'single' \"double\" \\back", "*", "", "  spaced  ",
-	"a;b|c&d>e<f", "--help",
+	"\"; rm -rf / #",
+	"$(touch /tmp/rb-exec-pwned)",
+	"`touch /tmp/rb-exec-pwned`",
+	"line1\nline2",
+	"'single' \"double\" \\back",
+	"*",
+	"",
+	"  spaced  ",
+	"a;b|c&d>e<f",
+	"--help",
 };
 #define NHOSTILE (sizeof(hostile) / sizeof(hostile[0]))
 
@@ -352,7 +362,8 @@ static void test_run__hostile_event_values_render_into_single_arguments(void **s
 	char yaml[1024];
 	size_t n;
 	(void)state;
-	n = (size_t)snprintf(yaml, sizeof(yaml), "argv:\n  - /bin/sh\n  - -c\n"
+	n = (size_t)snprintf(yaml, sizeof(yaml),
+			     "argv:\n  - /bin/sh\n  - -c\n"
 			     "  - printf '%%s\\0' \"$@\"\n  - sh\n");
 	for (size_t i = 0; i < NHOSTILE; i++)
 		n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "  - \"{{args.%zu}}\"\n", i);
@@ -474,8 +485,8 @@ static void test_run__timeout_kills_the_whole_process_group(void **state)
 	snprintf(pidfile, sizeof(pidfile), "%s/pid", dir);
 	/* The hook's background child, orphaned by the kill, comes to us. */
 	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-	run_ok(params(1, NULL, "/bin/sh", "-c",
-		      "sleep 100 & echo $! > \"$1\"; echo started; wait", "sh", pidfile, NULL),
+	run_ok(params(1, NULL, "/bin/sh", "-c", "sleep 100 & echo $! > \"$1\"; echo started; wait",
+		      "sh", pidfile, NULL),
 	       "{}", OUT_MAX, &o);
 	assert_true(o.timed_out);
 	assert_false(o.signaled);
@@ -508,8 +519,8 @@ static void test_run__output_is_capped_and_child_never_blocks(void **state)
 {
 	struct exec_outcome o;
 	(void)state;
-	run_ok(params(10, NULL, "/bin/sh", "-c", "yes | head -c 1048576; echo end", NULL),
-	       "{}", 1000, &o);
+	run_ok(params(10, NULL, "/bin/sh", "-c", "yes | head -c 1048576; echo end", NULL), "{}",
+	       1000, &o);
 	assert_exited(&o, 0);
 	assert_true(o.truncated);
 	assert_int_equal(o.output_len, 1000);
@@ -542,8 +553,8 @@ static void test_run__child_closing_stdin_on_a_1mib_event_is_fine(void **state)
 	char *event = big_event("raw", 1024 * 1024, 'x');
 	struct exec_outcome o;
 	(void)state;
-	run_ok(params(10, NULL, "/bin/sh", "-c", "exec 0<&-; sleep 0.2; echo ok", NULL),
-	       event, OUT_MAX, &o);
+	run_ok(params(10, NULL, "/bin/sh", "-c", "exec 0<&-; sleep 0.2; echo ok", NULL), event,
+	       OUT_MAX, &o);
 	assert_exited(&o, 0);
 	assert_string_equal(o.output, "ok\n");
 	assert_true(o.elapsed_ms < 5000);
@@ -564,7 +575,8 @@ static void test_run__missing_program_fails_to_start(void **state)
 	json_object *p = params(5, NULL, "runbridge-no-such-program", NULL);
 	(void)state;
 	assert_int_equal(action_exec_run(p, "{}", "d-1", OUT_MAX, &o, &e), -1);
-	assert_string_equal(e.msg, "cannot start 'runbridge-no-such-program': No such file or directory");
+	assert_string_equal(e.msg,
+			    "cannot start 'runbridge-no-such-program': No such file or directory");
 	assert_null(o.output);
 	json_object_put(p);
 }
@@ -615,7 +627,9 @@ static void test_run__missing_cwd_fails_to_start_naming_cwd(void **state)
 	json_object *p = params(5, "/nonexistent/rb-exec", "/bin/true", NULL);
 	(void)state;
 	assert_int_equal(action_exec_run(p, "{}", "d-1", OUT_MAX, &o, &e), -1);
-	assert_string_equal(e.msg, "cannot start '/bin/true': cwd '/nonexistent/rb-exec': No such file or directory");
+	assert_string_equal(
+		e.msg,
+		"cannot start '/bin/true': cwd '/nonexistent/rb-exec': No such file or directory");
 	json_object_put(p);
 }
 
@@ -625,8 +639,8 @@ static void test_run__child_leads_its_own_process_group(void **state)
 	char want[64];
 	(void)state;
 	/* Field 5 of /proc/PID/stat is the process group. */
-	run_ok(params(5, NULL, "/bin/sh", "-c", "cut -d' ' -f5 /proc/$$/stat; echo $$", NULL),
-	       "{}", OUT_MAX, &o);
+	run_ok(params(5, NULL, "/bin/sh", "-c", "cut -d' ' -f5 /proc/$$/stat; echo $$", NULL), "{}",
+	       OUT_MAX, &o);
 	assert_exited(&o, 0);
 	int pgrp = (int)strtol(o.output, NULL, 10);
 	snprintf(want, sizeof(want), "%d\n%d\n", pgrp, pgrp);
@@ -648,8 +662,8 @@ static void test_run__child_gets_no_blocked_or_ignored_signals(void **state)
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	sigaction(SIGINT, &sig_ign, &oldint);
 	sigaction(SIGPIPE, &sig_ign, &oldpipe);
-	run_ok(params(5, NULL, "grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status", NULL),
-	       "{}", OUT_MAX, &o);
+	run_ok(params(5, NULL, "grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status", NULL), "{}",
+	       OUT_MAX, &o);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	sigaction(SIGINT, &oldint, NULL);
 	sigaction(SIGPIPE, &oldpipe, NULL);
@@ -690,7 +704,7 @@ static void test_run__bad_params_are_refused(void **state)
 }
 
 #define THREADS 4
-#define RUNS 8
+#define RUNS    8
 
 struct worker_arg {
 	int id;
@@ -707,8 +721,8 @@ static void *worker(void *p)
 		struct err e;
 		json_object *pp = params(10, NULL, "cat", NULL);
 		snprintf(event, sizeof(event), "{\"thread\":%d,\"run\":%d}", w->id, i);
-		if (action_exec_run(pp, event, "d", OUT_MAX, &o, &e) < 0 ||
-		    o.exit_code != 0 || strcmp(o.output, event) != 0)
+		if (action_exec_run(pp, event, "d", OUT_MAX, &o, &e) < 0 || o.exit_code != 0 ||
+		    strcmp(o.output, event) != 0)
 			w->failures++;
 		free(o.output);
 		json_object_put(pp);
@@ -738,8 +752,8 @@ static void test_run__leaves_no_fds_and_no_zombies(void **state)
 	struct exec_outcome o;
 	struct err e;
 	(void)state;
-	run_ok(params(5, NULL, "/bin/sh", "-c", "head -c 10 >/dev/null; exit 2", NULL),
-	       event, OUT_MAX, &o);
+	run_ok(params(5, NULL, "/bin/sh", "-c", "head -c 10 >/dev/null; exit 2", NULL), event,
+	       OUT_MAX, &o);
 	free(o.output);
 	run_ok(params(5, NULL, "/bin/sh", "-c", "cat", NULL), event, 100, &o);
 	free(o.output);
@@ -792,8 +806,8 @@ static void test_run__exit_kills_what_the_hook_left_in_its_group(void **state)
 	snprintf(pidfile, sizeof(pidfile), "%s/pid", dir);
 	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
 	/* exits at once, leaving a sleeper that holds stdout */
-	run_ok(params(10, NULL, "/bin/sh", "-c",
-		      "sleep 100 & echo $! > \"$1\"; echo bye", "sh", pidfile, NULL),
+	run_ok(params(10, NULL, "/bin/sh", "-c", "sleep 100 & echo $! > \"$1\"; echo bye", "sh",
+		      pidfile, NULL),
 	       "{}", OUT_MAX, &o);
 	assert_exited(&o, 0);
 	assert_true(o.elapsed_ms < 5000);
@@ -825,7 +839,8 @@ static void test_run__a_setsid_daemon_outlives_the_hook(void **state)
 	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
 	run_ok(params(10, NULL, "/bin/sh", "-c",
 		      "setsid sh -c 'sleep 100 >/dev/null 2>&1 </dev/null & "
-		      "echo $! > \"$1\"' sh \"$1\"", "sh", pidfile, NULL),
+		      "echo $! > \"$1\"' sh \"$1\"",
+		      "sh", pidfile, NULL),
 	       "{}", OUT_MAX, &o);
 	assert_exited(&o, 0);
 	daemon = read_pid(pidfile);
@@ -846,9 +861,14 @@ static enum work_outcome run_job(json_object *p, struct work_result *res)
 {
 	struct config *cfg = config_defaults();
 	struct action_host host = { .cfg = cfg };
-	struct action_job job = { .id = 1, .attempt = 1, .delivery_id = "d-1",
-				  .rule = "r", .type = "run.started",
-				  .event_json = "{}", .params = p, .res = res };
+	struct action_job job = { .id = 1,
+				  .attempt = 1,
+				  .delivery_id = "d-1",
+				  .rule = "r",
+				  .type = "run.started",
+				  .event_json = "{}",
+				  .params = p,
+				  .res = res };
 
 	assert_non_null(cfg);
 	memset(res, 0, sizeof(*res));
@@ -885,8 +905,7 @@ static void test_run__argv_too_large_fails_for_good_naming_it(void **state)
 
 static void test_render__nul_byte_in_an_argument_is_refused_not_cut(void **state)
 {
-	static const char ev_text[] =
-		"{\"run\":{\"title\":\"before\\u0000after\",\"ok\":\"fine\"}}";
+	static const char ev_text[] = "{\"run\":{\"title\":\"before\\u0000after\",\"ok\":\"fine\"}}";
 	struct parsed ps;
 	struct err e = { 0 };
 	struct exec_outcome o;
@@ -911,8 +930,8 @@ static void test_render__nul_byte_in_an_argument_is_refused_not_cut(void **state
 	assert_int_equal(parse(&ps, "{argv: [/bin/true], env: {T: \"{{run.title}}\"}}"), 0);
 	assert_int_equal(action_exec_ops.render(&p, ps.spec, ev, &e), 0);
 	assert_true(json_object_object_get_ex(p, "error", &err_v));
-	assert_int_equal(strncmp(json_object_get_string(err_v),
-				 "env T would hold a NUL byte", 27), 0);
+	assert_int_equal(strncmp(json_object_get_string(err_v), "env T would hold a NUL byte", 27),
+			 0);
 	json_object_put(p);
 	parsed_free(&ps);
 	assert_int_equal(parse(&ps, "{argv: [/bin/true, \"{{run.ok}}\"]}"), 0);

@@ -146,7 +146,7 @@ static void test_buf__detach_hands_over_and_empties(void **state)
 	assert_int_equal(b.len, 0);
 	assert_int_equal(b.max, 10);
 	free(s);
-	s = buf_detach(&b, &len);  /* nothing added: "" */
+	s = buf_detach(&b, &len); /* nothing added: "" */
 	assert_non_null(s);
 	assert_string_equal(s, "");
 	assert_int_equal(len, 0);
@@ -165,7 +165,7 @@ static void test_buf__reset_keeps_memory(void **state)
 	assert_int_equal(b.len, 0);
 	assert_string_equal(b.p, "");
 	buf_free(&b);
-	buf_free(&b);  /* twice is fine */
+	buf_free(&b); /* twice is fine */
 }
 
 static void test_buf__zero_max_holds_the_empty_string(void **state)

@@ -155,8 +155,7 @@ static void test_config__loads_a_file_and_names_it_in_errors(void **state)
 	assert_int_equal(write(fd, "\nlisten: [1]\n", 13), 13);
 	close(fd);
 	assert_int_equal(config_load(&cfg, path, NULL, &errs), -1);
-	snprintf(want, sizeof(want),
-		 "%s:2:9: listen: expected a non-empty string, got a list", path);
+	snprintf(want, sizeof(want), "%s:2:9: listen: expected a non-empty string, got a list", path);
 	assert_int_equal(errs.n, 1);
 	assert_string_equal(errs.msgs[0], want);
 	errlist_free(&errs);
@@ -172,8 +171,8 @@ static void test_config__sample_config_gives_the_defaults(void **state)
 	struct config *cfg = NULL;
 
 	(void)state;
-	snprintf(path, sizeof(path), "%.*s/../../config/runbridge.yaml",
-		 (int)(slash - __FILE__), __FILE__);
+	snprintf(path, sizeof(path), "%.*s/../../config/runbridge.yaml", (int)(slash - __FILE__),
+		 __FILE__);
 	unsetenv("QASE_WEBHOOK_SECRET");
 	if (config_load(&cfg, path, NULL, &errs) < 0)
 		fail_msg("%s", errs.n ? errs.msgs[0] : "(no message)");
@@ -326,13 +325,14 @@ static void test_config__duplicate_source_paths_are_an_error(void **state)
 		 "  qase:\n"
 		 "  b:\n"
 		 "    kind: qase\n"
-		 "    path: /webhooks/qase\n", 1,
+		 "    path: /webhooks/qase\n",
+		 1,
 		 "config.yaml:5:11: sources.b.path: '/webhooks/qase' is already the "
 		 "path of source 'qase'");
 	load_bad("sources:\n"
 		 "  a: {kind: qase, path: /x}\n"
-		 "  qase: {path: /x}\n", 1,
-		 "config.yaml:3:16: sources.qase.path: '/x' is already the path of source 'a'");
+		 "  qase: {path: /x}\n",
+		 1, "config.yaml:3:16: sources.qase.path: '/x' is already the path of source 'a'");
 }
 
 static void test_config__source_path_must_start_with_a_slash(void **state)
@@ -469,7 +469,8 @@ static void test_config__bad_integer_names_position_key_and_range(void **state)
 	(void)state;
 	load_bad("listen: 127.0.0.1:8080\n"
 		 "data_dir: var\n"
-		 "max_body_bytes: lots\n", 1,
+		 "max_body_bytes: lots\n",
+		 1,
 		 "config.yaml:3:17: max_body_bytes: expected an integer between 1024 "
 		 "and 1073741824, got 'lots'");
 }
@@ -483,7 +484,8 @@ static void test_config__integer_out_of_range(void **state)
 		 "  max_json_depth: 99999999999999999999\n"
 		 "retry: {max_attempts: -1}\n"
 		 "queue:\n"
-		 "  window: 1.5\n", 5,
+		 "  window: 1.5\n",
+		 5,
 		 "config.yaml:1:17: max_body_bytes: expected an integer between 1024 "
 		 "and 1073741824, got '1023'",
 		 "config.yaml:3:12: http.threads: expected an integer between 1 and "
@@ -504,7 +506,8 @@ static void test_config__wrong_node_type(void **state)
 		 "data_dir: ~\n"
 		 "redis: redis://localhost\n"
 		 "log:\n"
-		 "  - level\n", 5,
+		 "  - level\n",
+		 5,
 		 "config.yaml:1:17: max_body_bytes: expected an integer between 1024 "
 		 "and 1073741824, got a map",
 		 "config.yaml:2:8: listen: expected a non-empty string, got null",
@@ -549,8 +552,8 @@ static void test_config__unknown_keys_are_errors(void **state)
 		 "retry.max_attempts: 3\n"
 		 "log:\n"
 		 "  level:\n"
-		 "    debug: true\n", 4,
-		 "config.yaml:2:1: unknown key 'max_body'",
+		 "    debug: true\n",
+		 4, "config.yaml:2:1: unknown key 'max_body'",
 		 "config.yaml:4:3: unknown key 'retry.max_attempt'",
 		 "config.yaml:5:1: unknown key 'retry.max_attempts'",
 		 "config.yaml:8:5: log.level: expected one of debug, info, warn, error, "
@@ -596,7 +599,8 @@ static void test_config__collects_every_error(void **state)
 		 "  url: http://localhost\n"
 		 "log: {level: loud}\n"
 		 "sources:\n"
-		 "  qase: {path: x}\n", 5,
+		 "  qase: {path: x}\n",
+		 5,
 		 "config.yaml:1:17: max_body_bytes: expected an integer between 1024 "
 		 "and 1073741824, got 'lots'",
 		 "config.yaml:2:1: unknown key 'bogus'",
@@ -620,8 +624,7 @@ static void test_config__retry_base_above_max_is_an_error(void **state)
 static void test_config__document_shape_errors(void **state)
 {
 	(void)state;
-	load_bad("- listen\n", 1,
-		 "config.yaml:1:1: expected a map of settings, got a list");
+	load_bad("- listen\n", 1, "config.yaml:1:1: expected a map of settings, got a list");
 	load_bad("listen: [1\n", 1,
 		 "config.yaml:2:1: YAML syntax error: did not find expected ',' or ']' "
 		 "while parsing a flow sequence");
@@ -629,8 +632,7 @@ static void test_config__document_shape_errors(void **state)
 
 /* ---- redis.url --------------------------------------------------------- */
 
-static void assert_redis(const char *url, const char *host, int port, int db,
-			 const char *password)
+static void assert_redis(const char *url, const char *host, int port, int db, const char *password)
 {
 	char text[512];
 	struct config *cfg;
@@ -664,7 +666,8 @@ static void test_config__bad_redis_url_names_position_and_problem(void **state)
 {
 	(void)state;
 	load_bad("redis:\n"
-		 "  url: redis://\n", 1,
+		 "  url: redis://\n",
+		 1,
 		 "config.yaml:2:8: redis.url: expected redis://[:password@]host[:port][/db] "
 		 "with a host name, got 'redis://'");
 	load_bad("redis: {url: 'redis://h:0'}\n", 1,
@@ -713,15 +716,35 @@ static void assert_no_password(const char *s, const char *input)
 static void test_config__redis_url_never_shows_the_password(void **state)
 {
 	static const char *const urls[] = {
-		"rediss://:" PW "@h:6379/0", "rediss://:" PW "@h", "redis//:" PW "@h",
-		"redis:/:" PW "@h", "redis:" PW "@h", "http://:" PW "@h", "REDIS://:" PW "@h",
-		"redis://user:" PW "@h", "redis://" PW "@h", PW "@h", ":" PW "@h",
-		PW ":x@h", "redis://:" PW "@h:0", "redis://:" PW "@h:abc",
-		"redis://:" PW "@h/x", "redis://:" PW "@h:6379/0/extra", "redis://:" PW "@",
-		"redis://:" PW, "redis://:" PW "/0", "redis://:" PW ":6379",
-		"redis://h:" PW, "redis://h:6379/" PW, "redis://h:6379/0" PW,
-		" redis://:" PW "@h", "redis://:" PW "@h@", "redis://:" PW "@[::1",
-		"redis://:" PW "@ho st", "redis://:p@" PW "@h", "redis://:" PW "@h:6379/0 ",
+		"rediss://:" PW "@h:6379/0",
+		"rediss://:" PW "@h",
+		"redis//:" PW "@h",
+		"redis:/:" PW "@h",
+		"redis:" PW "@h",
+		"http://:" PW "@h",
+		"REDIS://:" PW "@h",
+		"redis://user:" PW "@h",
+		"redis://" PW "@h",
+		PW "@h",
+		":" PW "@h",
+		PW ":x@h",
+		"redis://:" PW "@h:0",
+		"redis://:" PW "@h:abc",
+		"redis://:" PW "@h/x",
+		"redis://:" PW "@h:6379/0/extra",
+		"redis://:" PW "@",
+		"redis://:" PW,
+		"redis://:" PW "/0",
+		"redis://:" PW ":6379",
+		"redis://h:" PW,
+		"redis://h:6379/" PW,
+		"redis://h:6379/0" PW,
+		" redis://:" PW "@h",
+		"redis://:" PW "@h@",
+		"redis://:" PW "@[::1",
+		"redis://:" PW "@ho st",
+		"redis://:p@" PW "@h",
+		"redis://:" PW "@h:6379/0 ",
 		"redis://very-long-host-name-to-push-the-password-past-the-cut-of-57:" PW "@h",
 		NULL,
 	};
@@ -758,12 +781,9 @@ static void test_config__redis_url_redaction_keeps_what_is_safe(void **state)
 			    "rediss://:***@h:6379/0");
 	assert_string_equal(redis_url_redact("redis://user:" PW "@h", buf, sizeof(buf)),
 			    "redis://:***@h");
-	assert_string_equal(redis_url_redact("redis//:" PW "@h", buf, sizeof(buf)),
-			    "redis//:***@h");
-	assert_string_equal(redis_url_redact("redis://:" PW, buf, sizeof(buf)),
-			    "redis://:***");
-	assert_string_equal(redis_url_redact("redis://h:" PW, buf, sizeof(buf)),
-			    "redis://h:***");
+	assert_string_equal(redis_url_redact("redis//:" PW "@h", buf, sizeof(buf)), "redis//:***@h");
+	assert_string_equal(redis_url_redact("redis://:" PW, buf, sizeof(buf)), "redis://:***");
+	assert_string_equal(redis_url_redact("redis://h:" PW, buf, sizeof(buf)), "redis://h:***");
 	assert_string_equal(redis_url_redact("redis://h:6379/x" PW, buf, sizeof(buf)),
 			    "redis://h:6379/***");
 	assert_string_equal(redis_url_redact("redis://[::1]:6380/1", buf, sizeof(buf)),
@@ -785,8 +805,9 @@ static void test_config__expand_reports_unset_variables(void **state)
 	unsetenv("RB_T_UNSET_A");
 	unsetenv("RB_T_UNSET_B");
 	assert_int_equal(config_expand_info("a${RB_T_UNSET_A}b${RB_T_SET}$${RB_T_UNSET_B}"
-					    "${RB_T_EMPTY}${RB_T_UNSET_B}", &out, &info,
-					    why, sizeof(why)), 0);
+					    "${RB_T_EMPTY}${RB_T_UNSET_B}",
+					    &out, &info, why, sizeof(why)),
+			 0);
 	assert_string_equal(out, "abx${RB_T_UNSET_B}");
 	assert_int_equal(info.n_unset, 2);
 	assert_string_equal(info.unset, "RB_T_UNSET_A, RB_T_UNSET_B");
@@ -837,8 +858,8 @@ static void test_config__nul_byte_in_the_file_is_an_error_with_position(void **s
 	assert_int_equal(config_load(&cfg, path, NULL, &errs), -1);
 	assert_null(cfg);
 	assert_int_equal(errs.n, 1);
-	snprintf(want, sizeof(want),
-		 "%s:3:5: a NUL byte: a YAML file is text and cannot hold one", path);
+	snprintf(want, sizeof(want), "%s:3:5: a NUL byte: a YAML file is text and cannot hold one",
+		 path);
 	assert_string_equal(errs.msgs[0], want);
 	errlist_free(&errs);
 	unlink(path);
@@ -847,7 +868,8 @@ static void test_config__nul_byte_in_the_file_is_an_error_with_position(void **s
 	struct cfg_doc *doc;
 	struct err e;
 	assert_int_equal(cfg_load_string(&doc, "c.yaml", "a: 1\nb: x\x01y\n", 11, &e), -1);
-	assert_string_equal(e.msg, "c.yaml:2:5: YAML syntax error: control characters are not allowed");
+	assert_string_equal(e.msg,
+			    "c.yaml:2:5: YAML syntax error: control characters are not allowed");
 }
 
 static void test_config__nul_escape_in_a_value_is_an_error(void **state)

@@ -94,23 +94,29 @@ static void sleep_ms(long ms)
 
 /* Stores one delivery with one exec job in lane that sleeps `sleep`
  * seconds, then appends "tag" to the output file. */
-static void add_job(struct fixture *f, const char *lane, const char *tag,
-		    const char *sleep)
+static void add_job(struct fixture *f, const char *lane, const char *tag, const char *sleep)
 {
 	char params[512], id[32];
 	struct err e = { 0 };
 
 	snprintf(params, sizeof(params),
 		 "{\"argv\":[\"/bin/sh\",\"-c\",\"sleep %s; echo %s >> %s\"],"
-		 "\"env\":{},\"timeout_s\":30,\"cwd\":null}", sleep, tag, f->out);
+		 "\"env\":{},\"timeout_s\":30,\"cwd\":null}",
+		 sleep, tag, f->out);
 	snprintf(id, sizeof(id), "d%d", f->seq++);
-	struct ingest_job j = { .rule = "r", .kind = "exec", .lane = lane,
-				.params_json = params };
+	struct ingest_job j = { .rule = "r", .kind = "exec", .lane = lane, .params_json = params };
 	struct ingest_rows rows = {
-		.d = { .id = id, .source = "qase", .type = "run.updated",
-		       .project = "P", .run_id = 1, .received_ms = clock_wall_ms(),
-		       .raw = "{}", .raw_len = 2, .event_json = "{}" },
-		.jobs = &j, .njobs = 1,
+		.d = { .id = id,
+		       .source = "qase",
+		       .type = "run.updated",
+		       .project = "P",
+		       .run_id = 1,
+		       .received_ms = clock_wall_ms(),
+		       .raw = "{}",
+		       .raw_len = 2,
+		       .event_json = "{}" },
+		.jobs = &j,
+		.njobs = 1,
 	};
 	int dup;
 	assert_int_equal(ingest_write(f->in, &rows, &dup, &e), 0);
@@ -130,8 +136,7 @@ static const char *lines(struct fixture *f)
 		return buf;
 	while (fgets(line, sizeof(line), fp) && len < sizeof(buf) - 1) {
 		line[strcspn(line, "\n")] = '\0';
-		int n = snprintf(buf + len, sizeof(buf) - len, "%s%s",
-				 len ? " " : "", line);
+		int n = snprintf(buf + len, sizeof(buf) - len, "%s%s", len ? " " : "", line);
 		len = n > 0 ? len + (size_t)n : len;
 	}
 	fclose(fp);
@@ -243,10 +248,15 @@ static void test_dispatch__window_holds_some_jobs_and_reads_the_rest_later(void 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_dispatch__one_lane_runs_its_jobs_one_at_a_time_in_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dispatch__different_lanes_run_side_by_side, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dispatch__interleaved_runs_keep_each_runs_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dispatch__window_holds_some_jobs_and_reads_the_rest_later, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_dispatch__one_lane_runs_its_jobs_one_at_a_time_in_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dispatch__different_lanes_run_side_by_side,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dispatch__interleaved_runs_keep_each_runs_order,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_dispatch__window_holds_some_jobs_and_reads_the_rest_later, setup,
+			teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,8 +48,7 @@ static void keys_free(struct keys *k)
 	k->n = 0;
 }
 
-static void add_option(void *ctx, const char *key, const char *def,
-		       const char *desc)
+static void add_option(void *ctx, const char *key, const char *def, const char *desc)
 {
 	(void)def;
 	/* every key is described, in one line */
@@ -135,8 +134,8 @@ static void yaml_keys(struct keys *out)
 		while (depth && stack_indent[depth - 1] >= ind)
 			depth--;
 		assert_true(depth < 8 && n < KEYS_MAX);
-		snprintf(stack[depth], sizeof(stack[depth]), "%.*s",
-			 (int)(m[3].rm_eo - m[3].rm_so), line + m[3].rm_so);
+		snprintf(stack[depth], sizeof(stack[depth]), "%.*s", (int)(m[3].rm_eo - m[3].rm_so),
+			 line + m[3].rm_so);
 		stack_indent[depth++] = ind;
 		paths[n][0] = '\0';
 		for (size_t i = 0, o = 0; i < depth; i++)
@@ -183,7 +182,8 @@ static int is_key(const char *w)
 	if (!islower((unsigned char)w[0]))
 		return 0;
 	for (const char *p = w; *p; p++)
-		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '_' && *p != '.')
+		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '_' &&
+		    *p != '.')
 			return 0;
 	return w[strlen(w) - 1] != '.';
 }

@@ -18,12 +18,12 @@
 /* 2022-04-21T11:23:14.123Z */
 #define RECEIVED_MS 1650540194123LL
 
-static struct source_cfg qase_ms = { .name = "qase", .kind = "qase",
-				     .path = "/webhooks/qase",
-				     .duration_unit = DURATION_MS };
-static struct source_cfg qase_s = { .name = "qase", .kind = "qase",
-				    .path = "/webhooks/qase",
-				    .duration_unit = DURATION_S };
+static struct source_cfg qase_ms = {
+	.name = "qase", .kind = "qase", .path = "/webhooks/qase", .duration_unit = DURATION_MS
+};
+static struct source_cfg qase_s = {
+	.name = "qase", .kind = "qase", .path = "/webhooks/qase", .duration_unit = DURATION_S
+};
 
 static char *read_fixture(const char *name, size_t *len)
 {
@@ -65,8 +65,7 @@ static void expect_400(const char *body, size_t len, const char *msg)
 #define REJECT(body, msg) expect_400(body, sizeof(body) - 1, msg)
 
 /* Normalizes body against prior (a JSON text or NULL). */
-static json_object *normalize(const char *body, const struct source_cfg *src,
-			      const char *prior_json)
+static json_object *normalize(const char *body, const struct source_cfg *src, const char *prior_json)
 {
 	json_object *d = parse_ok(body), *prior = NULL, *ev = NULL;
 	struct err err = { 0 };
@@ -84,7 +83,7 @@ static json_object *normalize(const char *body, const struct source_cfg *src,
 static const char *plain(json_object *o)
 {
 	return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-						 JSON_C_TO_STRING_NOSLASHESCAPE);
+							 JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
 /* ev's "run" object must serialize (keys in order) to want. */
@@ -119,19 +118,22 @@ static void check_fixture(const char *file, const char *prior, const char *head)
 		pr = json_tokener_parse(prior);
 	event_delivery_id(id, "qase", body, len);
 	assert_int_equal(event_normalize(&ev, d, &qase_ms, id, RECEIVED_MS, pr, &err), 0);
-	snprintf(want, sizeof(want), "{\"schema\":\"runbridge.event.v1\",\"id\":\"%s\",%s,\"raw\":%s}",
-		 id, head, plain(d));
+	snprintf(want, sizeof(want),
+		 "{\"schema\":\"runbridge.event.v1\",\"id\":\"%s\",%s,\"raw\":%s}", id, head,
+		 plain(d));
 	assert_string_equal(plain(ev), want);
-	assert_ptr_equal(get(ev, "raw"), d);   /* shared, not copied */
+	assert_ptr_equal(get(ev, "raw"), d); /* shared, not copied */
 	json_object_put(ev);
 	json_object_put(pr);
 	json_object_put(d);
 	free(body);
 }
 
-#define COUNTS_NULL "\"counts\":{\"total\":null,\"passed\":null,\"failed\":null," \
+#define COUNTS_NULL                                                   \
+	"\"counts\":{\"total\":null,\"passed\":null,\"failed\":null," \
 	"\"blocked\":null,\"skipped\":null,\"untested\":null}"
-#define RUN_EMPTY "{\"title\":null,\"description\":null,\"plan\":null," \
+#define RUN_EMPTY                                                         \
+	"{\"title\":null,\"description\":null,\"plan\":null,"             \
 	"\"environment\":null,\"cases_count\":null,\"cases_added\":null," \
 	"\"public\":null," COUNTS_NULL ",\"duration_ms\":null}"
 
@@ -141,79 +143,79 @@ static void test_event__started_fixture_normalizes(void **state)
 {
 	(void)state;
 	check_fixture("run.started.json", NULL,
-		"\"source\":\"qase\",\"type\":\"run.started\",\"entity\":\"run\",\"entity_id\":1,"
-		"\"project\":\"ID\","
-		"\"run_id\":1,\"occurred_at\":\"2022-04-21T11:21:09Z\","
-		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
-		"\"run\":{\"title\":\"Test run 2022/04/21\",\"description\":null,"
-		"\"plan\":{\"id\":3,\"title\":\"d\"},\"environment\":null,"
-		"\"cases_count\":14,\"cases_added\":null,\"public\":null,"
-		COUNTS_NULL ",\"duration_ms\":null}");
+		      "\"source\":\"qase\",\"type\":\"run.started\",\"entity\":\"run\",\"entity_id\":1,"
+		      "\"project\":\"ID\","
+		      "\"run_id\":1,\"occurred_at\":\"2022-04-21T11:21:09Z\","
+		      "\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
+		      "\"run\":{\"title\":\"Test run 2022/04/21\",\"description\":null,"
+		      "\"plan\":{\"id\":3,\"title\":\"d\"},\"environment\":null,"
+		      "\"cases_count\":14,\"cases_added\":null,\"public\":null," COUNTS_NULL
+		      ",\"duration_ms\":null}");
 }
 
 static void test_event__completed_fixture_normalizes(void **state)
 {
 	(void)state;
 	check_fixture("run.completed.json", NULL,
-		"\"source\":\"qase\",\"type\":\"run.completed\",\"entity\":\"run\",\"entity_id\":2,"
-		"\"project\":\"ID\","
-		"\"run_id\":2,\"occurred_at\":\"2022-04-21T11:23:14Z\","
-		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
-		"\"run\":{\"title\":null,\"description\":null,\"plan\":null,"
-		"\"environment\":null,\"cases_count\":14,\"cases_added\":null,"
-		"\"public\":null,\"counts\":{\"total\":14,\"passed\":0,\"failed\":0,"
-		"\"blocked\":0,\"skipped\":null,\"untested\":null},\"duration_ms\":0}");
+		      "\"source\":\"qase\",\"type\":\"run.completed\",\"entity\":\"run\",\"entity_id\":2,"
+		      "\"project\":\"ID\","
+		      "\"run_id\":2,\"occurred_at\":\"2022-04-21T11:23:14Z\","
+		      "\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
+		      "\"run\":{\"title\":null,\"description\":null,\"plan\":null,"
+		      "\"environment\":null,\"cases_count\":14,\"cases_added\":null,"
+		      "\"public\":null,\"counts\":{\"total\":14,\"passed\":0,\"failed\":0,"
+		      "\"blocked\":0,\"skipped\":null,\"untested\":null},\"duration_ms\":0}");
 }
 
 static void test_event__aborted_fixture_normalizes(void **state)
 {
 	(void)state;
 	check_fixture("run.aborted.json", NULL,
-		"\"source\":\"qase\",\"type\":\"run.aborted\",\"entity\":\"run\",\"entity_id\":1,"
-		"\"project\":\"ID\","
-		"\"run_id\":1,\"occurred_at\":\"2022-04-21T11:22:28Z\","
-		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
-		"\"run\":{\"title\":null,\"description\":null,\"plan\":null,"
-		"\"environment\":null,\"cases_count\":14,\"cases_added\":null,"
-		"\"public\":null,\"counts\":{\"total\":14,\"passed\":0,\"failed\":0,"
-		"\"blocked\":0,\"skipped\":0,\"untested\":14},\"duration_ms\":0}");
+		      "\"source\":\"qase\",\"type\":\"run.aborted\",\"entity\":\"run\",\"entity_id\":1,"
+		      "\"project\":\"ID\","
+		      "\"run_id\":1,\"occurred_at\":\"2022-04-21T11:22:28Z\","
+		      "\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
+		      "\"run\":{\"title\":null,\"description\":null,\"plan\":null,"
+		      "\"environment\":null,\"cases_count\":14,\"cases_added\":null,"
+		      "\"public\":null,\"counts\":{\"total\":14,\"passed\":0,\"failed\":0,"
+		      "\"blocked\":0,\"skipped\":0,\"untested\":14},\"duration_ms\":0}");
 }
 
 static void test_event__deleted_fixture_normalizes(void **state)
 {
 	(void)state;
 	check_fixture("run.deleted.json", NULL,
-		"\"source\":\"qase\",\"type\":\"run.deleted\",\"entity\":\"run\",\"entity_id\":1,"
-		"\"project\":\"ID\","
-		"\"run_id\":1,\"occurred_at\":\"2022-04-21T11:24:49Z\","
-		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
-		"\"run\":" RUN_EMPTY);
+		      "\"source\":\"qase\",\"type\":\"run.deleted\",\"entity\":\"run\",\"entity_id\":1,"
+		      "\"project\":\"ID\","
+		      "\"run_id\":1,\"occurred_at\":\"2022-04-21T11:24:49Z\","
+		      "\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
+		      "\"run\":" RUN_EMPTY);
 }
 
 static void test_event__report_changed_fixture_normalizes(void **state)
 {
 	(void)state;
 	check_fixture("run.report_changed.json", NULL,
-		"\"source\":\"qase\",\"type\":\"run.report_changed\",\"entity\":\"run\",\"entity_id\":2,"
-		"\"project\":\"ID\","
-		"\"run_id\":2,\"occurred_at\":\"2022-04-21T11:23:42Z\","
-		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
-		"\"run\":{\"title\":null,\"description\":null,\"plan\":null,"
-		"\"environment\":null,\"cases_count\":null,\"cases_added\":null,"
-		"\"public\":true," COUNTS_NULL ",\"duration_ms\":null}");
+		      "\"source\":\"qase\",\"type\":\"run.report_changed\",\"entity\":\"run\",\"entity_id\":2,"
+		      "\"project\":\"ID\","
+		      "\"run_id\":2,\"occurred_at\":\"2022-04-21T11:23:42Z\","
+		      "\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
+		      "\"run\":{\"title\":null,\"description\":null,\"plan\":null,"
+		      "\"environment\":null,\"cases_count\":null,\"cases_added\":null,"
+		      "\"public\":true," COUNTS_NULL ",\"duration_ms\":null}");
 }
 
 static void test_event__updated_fixture_normalizes(void **state)
 {
 	(void)state;
 	check_fixture("run.updated.json", NULL,
-		"\"source\":\"qase\",\"type\":\"run.updated\",\"entity\":\"run\",\"entity_id\":1,"
-		"\"project\":\"ID\","
-		"\"run_id\":1,\"occurred_at\":\"2022-04-21T11:21:54Z\","
-		"\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
-		"\"run\":{\"title\":null,\"description\":null,\"plan\":null,"
-		"\"environment\":null,\"cases_count\":null,\"cases_added\":14,"
-		"\"public\":null," COUNTS_NULL ",\"duration_ms\":null}");
+		      "\"source\":\"qase\",\"type\":\"run.updated\",\"entity\":\"run\",\"entity_id\":1,"
+		      "\"project\":\"ID\","
+		      "\"run_id\":1,\"occurred_at\":\"2022-04-21T11:21:54Z\","
+		      "\"received_at\":\"2022-04-21T11:23:14.123Z\",\"actor_id\":40,"
+		      "\"run\":{\"title\":null,\"description\":null,\"plan\":null,"
+		      "\"environment\":null,\"cases_count\":null,\"cases_added\":14,"
+		      "\"public\":null," COUNTS_NULL ",\"duration_ms\":null}");
 }
 
 static void test_event__fixtures_enrich_through_a_run_lifecycle(void **state)
@@ -231,18 +233,18 @@ static void test_event__fixtures_enrich_through_a_run_lifecycle(void **state)
 	json_object_put(ev);
 	ev = normalize(updated, &qase_ms, prior);
 	assert_run(ev, "{\"title\":\"Test run 2022/04/21\",\"description\":null,"
-		   "\"plan\":{\"id\":3,\"title\":\"d\"},\"environment\":null,"
-		   "\"cases_count\":28,\"cases_added\":14,\"public\":null,"
-		   COUNTS_NULL ",\"duration_ms\":null}");
+		       "\"plan\":{\"id\":3,\"title\":\"d\"},\"environment\":null,"
+		       "\"cases_count\":28,\"cases_added\":14,\"public\":null," COUNTS_NULL
+		       ",\"duration_ms\":null}");
 	snprintf(prior, sizeof(prior), "%s", plain(get(ev, "run")));
 	json_object_put(ev);
 	/* run.aborted reports its total as `cases`, like run.completed */
 	ev = normalize(aborted, &qase_ms, prior);
 	assert_run(ev, "{\"title\":\"Test run 2022/04/21\",\"description\":null,"
-		   "\"plan\":{\"id\":3,\"title\":\"d\"},\"environment\":null,"
-		   "\"cases_count\":14,\"cases_added\":null,\"public\":null,"
-		   "\"counts\":{\"total\":14,\"passed\":0,\"failed\":0,\"blocked\":0,"
-		   "\"skipped\":0,\"untested\":14},\"duration_ms\":0}");
+		       "\"plan\":{\"id\":3,\"title\":\"d\"},\"environment\":null,"
+		       "\"cases_count\":14,\"cases_added\":null,\"public\":null,"
+		       "\"counts\":{\"total\":14,\"passed\":0,\"failed\":0,\"blocked\":0,"
+		       "\"skipped\":0,\"untested\":14},\"duration_ms\":0}");
 	json_object_put(ev);
 	free(started);
 	free(updated);
@@ -277,7 +279,8 @@ static void test_event__aborted_reads_skiped_typo(void **state)
 
 	(void)state;
 	ev = normalize("{\"event_name\":\"run.aborted\",\"payload\":{\"id\":1,"
-		       "\"cases\":5,\"skiped\":3}}", &qase_ms, NULL);
+		       "\"cases\":5,\"skiped\":3}}",
+		       &qase_ms, NULL);
 	assert_int_equal(json_object_get_int64(get(get(get(ev, "run"), "counts"), "skipped")), 3);
 	json_object_put(ev);
 }
@@ -288,7 +291,8 @@ static void test_event__skipped_wins_over_skiped(void **state)
 
 	(void)state;
 	ev = normalize("{\"event_name\":\"run.aborted\",\"payload\":{\"id\":1,"
-		       "\"skipped\":2,\"skiped\":3}}", &qase_ms, NULL);
+		       "\"skipped\":2,\"skiped\":3}}",
+		       &qase_ms, NULL);
 	assert_int_equal(json_object_get_int64(get(get(get(ev, "run"), "counts"), "skipped")), 2);
 	json_object_put(ev);
 }
@@ -342,8 +346,8 @@ static void test_event__nullable_plan_description_environment_stay_null(void **s
 		       "\"description\":null,\"plan\":null,\"environment\":null}}",
 		       &qase_ms, NULL);
 	assert_run(ev, "{\"title\":\"t\",\"description\":null,\"plan\":null,"
-		   "\"environment\":null,\"cases_count\":null,\"cases_added\":null,"
-		   "\"public\":null," COUNTS_NULL ",\"duration_ms\":null}");
+		       "\"environment\":null,\"cases_count\":null,\"cases_added\":null,"
+		       "\"public\":null," COUNTS_NULL ",\"duration_ms\":null}");
 	json_object_put(ev);
 }
 
@@ -354,11 +358,12 @@ static void test_event__present_plan_description_environment_are_kept(void **sta
 	(void)state;
 	ev = normalize("{\"event_name\":\"run.started\",\"payload\":{\"id\":1,\"title\":\"t\","
 		       "\"description\":\"nightly\",\"plan\":{\"id\":9,\"title\":\"p\",\"x\":1},"
-		       "\"environment\":\"staging\"}}", &qase_ms, NULL);
+		       "\"environment\":\"staging\"}}",
+		       &qase_ms, NULL);
 	assert_run(ev, "{\"title\":\"t\",\"description\":\"nightly\","
-		   "\"plan\":{\"id\":9,\"title\":\"p\"},\"environment\":\"staging\","
-		   "\"cases_count\":null,\"cases_added\":null,\"public\":null,"
-		   COUNTS_NULL ",\"duration_ms\":null}");
+		       "\"plan\":{\"id\":9,\"title\":\"p\"},\"environment\":\"staging\","
+		       "\"cases_count\":null,\"cases_added\":null,\"public\":null," COUNTS_NULL
+		       ",\"duration_ms\":null}");
 	json_object_put(ev);
 }
 
@@ -429,7 +434,8 @@ static void test_event__overflowing_duration_is_null(void **state)
 
 	(void)state;
 	ev = normalize("{\"event_name\":\"run.aborted\",\"payload\":{\"id\":1,"
-		       "\"duration\":9223372036854775807}}", &qase_s, NULL);
+		       "\"duration\":9223372036854775807}}",
+		       &qase_s, NULL);
 	assert_null(get(get(ev, "run"), "duration_ms"));
 	json_object_put(ev);
 }
@@ -439,8 +445,9 @@ static void test_event__report_changed_false_is_not_public(void **state)
 	json_object *ev;
 
 	(void)state;
-	ev = normalize("{\"event_name\":\"run.report_changed\",\"payload\":{\"id\":2,\"visible\":false}}",
-		       &qase_ms, "{\"public\":true}");
+	ev = normalize(
+		"{\"event_name\":\"run.report_changed\",\"payload\":{\"id\":2,\"visible\":false}}",
+		&qase_ms, "{\"public\":true}");
 	assert_true(json_object_is_type(get(get(ev, "run"), "public"), json_type_boolean));
 	assert_false(json_object_get_boolean(get(get(ev, "run"), "public")));
 	json_object_put(ev);
@@ -448,9 +455,10 @@ static void test_event__report_changed_false_is_not_public(void **state)
 
 /* ---- enrichment -------------------------------------------------------- */
 
-#define STARTED_RUN "{\"title\":\"Nightly\",\"description\":\"all\"," \
+#define STARTED_RUN                                                        \
+	"{\"title\":\"Nightly\",\"description\":\"all\","                  \
 	"\"plan\":{\"id\":3,\"title\":\"d\"},\"environment\":\"staging\"," \
-	"\"cases_count\":14,\"cases_added\":null,\"public\":false," \
+	"\"cases_count\":14,\"cases_added\":null,\"public\":false,"        \
 	"\"counts\":{\"total\":1,\"passed\":1,\"failed\":0,\"blocked\":0," \
 	"\"skipped\":0,\"untested\":0},\"duration_ms\":99}"
 
@@ -460,12 +468,13 @@ static void test_event__completed_enriched_from_started(void **state)
 
 	(void)state;
 	ev = normalize("{\"event_name\":\"run.completed\",\"payload\":{\"id\":1,"
-		       "\"passed\":2,\"failed\":1,\"blocked\":0}}", &qase_ms, STARTED_RUN);
+		       "\"passed\":2,\"failed\":1,\"blocked\":0}}",
+		       &qase_ms, STARTED_RUN);
 	assert_run(ev, "{\"title\":\"Nightly\",\"description\":\"all\","
-		   "\"plan\":{\"id\":3,\"title\":\"d\"},\"environment\":\"staging\","
-		   "\"cases_count\":14,\"cases_added\":null,\"public\":false,"
-		   "\"counts\":{\"total\":null,\"passed\":2,\"failed\":1,\"blocked\":0,"
-		   "\"skipped\":null,\"untested\":null},\"duration_ms\":null}");
+		       "\"plan\":{\"id\":3,\"title\":\"d\"},\"environment\":\"staging\","
+		       "\"cases_count\":14,\"cases_added\":null,\"public\":false,"
+		       "\"counts\":{\"total\":null,\"passed\":2,\"failed\":1,\"blocked\":0,"
+		       "\"skipped\":null,\"untested\":null},\"duration_ms\":null}");
 	json_object_put(ev);
 }
 
@@ -487,11 +496,12 @@ static void test_event__own_values_win_over_prior(void **state)
 	(void)state;
 	ev = normalize("{\"event_name\":\"run.started\",\"payload\":{\"id\":1,\"title\":\"Re-run\","
 		       "\"plan\":{\"id\":4,\"title\":\"e\"},\"environment\":\"prod\","
-		       "\"cases_count\":3}}", &qase_ms, STARTED_RUN);
+		       "\"cases_count\":3}}",
+		       &qase_ms, STARTED_RUN);
 	assert_run(ev, "{\"title\":\"Re-run\",\"description\":\"all\","
-		   "\"plan\":{\"id\":4,\"title\":\"e\"},\"environment\":\"prod\","
-		   "\"cases_count\":3,\"cases_added\":null,\"public\":false,"
-		   COUNTS_NULL ",\"duration_ms\":null}");
+		       "\"plan\":{\"id\":4,\"title\":\"e\"},\"environment\":\"prod\","
+		       "\"cases_count\":3,\"cases_added\":null,\"public\":false," COUNTS_NULL
+		       ",\"duration_ms\":null}");
 	json_object_put(ev);
 }
 
@@ -500,8 +510,8 @@ static void test_event__counts_and_duration_are_never_carried_over(void **state)
 	json_object *ev;
 
 	(void)state;
-	ev = normalize("{\"event_name\":\"run.deleted\",\"payload\":{\"id\":1}}",
-		       &qase_ms, STARTED_RUN);
+	ev = normalize("{\"event_name\":\"run.deleted\",\"payload\":{\"id\":1}}", &qase_ms,
+		       STARTED_RUN);
 	assert_string_equal(plain(get(get(ev, "run"), "counts")),
 			    "{\"total\":null,\"passed\":null,\"failed\":null,"
 			    "\"blocked\":null,\"skipped\":null,\"untested\":null}");
@@ -512,14 +522,14 @@ static void test_event__counts_and_duration_are_never_carried_over(void **state)
 
 /* ---- other families (target-apis §1.6) ---------------------------------- */
 
-static struct source_cfg qase_legacy = { .name = "qase", .kind = "qase",
+static struct source_cfg qase_legacy = { .name = "qase",
+					 .kind = "qase",
 					 .path = "/webhooks/qase",
 					 .duration_unit = DURATION_MS,
 					 .project = "LEGACY" };
 
 /* A fixture of another family: entity, entity_id (JSON text), no run. */
-static void check_family(const char *file, const char *type,
-			 const char *entity, const char *entity_id)
+static void check_family(const char *file, const char *type, const char *entity, const char *entity_id)
 {
 	size_t len;
 	char *body = read_fixture(file, &len);
@@ -546,8 +556,8 @@ static void test_event__every_family_fixture_has_entity_and_no_run(void **state)
 	check_family("other/suite.cloned.json", "suite.cloned", "suite", "13");
 	check_family("other/plan.created.json", "plan.created", "plan", "2");
 	check_family("other/milestone.created.json", "milestone.created", "milestone", "3");
-	check_family("other/custom_field.created.json", "custom_field.created",
-		     "custom_field", "174");
+	check_family("other/custom_field.created.json", "custom_field.created", "custom_field",
+		     "174");
 	check_family("other/defect.resolved.json", "defect.resolved", "defect", "7");
 	check_family("other/review.created.json", "review.created", "review", "1");
 	check_family("other/review.merged.json", "review.merged", "review", "1");
@@ -637,10 +647,10 @@ static void test_event__result_event_names_its_run_and_result(void **state)
 	/* the registry's run, as it is */
 	assert_string_equal(plain(get(ev, "run")), "{\"title\":\"Nightly\",\"cases_count\":14}");
 	assert_string_equal(plain(get(ev, "result")),
-		"{\"case_id\":1610,\"status\":\"failed\","
-		"\"hash\":\"6efce6e4f9f4a1b0b2f5c1d7a1b3e9f0c2d4e6a8\",\"time_ms\":1520,"
-		"\"comment\":\"Expected 200, got 500\","
-		"\"stacktrace\":\"AssertionError: 500 != 200\"}");
+			    "{\"case_id\":1610,\"status\":\"failed\","
+			    "\"hash\":\"6efce6e4f9f4a1b0b2f5c1d7a1b3e9f0c2d4e6a8\",\"time_ms\":1520,"
+			    "\"comment\":\"Expected 200, got 500\","
+			    "\"stacktrace\":\"AssertionError: 500 != 200\"}");
 	json_object_put(ev);
 	free(body);
 }
@@ -651,19 +661,20 @@ static void test_event__result_run_id_from_run_id_run_object_or_integer_run(void
 
 	(void)state;
 	ev = normalize("{\"event_name\":\"result.updated\",\"payload\":{\"id\":5,\"run\":{\"id\":8},"
-		       "\"time_ms\":3}}", &qase_ms, NULL);
+		       "\"time_ms\":3}}",
+		       &qase_ms, NULL);
 	assert_int_equal(json_object_get_int64(get(ev, "run_id")), 8);
-	assert_null(get(ev, "run"));   /* not in the registry */
+	assert_null(get(ev, "run")); /* not in the registry */
 	assert_string_equal(plain(get(ev, "result")),
-		"{\"case_id\":null,\"status\":null,\"hash\":null,\"time_ms\":3,"
-		"\"comment\":null,\"stacktrace\":null}");
+			    "{\"case_id\":null,\"status\":null,\"hash\":null,\"time_ms\":3,"
+			    "\"comment\":null,\"stacktrace\":null}");
 	json_object_put(ev);
 	ev = normalize("{\"event_name\":\"result.deleted\",\"payload\":{\"run\":9}}", &qase_ms, NULL);
 	assert_int_equal(json_object_get_int64(get(ev, "run_id")), 9);
 	json_object_put(ev);
-	ev = normalize("{\"event_name\":\"result.deleted\",\"payload\":{\"id\":9}}",
-		       &qase_ms, "{\"title\":\"no\"}");
-	assert_null(get(ev, "run_id"));  /* payload.id is the result's, not a run's */
+	ev = normalize("{\"event_name\":\"result.deleted\",\"payload\":{\"id\":9}}", &qase_ms,
+		       "{\"title\":\"no\"}");
+	assert_null(get(ev, "run_id")); /* payload.id is the result's, not a run's */
 	assert_null(get(ev, "run"));
 	json_object_put(ev);
 }
@@ -689,7 +700,8 @@ static void test_event__plan_id_and_integer_plan_name_the_plan(void **state)
 		       &qase_ms, NULL);
 	assert_string_equal(plain(get(get(ev, "run"), "plan")), "{\"id\":4,\"title\":null}");
 	json_object_put(ev);
-	ev = normalize("{\"event\":\"run.started\",\"payload\":{\"id\":1,\"plan\":5}}", &qase_ms, NULL);
+	ev = normalize("{\"event\":\"run.started\",\"payload\":{\"id\":1,\"plan\":5}}", &qase_ms,
+		       NULL);
 	assert_string_equal(plain(get(get(ev, "run"), "plan")), "{\"id\":5,\"title\":null}");
 	json_object_put(ev);
 	/* the same plan keeps the title the registry knows; another does not */
@@ -703,8 +715,8 @@ static void test_event__plan_id_and_integer_plan_name_the_plan(void **state)
 	json_object_put(ev);
 	/* a later plan object fills the title */
 	ev = normalize("{\"event_name\":\"run.started\",\"payload\":{\"id\":1,"
-		       "\"plan\":{\"id\":4,\"title\":\"Smoke\"}}}", &qase_ms,
-		       "{\"plan\":{\"id\":4,\"title\":null}}");
+		       "\"plan\":{\"id\":4,\"title\":\"Smoke\"}}}",
+		       &qase_ms, "{\"plan\":{\"id\":4,\"title\":null}}");
 	assert_string_equal(plain(get(get(ev, "run"), "plan")), "{\"id\":4,\"title\":\"Smoke\"}");
 	json_object_put(ev);
 }
@@ -725,7 +737,8 @@ static void test_event__project_comes_from_the_source_when_the_envelope_has_none
 	assert_string_equal(json_object_get_string(get(ev, "project")), "LEGACY");
 	json_object_put(ev);
 	/* the envelope's own code wins; an empty one is none */
-	d = parse_ok("{\"event_name\":\"run.started\",\"project_code\":\"DEMO\",\"payload\":{\"id\":1}}");
+	d = parse_ok(
+		"{\"event_name\":\"run.started\",\"project_code\":\"DEMO\",\"payload\":{\"id\":1}}");
 	assert_string_equal(event_project_of(d, &qase_legacy), "DEMO");
 	json_object_put(d);
 	d = parse_ok("{\"event_name\":\"run.started\",\"project_code\":\"\",\"payload\":{\"id\":1}}");
@@ -742,7 +755,8 @@ static void test_event__mistyped_payload_fields_become_null(void **state)
 	(void)state;
 	ev = normalize("{\"event_name\":\"run.started\",\"payload\":{\"id\":1,\"title\":7,"
 		       "\"plan\":\"p\",\"environment\":[],\"cases_count\":\"14\","
-		       "\"passed\":true,\"duration\":\"1\",\"visible\":1}}", &qase_ms, NULL);
+		       "\"passed\":true,\"duration\":\"1\",\"visible\":1}}",
+		       &qase_ms, NULL);
 	assert_run(ev, RUN_EMPTY);
 	json_object_put(ev);
 }
@@ -753,7 +767,8 @@ static void test_event__absent_envelope_fields_are_null(void **state)
 
 	(void)state;
 	ev = normalize("{\"event_name\":\"run.deleted\",\"payload\":{\"id\":1},"
-		       "\"timestamp\":null,\"team_member_id\":0}", &qase_ms, NULL);
+		       "\"timestamp\":null,\"team_member_id\":0}",
+		       &qase_ms, NULL);
 	assert_null(get(ev, "occurred_at"));
 	assert_null(get(ev, "project"));
 	assert_int_equal(json_object_get_int64(get(ev, "actor_id")), 0);
@@ -782,7 +797,8 @@ static void test_event__accessors_read_name_project_and_run_id(void **state)
 	json_object *d;
 
 	(void)state;
-	d = parse_ok("{\"event_name\":\"run.started\",\"project_code\":\"DEMO\",\"payload\":{\"id\":42}}");
+	d = parse_ok(
+		"{\"event_name\":\"run.started\",\"project_code\":\"DEMO\",\"payload\":{\"id\":42}}");
 	assert_string_equal(event_name_of(d), "run.started");
 	assert_string_equal(event_project_of(d, &qase_ms), "DEMO");
 	assert_int_equal(event_run_id_of(d), 42);
@@ -819,8 +835,7 @@ static void test_event__rejects_missing_or_bad_event_name(void **state)
 	(void)state;
 	REJECT("{\"payload\":{\"id\":1}}", "event_name is required");
 	REJECT("{\"event_name\":null,\"payload\":{\"id\":1}}", "event_name is required");
-	REJECT("{\"event_name\":5,\"payload\":{\"id\":1}}",
-	       "event_name must be a non-empty string");
+	REJECT("{\"event_name\":5,\"payload\":{\"id\":1}}", "event_name must be a non-empty string");
 	REJECT("{\"event_name\":\"\",\"payload\":{\"id\":1}}",
 	       "event_name must be a non-empty string");
 	REJECT("{\"event\":[\"run.started\"],\"payload\":{\"id\":1}}",
@@ -833,8 +848,7 @@ static void test_event__rejects_missing_or_bad_payload(void **state)
 	REJECT("{\"event_name\":\"run.started\"}", "payload must be an object");
 	REJECT("{\"event_name\":\"run.started\",\"payload\":[{\"id\":1}]}",
 	       "payload must be an object");
-	REJECT("{\"event_name\":\"run.started\",\"payload\":\"x\"}",
-	       "payload must be an object");
+	REJECT("{\"event_name\":\"run.started\",\"payload\":\"x\"}", "payload must be an object");
 }
 
 static void test_event__rejects_missing_or_bad_payload_id(void **state)
@@ -897,7 +911,8 @@ static void test_event__accepts_valid_utf8(void **state)
 
 	(void)state;
 	d = parse_ok("{\"event_name\":\"run.started\",\"payload\":{\"id\":1,"
-		     "\"title\":\"Pr\xc3\xbc" "fung \xe2\x9c\x93\"}}");
+		     "\"title\":\"Pr\xc3\xbc"
+		     "fung \xe2\x9c\x93\"}}");
 	json_object_put(d);
 }
 
@@ -953,10 +968,8 @@ static void test_event__rejects_nesting_deeper_than_max_depth(void **state)
 	(void)state;
 	assert_int_equal(event_parse(&d, ok, strlen(ok), MAX_DEPTH, &err), 0);
 	json_object_put(d);
-	expect_400(deep, strlen(deep),
-		   "body is not acceptable JSON: nested deeper than 32 levels");
-	expect_400(bomb, strlen(bomb),
-		   "body is not acceptable JSON: nested deeper than 32 levels");
+	expect_400(deep, strlen(deep), "body is not acceptable JSON: nested deeper than 32 levels");
+	expect_400(bomb, strlen(bomb), "body is not acceptable JSON: nested deeper than 32 levels");
 	free(ok);
 	free(deep);
 	free(bomb);
@@ -1006,14 +1019,12 @@ static void test_event__delivery_id_depends_on_source(void **state)
  * sender's escapes survive (parsed, they would be clamped and merged). */
 static void test_event__raw_is_the_bytes_as_received(void **state)
 {
-	static const char body[] =
-		"\n{\"event_name\": \"run.started\", \"payload\": {\"id\": 5,\n"
-		" \"big\": 123456789012345678901234567890, \"k\": 1, \"k\": 2,\n"
-		" \"t\": \"a \\\" b\\u00e9\"}, \"project_code\": \"RAW\"}\n";
-	static const char want_raw[] =
-		"{\"event_name\":\"run.started\",\"payload\":{\"id\":5,"
-		"\"big\":123456789012345678901234567890,\"k\":1,\"k\":2,"
-		"\"t\":\"a \\\" b\\u00e9\"},\"project_code\":\"RAW\"}";
+	static const char body[] = "\n{\"event_name\": \"run.started\", \"payload\": {\"id\": 5,\n"
+				   " \"big\": 123456789012345678901234567890, \"k\": 1, \"k\": 2,\n"
+				   " \"t\": \"a \\\" b\\u00e9\"}, \"project_code\": \"RAW\"}\n";
+	static const char want_raw[] = "{\"event_name\":\"run.started\",\"payload\":{\"id\":5,"
+				       "\"big\":123456789012345678901234567890,\"k\":1,\"k\":2,"
+				       "\"t\":\"a \\\" b\\u00e9\"},\"project_code\":\"RAW\"}";
 	struct event_bytes bytes = { body, sizeof(body) - 1 };
 	json_object *d = parse_ok(body), *ev = NULL;
 	struct err err = { 0 };

@@ -34,11 +34,10 @@
 #include "store/ingest.h"
 #include "store/store.h"
 
-static const char catch_all[] =
-	"rules:\n"
-	"  - name: all\n"
-	"    actions:\n"
-	"      - redis: { stream: \"s:{{project}}\" }\n";
+static const char catch_all[] = "rules:\n"
+				"  - name: all\n"
+				"    actions:\n"
+				"      - redis: { stream: \"s:{{project}}\" }\n";
 
 struct fixture {
 	char dir[32];
@@ -47,10 +46,10 @@ struct fixture {
 	struct ingest *in;
 	struct acceptor *acc;
 	struct store *ro;
-	struct store *gate;           /* holds the write lock while set */
+	struct store *gate; /* holds the write lock while set */
 	struct source_cfg src;
 	pthread_mutex_t mu;
-	size_t batches, njobs;        /* on_jobs calls, jobs seen */
+	size_t batches, njobs; /* on_jobs calls, jobs seen */
 	long long job_ids[512];
 };
 
@@ -138,8 +137,8 @@ static void *sub_main(void *arg)
 		return NULL;
 	}
 	event_delivery_id(s->id, "qase", s->body, len);
-	s->rc = accept_delivery(s->f->acc, &s->f->src, s->id, d, s->body, len,
-				1000, &s->dup, &s->err);
+	s->rc = accept_delivery(s->f->acc, &s->f->src, s->id, d, s->body, len, 1000, &s->dup,
+				&s->err);
 	return NULL;
 }
 
@@ -230,7 +229,7 @@ static void expect_jobs(struct fixture *f, size_t n)
 }
 
 /* A run event: name, timestamp, run id, more payload, project. */
-#define RUN_BODY \
+#define RUN_BODY                                                                 \
 	"{\"event_name\":\"run.%s\",\"timestamp\":%d,\"payload\":{\"id\":%d%s}," \
 	"\"project_code\":\"%s\"}"
 
@@ -302,8 +301,7 @@ static void test_ingest__one_run_submitted_in_order_keeps_its_order(void **state
 	struct sub s;
 
 	for (int k = 0; k < 20; k++) {
-		sub_start(&s, f, RUN_BODY, "updated", 2000 + k, 7,
-			  ",\"title\":\"t\"", "SEQ");
+		sub_start(&s, f, RUN_BODY, "updated", 2000 + k, 7, ",\"title\":\"t\"", "SEQ");
 		sub_join(&s);
 		assert_int_equal(s.rc, 0);
 	}
@@ -421,19 +419,25 @@ static void *write_main(void *arg)
 }
 
 /* Rows for ingest_write: one delivery of (project, run) with one job. */
-static void write_start(struct write_arg *w, struct fixture *f, const char *id,
-			const char *project, long long run, const char *run_json,
-			const char *params)
+static void write_start(struct write_arg *w, struct fixture *f, const char *id, const char *project,
+			long long run, const char *run_json, const char *params)
 {
 	memset(w, 0, sizeof(*w));
 	w->f = f;
-	w->job = (struct ingest_job){ .rule = "r", .kind = "redis", .lane = "l",
-				      .params_json = params };
+	w->job = (struct ingest_job){ .rule = "r", .kind = "redis", .lane = "l", .params_json = params };
 	w->rows = (struct ingest_rows){
-		.d = { .id = id, .source = "qase", .type = "run.started",
-		       .project = project, .run_id = run, .received_ms = 1,
-		       .raw = "{}", .raw_len = 2, .event_json = "{}" },
-		.run_json = run_json, .jobs = &w->job, .njobs = 1,
+		.d = { .id = id,
+		       .source = "qase",
+		       .type = "run.started",
+		       .project = project,
+		       .run_id = run,
+		       .received_ms = 1,
+		       .raw = "{}",
+		       .raw_len = 2,
+		       .event_json = "{}" },
+		.run_json = run_json,
+		.jobs = &w->job,
+		.njobs = 1,
 	};
 	assert_int_equal(pthread_create(&w->t, NULL, write_main, w), 0);
 }
@@ -575,14 +579,25 @@ static void test_ingest__probe_fails_while_deliveries_do_not_fit(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_ingest__concurrent_submitters_share_few_commits_in_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ingest__one_run_submitted_in_order_keeps_its_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ingest__second_event_of_a_run_at_once_waits_and_sees_the_first, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ingest__a_run_stored_before_the_stage_started_is_enriched, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ingest__identical_deliveries_at_once_store_one, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ingest__a_failing_delivery_fails_alone_in_its_group, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ingest__a_failed_commit_fails_the_group_and_forgets_it, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ingest__probe_fails_while_deliveries_do_not_fit, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_ingest__concurrent_submitters_share_few_commits_in_order, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_ingest__one_run_submitted_in_order_keeps_its_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_ingest__second_event_of_a_run_at_once_waits_and_sees_the_first, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_ingest__a_run_stored_before_the_stage_started_is_enriched, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_ingest__identical_deliveries_at_once_store_one,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_ingest__a_failing_delivery_fails_alone_in_its_group, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_ingest__a_failed_commit_fails_the_group_and_forgets_it, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ingest__probe_fails_while_deliveries_do_not_fit,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,10 +8,9 @@
 
 #include "core/jpath.h"
 
-static const char event_json[] =
-	"{\"project\":\"DEMO\",\"run\":{\"counts\":{\"failed\":3},"
-	"\"plan\":null},\"items\":[{\"title\":\"first\"},{\"title\":\"second\"}],"
-	"\"0\":\"zero-key\",\"list\":[null]}";
+static const char event_json[] = "{\"project\":\"DEMO\",\"run\":{\"counts\":{\"failed\":3},"
+				 "\"plan\":null},\"items\":[{\"title\":\"first\"},{\"title\":\"second\"}],"
+				 "\"0\":\"zero-key\",\"list\":[null]}";
 
 static json_object *event(void)
 {

@@ -29,8 +29,10 @@ static void test_redact__chat_webhook_paths_are_credentials(void **state)
 {
 	(void)state;
 	expect("https://hooks.slack.com/services/T0/B0/XXXX", "https://hooks.slack.com/***");
-	expect("https://discord.com/api/webhooks/1/tok?wait=true", "https://discord.com/***?wait=***");
-	expect("https://acme.webhook.office.com/webhookb2/abc", "https://acme.webhook.office.com/***");
+	expect("https://discord.com/api/webhooks/1/tok?wait=true",
+	       "https://discord.com/***?wait=***");
+	expect("https://acme.webhook.office.com/webhookb2/abc",
+	       "https://acme.webhook.office.com/***");
 	/* a look-alike host is not one of them */
 	expect("https://hooks.slack.com.example.org/a/b", "https://hooks.slack.com.example.org/a/b");
 }

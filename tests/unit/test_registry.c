@@ -57,8 +57,7 @@ static int fake_parse(void **out, const struct cfg_node *node, struct errlist *e
 	return 0;
 }
 
-static int fake_render(json_object **out, const void *spec, json_object *event,
-		       struct err *err)
+static int fake_render(json_object **out, const void *spec, json_object *event, struct err *err)
 {
 	const struct fake_spec *s = spec;
 	json_object *p;
@@ -79,8 +78,8 @@ static void fake_pool(const struct config *cfg, struct action_pool *out)
 	*out = (struct action_pool){ .threads = 1, .batch = 4 };
 }
 
-static int fake_open(void **out, const struct action_ops *self,
-		     struct action_host *host, struct err *err)
+static int fake_open(void **out, const struct action_ops *self, struct action_host *host,
+		     struct err *err)
 {
 	(void)self;
 	(void)host;
@@ -90,8 +89,7 @@ static int fake_open(void **out, const struct action_ops *self,
 	return 0;
 }
 
-static void fake_run(void *state, struct action_host *host, struct action_job *jobs,
-		     size_t n)
+static void fake_run(void *state, struct action_host *host, struct action_job *jobs, size_t n)
 {
 	(void)state;
 	(void)host;
@@ -143,9 +141,9 @@ static struct rules *load_rules(const char *dir)
 
 	snprintf(path, sizeof(path), "%s/rules.yaml", dir);
 	write_file(path, "rules:\n"
-		   "  - name: faked\n"
-		   "    actions:\n"
-		   "      - fake: { word: hello }\n");
+			 "  - name: faked\n"
+			 "    actions:\n"
+			 "      - fake: { word: hello }\n");
 	if (rules_load(&rs, path, &errs) < 0)
 		fail_msg("rules: %s", errs.n ? errs.msgs[0] : "?");
 	errlist_free(&errs);
@@ -170,11 +168,20 @@ static void queue_job(const struct config *cfg, const struct rules *rs)
 			    "{\"word\":\"hello\",\"target\":\"t1\",\"project\":\"DEMO\"}");
 	assert_int_equal(store_open(&st, cfg->data_dir, STORE_RW, &err), 0);
 	assert_int_equal(store_begin(st, &err), 0);
-	struct delivery_rec d = { .id = "d-1", .source = "qase", .type = "run.started",
-				  .project = "DEMO", .run_id = 7, .received_ms = clock_wall_ms(),
-				  .raw = "{}", .raw_len = 2, .event_json = ev_json };
+	struct delivery_rec d = { .id = "d-1",
+				  .source = "qase",
+				  .type = "run.started",
+				  .project = "DEMO",
+				  .run_id = 7,
+				  .received_ms = clock_wall_ms(),
+				  .raw = "{}",
+				  .raw_len = 2,
+				  .event_json = ev_json };
 	assert_int_equal(store_delivery_insert(st, &d, &seq, &err), 0);
-	struct job_rec j = { .delivery_seq = seq, .rule = "faked", .index = 0, .kind = "fake",
+	struct job_rec j = { .delivery_seq = seq,
+			     .rule = "faked",
+			     .index = 0,
+			     .kind = "fake",
 			     .params_json = json_object_to_json_string(rr.v[0].params),
 			     .lane = "DEMO#7/faked/0" };
 	assert_int_equal(store_job_insert(st, &j, clock_wall_ms(), &id, &err), 0);
@@ -237,7 +244,8 @@ static void test_registry__a_test_kind_runs_through_dispatch(void **state)
 		usleep(10000);
 	assert_int_equal(atomic_load(&fake_runs), 1);
 	assert_int_equal(atomic_load(&fake_opens), 1); /* its pool: one thread */
-	assert_string_equal(fake_seen, "{\"word\":\"hello\",\"target\":\"t1\",\"project\":\"DEMO\"} faked 1");
+	assert_string_equal(fake_seen,
+			    "{\"word\":\"hello\",\"target\":\"t1\",\"project\":\"DEMO\"} faked 1");
 
 	/* the attempt counts under its kind and target */
 	struct metrics_gauges g = { 0 };
@@ -249,8 +257,12 @@ static void test_registry__a_test_kind_runs_through_dispatch(void **state)
 			break;
 		usleep(10000);
 	}
-	assert_non_null(strstr(page, "runbridge_action_attempts_total{kind=\"fake\",target=\"t1\",outcome=\"ok\"} 1"));
-	assert_non_null(strstr(page, "runbridge_action_attempts_total{kind=\"testomat\",target=\"\",outcome=\"ok\"} 0"));
+	assert_non_null(strstr(
+		page,
+		"runbridge_action_attempts_total{kind=\"fake\",target=\"t1\",outcome=\"ok\"} 1"));
+	assert_non_null(strstr(
+		page,
+		"runbridge_action_attempts_total{kind=\"testomat\",target=\"\",outcome=\"ok\"} 0"));
 	free(page);
 
 	assert_int_equal(dispatch_stop(d, 5), 0);

@@ -17,12 +17,11 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static const char base_event[] =
-	"{\"type\":\"run.completed\",\"project\":\"DEMO\",\"run_id\":42,"
-	"\"run\":{\"title\":\"Nightly build\",\"counts\":{\"failed\":3,\"passed\":10},"
-	"\"duration\":1.5,\"public\":true,\"plan\":null,\"code\":\"007\"},"
-	"\"tags\":[\"smoke\",\"api\"],\"big\":9007199254740993,"
-	"\"huge\":18446744073709551615}";
+static const char base_event[] = "{\"type\":\"run.completed\",\"project\":\"DEMO\",\"run_id\":42,"
+				 "\"run\":{\"title\":\"Nightly build\",\"counts\":{\"failed\":3,\"passed\":10},"
+				 "\"duration\":1.5,\"public\":true,\"plan\":null,\"code\":\"007\"},"
+				 "\"tags\":[\"smoke\",\"api\"],\"big\":9007199254740993,"
+				 "\"huge\":18446744073709551615}";
 
 static json_object *parse_json(const char *text)
 {
@@ -91,8 +90,7 @@ static void assert_load_errors(const char *text, ...)
 }
 
 /* The names of the rules that match, joined with commas. */
-static void route_names(const struct rules *rs, const char *event_json,
-			char *buf, size_t len)
+static void route_names(const struct rules *rs, const char *event_json, char *buf, size_t len)
 {
 	json_object *ev = parse_json(event_json);
 	struct route_result rr;
@@ -102,14 +100,12 @@ static void route_names(const struct rules *rs, const char *event_json,
 	assert_int_equal(rules_route(rs, ev, &rr, &e), 0);
 	buf[0] = '\0';
 	for (size_t i = 0; i < rr.n_matched; i++)
-		used += (size_t)snprintf(buf + used, len - used, "%s%s",
-					 i ? "," : "", rr.matched[i]);
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "," : "", rr.matched[i]);
 	route_result_free(&rr);
 	json_object_put(ev);
 }
 
-static void assert_routes(const char *rules_text, const char *event_json,
-			  const char *want)
+static void assert_routes(const char *rules_text, const char *event_json, const char *want)
 {
 	struct rules *rs = load_ok(rules_text);
 	char got[1024];
@@ -128,8 +124,7 @@ static int cond_matches(const char *cond, const char *event_json)
 	struct rules *rs;
 
 	snprintf(text, sizeof(text),
-		 "rules:\n  - name: r\n    match:\n      all:\n        - %s\n" ACTION,
-		 cond);
+		 "rules:\n  - name: r\n    match:\n      all:\n        - %s\n" ACTION, cond);
 	rs = load_ok(text);
 	route_names(rs, event_json, got, sizeof(got));
 	rules_free(rs);
@@ -376,12 +371,11 @@ static void test_rules__not_negates_a_condition(void **state)
 
 static void test_rules__match_keys_are_and_ed(void **state)
 {
-	static const char text[] =
-		"rules:\n  - name: r\n    match:\n"
-		"      event: run.completed\n      project: DEMO\n"
-		"      all: [{field: run.counts.failed, gt: 0}]\n"
-		"      any: [{field: run.public, eq: true}]\n"
-		"      not: {field: run.counts.passed, eq: 0}\n" ACTION;
+	static const char text[] = "rules:\n  - name: r\n    match:\n"
+				   "      event: run.completed\n      project: DEMO\n"
+				   "      all: [{field: run.counts.failed, gt: 0}]\n"
+				   "      any: [{field: run.public, eq: true}]\n"
+				   "      not: {field: run.counts.passed, eq: 0}\n" ACTION;
 	(void)state;
 	assert_routes(text, base_event, "r");
 	assert_routes(text,
@@ -401,8 +395,7 @@ static void test_rules__groups_nest(void **state)
 	(void)state;
 	assert_routes(text, base_event, "r");
 	assert_routes(text, "{\"project\":\"DEMO\",\"run_id\":5}", "");
-	assert_routes(text, "{\"project\":\"X\",\"run_id\":50,\"run\":{\"public\":false}}",
-		      "r");
+	assert_routes(text, "{\"project\":\"X\",\"run_id\":50,\"run\":{\"public\":false}}", "r");
 	assert_routes(text, "{\"project\":\"X\",\"run_id\":50}", "");
 }
 
@@ -450,18 +443,17 @@ static void test_rules__event_filter_never_matches_an_event_without_type(void **
 static void test_rules__project_glob_and_list(void **state)
 {
 	(void)state;
-	assert_routes("rules:\n  - name: r\n    match:\n      project: DE*\n" ACTION,
-		      base_event, "r");
+	assert_routes("rules:\n  - name: r\n    match:\n      project: DE*\n" ACTION, base_event,
+		      "r");
 	assert_routes("rules:\n  - name: r\n    match:\n      project: [A, B, DEMO]\n" ACTION,
 		      base_event, "r");
-	assert_routes("rules:\n  - name: r\n    match:\n      project: [A, B]\n" ACTION,
-		      base_event, "");
+	assert_routes("rules:\n  - name: r\n    match:\n      project: [A, B]\n" ACTION, base_event,
+		      "");
 }
 
 static void test_rules__project_filter_never_matches_a_null_project(void **state)
 {
-	static const char text[] =
-		"rules:\n  - name: r\n    match:\n      project: \"*\"\n" ACTION;
+	static const char text[] = "rules:\n  - name: r\n    match:\n      project: \"*\"\n" ACTION;
 	(void)state;
 	assert_routes(text, "{\"type\":\"run.completed\",\"project\":null}", "");
 	assert_routes(text, "{\"type\":\"run.completed\"}", "");
@@ -471,29 +463,27 @@ static void test_rules__project_filter_never_matches_a_null_project(void **state
 
 /* ---- routing ------------------------------------------------------------- */
 
-static const char three_rules[] =
-	"rules:\n"
-	"  - name: first\n"
-	"    actions:\n"
-	"      - redis: { stream: \"a:{{project}}\" }\n"
-	"      - redis: { stream: \"b:{{run_id}}\", maxlen: 5 }\n"
-	"  - name: skipped\n"
-	"    match: { project: NOPE }\n"
-	"    actions:\n"
-	"      - redis: { stream: \"never\" }\n"
-	"  - name: second\n"
-	"    stop: false\n"
-	"    actions:\n"
-	"      - redis: { stream: \"c\" }\n";
+static const char three_rules[] = "rules:\n"
+				  "  - name: first\n"
+				  "    actions:\n"
+				  "      - redis: { stream: \"a:{{project}}\" }\n"
+				  "      - redis: { stream: \"b:{{run_id}}\", maxlen: 5 }\n"
+				  "  - name: skipped\n"
+				  "    match: { project: NOPE }\n"
+				  "    actions:\n"
+				  "      - redis: { stream: \"never\" }\n"
+				  "  - name: second\n"
+				  "    stop: false\n"
+				  "    actions:\n"
+				  "      - redis: { stream: \"c\" }\n";
 
-static void assert_action(const struct routed_action *a, const char *rule,
-			  int index, const char *params_json)
+static void assert_action(const struct routed_action *a, const char *rule, int index,
+			  const char *params_json)
 {
 	assert_string_equal(a->rule, rule);
 	assert_int_equal(a->index, index);
 	assert_string_equal(a->kind, "redis");
-	assert_string_equal(json_object_to_json_string_ext(a->params,
-							   JSON_C_TO_STRING_PLAIN),
+	assert_string_equal(json_object_to_json_string_ext(a->params, JSON_C_TO_STRING_PLAIN),
 			    params_json);
 }
 
@@ -522,8 +512,7 @@ static void test_rules__stop_true_skips_later_rules(void **state)
 {
 	(void)state;
 	assert_routes("rules:\n"
-		      "  - name: a\n" ACTION
-		      "  - name: b\n    stop: true\n" ACTION
+		      "  - name: a\n" ACTION "  - name: b\n    stop: true\n" ACTION
 		      "  - name: c\n" ACTION,
 		      base_event, "a,b");
 }
@@ -533,8 +522,7 @@ static void test_rules__stop_on_a_rule_that_does_not_match_is_ignored(void **sta
 	(void)state;
 	assert_routes("rules:\n"
 		      "  - name: a\n    stop: true\n    match: {project: NOPE}\n" ACTION
-		      "  - name: b\n    stop: false\n" ACTION
-		      "  - name: c\n" ACTION,
+		      "  - name: b\n    stop: false\n" ACTION "  - name: c\n" ACTION,
 		      base_event, "b,c");
 }
 
@@ -567,7 +555,8 @@ static void test_rules__many_matches_grow_the_result(void **state)
 		used += (size_t)snprintf(text + used, 64 * 1024 - used,
 					 "  - name: r%d\n    actions:\n"
 					 "      - redis: {stream: \"s%d\"}\n"
-					 "      - redis: {stream: \"t%d\"}\n", i, i, i);
+					 "      - redis: {stream: \"t%d\"}\n",
+					 i, i, i);
 	rs = load_ok(text);
 	assert_int_equal(rules_route(rs, ev, &rr, &e), 0);
 	assert_int_equal(rr.n_matched, 100);
@@ -629,9 +618,8 @@ static void remove_dir(char *dir, const char *const *names)
 
 static void test_rules__directory_loads_yaml_files_in_name_order(void **state)
 {
-	static const char *const names[] = { "b.yaml", "a.yml", "10.yaml",
-					     "notes.txt", ".hidden.yaml",
-					     "sub.yaml", NULL };
+	static const char *const names[] = { "b.yaml",       "a.yml",    "10.yaml", "notes.txt",
+					     ".hidden.yaml", "sub.yaml", NULL };
 	char *dir = make_dir(), got[256], sub[512];
 	struct errlist errs = ERRLIST_INIT;
 	struct rules *rs;
@@ -689,8 +677,7 @@ static void test_rules__missing_path_is_an_error(void **state)
 	assert_int_equal(rules_load(&rs, "/nonexistent/rules.d", &errs), -1);
 	assert_null(rs);
 	assert_int_equal(errs.n, 1);
-	assert_string_equal(errs.msgs[0],
-			    "/nonexistent/rules.d: No such file or directory");
+	assert_string_equal(errs.msgs[0], "/nonexistent/rules.d: No such file or directory");
 	errlist_free(&errs);
 }
 
@@ -702,14 +689,13 @@ static void test_rules__duplicate_names_across_files_name_both_positions(void **
 	struct rules *rs;
 	(void)state;
 	write_file(dir, "a.yaml", "rules:\n  - name: same\n" ACTION);
-	write_file(dir, "b.yaml", "rules:\n  - name: other\n" ACTION
-		   "  - name:   same\n" ACTION);
+	write_file(dir, "b.yaml", "rules:\n  - name: other\n" ACTION "  - name:   same\n" ACTION);
 	assert_int_equal(rules_load(&rs, dir, &errs), -1);
 	assert_null(rs);
 	assert_int_equal(errs.n, 1);
 	snprintf(want, sizeof(want),
-		 "%s/b.yaml:5:13: duplicate rule name 'same'; first defined at %s/a.yaml:2:11",
-		 dir, dir);
+		 "%s/b.yaml:5:13: duplicate rule name 'same'; first defined at %s/a.yaml:2:11", dir,
+		 dir);
 	assert_string_equal(errs.msgs[0], want);
 	errlist_free(&errs);
 	remove_dir(dir, names);
@@ -733,8 +719,7 @@ static void test_rules__errors_in_every_file_are_reported(void **state)
 	assert_string_equal(errs.msgs[0], want);
 	snprintf(want, sizeof(want), "%s/b.yaml:2:1: YAML syntax error", dir);
 	assert_memory_equal(errs.msgs[1], want, strlen(want));
-	snprintf(want, sizeof(want),
-		 "%s/c.yaml:3:11: rule 'c': stop must be true or false", dir);
+	snprintf(want, sizeof(want), "%s/c.yaml:3:11: rule 'c': stop must be true or false", dir);
 	assert_string_equal(errs.msgs[2], want);
 	errlist_free(&errs);
 	remove_dir(dir, names);
@@ -745,50 +730,50 @@ static void test_rules__errors_in_every_file_are_reported(void **state)
 static void test_rules__unknown_rule_key_is_an_error(void **state)
 {
 	(void)state;
-	assert_load_errors("rules:\n  - name: x\n    matchh: {}\n" ACTION,
-			   "t.yaml:3:5: unknown key 'matchh' in rule 'x'; expected one of name, match, actions, stop",
-			   NULL);
+	assert_load_errors(
+		"rules:\n  - name: x\n    matchh: {}\n" ACTION,
+		"t.yaml:3:5: unknown key 'matchh' in rule 'x'; expected one of name, match, actions, stop",
+		NULL);
 }
 
 static void test_rules__unknown_top_level_key_is_an_error(void **state)
 {
 	(void)state;
-	assert_load_errors("rulez: []\n",
-			   "t.yaml:1:1: unknown key 'rulez'; expected one of rules",
-			   "t.yaml:1:1: missing the top-level key 'rules'",
-			   NULL);
+	assert_load_errors("rulez: []\n", "t.yaml:1:1: unknown key 'rulez'; expected one of rules",
+			   "t.yaml:1:1: missing the top-level key 'rules'", NULL);
 }
 
 static void test_rules__unknown_match_key_is_an_error(void **state)
 {
 	(void)state;
-	assert_load_errors("rules:\n  - name: x\n    match:\n      events: run.*\n" ACTION,
-			   "t.yaml:4:7: unknown key 'events' in rule 'x'; expected one of event, project, all, any, not",
-			   NULL);
+	assert_load_errors(
+		"rules:\n  - name: x\n    match:\n      events: run.*\n" ACTION,
+		"t.yaml:4:7: unknown key 'events' in rule 'x'; expected one of event, project, all, any, not",
+		NULL);
 }
 
 static void test_rules__unknown_condition_key_is_an_error(void **state)
 {
 	(void)state;
-	assert_load_errors("rules:\n  - name: x\n    match:\n"
-			   "      all:\n        - {field: a, eq: 1, flag: 2}\n" ACTION,
-			   "t.yaml:5:29: unknown key 'flag' in rule 'x'; expected one of field, eq, ne, in, gt, ge, lt, le, exists, matches",
-			   NULL);
+	assert_load_errors(
+		"rules:\n  - name: x\n    match:\n"
+		"      all:\n        - {field: a, eq: 1, flag: 2}\n" ACTION,
+		"t.yaml:5:29: unknown key 'flag' in rule 'x'; expected one of field, eq, ne, in, gt, ge, lt, le, exists, matches",
+		NULL);
 }
 
 static void test_rules__duplicate_key_is_an_error(void **state)
 {
 	(void)state;
 	assert_load_errors("rules:\n  - name: x\n    stop: true\n    stop: false\n" ACTION,
-			   "t.yaml:4:5: duplicate key 'stop' in rule 'x' (first at line 3)",
-			   NULL);
+			   "t.yaml:4:5: duplicate key 'stop' in rule 'x' (first at line 3)", NULL);
 }
 
 static void test_rules__missing_name_is_an_error(void **state)
 {
 	(void)state;
-	assert_load_errors("rules:\n  - stop: true\n" ACTION,
-			   "t.yaml:2:5: a rule needs a name", NULL);
+	assert_load_errors("rules:\n  - stop: true\n" ACTION, "t.yaml:2:5: a rule needs a name",
+			   NULL);
 	assert_load_errors("rules:\n  - name: \"\"\n" ACTION,
 			   "t.yaml:2:11: name must be a non-empty string", NULL);
 	assert_load_errors("rules:\n  - name: [a]\n" ACTION,
@@ -820,34 +805,34 @@ static void test_rules__missing_or_empty_actions_is_an_error(void **state)
 {
 	(void)state;
 	assert_load_errors("rules:\n  - name: x\n    stop: true\n",
-			   "t.yaml:2:5: rule 'x': a rule needs actions: a non-empty list",
-			   NULL);
+			   "t.yaml:2:5: rule 'x': a rule needs actions: a non-empty list", NULL);
 	assert_load_errors("rules:\n  - name: x\n    actions: []\n",
-			   "t.yaml:3:14: rule 'x': actions must be a non-empty list",
-			   NULL);
+			   "t.yaml:3:14: rule 'x': actions must be a non-empty list", NULL);
 	assert_load_errors("rules:\n  - name: x\n    actions: {redis: {stream: s}}\n",
-			   "t.yaml:3:14: rule 'x': actions must be a non-empty list",
-			   NULL);
+			   "t.yaml:3:14: rule 'x': actions must be a non-empty list", NULL);
 }
 
 static void test_rules__unknown_action_kind_lists_the_kinds(void **state)
 {
 	(void)state;
-	assert_load_errors("rules:\n  - name: x\n    actions:\n      - kafka: {topic: t}\n",
-			   "t.yaml:4:9: rule 'x': unknown action kind 'kafka'; expected one of redis, exec, http, testomat, qasphere, testcenter",
-			   NULL);
+	assert_load_errors(
+		"rules:\n  - name: x\n    actions:\n      - kafka: {topic: t}\n",
+		"t.yaml:4:9: rule 'x': unknown action kind 'kafka'; expected one of redis, exec, http, testomat, qasphere, testcenter",
+		NULL);
 }
 
 static void test_rules__action_must_have_exactly_one_kind(void **state)
 {
 	(void)state;
-	assert_load_errors("rules:\n  - name: x\n    actions:\n"
-			   "      - redis: {stream: s}\n        exec: {}\n",
-			   "t.yaml:4:9: rule 'x': an action is a map with one key, its kind, like '- redis: {stream: ...}'",
-			   NULL);
-	assert_load_errors("rules:\n  - name: x\n    actions:\n      - redis\n",
-			   "t.yaml:4:9: rule 'x': an action is a map with one key, its kind, like '- redis: {stream: ...}'",
-			   NULL);
+	assert_load_errors(
+		"rules:\n  - name: x\n    actions:\n"
+		"      - redis: {stream: s}\n        exec: {}\n",
+		"t.yaml:4:9: rule 'x': an action is a map with one key, its kind, like '- redis: {stream: ...}'",
+		NULL);
+	assert_load_errors(
+		"rules:\n  - name: x\n    actions:\n      - redis\n",
+		"t.yaml:4:9: rule 'x': an action is a map with one key, its kind, like '- redis: {stream: ...}'",
+		NULL);
 }
 
 static void test_rules__action_parse_errors_are_reported(void **state)
@@ -857,8 +842,7 @@ static void test_rules__action_parse_errors_are_reported(void **state)
 			   "      - redis: {stream: s, maxlen: -1}\n"
 			   "      - redis: {stream: \"{{a..b}}\"}\n",
 			   "t.yaml:4:36: redis: maxlen must be a non-negative integer",
-			   "t.yaml:5:25: redis: stream: invalid path 'a..b': empty segment",
-			   NULL);
+			   "t.yaml:5:25: redis: stream: invalid path 'a..b': empty segment", NULL);
 }
 
 static void test_rules__bad_regex_is_an_error_with_position(void **state)
@@ -867,7 +851,8 @@ static void test_rules__bad_regex_is_an_error_with_position(void **state)
 	const char *prefix = "t.yaml:5:39: rule 'x': invalid regular expression '(a': ";
 	(void)state;
 	load_bad("rules:\n  - name: x\n    match:\n      all:\n"
-		 "        - {field: run.title, matches: \"(a\"}\n" ACTION, &errs);
+		 "        - {field: run.title, matches: \"(a\"}\n" ACTION,
+		 &errs);
 	assert_int_equal(errs.n, 1);
 	assert_memory_equal(errs.msgs[0], prefix, strlen(prefix));
 	errlist_free(&errs);
@@ -880,40 +865,41 @@ static void test_rules__overlong_regex_is_an_error(void **state)
 	(void)state;
 	memset(re, 'a', 1025);
 	re[1025] = '\0';
-	snprintf(text, sizeof(text), "rules:\n  - name: x\n    match:\n"
-		 "      not: {field: f, matches: %s}\n" ACTION, re);
-	assert_load_errors(text,
-			   "t.yaml:4:32: rule 'x': regular expression longer than 1024 bytes",
+	snprintf(text, sizeof(text),
+		 "rules:\n  - name: x\n    match:\n"
+		 "      not: {field: f, matches: %s}\n" ACTION,
+		 re);
+	assert_load_errors(text, "t.yaml:4:32: rule 'x': regular expression longer than 1024 bytes",
 			   NULL);
 	re[1024] = '\0';
-	snprintf(text, sizeof(text), "rules:\n  - name: x\n    match:\n"
-		 "      not: {field: f, matches: %s}\n" ACTION, re);
+	snprintf(text, sizeof(text),
+		 "rules:\n  - name: x\n    match:\n"
+		 "      not: {field: f, matches: %s}\n" ACTION,
+		 re);
 	rules_free(load_ok(text));
 }
 
 static void test_rules__condition_needs_field_and_one_operator(void **state)
 {
 	(void)state;
-	assert_load_errors("rules:\n  - name: x\n    match:\n      not: {field: a}\n" ACTION,
-			   "t.yaml:4:12: rule 'x': a condition needs one operator: eq, ne, in, gt, ge, lt, le, exists, matches",
-			   NULL);
+	assert_load_errors(
+		"rules:\n  - name: x\n    match:\n      not: {field: a}\n" ACTION,
+		"t.yaml:4:12: rule 'x': a condition needs one operator: eq, ne, in, gt, ge, lt, le, exists, matches",
+		NULL);
 	assert_load_errors("rules:\n  - name: x\n    match:\n      not: {eq: 1}\n" ACTION,
-			   "t.yaml:4:12: rule 'x': a condition needs 'field: PATH'",
-			   NULL);
-	assert_load_errors("rules:\n  - name: x\n    match:\n      not: {field: a, gt: 1, lt: 5}\n" ACTION,
-			   "t.yaml:4:30: rule 'x': a condition takes one operator; found 'gt' and 'lt'",
-			   NULL);
+			   "t.yaml:4:12: rule 'x': a condition needs 'field: PATH'", NULL);
+	assert_load_errors(
+		"rules:\n  - name: x\n    match:\n      not: {field: a, gt: 1, lt: 5}\n" ACTION,
+		"t.yaml:4:30: rule 'x': a condition takes one operator; found 'gt' and 'lt'", NULL);
 }
 
 static void test_rules__bad_field_path_is_an_error(void **state)
 {
 	(void)state;
 	assert_load_errors("rules:\n  - name: x\n    match:\n      not: {field: a..b, eq: 1}\n" ACTION,
-			   "t.yaml:4:20: rule 'x': field: invalid path 'a..b': empty segment",
-			   NULL);
+			   "t.yaml:4:20: rule 'x': field: invalid path 'a..b': empty segment", NULL);
 	assert_load_errors("rules:\n  - name: x\n    match:\n      not: {field: [a], eq: 1}\n" ACTION,
-			   "t.yaml:4:20: rule 'x': field needs a path like run.counts.failed",
-			   NULL);
+			   "t.yaml:4:20: rule 'x': field needs a path like run.counts.failed", NULL);
 }
 
 static void test_rules__operator_values_are_checked(void **state)
@@ -926,24 +912,32 @@ static void test_rules__operator_values_are_checked(void **state)
 	assert_load_errors("rules:\n  - name: x\n    match:\n      not: {field: a, eq: [1]}\n" ACTION,
 			   "t.yaml:4:27: rule 'x': eq needs a single value, not a list", NULL);
 	assert_load_errors("rules:\n  - name: x\n    match:\n      not: {field: a, in: 1}\n" ACTION,
-			   "t.yaml:4:27: rule 'x': in needs a non-empty list of values, not a scalar", NULL);
-	assert_load_errors("rules:\n  - name: x\n    match:\n      not: {field: a, in: [1, {b: 2}]}\n" ACTION,
-			   "t.yaml:4:31: rule 'x': each item of in needs a single value, not a map", NULL);
-	assert_load_errors("rules:\n  - name: x\n    match:\n      not: {field: a, exists: yes}\n" ACTION,
-			   "t.yaml:4:31: rule 'x': exists needs true or false", NULL);
-	assert_load_errors("rules:\n  - name: x\n    match:\n      not: {field: a, matches: }\n" ACTION,
-			   "t.yaml:4:32: rule 'x': matches needs a regular expression, not null", NULL);
+			   "t.yaml:4:27: rule 'x': in needs a non-empty list of values, not a scalar",
+			   NULL);
+	assert_load_errors(
+		"rules:\n  - name: x\n    match:\n      not: {field: a, in: [1, {b: 2}]}\n" ACTION,
+		"t.yaml:4:31: rule 'x': each item of in needs a single value, not a map", NULL);
+	assert_load_errors(
+		"rules:\n  - name: x\n    match:\n      not: {field: a, exists: yes}\n" ACTION,
+		"t.yaml:4:31: rule 'x': exists needs true or false", NULL);
+	assert_load_errors(
+		"rules:\n  - name: x\n    match:\n      not: {field: a, matches: }\n" ACTION,
+		"t.yaml:4:32: rule 'x': matches needs a regular expression, not null", NULL);
 }
 
 static void test_rules__group_shapes_are_checked(void **state)
 {
 	(void)state;
-	assert_load_errors("rules:\n  - name: x\n    match:\n      all: {field: a, eq: 1}\n" ACTION,
-			   "t.yaml:4:12: rule 'x': all needs a non-empty list of conditions, not a map", NULL);
-	assert_load_errors("rules:\n  - name: x\n    match:\n      any: []\n" ACTION,
-			   "t.yaml:4:12: rule 'x': any needs a non-empty list of conditions, not a list", NULL);
-	assert_load_errors("rules:\n  - name: x\n    match:\n      not: [{field: a, eq: 1}]\n" ACTION,
-			   "t.yaml:4:12: rule 'x': a condition must be a map like {field: PATH, eq: VALUE}, not a list", NULL);
+	assert_load_errors(
+		"rules:\n  - name: x\n    match:\n      all: {field: a, eq: 1}\n" ACTION,
+		"t.yaml:4:12: rule 'x': all needs a non-empty list of conditions, not a map", NULL);
+	assert_load_errors(
+		"rules:\n  - name: x\n    match:\n      any: []\n" ACTION,
+		"t.yaml:4:12: rule 'x': any needs a non-empty list of conditions, not a list", NULL);
+	assert_load_errors(
+		"rules:\n  - name: x\n    match:\n      not: [{field: a, eq: 1}]\n" ACTION,
+		"t.yaml:4:12: rule 'x': a condition must be a map like {field: PATH, eq: VALUE}, not a list",
+		NULL);
 	assert_load_errors("rules:\n  - name: x\n    match:\n      all: [{field: a, any: []}]\n" ACTION,
 			   "t.yaml:4:24: rule 'x': 'any' must be the only key of its map", NULL);
 	assert_load_errors("rules:\n  - name: x\n    match: [a]\n" ACTION,
@@ -953,24 +947,30 @@ static void test_rules__group_shapes_are_checked(void **state)
 static void test_rules__errors_inside_nested_groups_have_positions(void **state)
 {
 	(void)state;
-	assert_load_errors("rules:\n  - name: x\n    match:\n      any:\n"
-			   "        - all:\n"
-			   "            - not: {field: a, gt: true}\n"
-			   "        - {field: b, eq: 1, nope: 1}\n" ACTION,
-			   "t.yaml:6:35: rule 'x': gt needs a number or a string",
-			   "t.yaml:7:29: unknown key 'nope' in rule 'x'; expected one of field, eq, ne, in, gt, ge, lt, le, exists, matches",
-			   NULL);
+	assert_load_errors(
+		"rules:\n  - name: x\n    match:\n      any:\n"
+		"        - all:\n"
+		"            - not: {field: a, gt: true}\n"
+		"        - {field: b, eq: 1, nope: 1}\n" ACTION,
+		"t.yaml:6:35: rule 'x': gt needs a number or a string",
+		"t.yaml:7:29: unknown key 'nope' in rule 'x'; expected one of field, eq, ne, in, gt, ge, lt, le, exists, matches",
+		NULL);
 }
 
 static void test_rules__glob_values_are_checked(void **state)
 {
 	(void)state;
-	assert_load_errors("rules:\n  - name: x\n    match:\n      event: {a: b}\n" ACTION,
-			   "t.yaml:4:14: rule 'x': event needs a pattern or a non-empty list of patterns, not a map", NULL);
-	assert_load_errors("rules:\n  - name: x\n    match:\n      project: []\n" ACTION,
-			   "t.yaml:4:16: rule 'x': project needs a pattern or a non-empty list of patterns, not a list", NULL);
+	assert_load_errors(
+		"rules:\n  - name: x\n    match:\n      event: {a: b}\n" ACTION,
+		"t.yaml:4:14: rule 'x': event needs a pattern or a non-empty list of patterns, not a map",
+		NULL);
+	assert_load_errors(
+		"rules:\n  - name: x\n    match:\n      project: []\n" ACTION,
+		"t.yaml:4:16: rule 'x': project needs a pattern or a non-empty list of patterns, not a list",
+		NULL);
 	assert_load_errors("rules:\n  - name: x\n    match:\n      project: [A, [B]]\n" ACTION,
-			   "t.yaml:4:20: rule 'x': project patterns must be strings, not a list", NULL);
+			   "t.yaml:4:20: rule 'x': project patterns must be strings, not a list",
+			   NULL);
 	assert_load_errors("rules:\n  - name: x\n    match:\n      event: ~\n" ACTION,
 			   "t.yaml:4:14: rule 'x': event patterns must be strings, not null", NULL);
 }
@@ -978,10 +978,9 @@ static void test_rules__glob_values_are_checked(void **state)
 static void test_rules__document_shape_is_checked(void **state)
 {
 	(void)state;
-	assert_load_errors("- name: x\n",
-			   "t.yaml:1:1: expected a map with a top-level key 'rules'", NULL);
-	assert_load_errors("rules: {name: x}\n",
-			   "t.yaml:1:8: rules must be a list", NULL);
+	assert_load_errors("- name: x\n", "t.yaml:1:1: expected a map with a top-level key 'rules'",
+			   NULL);
+	assert_load_errors("rules: {name: x}\n", "t.yaml:1:8: rules must be a list", NULL);
 	assert_load_errors("rules:\n  - just a string\n",
 			   "t.yaml:2:5: a rule must be a map with name, match, actions, stop", NULL);
 }
@@ -1001,15 +1000,15 @@ static void test_rules__yaml_syntax_error_has_position(void **state)
 static void test_rules__every_bad_rule_is_reported(void **state)
 {
 	(void)state;
-	assert_load_errors("rules:\n"
-			   "  - name: a\n    stop: 1\n" ACTION
-			   "  - name: ok\n" ACTION
-			   "  - name: b\n    match: {event: [x, 1], all: [{field: f}]}\n" ACTION
-			   "  - name: c\n    actions:\n      - nope: {}\n",
-			   "t.yaml:3:11: rule 'a': stop must be true or false",
-			   "t.yaml:10:34: rule 'b': a condition needs one operator: eq, ne, in, gt, ge, lt, le, exists, matches",
-			   "t.yaml:15:9: rule 'c': unknown action kind 'nope'; expected one of redis, exec, http, testomat, qasphere, testcenter",
-			   NULL);
+	assert_load_errors(
+		"rules:\n"
+		"  - name: a\n    stop: 1\n" ACTION "  - name: ok\n" ACTION
+		"  - name: b\n    match: {event: [x, 1], all: [{field: f}]}\n" ACTION
+		"  - name: c\n    actions:\n      - nope: {}\n",
+		"t.yaml:3:11: rule 'a': stop must be true or false",
+		"t.yaml:10:34: rule 'b': a condition needs one operator: eq, ne, in, gt, ge, lt, le, exists, matches",
+		"t.yaml:15:9: rule 'c': unknown action kind 'nope'; expected one of redis, exec, http, testomat, qasphere, testcenter",
+		NULL);
 }
 
 static void test_rules__more_than_10000_rules_is_an_error(void **state)
@@ -1059,8 +1058,8 @@ static void assert_warnings(const char *text, const char *want)
 	size_t used = 0;
 
 	for (size_t i = 0; i < w->n; i++)
-		used += (size_t)snprintf(got + used, sizeof(got) - used, "%s%s",
-					 i ? "\n" : "", w->msgs[i]);
+		used += (size_t)snprintf(got + used, sizeof(got) - used, "%s%s", i ? "\n" : "",
+					 w->msgs[i]);
 	assert_string_equal(got, want);
 	rules_free(rs);
 }
@@ -1092,12 +1091,13 @@ static void test_rules__run_fields_on_other_families_warn_with_position(void **s
 static void test_rules__run_only_rules_and_other_fields_do_not_warn(void **state)
 {
 	(void)state;
-	assert_warnings(
-		"rules:\n  - name: runs\n    match: { event: [\"run.*\", run.completed] }\n"
-		"    actions:\n      - redis: { stream: \"s:{{run.title}}\" }\n", "");
+	assert_warnings("rules:\n  - name: runs\n    match: { event: [\"run.*\", run.completed] }\n"
+			"    actions:\n      - redis: { stream: \"s:{{run.title}}\" }\n",
+			"");
 	assert_warnings(
 		"rules:\n  - name: cases\n    match: { event: \"case.*\", all: [ {field: raw.payload.title, exists: true} ] }\n"
-		"    actions:\n      - redis: { stream: \"s:{{ raw.payload.id }}:{{entity_id}}:{{runner}}\" }\n", "");
+		"    actions:\n      - redis: { stream: \"s:{{ raw.payload.id }}:{{entity_id}}:{{runner}}\" }\n",
+		"");
 }
 
 static void test_rules__free_accepts_null(void **state)
@@ -1112,8 +1112,10 @@ static void test_rules__free_accepts_null(void **state)
 /* A `matches` rule with the regex re (YAML single-quoted: no escapes). */
 static void regex_rule(char *text, size_t len, const char *re)
 {
-	snprintf(text, len, "rules:\n  - name: x\n    match:\n      all:\n"
-		 "        - {field: run.title, matches: '%s'}\n" ACTION, re);
+	snprintf(text, len,
+		 "rules:\n  - name: x\n    match:\n      all:\n"
+		 "        - {field: run.title, matches: '%s'}\n" ACTION,
+		 re);
 }
 
 static void test_rules__matches_refuses_backreferences(void **state)
@@ -1147,8 +1149,8 @@ static void test_rules__matches_refuses_backreferences(void **state)
 static void test_rules__matches_allows_digits_after_escapes_and_in_brackets(void **state)
 {
 	static const char *const ok[] = {
-		"\\\\1", "[\\1]", "[]\\1]", "[^]\\1]", "[[:digit:]\\1]", "[[.-.]\\1]",
-		"[[=a=]\\2]", "a\\.1", "(a|b)\\{1\\}", NULL,
+		"\\\\1",      "[\\1]",      "[]\\1]", "[^]\\1]",      "[[:digit:]\\1]",
+		"[[.-.]\\1]", "[[=a=]\\2]", "a\\.1",  "(a|b)\\{1\\}", NULL,
 	};
 	char text[2048];
 	(void)state;
@@ -1228,8 +1230,8 @@ static void test_rules__nul_byte_in_a_rules_file_is_an_error_with_position(void 
 	assert_int_equal(rules_load(&rs, path, &errs), -1);
 	assert_null(rs);
 	assert_int_equal(errs.n, 1);
-	snprintf(want, sizeof(want),
-		 "%s:5:3: a NUL byte: a YAML file is text and cannot hold one", path);
+	snprintf(want, sizeof(want), "%s:5:3: a NUL byte: a YAML file is text and cannot hold one",
+		 path);
 	assert_string_equal(errs.msgs[0], want);
 	errlist_free(&errs);
 	remove_dir(dir, names);
@@ -1239,12 +1241,10 @@ static void test_rules__nul_escape_in_a_value_is_an_error(void **state)
 {
 	(void)state;
 	assert_load_errors("rules:\n  - name: \"a\\0b\"\n" ACTION,
-			   "t.yaml:2:11: a NUL character (\"\\0\") in a value is not allowed",
-			   NULL);
+			   "t.yaml:2:11: a NUL character (\"\\0\") in a value is not allowed", NULL);
 	assert_load_errors("rules:\n  - name: a\n    actions:\n"
 			   "      - redis: { stream: \"s\\x00{{project}}\" }\n",
-			   "t.yaml:4:26: a NUL character (\"\\0\") in a value is not allowed",
-			   NULL);
+			   "t.yaml:4:26: a NUL character (\"\\0\") in a value is not allowed", NULL);
 }
 
 int main(void)

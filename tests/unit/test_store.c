@@ -51,13 +51,18 @@ static void open_rw(struct fixture *f)
 	assert_int_equal(store_open(&f->st, f->dir, STORE_RW, &e), 0);
 }
 
-static long long add_delivery(struct store *st, const char *id,
-			      const char *project, long long run_id)
+static long long add_delivery(struct store *st, const char *id, const char *project, long long run_id)
 {
 	struct delivery_rec d = {
-		.id = id, .source = "qase", .type = "run.started",
-		.project = project, .run_id = run_id, .received_ms = 1000,
-		.raw = "{}", .raw_len = 2, .event_json = "{\"x\":1}",
+		.id = id,
+		.source = "qase",
+		.type = "run.started",
+		.project = project,
+		.run_id = run_id,
+		.received_ms = 1000,
+		.raw = "{}",
+		.raw_len = 2,
+		.event_json = "{\"x\":1}",
 	};
 	long long seq = 0;
 	struct err e = { 0 };
@@ -68,8 +73,12 @@ static long long add_delivery(struct store *st, const char *id,
 static long long add_job(struct store *st, long long seq)
 {
 	struct job_rec j = {
-		.delivery_seq = seq, .rule = "r", .index = 0, .kind = "redis",
-		.params_json = "{\"stream\":\"s\"}", .lane = "lane",
+		.delivery_seq = seq,
+		.rule = "r",
+		.index = 0,
+		.kind = "redis",
+		.params_json = "{\"stream\":\"s\"}",
+		.lane = "lane",
 	};
 	long long id = 0;
 	struct err e = { 0 };
@@ -77,12 +86,16 @@ static long long add_job(struct store *st, long long seq)
 	return id;
 }
 
-static void record(struct store *st, long long job, int n, enum job_state state,
-		   const char *detail)
+static void record(struct store *st, long long job, int n, enum job_state state, const char *detail)
 {
 	struct attempt_rec a = {
-		.job_id = job, .attempt = n, .state = state, .started_ms = 1,
-		.finished_ms = 2, .ok = state == JOB_DONE, .detail = detail,
+		.job_id = job,
+		.attempt = n,
+		.state = state,
+		.started_ms = 1,
+		.finished_ms = 2,
+		.ok = state == JOB_DONE,
+		.detail = detail,
 	};
 	struct err e = { 0 };
 	assert_int_equal(store_attempt_record(st, &a, &e), 0);
@@ -116,8 +129,13 @@ static void test_dedup_key_is_project_run_and_id(void **state)
 	assert_int_equal(store_delivery_exists(f->st, "OTHER", 7, "aaaa", &e), 0);
 	/* The same key twice is refused by the database too. */
 	struct delivery_rec d = {
-		.id = "aaaa", .source = "qase", .type = "run.started",
-		.project = "DEMO", .run_id = 7, .raw = "{}", .raw_len = 2,
+		.id = "aaaa",
+		.source = "qase",
+		.type = "run.started",
+		.project = "DEMO",
+		.run_id = 7,
+		.raw = "{}",
+		.raw_len = 2,
 		.event_json = "{}",
 	};
 	long long seq;
@@ -244,9 +262,11 @@ static void test_schema_1_database_is_upgraded_in_place(void **state)
 
 	assert_int_equal(query_int(f->db, "SELECT value FROM meta WHERE key = 'schema'"), 2);
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM sqlite_master"
-				   " WHERE name IN ('jobs_state', 'jobs_delivery')"), 0);
+					  " WHERE name IN ('jobs_state', 'jobs_delivery')"),
+			 0);
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM sqlite_master"
-				   " WHERE name IN ('deliveries_key', 'jobs_dead')"), 2);
+					  " WHERE name IN ('deliveries_key', 'jobs_dead')"),
+			 2);
 
 	/* Reopening an upgraded database changes nothing. */
 	open_rw(f);
@@ -263,7 +283,8 @@ static void test_probe_writes(void **state)
 	assert_int_equal(store_touch(f->st, 42, 0, &e), 0);
 	assert_int_equal(query_int(f->db, "SELECT value FROM meta WHERE key = 'probe'"), 42);
 	assert_int_equal(query_int(f->db, "SELECT length(value) FROM meta"
-				   " WHERE key = 'probe_room'"), 65536);
+					  " WHERE key = 'probe_room'"),
+			 65536);
 }
 
 int main(void)
@@ -272,7 +293,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dedup_key_is_project_run_and_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_counts_and_attempt_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_by_delivery_id, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_schema_1_database_is_upgraded_in_place, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_1_database_is_upgraded_in_place, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_probe_writes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

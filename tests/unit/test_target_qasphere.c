@@ -41,7 +41,8 @@ static void test_qasphere__conflicting_run_id_is_read_from_any_answer(void **sta
 {
 	(void)state;
 	assert_conflict("create run POST: HTTP 403: {\"message\":\"Run title must be unique "
-			"within the milestone, conflicting run id: 317\"}", 317);
+			"within the milestone, conflicting run id: 317\"}",
+			317);
 	assert_conflict("HTTP 409: conflicting run id: 5", 5);
 	assert_conflict("HTTP 400: {\"message\":\"Conflicting Run ID:12\"}", 12);
 	/* the last one wins: a title echoed before the real message */
@@ -74,17 +75,15 @@ static void test_qasphere__html_is_escaped(void **state)
 	free(s);
 }
 
-static struct tu_counts counts(long long total, long long passed, long long failed,
-			       long long blocked, long long skipped, long long untested,
-			       long long duration_ms)
+static struct tu_counts counts(long long total, long long passed, long long failed, long long blocked,
+			       long long skipped, long long untested, long long duration_ms)
 {
 	struct tu_counts c = { total, passed, failed, blocked, skipped, untested, duration_ms };
 	return c;
 }
 
-static void assert_comment(const char *type, const struct tu_counts *c,
-			   long long added, long long count, const char *title,
-			   const char *want)
+static void assert_comment(const char *type, const struct tu_counts *c, long long added,
+			   long long count, const char *title, const char *want)
 {
 	char *s = tu_qasphere_comment(type, c, added, count, "DEMO", 42, title);
 	assert_non_null(s);
@@ -136,8 +135,11 @@ static void test_qasphere__create_body(void **state)
 {
 	json_object *plan = json_tokener_parse("{\"folderIds\":[12]}");
 	struct tu_qasphere_run r = {
-		.title = "[Qase DEMO#42] Nightly", .description = "Mirrored",
-		.type = "static_struct", .query_plan = plan, .milestone_id = 0,
+		.title = "[Qase DEMO#42] Nightly",
+		.description = "Mirrored",
+		.type = "static_struct",
+		.query_plan = plan,
+		.milestone_id = 0,
 	};
 	(void)state;
 	assert_json(tu_qasphere_create_body(&r),
@@ -171,7 +173,7 @@ static void test_qasphere__create_body_cuts_title_and_description(void **state)
 	assert_true(json_object_object_get_ex(o, "title", &v));
 	assert_int_equal(strlen(json_object_get_string(v)), 255);
 	assert_true(json_object_object_get_ex(o, "description", &v));
-	assert_int_equal(strlen(json_object_get_string(v)), 1024);   /* 512 characters */
+	assert_int_equal(strlen(json_object_get_string(v)), 1024); /* 512 characters */
 	assert_true(json_object_object_get_ex(o, "queryPlans", &v));
 	assert_int_equal(json_object_array_length(v), 1);
 	json_object_put(o);
@@ -182,8 +184,14 @@ static void test_qasphere__utf8_prefix_counts_characters(void **state)
 	(void)state;
 	assert_int_equal(tu_utf8_prefix("abc", 2), 2);
 	assert_int_equal(tu_utf8_prefix("abc", 5), 3);
-	assert_int_equal(tu_utf8_prefix("\xc3\xa9\xe2\x82\xac" "x", 2), 5);
-	assert_int_equal(tu_utf8_prefix("\xc3\xa9\xe2\x82\xac" "x", 1), 2);
+	assert_int_equal(tu_utf8_prefix("\xc3\xa9\xe2\x82\xac"
+					"x",
+					2),
+			 5);
+	assert_int_equal(tu_utf8_prefix("\xc3\xa9\xe2\x82\xac"
+					"x",
+					1),
+			 2);
 	assert_int_equal(tu_utf8_prefix("", 3), 0);
 	char *c = tu_cut(NULL, 3);
 	assert_string_equal(c, "");
@@ -232,7 +240,7 @@ static void test_qasphere__paced_bucket_keeps_every_sliding_second_under_the_lim
 	memset(&b, 0, sizeof(b));
 	drive(&b, 20, 20, at, 200);
 	assert_true(at[20] - at[0] < 1000 * MS);
-	assert_int_equal(tu_bucket_take(&b, 0, 0, 1), 0);   /* no limit */
+	assert_int_equal(tu_bucket_take(&b, 0, 0, 1), 0); /* no limit */
 }
 
 /* ---- attempts against a fake QA Sphere ---------------------------------- */
@@ -242,14 +250,14 @@ static const char settings[] =
 	"\"run_type\":\"static_struct\",\"query_plan\":{\"folderIds\":[12]},"
 	"\"auth_scheme\":\"Bearer\",\"rate_limit_per_s\":0,\"timeout_s\":5}";
 
-static const char params[] =
-	"{\"target\":\"main\",\"title\":\"[Qase DEMO#42] Nightly <1>\","
-	"\"description\":\"Mirrored from Qase run DEMO#42\"}";
+static const char params[] = "{\"target\":\"main\",\"title\":\"[Qase DEMO#42] Nightly <1>\","
+			     "\"description\":\"Mirrored from Qase run DEMO#42\"}";
 
 #define EV(type, run) "{\"type\":\"" type "\",\"project\":\"DEMO\",\"run_id\":42,\"run\":" run "}"
 
 static const char started[] = EV("run.started", "{\"title\":\"Nightly <1>\"}");
-static const char completed[] = EV("run.completed",
+static const char completed[] = EV(
+	"run.completed",
 	"{\"title\":\"Nightly <1>\",\"counts\":{\"total\":14,\"passed\":10,\"failed\":3,"
 	"\"blocked\":1},\"duration_ms\":31200}");
 static const char deleted[] = EV("run.deleted", "{\"title\":\"Nightly <1>\"}");
@@ -285,9 +293,10 @@ static void test_run__started_creates_with_intent_first(void **state)
 	o = h_run(&h, &action_qasphere_ops, started, params);
 	assert_int_equal(o->outcome, WORK_OK);
 	assert_string_equal(o->detail, "created run 317");
-	assert_req(&h, 0, RUNS,
-		   "{\"title\":\"[Qase DEMO#42] Nightly <1>\",\"description\":\"Mirrored from "
-		   "Qase run DEMO#42\",\"type\":\"static_struct\",\"queryPlans\":[{\"folderIds\":[12]}]}");
+	assert_req(
+		&h, 0, RUNS,
+		"{\"title\":\"[Qase DEMO#42] Nightly <1>\",\"description\":\"Mirrored from "
+		"Qase run DEMO#42\",\"type\":\"static_struct\",\"queryPlans\":[{\"folderIds\":[12]}]}");
 	assert_int_equal(h.n_saves, 2);
 	assert_string_equal(h.saves[0], "creating");
 	assert_string_equal(h.saves[1], "open");
@@ -307,7 +316,8 @@ static void test_run__conflicting_title_adopts_the_run(void **state)
 	h_init(&h, "qasphere", "main", settings);
 	/* a crash left the intent: the retry's create meets the run it made */
 	h.a.map.state = strdup("creating");
-	fake_queue(h.http, 403, "{\"message\":\"Run with this title exists, conflicting run id: 317\"}", 0);
+	fake_queue(h.http, 403,
+		   "{\"message\":\"Run with this title exists, conflicting run id: 317\"}", 0);
 	o = h_run(&h, &action_qasphere_ops, started, params);
 	assert_int_equal(o->outcome, WORK_OK);
 	assert_int_equal(o->retry_after_ms, -1);
@@ -332,7 +342,7 @@ static void test_run__completed_logs_then_closes_once(void **state)
 		   "{\"comment\":\"<p>Completed in Qase: 10 passed, 3 failed, 1 blocked of 14 "
 		   "cases; duration 31.2 s<\\/p><p>Qase run DEMO#42: Nightly &lt;1&gt;<\\/p>\"}");
 	assert_req(&h, 1, RUNS "/317/close", "");
-	assert_string_equal(h.saves[0], "open");      /* logged_completed recorded */
+	assert_string_equal(h.saves[0], "open"); /* logged_completed recorded */
 	assert_string_equal(h.saves[1], "closed");
 	assert_string_equal(h.a.map.state, "closed");
 	fake_reset(h.http);
@@ -372,9 +382,12 @@ static void test_run__aborted_logs_counts_and_closes(void **state)
 	h_init(&h, "qasphere", "main", settings);
 	open_run(&h);
 	assert_int_equal(h_run(&h, &action_qasphere_ops,
-			       EV("run.aborted", "{\"counts\":{\"total\":14,\"passed\":0,\"failed\":0,"
+			       EV("run.aborted",
+				  "{\"counts\":{\"total\":14,\"passed\":0,\"failed\":0,"
 				  "\"blocked\":0,\"skipped\":0,\"untested\":14},\"duration_ms\":0}"),
-			       params)->outcome, WORK_OK);
+			       params)
+				 ->outcome,
+			 WORK_OK);
 	assert_req(&h, 0, RUNS "/317/log",
 		   "{\"comment\":\"<p>Aborted in Qase: 0 passed, 0 failed, 0 blocked, 0 skipped, "
 		   "14 untested of 14 cases; duration 0.0 s<\\/p><p>Qase run DEMO#42<\\/p>\"}");
@@ -388,8 +401,9 @@ static void test_run__updated_logs_cases_added(void **state)
 	(void)state;
 	h_init(&h, "qasphere", "main", settings);
 	open_run(&h);
-	assert_int_equal(h_run(&h, &action_qasphere_ops, EV("run.updated", "{\"cases_added\":14}"),
-			       params)->outcome, WORK_OK);
+	assert_int_equal(
+		h_run(&h, &action_qasphere_ops, EV("run.updated", "{\"cases_added\":14}"), params)->outcome,
+		WORK_OK);
 	assert_req(&h, 0, RUNS "/317/log", "{\"comment\":\"<p>14 cases added in Qase<\\/p>\"}");
 	assert_int_equal(h.http->n_reqs, 1);
 	h_free(&h);
@@ -401,11 +415,13 @@ static void test_run__unseen_run_is_created_lazily(void **state)
 	(void)state;
 	h_init(&h, "qasphere", "main", settings);
 	fake_queue(h.http, 201, "{\"id\":9}", 0);
-	assert_int_equal(h_run(&h, &action_qasphere_ops, completed,
-			       "{\"title\":\"[Qase DEMO#42] \"}")->outcome, WORK_OK);
+	assert_int_equal(
+		h_run(&h, &action_qasphere_ops, completed, "{\"title\":\"[Qase DEMO#42] \"}")->outcome,
+		WORK_OK);
 	assert_string_equal(h.out.detail, "created run 9; closed run 9 (completed in Qase)");
 	assert_int_equal(h.http->n_reqs, 3);
-	assert_req(&h, 0, RUNS, "{\"title\":\"Qase DEMO#42\",\"type\":\"static_struct\","
+	assert_req(&h, 0, RUNS,
+		   "{\"title\":\"Qase DEMO#42\",\"type\":\"static_struct\","
 		   "\"queryPlans\":[{\"folderIds\":[12]}]}");
 	assert_req(&h, 2, RUNS "/9/close", "");
 	h_free(&h);
@@ -451,11 +467,13 @@ static void test_run__report_changed_and_results_call_nothing(void **state)
 	struct harness h;
 	(void)state;
 	h_init(&h, "qasphere", "main", settings);
-	assert_int_equal(h_run(&h, &action_qasphere_ops, EV("run.report_changed", "{\"public\":true}"),
-			       params)->outcome, WORK_OK);
+	assert_int_equal(h_run(&h, &action_qasphere_ops,
+			       EV("run.report_changed", "{\"public\":true}"), params)
+				 ->outcome,
+			 WORK_OK);
 	assert_string_equal(h.out.detail, "ignored: no equivalent");
-	assert_int_equal(h_run(&h, &action_qasphere_ops, EV("result.created", "{}"),
-			       params)->outcome, WORK_OK);
+	assert_int_equal(h_run(&h, &action_qasphere_ops, EV("result.created", "{}"), params)->outcome,
+			 WORK_OK);
 	assert_int_equal(h.http->n_reqs, 0);
 	assert_null(h.a.map.state);
 	h_free(&h);
@@ -481,7 +499,8 @@ static void test_run__legacy_api_key_scheme(void **state)
 	struct harness h;
 	char s[1024];
 	(void)state;
-	snprintf(s, sizeof(s), "{\"base_url\":\"http://127.0.0.1:%%d/api/public/v0/\","
+	snprintf(s, sizeof(s),
+		 "{\"base_url\":\"http://127.0.0.1:%%d/api/public/v0/\","
 		 "\"api_key\":\"k.k.k\",\"project\":\"QS\",\"query_plan\":{\"tagIds\":[1]},"
 		 "\"auth_scheme\":\"ApiKey\"}");
 	h_init(&h, "qasphere", "legacy", s);
@@ -505,7 +524,8 @@ static void test_run__rate_limit_waits_instead_of_failing(void **state)
 	char s[1024];
 	long long t0;
 	(void)state;
-	snprintf(s, sizeof(s), "{\"base_url\":\"http://127.0.0.1:%%d\",\"api_key\":\"k.k.k\","
+	snprintf(s, sizeof(s),
+		 "{\"base_url\":\"http://127.0.0.1:%%d\",\"api_key\":\"k.k.k\","
 		 "\"project\":\"QS\",\"query_plan\":{\"tagIds\":[1]},\"rate_limit_per_s\":10}");
 	h_init(&h, "qasphere", "limited", s);
 	fake_queue(h.http, 201, "{\"id\":1}", 0);
@@ -513,8 +533,10 @@ static void test_run__rate_limit_waits_instead_of_failing(void **state)
 	/* 1 create + 7 logs, paced about 102 ms apart */
 	assert_int_equal(h_run(&h, &action_qasphere_ops, started, params)->outcome, WORK_OK);
 	for (int i = 0; i < 7; i++)
-		assert_int_equal(h_run(&h, &action_qasphere_ops, EV("run.updated", "{\"cases_added\":1}"),
-				       params)->outcome, WORK_OK);
+		assert_int_equal(h_run(&h, &action_qasphere_ops,
+				       EV("run.updated", "{\"cases_added\":1}"), params)
+					 ->outcome,
+				 WORK_OK);
 	assert_int_equal(h.http->n_reqs, 8);
 	assert_true(mono_ms() - t0 >= 7 * 100);
 	h_free(&h);
@@ -527,14 +549,16 @@ int main(void)
 		cmocka_unit_test(test_qasphere__other_errors_are_not_conflicts),
 		cmocka_unit_test(test_qasphere__html_is_escaped),
 		cmocka_unit_test(test_qasphere__updated_comment_says_cases_added),
-		cmocka_unit_test(test_qasphere__completed_comment_has_counts_duration_and_escaped_title),
+		cmocka_unit_test(
+			test_qasphere__completed_comment_has_counts_duration_and_escaped_title),
 		cmocka_unit_test(test_qasphere__aborted_comment_lists_skipped_and_untested),
 		cmocka_unit_test(test_qasphere__deleted_comment),
 		cmocka_unit_test(test_qasphere__create_body),
 		cmocka_unit_test(test_qasphere__create_body_cuts_title_and_description),
 		cmocka_unit_test(test_qasphere__utf8_prefix_counts_characters),
 		cmocka_unit_test(test_qasphere__bucket_allows_a_burst_then_spaces_requests),
-		cmocka_unit_test(test_qasphere__paced_bucket_keeps_every_sliding_second_under_the_limit),
+		cmocka_unit_test(
+			test_qasphere__paced_bucket_keeps_every_sliding_second_under_the_limit),
 		cmocka_unit_test(test_run__started_creates_with_intent_first),
 		cmocka_unit_test(test_run__conflicting_title_adopts_the_run),
 		cmocka_unit_test(test_run__completed_logs_then_closes_once),

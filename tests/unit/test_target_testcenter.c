@@ -40,9 +40,15 @@ static int count_of(const char *hay, const char *needle)
 
 static void test_junit__completed_counts_and_synthetic_cases(void **state)
 {
-	struct junit_run r = { .suite = "Nightly", .timestamp = "2022-04-21T11:23:14Z",
-			       .duration_ms = 31200, .total = 14, .passed = 10,
-			       .failed = 3, .blocked = 1, .skipped = -1, .untested = -1 };
+	struct junit_run r = { .suite = "Nightly",
+			       .timestamp = "2022-04-21T11:23:14Z",
+			       .duration_ms = 31200,
+			       .total = 14,
+			       .passed = 10,
+			       .failed = 3,
+			       .blocked = 1,
+			       .skipped = -1,
+			       .untested = -1 };
 	char *xml = xml_of(&r);
 	(void)state;
 
@@ -54,8 +60,12 @@ static void test_junit__completed_counts_and_synthetic_cases(void **state)
 	assert_non_null(strstr(xml, "<testcase name=\"Nightly passed 1\"/>"));
 	assert_non_null(strstr(xml, "<testcase name=\"Nightly passed 10\"/>"));
 	assert_null(strstr(xml, "Nightly passed 11"));
-	assert_non_null(strstr(xml, "<testcase name=\"Nightly failed 3\"><failure message=\"failed in Qase\"/></testcase>"));
-	assert_non_null(strstr(xml, "<testcase name=\"Nightly blocked 1\"><failure message=\"blocked in Qase\"/></testcase>"));
+	assert_non_null(strstr(
+		xml,
+		"<testcase name=\"Nightly failed 3\"><failure message=\"failed in Qase\"/></testcase>"));
+	assert_non_null(strstr(
+		xml,
+		"<testcase name=\"Nightly blocked 1\"><failure message=\"blocked in Qase\"/></testcase>"));
 	assert_int_equal(count_of(xml, "<failure "), 4);
 	assert_int_equal(count_of(xml, "<skipped "), 0);
 	assert_non_null(strstr(xml, "</testsuite>\n</testsuites>\n"));
@@ -64,14 +74,21 @@ static void test_junit__completed_counts_and_synthetic_cases(void **state)
 
 static void test_junit__completed_skipped_is_what_is_left(void **state)
 {
-	struct junit_run r = { .suite = "S", .duration_ms = 5, .total = 14, .passed = 5,
-			       .failed = 2, .blocked = 1, .skipped = 99, .untested = 99 };
+	struct junit_run r = { .suite = "S",
+			       .duration_ms = 5,
+			       .total = 14,
+			       .passed = 5,
+			       .failed = 2,
+			       .blocked = 1,
+			       .skipped = 99,
+			       .untested = 99 };
 	char *xml = xml_of(&r);
 	(void)state;
 
 	/* run.completed has no skipped/untested: they are ignored if set */
 	assert_int_equal(junit_skipped(&r), 6);
-	assert_non_null(strstr(xml, "tests=\"14\" failures=\"3\" errors=\"0\" skipped=\"6\" time=\"0.005\""));
+	assert_non_null(strstr(
+		xml, "tests=\"14\" failures=\"3\" errors=\"0\" skipped=\"6\" time=\"0.005\""));
 	assert_int_equal(count_of(xml, "<testcase "), 14);
 	assert_int_equal(count_of(xml, "<skipped "), 6);
 	assert_non_null(strstr(xml, "<testcase name=\"S skipped 6\"><skipped "));
@@ -80,29 +97,44 @@ static void test_junit__completed_skipped_is_what_is_left(void **state)
 
 static void test_junit__aborted_skipped_is_skipped_plus_untested(void **state)
 {
-	struct junit_run r = { .suite = "S", .duration_ms = 0, .total = 14, .passed = 1,
-			       .failed = 0, .blocked = 0, .skipped = 2, .untested = 10,
+	struct junit_run r = { .suite = "S",
+			       .duration_ms = 0,
+			       .total = 14,
+			       .passed = 1,
+			       .failed = 0,
+			       .blocked = 0,
+			       .skipped = 2,
+			       .untested = 10,
 			       .aborted = 1 };
 	char *xml = xml_of(&r);
 	(void)state;
 
 	assert_int_equal(junit_skipped(&r), 12);
-	assert_non_null(strstr(xml, "tests=\"14\" failures=\"0\" errors=\"0\" skipped=\"12\" time=\"0.000\""));
+	assert_non_null(strstr(
+		xml, "tests=\"14\" failures=\"0\" errors=\"0\" skipped=\"12\" time=\"0.000\""));
 	/* one case is neither (invalid, in progress): counted in tests only */
 	assert_int_equal(count_of(xml, "<testcase "), 13);
-	assert_non_null(strstr(xml, "<testcase name=\"S skipped 2\"><skipped message=\"skipped in Qase\"/>"));
+	assert_non_null(strstr(
+		xml, "<testcase name=\"S skipped 2\"><skipped message=\"skipped in Qase\"/>"));
 	assert_non_null(strstr(xml, "<testcase name=\"S untested 10\"><skipped "));
 	free(xml);
 }
 
 static void test_junit__unknown_counts_and_duration(void **state)
 {
-	struct junit_run r = { .suite = "S", .duration_ms = -1, .total = -1, .passed = 2,
-			       .failed = -1, .blocked = -1, .skipped = -1, .untested = -1 };
+	struct junit_run r = { .suite = "S",
+			       .duration_ms = -1,
+			       .total = -1,
+			       .passed = 2,
+			       .failed = -1,
+			       .blocked = -1,
+			       .skipped = -1,
+			       .untested = -1 };
 	char *xml = xml_of(&r);
 	(void)state;
 
-	assert_non_null(strstr(xml, "<testsuite name=\"S\" tests=\"2\" failures=\"0\" errors=\"0\" skipped=\"0\">"));
+	assert_non_null(strstr(
+		xml, "<testsuite name=\"S\" tests=\"2\" failures=\"0\" errors=\"0\" skipped=\"0\">"));
 	assert_null(strstr(xml, "time="));
 	assert_null(strstr(xml, "timestamp="));
 	/* counts larger than the total: tests is never below the cases */
@@ -113,9 +145,13 @@ static void test_junit__unknown_counts_and_duration(void **state)
 
 static void test_junit__escapes_markup_in_titles(void **state)
 {
-	struct junit_run r = { .suite = "a<b>&\"c'd", .timestamp = "\"><x/>",
-			       .duration_ms = 1, .total = 1, .failed = 1,
-			       .passed = 0, .blocked = 0 };
+	struct junit_run r = { .suite = "a<b>&\"c'd",
+			       .timestamp = "\"><x/>",
+			       .duration_ms = 1,
+			       .total = 1,
+			       .failed = 1,
+			       .passed = 0,
+			       .blocked = 0 };
 	char *xml = xml_of(&r);
 	(void)state;
 
@@ -129,13 +165,18 @@ static void test_junit__escapes_markup_in_titles(void **state)
 
 static void test_junit__replaces_what_xml_cannot_carry(void **state)
 {
-	struct junit_run r = { .suite = "a\x01" "b\nc\td\xff" "e \xc3\xbc \xef\xbf\xbe", .total = 0 };
+	struct junit_run r = { .suite = "a\x01"
+					"b\nc\td\xff"
+					"e \xc3\xbc \xef\xbf\xbe",
+			       .total = 0 };
 	char *xml = xml_of(&r);
 	(void)state;
 
 	/* control characters and invalid UTF-8 become U+FFFD; newline and tab
 	 * are kept as references; ü passes */
-	assert_non_null(strstr(xml, "name=\"a\xef\xbf\xbd" "b&#10;c&#9;d\xef\xbf\xbd" "e \xc3\xbc \xef\xbf\xbd\""));
+	assert_non_null(strstr(xml, "name=\"a\xef\xbf\xbd"
+				    "b&#10;c&#9;d\xef\xbf\xbd"
+				    "e \xc3\xbc \xef\xbf\xbd\""));
 	free(xml);
 }
 
@@ -186,7 +227,7 @@ struct tc_fixture {
 	struct outbound *http;
 	struct target_cfg cfg;
 	struct target_attempt a;
-	char saved[16][64];        /* the state at each save */
+	char saved[16][64]; /* the state at each save */
 	int n_saved;
 	int refuse_save;
 };
@@ -227,9 +268,10 @@ static int tc_setup(void **state)
 	f->a.save = fake_save;
 	f->a.save_ctx = f;
 	f->a.map.data = json_object_new_object();
-	f->a.params = json_tokener_parse("{\"target\":\"main\",\"batch\":\"Qase DEMO#42\","
-					 "\"suite\":\"Nightly <1>\",\"labels\":{\"env\":\"staging\","
-					 "\"qase.run\":\"spoof\",\"empty\":\"\",\"a=b\":\"x,y\\\"z\\nw\"}}");
+	f->a.params = json_tokener_parse(
+		"{\"target\":\"main\",\"batch\":\"Qase DEMO#42\","
+		"\"suite\":\"Nightly <1>\",\"labels\":{\"env\":\"staging\","
+		"\"qase.run\":\"spoof\",\"empty\":\"\",\"a=b\":\"x,y\\\"z\\nw\"}}");
 	*state = f;
 	return 0;
 }
@@ -256,8 +298,7 @@ static void set_mode(struct tc_fixture *f, const char *mode)
 }
 
 /* Runs one attempt for an event of type with the counts given as JSON. */
-static struct target_outcome attempt(struct tc_fixture *f, const char *type,
-				     const char *run_extra)
+static struct target_outcome attempt(struct tc_fixture *f, const char *type, const char *run_extra)
 {
 	struct target_outcome out = { .outcome = WORK_FAIL, .retry_after_ms = -1 };
 	char ev[1024];
@@ -274,10 +315,12 @@ static struct target_outcome attempt(struct tc_fixture *f, const char *type,
 	return out;
 }
 
-#define COMPLETED "\"counts\":{\"total\":14,\"passed\":10,\"failed\":3,\"blocked\":1," \
-		  "\"skipped\":null,\"untested\":null},\"duration_ms\":31200"
-#define ABORTED "\"counts\":{\"total\":14,\"passed\":0,\"failed\":0,\"blocked\":0," \
-		"\"skipped\":2,\"untested\":12},\"duration_ms\":1500"
+#define COMPLETED                                                            \
+	"\"counts\":{\"total\":14,\"passed\":10,\"failed\":3,\"blocked\":1," \
+	"\"skipped\":null,\"untested\":null},\"duration_ms\":31200"
+#define ABORTED                                                             \
+	"\"counts\":{\"total\":14,\"passed\":0,\"failed\":0,\"blocked\":0," \
+	"\"skipped\":2,\"untested\":12},\"duration_ms\":1500"
 
 static void assert_ok(struct target_outcome o)
 {
@@ -318,21 +361,24 @@ static void test_import__completed_uploads_one_junit_file(void **state)
 	assert_non_null(strstr(r->body, "name=\"label[]\"\r\n\r\nqase.run=42\r\n"));
 	assert_non_null(strstr(r->body, "name=\"label[]\"\r\n\r\nqase.event=run.completed\r\n"));
 	assert_non_null(strstr(r->body, "name=\"label[]\"\r\n\r\nenv=staging\r\n"));
-	assert_null(strstr(r->body, "spoof"));   /* qase.* cannot be replaced */
-	assert_null(strstr(r->body, "empty="));  /* empty labels are left out */
+	assert_null(strstr(r->body, "spoof"));  /* qase.* cannot be replaced */
+	assert_null(strstr(r->body, "empty=")); /* empty labels are left out */
 	/* what Test Center refuses in labels is replaced */
 	assert_non_null(strstr(r->body, "name=\"label[]\"\r\n\r\na_b=x y z w\r\n"));
 	assert_non_null(strstr(r->body, "name=\"result[]\"; filename=\"qase-DEMO-42.xml\"\r\n"
 					"Content-Type: application/xml\r\n\r\n<?xml "));
-	assert_non_null(strstr(r->body, "<testsuite name=\"Nightly &lt;1&gt;\" tests=\"14\" failures=\"4\""));
+	assert_non_null(strstr(r->body,
+			       "<testsuite name=\"Nightly &lt;1&gt;\" tests=\"14\" failures=\"4\""));
 	/* intent before the call, result after */
 	assert_int_equal(f->n_saved, 2);
 	assert_string_equal(f->saved[0], "importing");
 	assert_string_equal(f->saved[1], "imported");
 	assert_true(json_object_object_get_ex(f->a.map.data, "report", &rep));
-	assert_string_equal(json_object_get_string(json_object_object_get(rep, "event")), "run.completed");
+	assert_string_equal(json_object_get_string(json_object_object_get(rep, "event")),
+			    "run.completed");
 	assert_int_equal(json_object_get_int(json_object_object_get(
-				 json_object_object_get(rep, "response"), "reportId")), 7);
+				 json_object_object_get(rep, "response"), "reportId")),
+			 7);
 }
 
 static void test_import__retry_after_success_does_nothing(void **state)
@@ -437,7 +483,8 @@ static void test_reporting__full_run_is_depth_first(void **state)
 				      "/upload/events", "/upload/events", "/upload/events" };
 
 	set_mode(f, "reporting");
-	stub_push(f->stub, 201, "", "{\"project\":\"Web\",\"batch\":\"Qase DEMO#42\",\"reportId\":25,\"runId\":12}");
+	stub_push(f->stub, 201, "",
+		  "{\"project\":\"Web\",\"batch\":\"Qase DEMO#42\",\"reportId\":25,\"runId\":12}");
 	assert_ok(attempt(f, "run.started", NULL));
 	assert_string_equal(f->a.map.remote_id, "25");
 	assert_string_equal(f->a.map.state, "open");
@@ -459,10 +506,11 @@ static void test_reporting__full_run_is_depth_first(void **state)
 	assert_string_equal(jstr(b, "project", NULL), "Web");
 	assert_string_equal(jstr(b, "batch", NULL), "Qase DEMO#42");
 	assert_string_equal(jstr(b, "test", "name"), "Nightly <1>");
-	assert_string_equal(json_object_to_json_string_ext(json_object_object_get(b, "labels"),
-							   JSON_C_TO_STRING_PLAIN),
-			    "[{\"key\":\"qase.project\",\"value\":\"DEMO\"},{\"key\":\"qase.run\",\"value\":\"42\"},"
-			    "{\"key\":\"env\",\"value\":\"staging\"},{\"key\":\"a_b\",\"value\":\"x y z w\"}]");
+	assert_string_equal(
+		json_object_to_json_string_ext(json_object_object_get(b, "labels"),
+					       JSON_C_TO_STRING_PLAIN),
+		"[{\"key\":\"qase.project\",\"value\":\"DEMO\"},{\"key\":\"qase.run\",\"value\":\"42\"},"
+		"{\"key\":\"env\",\"value\":\"staging\"},{\"key\":\"a_b\",\"value\":\"x y z w\"}]");
 	json_object_put(b);
 	b = body_json(f, 1);
 	assert_string_equal(jstr(b, "runId", NULL), "12");
@@ -500,7 +548,7 @@ static void test_reporting__lazy_suite_and_resume_after_a_failed_step(void **sta
 	/* no run.started: the completion creates the suite first */
 	stub_push(f->stub, 201, "", "{\"reportId\":25,\"runId\":12}");
 	stub_push(f->stub, 201, "", "{\"runId\":13}");
-	stub_push(f->stub, 502, "", "bad gateway");          /* the verdict fails */
+	stub_push(f->stub, 502, "", "bad gateway"); /* the verdict fails */
 	o = attempt(f, "run.aborted", ABORTED);
 	assert_int_equal(o.outcome, WORK_FAIL);
 	assert_string_equal(f->saved[0], "creating");
@@ -511,7 +559,7 @@ static void test_reporting__lazy_suite_and_resume_after_a_failed_step(void **sta
 	assert_string_equal(stub_req(f->stub, 3)->path, "/upload/events");
 	b = body_json(f, 3);
 	assert_string_equal(jstr(b, "runId", NULL), "13");
-	assert_string_equal(jstr(b, "type", NULL), "FAIL");   /* aborted is a FAIL */
+	assert_string_equal(jstr(b, "type", NULL), "FAIL"); /* aborted is a FAIL */
 	assert_non_null(strstr(jstr(b, "message", NULL), "2 skipped, 12 untested"));
 	json_object_put(b);
 	/* a redelivery after the end does nothing */
@@ -529,11 +577,12 @@ static void test_reporting__passing_run_and_duplicate_start(void **state)
 	set_mode(f, "reporting");
 	stub_push(f->stub, 201, "", "{\"reportId\":\"25\",\"runId\":\"12\"}");
 	assert_ok(attempt(f, "run.started", NULL));
-	assert_ok(attempt(f, "run.started", NULL));     /* redelivered */
+	assert_ok(attempt(f, "run.started", NULL)); /* redelivered */
 	assert_int_equal(stub_count(f->stub), 1);
 	stub_push(f->stub, 201, "", "{\"runId\":13}");
-	assert_ok(attempt(f, "run.completed",
-			  "\"counts\":{\"total\":2,\"passed\":2,\"failed\":0,\"blocked\":0},\"duration_ms\":null"));
+	assert_ok(attempt(
+		f, "run.completed",
+		"\"counts\":{\"total\":2,\"passed\":2,\"failed\":0,\"blocked\":0},\"duration_ms\":null"));
 	b = body_json(f, 2);
 	assert_string_equal(jstr(b, "type", NULL), "PASS");
 	json_object_put(b);

@@ -43,8 +43,8 @@ static void test_testomat__completed_with_failures_fails(void **state)
 	assert_string_equal(f.status_event, "fail");
 	assert_int_equal(f.tests, 14);
 	assert_int_equal(f.passed, 10);
-	assert_int_equal(f.failed, 4);      /* failed + blocked */
-	assert_int_equal(f.skipped, 0);     /* 14 - 10 - 3 - 1 */
+	assert_int_equal(f.failed, 4);  /* failed + blocked */
+	assert_int_equal(f.skipped, 0); /* 14 - 10 - 3 - 1 */
 }
 
 static void test_testomat__completed_blocked_only_fails(void **state)
@@ -134,8 +134,12 @@ static void test_testomat__seconds_keep_three_decimals(void **state)
 static void test_testomat__create_body_omits_empty_fields_and_shares_the_run(void **state)
 {
 	struct tu_testomat_run r = {
-		.title = "[Qase DEMO#42] Nightly", .env = "", .group_title = "Qase DEMO",
-		.description = "Mirrored", .kind = "manual", .label = NULL,
+		.title = "[Qase DEMO#42] Nightly",
+		.env = "",
+		.group_title = "Qase DEMO",
+		.description = "Mirrored",
+		.kind = "manual",
+		.label = NULL,
 	};
 	(void)state;
 	assert_json(tu_testomat_create_body(&r),
@@ -207,7 +211,7 @@ static void test_testomat__unreportable_results_are_not_sent(void **state)
 	(void)state;
 	assert_null(test_of("{\"case_id\":3,\"status\":\"untested\"}"));
 	assert_null(test_of("{\"case_id\":3,\"status\":\"in_progress\"}"));
-	assert_null(test_of("{\"status\":\"passed\"}"));            /* no case id */
+	assert_null(test_of("{\"status\":\"passed\"}")); /* no case id */
 	assert_null(test_of("{\"case_id\":\"3\",\"status\":\"passed\"}"));
 }
 
@@ -251,7 +255,7 @@ static void test_testomat__title_falls_back_when_qase_title_unknown(void **state
 	assert_title("", "Qase DEMO#42");
 	assert_title(NULL, "Qase DEMO#42");
 	assert_title(" Custom title ", "Custom title");
-	assert_title("[Qase DEMO#4] ", "[Qase DEMO#4]");   /* another run's prefix: kept */
+	assert_title("[Qase DEMO#4] ", "[Qase DEMO#4]"); /* another run's prefix: kept */
 }
 
 static void test_testomat__counts_of_reads_nulls_as_absent(void **state)
@@ -262,7 +266,7 @@ static void test_testomat__counts_of_reads_nulls_as_absent(void **state)
 	struct tu_counts c;
 	(void)state;
 	tu_counts_of(ev, &c);
-	assert_int_equal(c.total, 14);     /* from cases_count */
+	assert_int_equal(c.total, 14); /* from cases_count */
 	assert_int_equal(c.passed, 10);
 	assert_int_equal(c.failed, 3);
 	assert_int_equal(c.blocked, 1);
@@ -308,7 +312,7 @@ static void test_testomat__details_never_carry_the_key(void **state)
 	(void)state;
 	tu_redact(s, "tstmt_secret1");
 	assert_string_equal(s, "create run POST: HTTP 401: {\"message\":\"bad key *** ***\"}");
-	tu_redact(s, "ab");      /* too short to be a key: left alone */
+	tu_redact(s, "ab"); /* too short to be a key: left alone */
 	tu_redact(s, NULL);
 	assert_string_equal(s, "create run POST: HTTP 401: {\"message\":\"bad key *** ***\"}");
 }
@@ -339,12 +343,15 @@ static const char no_title_params[] =
 
 #define EV(type, run) "{\"type\":\"" type "\",\"project\":\"DEMO\",\"run_id\":42,\"run\":" run "}"
 
-static const char started[] = EV("run.started",
+static const char started[] = EV(
+	"run.started",
 	"{\"title\":\"Nightly\",\"environment\":\"staging\",\"counts\":{},\"duration_ms\":null}");
-static const char completed[] = EV("run.completed",
+static const char completed[] = EV(
+	"run.completed",
 	"{\"title\":\"Nightly\",\"cases_count\":14,\"counts\":{\"total\":14,\"passed\":10,"
 	"\"failed\":3,\"blocked\":1,\"skipped\":null,\"untested\":null},\"duration_ms\":31200}");
-static const char aborted[] = EV("run.aborted",
+static const char aborted[] = EV(
+	"run.aborted",
 	"{\"counts\":{\"total\":14,\"passed\":1,\"failed\":0,\"blocked\":0,\"skipped\":2,"
 	"\"untested\":11},\"duration_ms\":null}");
 static const char deleted[] = EV("run.deleted", "{}");
@@ -448,10 +455,10 @@ static void test_run__crash_after_create_recreates_as_shared_run(void **state)
 	h.fail_save_at = 2;
 	o = h_run(&h, &action_testomat_ops, started, params);
 	assert_int_equal(o->outcome, WORK_FAIL);
-	assert_string_equal(h.a.map.state, "open");  /* in memory only: the store refused */
+	assert_string_equal(h.a.map.state, "open"); /* in memory only: the store refused */
 	free(h.a.map.state);
 	free(h.a.map.remote_id);
-	h.a.map.state = strdup("creating");          /* what the store holds */
+	h.a.map.state = strdup("creating"); /* what the store holds */
 	h.a.map.remote_id = NULL;
 	fake_reset(h.http);
 	fake_queue(h.http, 200, "{\"uid\":\"7c3e9a1f\"}", 0);
@@ -546,8 +553,9 @@ static void test_run__updated_refreshes_title_and_description(void **state)
 	h_init(&h, "testomat", "main", settings);
 	open_run(&h);
 	assert_int_equal(h_run(&h, &action_testomat_ops,
-			       EV("run.updated", "{\"title\":\"Nightly\",\"cases_added\":3}"),
-			       params)->outcome, WORK_OK);
+			       EV("run.updated", "{\"title\":\"Nightly\",\"cases_added\":3}"), params)
+				 ->outcome,
+			 WORK_OK);
 	assert_string_equal(h.out.detail, "refreshed run 7c3e9a1f");
 	assert_req(&h, 0, "PUT", "/api/reporter/7c3e9a1f?api_key=tstmt_K%2By");
 	b = req_body(&h, 0);
@@ -565,11 +573,15 @@ static void test_run__report_changed_publishes_only_when_visible(void **state)
 	h_init(&h, "testomat", "main", settings);
 	open_run(&h);
 	assert_int_equal(h_run(&h, &action_testomat_ops,
-			       EV("run.report_changed", "{\"public\":false}"), params)->outcome, WORK_OK);
+			       EV("run.report_changed", "{\"public\":false}"), params)
+				 ->outcome,
+			 WORK_OK);
 	assert_string_equal(h.out.detail, "no unpublish in the API");
 	assert_int_equal(h.http->n_reqs, 0);
 	assert_int_equal(h_run(&h, &action_testomat_ops,
-			       EV("run.report_changed", "{\"public\":true}"), params)->outcome, WORK_OK);
+			       EV("run.report_changed", "{\"public\":true}"), params)
+				 ->outcome,
+			 WORK_OK);
 	assert_string_equal(h.out.detail, "published run 7c3e9a1f");
 	json_object *b = req_body(&h, 0);
 	assert_field(b, "access_event", "\"publish\"");
@@ -628,8 +640,10 @@ static void test_run__results_are_batched_with_stable_rids(void **state)
 	(void)state;
 	h_init(&h, "testomat", "main", settings);
 	open_run(&h);
-	n = (size_t)snprintf(ev, 64 * 1024, "{\"type\":\"result.created\",\"project\":\"DEMO\","
-			     "\"run_id\":42,\"run\":{},\"raw\":{\"payload\":{\"run_id\":42,\"results\":[");
+	n = (size_t)snprintf(
+		ev, 64 * 1024,
+		"{\"type\":\"result.created\",\"project\":\"DEMO\","
+		"\"run_id\":42,\"run\":{},\"raw\":{\"payload\":{\"run_id\":42,\"results\":[");
 	for (int i = 0; i < 450; i++)
 		n += (size_t)snprintf(ev + n, 64 * 1024 - n, "%s{\"case_id\":%d,\"status\":\"%s\"}",
 				      i ? "," : "", i + 1, i == 7 ? "untested" : "passed");
@@ -647,7 +661,8 @@ static void test_run__results_are_batched_with_stable_rids(void **state)
 		assert_field(b, "batch_index", want);
 		assert_field(b, "api_key", "\"tstmt_K+y\"");
 		if (i == 0)
-			assert_field(json_object_array_get_idx(tests, 0), "rid", "\"qase-DEMO-42-1\"");
+			assert_field(json_object_array_get_idx(tests, 0), "rid",
+				     "\"qase-DEMO-42-1\"");
 		json_object_put(b);
 	}
 	free(ev);
@@ -664,7 +679,10 @@ static void test_run__single_result_and_result_deleted(void **state)
 	assert_int_equal(h_run(&h, &action_testomat_ops,
 			       "{\"type\":\"result.updated\",\"project\":\"DEMO\",\"run_id\":42,"
 			       "\"raw\":{\"payload\":{\"case\":{\"id\":17,\"title\":\"Login\"},"
-			       "\"status\":\"blocked\",\"time_ms\":804}}}", params)->outcome, WORK_OK);
+			       "\"status\":\"blocked\",\"time_ms\":804}}}",
+			       params)
+				 ->outcome,
+			 WORK_OK);
 	b = req_body(&h, 0);
 	assert_true(json_object_object_get_ex(b, "tests", &tests));
 	assert_string_equal(json_object_to_json_string_ext(json_object_array_get_idx(tests, 0),
@@ -676,7 +694,9 @@ static void test_run__single_result_and_result_deleted(void **state)
 	fake_reset(h.http);
 	assert_int_equal(h_run(&h, &action_testomat_ops,
 			       "{\"type\":\"result.deleted\",\"project\":\"DEMO\",\"run_id\":42}",
-			       params)->outcome, WORK_OK);
+			       params)
+				 ->outcome,
+			 WORK_OK);
 	assert_int_equal(h.http->n_reqs, 0);
 	h_free(&h);
 }
@@ -705,8 +725,10 @@ static void test_run__errors_classify_and_never_show_the_key(void **state)
 /* settings with api_key_in set to in (the port stays a %d) */
 static void settings_with(char *s, size_t len, const char *in)
 {
-	snprintf(s, len, "{\"base_url\":\"http://127.0.0.1:%%d\",\"api_key\":\"tstmt_K+y\","
-		 "\"kind\":\"manual\",\"api_key_in\":\"%s\",\"timeout_s\":5}", in);
+	snprintf(s, len,
+		 "{\"base_url\":\"http://127.0.0.1:%%d\",\"api_key\":\"tstmt_K+y\","
+		 "\"kind\":\"manual\",\"api_key_in\":\"%s\",\"timeout_s\":5}",
+		 in);
 }
 
 static void test_run__api_key_in_body_or_query_only(void **state)
