@@ -338,7 +338,7 @@ static void note_nul(char *error, size_t len, const char *what)
 {
 	if (!*error)
 		snprintf(error, len,
-			 "%s would hold a NUL byte from the event, "
+			 "%.120s would hold a NUL byte from the event, "
 			 "which an argument or variable cannot carry: refused "
 			 "rather than cut there",
 			 what);
