@@ -17,6 +17,12 @@ void outcome_set(struct target_outcome *o, enum work_outcome w, const char *fmt,
 	va_end(ap);
 }
 
+int outcome_fail(struct target_outcome *o, enum work_outcome w, const char *what)
+{
+	outcome_set(o, w, "%s", what);
+	return -1;
+}
+
 int target_call(struct target_attempt *a, const struct outbound_req *req,
 		struct outbound_resp *resp, struct target_outcome *out, const char *what)
 {

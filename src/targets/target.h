@@ -139,5 +139,7 @@ int target_map_state(struct target_attempt *a, struct target_outcome *out, const
 
 void outcome_set(struct target_outcome *o, enum work_outcome w, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* outcome_set with a fixed message, returning -1: `return outcome_fail(...)`. */
+int outcome_fail(struct target_outcome *o, enum work_outcome w, const char *what);
 
 #endif

@@ -97,32 +97,6 @@ static void throttle(const struct target_cfg *t)
 
 /* ---- mapping and requests ------------------------------------------------ */
 
-static int fail(struct qs *q, enum work_outcome w, const char *what)
-{
-	outcome_set(q->out, w, "%s", what);
-	return -1;
-}
-
-static int is(const char *s, const char *v)
-{
-	return s && strcmp(s, v) == 0;
-}
-
-static int set(struct qs *q, char **field, const char *v)
-{
-	return target_map_set(q->a, q->out, field, v);
-}
-
-static int commit(struct qs *q)
-{
-	return target_map_commit(q->a, q->out);
-}
-
-static int set_state(struct qs *q, const char *state)
-{
-	return target_map_state(q->a, q->out, state);
-}
-
 static int flag(struct qs *q, const char *name)
 {
 	json_object *v;
@@ -133,7 +107,7 @@ static int flag(struct qs *q, const char *name)
 static int set_flag(struct qs *q, const char *name)
 {
 	json_object_object_add(q->a->map.data, name, json_object_new_boolean(1));
-	return commit(q);
+	return target_map_commit(q->a, q->out);
 }
 
 /*
@@ -159,7 +133,7 @@ static int call(struct qs *q, const char *suffix, json_object *body, json_object
 	if (answer)
 		*answer = NULL;
 	if (!url) {
-		fail(q, WORK_FAIL, "out of memory");
+		outcome_fail(q->out, WORK_FAIL, "out of memory");
 		goto done;
 	}
 	req.method = "POST";
@@ -188,10 +162,10 @@ static int run_path(struct qs *q, const char *rest, char *buf, size_t len)
 	char enc[64];
 
 	if (!q->a->map.remote_id || tu_pct_encode(q->a->map.remote_id, enc, sizeof(enc)) < 0)
-		return fail(q, WORK_PERMANENT, "the mapped run id cannot be used");
+		return outcome_fail(q->out, WORK_PERMANENT, "the mapped run id cannot be used");
 	int n = snprintf(buf, len, "/%s%s", enc, rest);
 	if (n < 0 || (size_t)n >= len)
-		return fail(q, WORK_PERMANENT, "the mapped run id cannot be used");
+		return outcome_fail(q->out, WORK_PERMANENT, "the mapped run id cannot be used");
 	return 0;
 }
 
@@ -202,7 +176,8 @@ static int adopt(struct qs *q, long long id, int conflict)
 	char buf[32];
 
 	snprintf(buf, sizeof(buf), "%lld", id);
-	if (set(q, &q->a->map.remote_id, buf) < 0 || set_state(q, "open") < 0)
+	if (target_map_set(q->a, q->out, &q->a->map.remote_id, buf) < 0 ||
+	    target_map_state(q->a, q->out, "open") < 0)
 		return -1;
 	q->out->outcome = WORK_OK;
 	q->out->retry_after_ms = -1;
@@ -230,7 +205,7 @@ static int create(struct qs *q)
 	if (!r.type)
 		r.type = "static_struct";
 	/* intent first: a retry after a crash finds the run by its title */
-	if (set_state(q, "creating") < 0)
+	if (target_map_state(q->a, q->out, "creating") < 0)
 		return -1;
 	if (call(q, "", tu_qasphere_create_body(&r), &answer, "create run") < 0) {
 		if (tu_conflicting_run_id(q->out->detail, &id) == 0)
@@ -240,7 +215,7 @@ static int create(struct qs *q)
 	if (!json_object_object_get_ex(answer, "id", &v) ||
 	    !json_object_is_type(v, json_type_int) || json_object_get_int64(v) <= 0) {
 		json_object_put(answer);
-		return fail(q, WORK_FAIL, "create run: the answer has no id");
+		return outcome_fail(q->out, WORK_FAIL, "create run: the answer has no id");
 	}
 	id = json_object_get_int64(v);
 	json_object_put(answer);
@@ -252,7 +227,7 @@ static int ensure(struct qs *q)
 {
 	const struct run_map *m = &q->a->map;
 
-	if (m->remote_id && m->state && !is(m->state, "creating"))
+	if (m->remote_id && m->state && !tu_streq(m->state, "creating"))
 		return 0;
 	return create(q);
 }
@@ -272,7 +247,7 @@ static int log_comment(struct qs *q, const char *type, const char *what)
 				   q->run_id, event_str(q->a->event, "run.title"));
 	if (!html || !(body = json_object_new_object())) {
 		free(html);
-		return fail(q, WORK_FAIL, "out of memory");
+		return outcome_fail(q->out, WORK_FAIL, "out of memory");
 	}
 	json_object_object_add(body, "comment", json_object_new_string(html));
 	free(html);
@@ -291,12 +266,12 @@ static int close_run(struct qs *q)
 		    !strcasestr(q->out->detail, "already closed"))
 			return -1;
 	}
-	return set_state(q, "closed");
+	return target_map_state(q->a, q->out, "closed");
 }
 
 static int started(struct qs *q)
 {
-	int existed = q->a->map.remote_id && !is(q->a->map.state, "creating");
+	int existed = q->a->map.remote_id && !tu_streq(q->a->map.state, "creating");
 
 	if (ensure(q) < 0)
 		return -1;
@@ -309,7 +284,7 @@ static int updated(struct qs *q)
 {
 	if (ensure(q) < 0)
 		return -1;
-	if (is(q->a->map.state, "closed")) {
+	if (tu_streq(q->a->map.state, "closed")) {
 		note(q, "run %s closed; not logged", q->a->map.remote_id);
 		return 0;
 	}
@@ -322,11 +297,11 @@ static int updated(struct qs *q)
 /* Completed or aborted: the summary logged once, then closed once. */
 static int finish(struct qs *q, const char *type)
 {
-	const char *logged = is(type, "run.completed") ? "logged_completed" : "logged_aborted";
+	const char *logged = tu_streq(type, "run.completed") ? "logged_completed" : "logged_aborted";
 
 	if (ensure(q) < 0)
 		return -1;
-	if (is(q->a->map.state, "closed")) {
+	if (tu_streq(q->a->map.state, "closed")) {
 		note(q, "run %s already closed", q->a->map.remote_id);
 		return 0;
 	}
@@ -335,7 +310,7 @@ static int finish(struct qs *q, const char *type)
 	if (close_run(q) < 0)
 		return -1;
 	note(q, "closed run %s (%s in Qase)", q->a->map.remote_id,
-	     is(type, "run.completed") ? "completed" : "aborted");
+	     tu_streq(type, "run.completed") ? "completed" : "aborted");
 	return 0;
 }
 
@@ -344,9 +319,9 @@ static int deleted(struct qs *q)
 {
 	struct run_map *m = &q->a->map;
 
-	if (is(m->state, "creating") && ensure(q) < 0)
+	if (tu_streq(m->state, "creating") && ensure(q) < 0)
 		return -1;
-	if (is(m->state, "open")) {
+	if (tu_streq(m->state, "open")) {
 		if (!flag(q, "logged_deleted") && (log_comment(q, "run.deleted", "log deleted") < 0 ||
 						   set_flag(q, "logged_deleted") < 0))
 			return -1;
@@ -358,20 +333,20 @@ static int deleted(struct qs *q)
 	} else {
 		note(q, "run deleted in Qase before it was mirrored");
 	}
-	return set_state(q, "deleted");
+	return target_map_state(q->a, q->out, "deleted");
 }
 
 static int dispatch(struct qs *q, const char *type)
 {
-	if (is(type, "run.started"))
+	if (tu_streq(type, "run.started"))
 		return started(q);
-	if (is(type, "run.updated"))
+	if (tu_streq(type, "run.updated"))
 		return updated(q);
-	if (is(type, "run.completed") || is(type, "run.aborted"))
+	if (tu_streq(type, "run.completed") || tu_streq(type, "run.aborted"))
 		return finish(q, type);
-	if (is(type, "run.deleted"))
+	if (tu_streq(type, "run.deleted"))
 		return deleted(q);
-	if (is(type, "run.report_changed"))
+	if (tu_streq(type, "run.report_changed"))
 		note(q, "ignored: no equivalent");
 	else if (strncmp(type, "result.", 7) == 0)
 		note(q, "ignored: results need a Qase-to-QA Sphere case mapping");
@@ -392,9 +367,10 @@ static int setup(struct qs *q)
 
 	q->key = target_str(t, "api_key");
 	if (!base || !project || !q->key)
-		return fail(q, WORK_PERMANENT, "target has no base_url, project or api_key");
+		return outcome_fail(q->out, WORK_PERMANENT,
+				    "target has no base_url, project or api_key");
 	if (tu_pct_encode(project, enc, sizeof(enc)) < 0)
-		return fail(q, WORK_PERMANENT, "target's project is too long");
+		return outcome_fail(q->out, WORK_PERMANENT, "target's project is too long");
 	n = strlen(base);
 	while (n && base[n - 1] == '/')
 		n--;
@@ -407,10 +383,10 @@ static int setup(struct qs *q)
 		 enc);
 	if (asprintf(&q->auth, "Authorization: %s %s", scheme ? scheme : "Bearer", q->key) < 0) {
 		q->auth = NULL;
-		return fail(q, WORK_FAIL, "out of memory");
+		return outcome_fail(q->out, WORK_FAIL, "out of memory");
 	}
 	if (!(q->base = tu_url(base, path)))
-		return fail(q, WORK_FAIL, "out of memory");
+		return outcome_fail(q->out, WORK_FAIL, "out of memory");
 	return 0;
 }
 
@@ -422,7 +398,7 @@ static void qasphere_attempt(struct target_attempt *a, struct target_outcome *ou
 	out->outcome = WORK_OK;
 	out->retry_after_ms = -1;
 	out->detail[0] = '\0';
-	if (is(a->map.state, "deleted")) {
+	if (tu_streq(a->map.state, "deleted")) {
 		outcome_set(out, WORK_OK, "run deleted in Qase; ignored");
 		return;
 	}
@@ -433,7 +409,7 @@ static void qasphere_attempt(struct target_attempt *a, struct target_outcome *ou
 	if (setup(&q) < 0)
 		goto done;
 	if (!(q.title = tu_run_title(param_str(a->params, "title"), q.project, q.run_id))) {
-		fail(&q, WORK_FAIL, "out of memory");
+		outcome_fail(q.out, WORK_FAIL, "out of memory");
 		goto done;
 	}
 	if (dispatch(&q, type ? type : "") == 0)

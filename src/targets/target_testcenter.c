@@ -40,6 +40,7 @@
 #include <nettle/base64.h>
 
 #include "targets/junit.h"
+#include "targets/target_util.h"
 
 #define TC_URL_MAX      2048
 #define TC_LABELS_MAX   40 /* qase.* plus action_target's 32 */
@@ -165,22 +166,16 @@ static const char *tc_suite(struct tc *c, char *buf, size_t len)
 	return buf;
 }
 
-/* strcmp that takes NULL (equal to nothing). */
-static int str_eq(const char *a, const char *b)
-{
-	return a && b && strcmp(a, b) == 0;
-}
-
 static int is_type(const struct tc *c, const char *type)
 {
-	return str_eq(c->type, type);
+	return tu_streq(c->type, type);
 }
 
 /* ---- the map ----------------------------------------------------------------- */
 
 static int state_is(const struct tc *c, const char *state)
 {
-	return str_eq(c->a->map.state, state);
+	return tu_streq(c->a->map.state, state);
 }
 
 static int set_str(char **field, const char *v)
@@ -251,7 +246,7 @@ static int label_has(json_object *arr, const char *key)
 	size_t n = json_object_array_length(arr);
 
 	for (size_t i = 0; i < n; i++)
-		if (str_eq(data_str(json_object_array_get_idx(arr, i), "key"), key))
+		if (tu_streq(data_str(json_object_array_get_idx(arr, i), "key"), key))
 			return 1;
 	return 0;
 }
@@ -473,9 +468,10 @@ static void tc_import(struct tc *c)
 	size_t len;
 	struct err err = { 0 };
 	/* the last attempt saved its intent for this event but not the result */
-	int resent = state_is(c, "importing") && str_eq(data_str(data, "importing"), c->type);
+	int resent = state_is(c, "importing") && tu_streq(data_str(data, "importing"), c->type);
 
-	if (state_is(c, "imported") && str_eq(data_str(data_get(data, "report"), "event"), c->type)) {
+	if (state_is(c, "imported") &&
+	    tu_streq(data_str(data_get(data, "report"), "event"), c->type)) {
 		outcome_set(c->out, WORK_OK, "run %s: %s already imported", c->ref, c->type);
 		return;
 	}
@@ -637,7 +633,7 @@ static json_object *close_progress(struct tc *c)
 {
 	json_object *cl = data_get(c->a->map.data, "close");
 
-	if (json_object_is_type(cl, json_type_object) && str_eq(data_str(cl, "event"), c->type))
+	if (json_object_is_type(cl, json_type_object) && tu_streq(data_str(cl, "event"), c->type))
 		return cl;
 	cl = json_object_new_object();
 	json_object_object_add(cl, "event", json_object_new_string(c->type));

@@ -39,27 +39,6 @@ struct tmat {
 
 #define note(t, ...) tu_appendf((t)->done, sizeof((t)->done), __VA_ARGS__)
 
-static int fail(struct tmat *t, enum work_outcome w, const char *what)
-{
-	outcome_set(t->out, w, "%s", what);
-	return -1;
-}
-
-static int is(const char *s, const char *v)
-{
-	return s && strcmp(s, v) == 0;
-}
-
-static int set(struct tmat *t, char **field, const char *v)
-{
-	return target_map_set(t->a, t->out, field, v);
-}
-
-static int set_state(struct tmat *t, const char *state)
-{
-	return target_map_state(t->a, t->out, state);
-}
-
 /* "/api/reporter" + suffix (+ "?api_key=..."), joined to base_url. */
 static char *url_of(struct tmat *t, const char *suffix)
 {
@@ -82,10 +61,10 @@ static int uid_path(struct tmat *t, const char *rest, char *buf, size_t len)
 	int n;
 
 	if (!t->a->map.remote_id || tu_pct_encode(t->a->map.remote_id, enc, sizeof(enc)) < 0)
-		return fail(t, WORK_PERMANENT, "the mapped uid cannot be used");
+		return outcome_fail(t->out, WORK_PERMANENT, "the mapped uid cannot be used");
 	n = snprintf(buf, len, "/%s%s", enc, rest);
 	if (n < 0 || (size_t)n >= len)
-		return fail(t, WORK_PERMANENT, "the mapped uid cannot be used");
+		return outcome_fail(t->out, WORK_PERMANENT, "the mapped uid cannot be used");
 	return 0;
 }
 
@@ -139,7 +118,7 @@ static int put_run(struct tmat *t, json_object *body, const char *what)
 	char path[256];
 
 	if (!body)
-		return fail(t, WORK_FAIL, "out of memory");
+		return outcome_fail(t->out, WORK_FAIL, "out of memory");
 	if (uid_path(t, "", path, sizeof(path)) < 0) {
 		json_object_put(body);
 		return -1;
@@ -167,7 +146,7 @@ static int create(struct tmat *t)
 	json_object *answer, *v;
 
 	/* intent first: a crash after the POST is reconciled by the shared run */
-	if (set_state(t, "creating") < 0)
+	if (target_map_state(t->a, t->out, "creating") < 0)
 		return -1;
 	if (call(t, "POST", "", tu_testomat_create_body(&r), &answer, "create run") < 0)
 		return -1;
@@ -177,14 +156,14 @@ static int create(struct tmat *t)
 		outcome_set(t->out, WORK_FAIL, "create run: the answer has no uid");
 		return -1;
 	}
-	if (set(t, &a->map.remote_id, json_object_get_string(v)) < 0) {
+	if (target_map_set(t->a, t->out, &a->map.remote_id, json_object_get_string(v)) < 0) {
 		json_object_put(answer);
 		return -1;
 	}
 	if (json_object_object_get_ex(answer, "url", &v) && json_object_is_type(v, json_type_string))
 		json_object_object_add(a->map.data, "url", json_object_get(v));
 	json_object_put(answer);
-	if (set_state(t, "open") < 0)
+	if (target_map_state(t->a, t->out, "open") < 0)
 		return -1;
 	note(t, "created run %s", a->map.remote_id);
 	return 0;
@@ -195,14 +174,14 @@ static int ensure(struct tmat *t)
 {
 	const struct run_map *m = &t->a->map;
 
-	if (m->remote_id && m->state && !is(m->state, "creating"))
+	if (m->remote_id && m->state && !tu_streq(m->state, "creating"))
 		return 0;
 	return create(t);
 }
 
 static int started(struct tmat *t)
 {
-	int existed = t->a->map.remote_id && !is(t->a->map.state, "creating");
+	int existed = t->a->map.remote_id && !tu_streq(t->a->map.state, "creating");
 
 	if (ensure(t) < 0)
 		return -1;
@@ -217,7 +196,7 @@ static int updated(struct tmat *t)
 
 	if (ensure(t) < 0)
 		return -1;
-	if (is(t->a->map.state, "finished")) {
+	if (tu_streq(t->a->map.state, "finished")) {
 		note(t, "run %s already finished; not refreshed", t->a->map.remote_id);
 		return 0;
 	}
@@ -242,7 +221,7 @@ static int finish(struct tmat *t, int aborted)
 
 	if (ensure(t) < 0)
 		return -1;
-	if (is(t->a->map.state, "finished")) {
+	if (tu_streq(t->a->map.state, "finished")) {
 		note(t, "run %s already finished", t->a->map.remote_id);
 		return 0;
 	}
@@ -255,7 +234,7 @@ static int finish(struct tmat *t, int aborted)
 	free(desc);
 	if (put_run(t, body, "finish run") < 0)
 		return -1;
-	if (set_state(t, "finished") < 0)
+	if (target_map_state(t->a, t->out, "finished") < 0)
 		return -1;
 	if (f.tests >= 0)
 		note(t, "finished run %s: %s, %lld tests", t->a->map.remote_id, f.status_event,
@@ -298,9 +277,9 @@ static int deleted(struct tmat *t)
 	struct run_map *m = &t->a->map;
 	json_object *body;
 
-	if (is(m->state, "creating") && ensure(t) < 0)
+	if (tu_streq(m->state, "creating") && ensure(t) < 0)
 		return -1;
-	if (is(m->state, "open")) {
+	if (tu_streq(m->state, "open")) {
 		if ((body = json_object_new_object())) {
 			json_object_object_add(body, "status_event",
 					       json_object_new_string("finish"));
@@ -315,7 +294,7 @@ static int deleted(struct tmat *t)
 	} else {
 		note(t, "run deleted in Qase before it was mirrored");
 	}
-	return set_state(t, "deleted");
+	return target_map_state(t->a, t->out, "deleted");
 }
 
 static json_object *payload_of(json_object *ev)
@@ -400,19 +379,19 @@ done:
 
 static int dispatch(struct tmat *t, const char *type)
 {
-	if (is(type, "run.started"))
+	if (tu_streq(type, "run.started"))
 		return started(t);
-	if (is(type, "run.updated"))
+	if (tu_streq(type, "run.updated"))
 		return updated(t);
-	if (is(type, "run.completed"))
+	if (tu_streq(type, "run.completed"))
 		return finish(t, 0);
-	if (is(type, "run.aborted"))
+	if (tu_streq(type, "run.aborted"))
 		return finish(t, 1);
-	if (is(type, "run.report_changed"))
+	if (tu_streq(type, "run.report_changed"))
 		return report_changed(t);
-	if (is(type, "run.deleted"))
+	if (tu_streq(type, "run.deleted"))
 		return deleted(t);
-	if (is(type, "result.deleted")) {
+	if (tu_streq(type, "result.deleted")) {
 		note(t, "no result delete in the API; ignored");
 		return 0;
 	}
@@ -430,7 +409,7 @@ static void testomat_attempt(struct target_attempt *a, struct target_outcome *ou
 	out->outcome = WORK_OK;
 	out->retry_after_ms = -1;
 	out->detail[0] = '\0';
-	if (is(a->map.state, "deleted")) {
+	if (tu_streq(a->map.state, "deleted")) {
 		outcome_set(out, WORK_OK, "run deleted in Qase; ignored");
 		return;
 	}
@@ -441,8 +420,8 @@ static void testomat_attempt(struct target_attempt *a, struct target_outcome *ou
 		return;
 	}
 	in = target_str(a->target, "api_key_in");
-	t.key_in_body = !in || !is(in, "query");
-	t.key_in_query = !in || !is(in, "body");
+	t.key_in_body = !in || !tu_streq(in, "query");
+	t.key_in_query = !in || !tu_streq(in, "body");
 	t.project = event_str(a->event, "project");
 	if (!t.project)
 		t.project = "";

@@ -13,6 +13,11 @@
 
 /* ---- text ---------------------------------------------------------------- */
 
+int tu_streq(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+
 char *tu_html_escape(const char *s)
 {
 	size_t n = 1;

@@ -18,6 +18,10 @@
 /* ---- text ---------------------------------------------------------------- */
 
 /* s with & < > " ' as entities; NULL s gives "".  Malloc'd, NULL on OOM. */
+/* strcmp that takes NULL: 1 when both are strings and equal (NULL equals
+ * nothing, not even NULL). */
+int tu_streq(const char *a, const char *b);
+
 char *tu_html_escape(const char *s);
 
 /* RFC 3986 percent-encoding of one path segment or query value (everything
