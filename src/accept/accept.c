@@ -394,23 +394,21 @@ int accept_delivery(struct acceptor *a, const struct source_cfg *src, const char
 	struct slot slot;
 	int rc = 0;
 
-	event_keep_bytes(delivery, &bytes); /* "raw" is the delivery as received */
-
 	*duplicate = recent_has(a, key);
 	if (*duplicate)
 		goto done;
+	event_keep_bytes(delivery, &bytes); /* "raw" is the delivery as received */
 	pthread_rwlock_rdlock(&a->rules_lock);
-	if (dv.run_id > 0)
+	if (dv.run_id > 0) {
 		inflight_take(a, &slot, dv.project, dv.run_id);
-	/* the same body may have committed while we waited for its run */
-	*duplicate = recent_has(a, key);
-	if (!*duplicate)
-		rc = route_write(a, &dv, duplicate, err);
-	if (rc == 0) {
+		/* the same body may have committed while we waited for its run */
+		*duplicate = recent_has(a, key);
+	}
+	if (!*duplicate && (rc = route_write(a, &dv, duplicate, err)) == 0) {
 		recent_put(a, key);
 		if (!*duplicate && dv.run_id > 0 && event_is_run(delivery))
 			run_known(a, dv.project, dv.run_id);
-	} else {
+	} else if (rc < 0) {
 		err->code = ERR_UNAVAILABLE;
 	}
 	if (dv.run_id > 0)
