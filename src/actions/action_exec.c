@@ -9,13 +9,11 @@
  */
 #include "actions/action_exec.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "actions/spawn.h"
-#include "core/jpath.h"
 #include "core/log.h"
 #include "core/unconst.h"
 #include "core/metrics.h"
@@ -32,21 +30,13 @@ static const char *const reserved_env[] = {
 	"RUNBRIDGE_DELIVERY_ID",
 };
 
-/* The paths a template reads (see paths_of). */
-struct value_paths {
-	struct jpath **v;
-	size_t n;
-};
-
 struct env_tmpl {
 	char *name;
 	struct tmpl *value;
-	struct value_paths paths;
 };
 
 struct exec_spec {
 	struct tmpl **argv;
-	struct value_paths *argv_paths; /* argc of them */
 	size_t argc;
 	struct env_tmpl *env;
 	size_t nenv;
@@ -54,32 +44,18 @@ struct exec_spec {
 	char *cwd; /* NULL: the daemon's */
 };
 
-static void paths_free(struct value_paths *p)
-{
-	for (size_t i = 0; i < p->n; i++)
-		jpath_free(p->v[i]);
-	free(p->v);
-	p->v = NULL;
-	p->n = 0;
-}
-
 static void exec_free_spec(void *p)
 {
 	struct exec_spec *s = p;
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->argc; i++) {
+	for (size_t i = 0; i < s->argc; i++)
 		tmpl_free(s->argv[i]);
-		if (s->argv_paths)
-			paths_free(&s->argv_paths[i]);
-	}
 	for (size_t i = 0; i < s->nenv; i++) {
 		free(s->env[i].name);
 		tmpl_free(s->env[i].value);
-		paths_free(&s->env[i].paths);
 	}
 	free(s->argv);
-	free(s->argv_paths);
 	free(s->env);
 	free(s->cwd);
 	free(s);
@@ -106,58 +82,8 @@ static int env_name_reserved(const char *s)
 	return 0;
 }
 
-/*
- * The paths a template reads, found again in its source the way template.c
- * parses it ("{{", a path trimmed of spaces, "}}"; the source compiled, so
- * every path is valid).  Rendering raw text stops a string value at a NUL
- * byte, so render looks at these values first: an argument or variable
- * holding one is refused, not silently cut (a C string cannot carry it).
- */
-static int paths_of(struct value_paths *out, const char *src, struct err *e)
-{
-	const char *s = src, *open, *close;
-
-	while ((open = strstr(s, "{{")) && (close = strstr(open + 2, "}}"))) {
-		const char *a = open + 2, *b = close;
-		struct jpath **v = realloc(out->v, (out->n + 1) * sizeof(*v));
-		char *text;
-		int rc;
-
-		while (a < b && isspace((unsigned char)*a))
-			a++;
-		while (b > a && isspace((unsigned char)b[-1]))
-			b--;
-		if (!v || !(text = strndup(a, (size_t)(b - a)))) {
-			if (v)
-				out->v = v;
-			return err_set(e, "out of memory");
-		}
-		out->v = v;
-		rc = jpath_compile(&v[out->n], text, e);
-		free(text);
-		if (rc < 0)
-			return -1;
-		out->n++;
-		s = close + 2;
-	}
-	return 0;
-}
-
-/* 1 when a value the template reads is a string with a NUL byte in it. */
-static int reads_nul(const struct value_paths *p, json_object *event)
-{
-	for (size_t i = 0; i < p->n; i++) {
-		json_object *v = jpath_get(p->v[i], event);
-		if (json_object_is_type(v, json_type_string) &&
-		    strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
-			return 1;
-	}
-	return 0;
-}
-
 /* Compiles a scalar node; what names the value in messages ("argv[1]"). */
-static int compile(struct tmpl **out, struct value_paths *paths, const struct cfg_node *v,
-		   const char *what, struct errlist *errs)
+static int compile(struct tmpl **out, const struct cfg_node *v, const char *what, struct errlist *errs)
 {
 	char where[300];
 	struct err e;
@@ -165,7 +91,7 @@ static int compile(struct tmpl **out, struct value_paths *paths, const struct cf
 	if (v->type != CFG_SCALAR)
 		return errlist_add(errs, "%s: exec: %s must be a string, not %s",
 				   cfg_where(v, where, sizeof(where)), what, cfg_type_name(v));
-	if (tmpl_compile(out, v->value, &e) < 0 || paths_of(paths, v->value, &e) < 0)
+	if (tmpl_compile(out, v->value, &e) < 0)
 		return errlist_add(errs, "%s: exec: %s: %s", cfg_where(v, where, sizeof(where)),
 				   what, e.msg);
 	return 0;
@@ -181,13 +107,12 @@ static int parse_argv(void *spec, const struct cfg_node *v, struct errlist *errs
 		return errlist_add(errs, "%s: exec: argv must be a non-empty list of strings",
 				   cfg_where(v, where, sizeof(where)));
 	s->argv = calloc(v->n, sizeof(*s->argv));
-	s->argv_paths = calloc(v->n, sizeof(*s->argv_paths));
-	if (!s->argv || !s->argv_paths)
+	if (!s->argv)
 		return errlist_add(errs, "out of memory");
 	s->argc = v->n;
 	for (size_t i = 0; i < v->n; i++) {
 		snprintf(what, sizeof(what), "argv[%zu]", i);
-		if (compile(&s->argv[i], &s->argv_paths[i], v->items[i], what, errs) < 0)
+		if (compile(&s->argv[i], v->items[i], what, errs) < 0)
 			bad = -1;
 	}
 	if (v->items[0]->type == CFG_SCALAR && !*v->items[0]->value)
@@ -216,13 +141,12 @@ static int parse_env_pair(struct exec_spec *s, const struct cfg_node *map, size_
 					   cfg_where(k, where, sizeof(where)), k->value);
 	struct env_tmpl *e = &s->env[s->nenv];
 	snprintf(what, sizeof(what), "env %s", k->value);
-	int rc = compile(&e->value, &e->paths, map->items[i], what, errs);
+	int rc = compile(&e->value, map->items[i], what, errs);
 	if (rc == 0 && !(e->name = strdup(k->value)))
 		rc = errlist_add(errs, "out of memory");
 	if (rc < 0) {
 		tmpl_free(e->value);
 		e->value = NULL;
-		paths_free(&e->paths);
 		return -1;
 	}
 	s->nenv++;
@@ -320,10 +244,11 @@ static int exec_parse(void **out, const struct cfg_node *node, struct errlist *e
 
 /* ---- render -------------------------------------------------------------- */
 
-/* Renders t as one JSON string; NULL on OOM. */
-static json_object *render_string(const struct tmpl *t, json_object *event)
+/* Renders t as one JSON string (*cut_nul: a value in it stopped at a NUL
+ * byte); NULL on OOM. */
+static json_object *render_string(const struct tmpl *t, json_object *event, int *cut_nul)
 {
-	char *s = tmpl_render(t, event, TMPL_RAW, 0);
+	char *s = tmpl_render_cut(t, event, TMPL_RAW, 0, cut_nul);
 	json_object *o = s ? json_object_new_string(s) : NULL;
 	free(s);
 	return o;
@@ -355,12 +280,13 @@ static int render_argv(json_object *params, const struct exec_spec *s, json_obje
 		return -1;
 	}
 	for (size_t i = 0; i < s->argc; i++) {
-		json_object *v = render_string(s->argv[i], event);
+		int cut;
+		json_object *v = render_string(s->argv[i], event, &cut);
 		if (!v || json_object_array_add(a, v) < 0) {
 			json_object_put(v);
 			return -1;
 		}
-		if (reads_nul(&s->argv_paths[i], event)) {
+		if (cut) {
 			snprintf(what, sizeof(what), "argv[%zu]", i);
 			note_nul(error, len, what);
 		}
@@ -379,12 +305,13 @@ static int render_env(json_object *params, const struct exec_spec *s, json_objec
 		return -1;
 	}
 	for (size_t i = 0; i < s->nenv; i++) {
-		json_object *v = render_string(s->env[i].value, event);
+		int cut;
+		json_object *v = render_string(s->env[i].value, event, &cut);
 		if (!v || json_object_object_add(env, s->env[i].name, v) < 0) {
 			json_object_put(v);
 			return -1;
 		}
-		if (reads_nul(&s->env[i].paths, event)) {
+		if (cut) {
 			snprintf(what, sizeof(what), "env %s", s->env[i].name);
 			note_nul(error, len, what);
 		}

@@ -447,8 +447,10 @@ static void put_url(struct buf *o, const char *s, size_t n, enum url_ctx ctx)
 	}
 }
 
-/* Strings are their text; everything else is json-c's compact JSON. */
-static void put_value(struct buf *o, json_object *v, enum tmpl_escape esc, enum url_ctx ctx)
+/* Strings are their text; everything else is json-c's compact JSON.
+ * *cut_nul is set when raw output had to stop a string at a NUL byte. */
+static void put_value(struct buf *o, json_object *v, enum tmpl_escape esc, enum url_ctx ctx,
+		      int *cut_nul)
 {
 	const char *s;
 	size_t n;
@@ -457,8 +459,12 @@ static void put_value(struct buf *o, json_object *v, enum tmpl_escape esc, enum 
 		return;
 	if (json_object_is_type(v, json_type_string)) {
 		s = json_object_get_string(v);
+		n = (size_t)json_object_get_string_len(v);
 		/* a C string cannot carry a NUL: raw output stops at one */
-		n = esc != TMPL_RAW ? (size_t)json_object_get_string_len(v) : strlen(s);
+		if (esc == TMPL_RAW && strlen(s) != n) {
+			n = strlen(s);
+			*cut_nul = 1;
+		}
 	} else {
 		s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
 							      JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -479,6 +485,7 @@ struct render {
 	json_object *scope[TMPL_DEPTH_MAX + 1]; /* [0] is the event */
 	size_t nscope;
 	size_t budget; /* steps left */
+	int cut_nul;   /* a raw string value stopped at a NUL byte */
 };
 
 /* The innermost scope in which the whole path exists gives the value. */
@@ -546,7 +553,9 @@ static void render_parts(struct render *r, size_t from, size_t to)
 		const struct part *p = &r->t->parts[i];
 		switch (p->kind) {
 		case PART_LIT: put_raw(&r->o, p->lit, p->len); break;
-		case PART_VALUE: put_value(&r->o, lookup(r, p->path), r->esc, p->url); break;
+		case PART_VALUE:
+			put_value(&r->o, lookup(r, p->path), r->esc, p->url, &r->cut_nul);
+			break;
 		case PART_SECTION:
 		case PART_INVERTED:
 			render_section(r, i);
@@ -559,9 +568,18 @@ static void render_parts(struct render *r, size_t from, size_t to)
 
 char *tmpl_render(const struct tmpl *t, json_object *event, enum tmpl_escape esc, size_t max_len)
 {
+	int cut_nul;
+
+	return tmpl_render_cut(t, event, esc, max_len, &cut_nul);
+}
+
+char *tmpl_render_cut(const struct tmpl *t, json_object *event, enum tmpl_escape esc,
+		      size_t max_len, int *cut_nul)
+{
 	struct render *r = calloc(1, sizeof(*r)); /* the heap: small stacks */
 	char *out = NULL;
 
+	*cut_nul = 0;
 	if (!r)
 		return NULL;
 	r->t = t;
@@ -575,6 +593,7 @@ char *tmpl_render(const struct tmpl *t, json_object *event, enum tmpl_escape esc
 	render_parts(r, 0, t->n);
 	if (buf_error(&r->o) != ERR_NOMEM)
 		out = buf_detach(&r->o, NULL); /* ERR_TOOLARGE: truncated */
+	*cut_nul = r->cut_nul;
 done:
 	buf_free(&r->o);
 	free(r);

@@ -76,6 +76,13 @@ void tmpl_free(struct tmpl *t);
  * whole character and a whole escape sequence. */
 char *tmpl_render(const struct tmpl *t, json_object *event, enum tmpl_escape esc, size_t max_len);
 
+/* tmpl_render, also telling whether a string value was cut: TMPL_RAW output
+ * stops a string at a NUL byte it holds (a C string cannot carry one), and
+ * *cut_nul is then 1 (else 0), so that a caller can refuse rather than
+ * pass on a shortened value. */
+char *tmpl_render_cut(const struct tmpl *t, json_object *event, enum tmpl_escape esc,
+		      size_t max_len, int *cut_nul);
+
 /*
  * For load-time checks of the text a template can produce (the http
  * action's JSON body check): the source with each value read as "x", each
