@@ -30,6 +30,7 @@
 #include <civetweb.h>
 
 #include "core/unconst.h"
+#include "http/reply.h"
 
 struct framing {
 	size_t max_header_bytes;
@@ -279,32 +280,10 @@ int framing_path_is(const struct mg_request_info *ri, const char *path)
 	return ri->local_uri_raw && strcmp(ri->local_uri_raw, path) == 0;
 }
 
-static const char *reason_phrase(int status)
-{
-	switch (status) {
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 431: return "Request Header Fields Too Large";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Error";
-	}
-}
-
-/* One write, as server.c does; reason is one of this file's constants
- * (no quote or backslash to escape). */
+/* Refusals close; reason is one of this file's constants. */
 static int answer(struct mg_connection *c, int status, const char *reason, int close)
 {
-	char buf[512], body[256];
-	int blen = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", reason);
-	int n = snprintf(buf, sizeof(buf),
-			 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-			 "Content-Length: %d\r\nCache-Control: no-store\r\n%s\r\n%s",
-			 status, reason_phrase(status), blen, close ? "Connection: close\r\n" : "",
-			 body);
-	if (close)
-		mg_disable_connection_keep_alive(c);
-	mg_write(c, buf, (size_t)n);
-	return status;
+	return http_reply_error(c, status, close ? "Connection: close\r\n" : "", reason);
 }
 
 int framing_begin_request(struct mg_connection *c)

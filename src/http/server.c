@@ -30,6 +30,7 @@
 #include "http/deadline.h"
 #include "http/framing.h"
 #include "http/ratelimit.h"
+#include "http/reply.h"
 #include "http/srcstat.h"
 #include "store/ingest.h"
 #include "store/store.h"
@@ -54,61 +55,6 @@ struct http_server {
 	char *tls_pem;           /* key + certificate for civetweb, or NULL */
 	int tls_pem_ours;        /* we wrote it: removed at shutdown */
 };
-
-static const char *reason(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 202: return "Accepted";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 413: return "Payload Too Large";
-	case 403: return "Forbidden";
-	case 415: return "Unsupported Media Type";
-	case 429: return "Too Many Requests";
-	case 503: return "Service Unavailable";
-	default: return "Error";
-	}
-}
-
-/* One write for the whole response.  extra is more header lines, each
- * ending in \r\n, or "". */
-static int reply(struct mg_connection *c, int status, const char *extra, const char *body)
-{
-	size_t blen = strlen(body);
-	size_t cap = blen + strlen(extra) + 256;
-	char *buf = malloc(cap);
-	if (!buf)
-		return 500;
-	int n = snprintf(buf, cap,
-			 "HTTP/1.1 %d %s\r\n"
-			 "Content-Type: application/json\r\n"
-			 "Content-Length: %zu\r\n"
-			 "Cache-Control: no-store\r\n"
-			 "%s\r\n%s",
-			 status, reason(status), blen, extra, body);
-	/* civetweb reads the client's Connection header, not ours: without
-	 * this it would keep the socket and read the unread body first */
-	if (strstr(extra, "Connection: close"))
-		mg_disable_connection_keep_alive(c);
-	mg_write(c, buf, (size_t)n);
-	free(buf);
-	return status;
-}
-
-static int reply_error(struct mg_connection *c, int status, const char *extra, const char *msg)
-{
-	json_object *o = json_object_new_object();
-	json_object_object_add(o, "error", json_object_new_string(msg));
-	reply(c, status, extra,
-	      json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-							JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(o);
-	return status;
-}
 
 static void sha256_of(const char *s, uint8_t out[SHA256_DIGEST_SIZE])
 {
@@ -240,7 +186,7 @@ static int take_delivery(struct mg_connection *c, struct route *rt, char *body, 
 		log_kv(LOG_INFO, "delivery refused", "source", rt->src->name, "status", "400",
 		       "error", err.msg, NULL);
 		outcome(rt, NULL, 400);
-		return reply_error(c, 400, "", err.msg);
+		return http_reply_error(c, 400, "", err.msg);
 	}
 	event_delivery_id(id, rt->src->name, body, len);
 	char type[128], project[128], run[24];
@@ -257,7 +203,7 @@ static int take_delivery(struct mg_connection *c, struct route *rt, char *body, 
 		log_kv(LOG_ERROR, "delivery refused", "id", id, "status", "503", "error", err.msg,
 		       NULL);
 		outcome(rt, type, 503);
-		return reply_error(c, 503, "Retry-After: 5\r\n", "store unavailable");
+		return http_reply_error(c, 503, "Retry-After: 5\r\n", "store unavailable");
 	}
 	log_kv(LOG_INFO, "delivery accepted", "id", id, "source", rt->src->name, "type", type,
 	       "project", project, "run_id", run, "duplicate", dup ? "true" : "false", NULL);
@@ -265,7 +211,7 @@ static int take_delivery(struct mg_connection *c, struct route *rt, char *body, 
 	if (dup)
 		metrics_duplicate();
 	snprintf(resp, sizeof(resp), "{\"id\":\"%s\",\"duplicate\":%s}", id, dup ? "true" : "false");
-	return reply(c, 202, "", resp);
+	return http_reply(c, 202, "", resp);
 }
 
 static int refuse(struct mg_connection *c, const struct route *rt, int status, const char *extra,
@@ -276,7 +222,7 @@ static int refuse(struct mg_connection *c, const struct route *rt, int status, c
 	log_kv(LOG_INFO, "delivery refused", "source", rt->src->name, "status", st, "error", msg,
 	       NULL);
 	outcome(rt, NULL, status);
-	return reply_error(c, status, extra, msg);
+	return http_reply_error(c, status, extra, msg);
 }
 
 static int handle_source(struct mg_connection *c, void *cbdata)
@@ -343,7 +289,7 @@ static int handle_source(struct mg_connection *c, void *cbdata)
 static int handle_healthz(struct mg_connection *c, void *cbdata)
 {
 	(void)cbdata;
-	return reply(c, 200, "", "{\"status\":\"ok\"}");
+	return http_reply(c, 200, "", "{\"status\":\"ok\"}");
 }
 
 static int handle_readyz(struct mg_connection *c, void *cbdata)
@@ -357,9 +303,9 @@ static int handle_readyz(struct mg_connection *c, void *cbdata)
 	json_object_object_add(o, "status", json_object_new_string(ok ? "ready" : "not ready"));
 	json_object_object_add(o, "store", json_object_new_string(ok ? "ok" : err.msg));
 	json_object_object_add(o, "redis", json_object_new_string(redis));
-	int status = reply(c, ok ? 200 : 503, "",
-			   json_object_to_json_string_ext(
-				   o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	int status = http_reply(c, ok ? 200 : 503, "",
+				json_object_to_json_string_ext(
+					o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return status;
 }
@@ -385,7 +331,8 @@ static int handle_metrics(struct mg_connection *c, void *cbdata)
 	struct err err;
 
 	if (!admin_allowed(c, s->cfg))
-		return reply_error(c, 403, "", "metrics need a loopback client or http.admin_token");
+		return http_reply_error(c, 403, "",
+					"metrics need a loopback client or http.admin_token");
 	s->status.jobs(s->status.ctx, &g.in_memory, &g.running);
 	if (store_open(&st, s->cfg->data_dir, STORE_RO, &err) == 0) {
 		store_counts(st, &sc, &err);
@@ -399,7 +346,7 @@ static int handle_metrics(struct mg_connection *c, void *cbdata)
 	if (!text || !sources) {
 		free(text);
 		free(sources);
-		return reply_error(c, 503, "", "out of memory");
+		return http_reply_error(c, 503, "", "out of memory");
 	}
 	char head[160];
 	int n = snprintf(head, sizeof(head),
@@ -418,7 +365,7 @@ static int handle_metrics(struct mg_connection *c, void *cbdata)
 static int handle_not_found(struct mg_connection *c, void *cbdata)
 {
 	(void)cbdata;
-	return reply_error(c, 404, "", "no such path");
+	return http_reply_error(c, 404, "", "no such path");
 }
 
 static int on_log(const struct mg_connection *c, const char *message)
