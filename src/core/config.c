@@ -38,9 +38,10 @@ enum opt_type {
 	OPT_CHOICE, /* int: the index of the value in values[] */
 };
 
-#define OPT_EMPTY_NULL 0x1 /* an empty value means "unset" and stores NULL */
-#define OPT_SECRET     0x2 /* never echo the value in a message */
-#define OPT_RELOAD     0x4 /* SIGHUP applies a new value (else: a restart) */
+#define OPT_EMPTY_NULL   0x1 /* an empty value means "unset" and stores NULL */
+#define OPT_SECRET       0x2 /* never echo the value in a message */
+#define OPT_RELOAD       0x4 /* SIGHUP applies a new value (else: a restart) */
+#define OPT_HOLDS_SECRET 0x8 /* shown, but part of it is a secret (a URL's password) */
 
 /* Writes what was expected into why when val is unacceptable. */
 typedef int (*opt_valid)(const char *val, char *why, size_t len);
@@ -87,8 +88,8 @@ static const struct option options[] = {
 	     "largest delivery body accepted (larger: 413)"),
 	PATH("rules", C(rules_path), "rules", OPT_RELOAD,
 	     "rules file, or a directory of *.yaml rules files"),
-	STR("redis.url", C(redis_url), "redis://127.0.0.1:6379/0", valid_redis_url, 0,
-	    "Redis for stream actions (redis:// or unix://, password in the URL)"),
+	STR("redis.url", C(redis_url), "redis://127.0.0.1:6379/0", valid_redis_url,
+	    OPT_HOLDS_SECRET, "Redis for stream actions (redis:// or unix://, password in the URL)"),
 	INT("redis.dedup_ttl_s", C(redis_dedup_ttl_s), 1, 315360000, "86400", 0,
 	    "how long Redis remembers an appended job, so a retry appends no second entry"),
 	INT("redis.batch", C(redis_batch), 1, 65536, "256", 0,
@@ -397,7 +398,7 @@ static void warn_unset(struct load *ld, const struct option *o, const char *name
 {
 	char where[300];
 
-	if (!info->n_unset || !((o->flags & OPT_SECRET) || strcmp(name, "redis.url") == 0))
+	if (!info->n_unset || !(o->flags & (OPT_SECRET | OPT_HOLDS_SECRET)))
 		return;
 	cfg_where(val, where, sizeof(where));
 	errlist_add(&ld->cfg->warnings, "%s: warning: %s uses ${%s}, which is unset: %s", where,
