@@ -370,15 +370,17 @@ static int run_batch(struct ingest *in, struct req *batch)
 		if (pass == 0)
 			store_rollback(in->st);
 	} while (pass == 0);
-	size_t room = batch_room(batch);
 	if (pass == 1 && store_commit(in->st, &err) == 0) {
+		/* sizes are counted only while a failure is remembered: the
+		 * commit path of a healthy store does no extra work */
 		int probed = 0;
-		for (struct req *r = batch; r && !probed; r = r->next)
+		for (struct req *r = batch; r && in->failed_room && !probed; r = r->next)
 			probed = r->type == REQ_PROBE && !r->failed;
-		if (probed || room >= in->failed_room)
+		if (in->failed_room && (probed || batch_room(batch) >= in->failed_room))
 			in->failed_room = 0;
 		return 1;
 	}
+	size_t room = batch_room(batch);
 	if (room > in->failed_room)
 		in->failed_room = room < FAILED_ROOM_MAX ? room : FAILED_ROOM_MAX;
 	if (!err.msg[0])
