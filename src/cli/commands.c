@@ -1,7 +1,6 @@
 /* cli: the offline commands: check, route, replay, status. */
 #include "cli/cli.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,24 +122,6 @@ static json_object *registry_run(const struct config *cfg, json_object *delivery
 	return o;
 }
 
-/* Authorization, X-Api-Key, X-Auth-Token, X-Hub-Signature...: values
- * that are credentials by name. */
-static int secret_header(const char *name)
-{
-	static const char *const words[] = { "auth",      "key",      "token",  "secret",
-					     "signature", "password", "cookie", NULL };
-	char low[128];
-	size_t i;
-
-	for (i = 0; name[i] && i + 1 < sizeof(low); i++)
-		low[i] = (char)tolower((unsigned char)name[i]);
-	low[i] = '\0';
-	for (const char *const *w = words; *w; w++)
-		if (strstr(low, *w))
-			return 1;
-	return 0;
-}
-
 /* An http action's params with what is secret in them masked. */
 static json_object *masked_http(json_object *params)
 {
@@ -158,7 +139,7 @@ static json_object *masked_http(json_object *params)
 	    json_object_is_type(headers, json_type_object)) {
 		json_object_object_foreach(headers, name, value)
 		{
-			if (value && secret_header(name))
+			if (value && redact_header_is_secret(name))
 				json_object_object_add(headers, name,
 						       json_object_new_string(REDACT_MASK));
 		}

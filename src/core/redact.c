@@ -1,6 +1,7 @@
 /* redact: masking a URL's secrets for output (redact.h). */
 #include "core/redact.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -117,4 +118,20 @@ void redact_url(const char *url, char *out, size_t len)
 	}
 	if (*rest == '#')
 		puts_(&o, "#" REDACT_MASK);
+}
+
+int redact_header_is_secret(const char *name)
+{
+	static const char *const words[] = { "auth",      "key",      "token",  "secret",
+					     "signature", "password", "cookie", NULL };
+	char low[128];
+	size_t i;
+
+	for (i = 0; name[i] && i + 1 < sizeof(low); i++)
+		low[i] = (char)tolower((unsigned char)name[i]);
+	low[i] = '\0';
+	for (const char *const *w = words; *w; w++)
+		if (strstr(low, *w))
+			return 1;
+	return 0;
 }

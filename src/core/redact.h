@@ -26,4 +26,9 @@
  * to len).  A string that is not an absolute URL is masked whole. */
 void redact_url(const char *url, char *out, size_t len);
 
+/* 1 when a header of this name carries a credential by its name
+ * (Authorization, X-Api-Key, X-Auth-Token, Cookie, X-Hub-Signature...):
+ * its value is shown as REDACT_MASK. */
+int redact_header_is_secret(const char *name);
+
 #endif
