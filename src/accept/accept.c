@@ -13,7 +13,10 @@
 
 #include "event/event.h"
 #include "rules/rules.h"
+#include "actions/action.h"
+#include "core/clock.h"
 #include "store/ingest.h"
+#include "store/results.h"
 #include "store/store.h"
 
 enum {
@@ -63,6 +66,17 @@ struct acceptor {
 	pthread_mutex_t pool_mu; /* read-only connections not in use */
 	struct store **pool;
 	size_t npool, cappool;
+
+	/* runs with an event waiting in the results stage: their later events
+	 * wait behind it (run hash -> how many) */
+	pthread_mutex_t waiting_mu;
+	struct waiting *waiting[INFLIGHT_BUCKETS];
+};
+
+struct waiting {
+	uint64_t hash;
+	long n;
+	struct waiting *next;
 };
 
 /* ---- hashing ------------------------------------------------------------- */
@@ -236,6 +250,40 @@ static void inflight_give(struct acceptor *a, struct slot *me)
 	pthread_mutex_unlock(&a->inflight_mu);
 }
 
+/* ---- runs waiting for their results --------------------------------------- */
+
+/* Adds delta to the run's count and returns the new count (0 when out of
+ * memory: the event is then routed at once, out of the run's order). */
+static long waiting_add(struct acceptor *a, const char *project, long long run_id, long delta)
+{
+	uint64_t h = run_hash(project, run_id);
+	struct waiting **p = &a->waiting[h % INFLIGHT_BUCKETS], *w;
+	long n = 0;
+
+	pthread_mutex_lock(&a->waiting_mu);
+	while (*p && (*p)->hash != h)
+		p = &(*p)->next;
+	if (!*p && delta > 0 && (w = calloc(1, sizeof(*w)))) {
+		w->hash = h;
+		*p = w;
+	}
+	if ((w = *p)) {
+		w->n += delta;
+		if ((n = w->n) <= 0) {
+			*p = w->next;
+			free(w);
+			n = 0;
+		}
+	}
+	pthread_mutex_unlock(&a->waiting_mu);
+	return n;
+}
+
+static void learn_waiting(void *ctx, const char *project, long long run_id)
+{
+	waiting_add(ctx, project, run_id, 1);
+}
+
 /* ---- read-only connections ----------------------------------------------- */
 
 static struct store *pool_get(struct acceptor *a, struct err *err)
@@ -321,17 +369,38 @@ struct delivery {
 	long long run_id, received_ms;
 };
 
-/* Normalizes, routes and writes one delivery (its run held, if any). */
+/* The one job of an event that waits in the results stage. */
+static void results_job(struct ingest_job *job, char *lane, int fetch, const struct delivery *dv)
+{
+	snprintf(lane, LANE_MAX, "%s#%lld/results", dv->project ? dv->project : "", dv->run_id);
+	*job = (struct ingest_job){
+		.rule = "results",
+		.index = 0,
+		.kind = "results",
+		.params_json = fetch ? "{\"fetch\":true}" : "{\"fetch\":false}",
+		.lane = lane,
+	};
+}
+
+/* Normalizes, routes and writes one delivery (its run held, if any).  An
+ * event whose results are pulled, and any later event of its run while one
+ * waits, is stored with one results job instead of its actions: the
+ * results stage routes it (accept_route_deferred). */
 static int route_write(struct acceptor *a, const struct delivery *dv, int *duplicate, struct err *err)
 {
 	json_object *prior = NULL, *ev = NULL;
 	struct route_result rr = { 0 };
-	struct ingest_job *jobs = NULL;
-	int rc = -1;
+	struct ingest_job *jobs = NULL, wait_job;
+	char wait_lane[LANE_MAX];
+	int rc = -1, fetch = 0, wait = 0;
 
+	if (dv->run_id > 0) {
+		fetch = source_fetches(dv->src, event_name_of(dv->json));
+		wait = fetch || waiting_add(a, dv->project, dv->run_id, 0) > 0;
+	}
 	if (prior_run(a, dv->project, dv->run_id, &prior, err) < 0 ||
 	    event_normalize(&ev, dv->json, dv->src, dv->id, dv->received_ms, prior, err) < 0 ||
-	    (a->rules && rules_route(a->rules, ev, &rr, err) < 0))
+	    (!wait && a->rules && rules_route(a->rules, ev, &rr, err) < 0))
 		goto done;
 	if (rr.n && !(jobs = calloc(rr.n, sizeof(*jobs) + LANE_MAX))) {
 		err_set(err, "out of memory");
@@ -366,7 +435,15 @@ static int route_write(struct acceptor *a, const struct delivery *dv, int *dupli
 		.jobs = jobs,
 		.njobs = rr.n,
 	};
+	if (wait) {
+		results_job(&wait_job, wait_lane, fetch, dv);
+		rows.jobs = &wait_job;
+		rows.njobs = 1;
+		waiting_add(a, dv->project, dv->run_id, 1);
+	}
 	rc = ingest_write(a->in, &rows, duplicate, err);
+	if (wait && (rc < 0 || *duplicate))
+		waiting_add(a, dv->project, dv->run_id, -1);
 done:
 	free(jobs);
 	route_result_free(&rr);
@@ -419,6 +496,103 @@ done:
 	return rc;
 }
 
+/* ---- deferred routing (the results stage) -------------------------------- */
+
+struct deferred {
+	const struct action_job *job;
+	const char *status;     /* "complete", "partial", "unavailable", or "routed" */
+	const char *event_json; /* the event with its results, or NULL: as stored */
+	const struct ingest_job *jobs;
+	size_t njobs;
+	int first, skipped; /* out */
+};
+
+/* A routed event is routed again only with better results (a replay that
+ * completed what was partial); once complete, or routed without results,
+ * never again. */
+static int route_again(const char *before, const char *now)
+{
+	return !*before || (strcmp(before, "complete") != 0 && strcmp(before, "routed") != 0 &&
+			    strcmp(before, now) != 0);
+}
+
+static int write_deferred(struct ingest_tx *tx, void *ctx, struct err *err)
+{
+	struct deferred *w = ctx;
+	struct store *st = ingest_tx_store(tx);
+	const struct action_job *j = w->job;
+	char before[16];
+	long long seq;
+
+	if (store_routed_get(st, j->delivery_id, before, err) < 0)
+		return -1;
+	w->first = !before[0];
+	w->skipped = !route_again(before, w->status);
+	if (w->skipped)
+		return 0;
+	if (store_routed_put(st, j->project, j->run_id, j->delivery_id, w->status, w->event_json,
+			     clock_wall_ms(), err) < 0 ||
+	    store_delivery_seq(st, j->project, j->run_id, j->delivery_id, &seq, err) < 0)
+		return -1;
+	if (seq < 0)
+		return err_set(err, "delivery %s is not in the store", j->delivery_id);
+	for (size_t i = 0; i < w->njobs; i++)
+		if (ingest_tx_job(tx, seq, &w->jobs[i], err) < 0)
+			return -1;
+	return 0;
+}
+
+int accept_route_deferred(void *ctx, const struct action_job *j, json_object *event,
+			  const char *status, struct err *err)
+{
+	struct acceptor *a = ctx;
+	struct route_result rr = { 0 };
+	struct ingest_job *jobs = NULL;
+	struct slot slot;
+	int rc = -1;
+
+	pthread_rwlock_rdlock(&a->rules_lock);
+	if (j->run_id > 0)
+		inflight_take(a, &slot, j->project, j->run_id);
+	if (a->rules && rules_route(a->rules, event, &rr, err) < 0)
+		goto done;
+	if (rr.n && !(jobs = calloc(rr.n, sizeof(*jobs) + LANE_MAX))) {
+		err_set(err, "out of memory");
+		goto done;
+	}
+	char *lanes = (char *)(jobs + rr.n);
+	for (size_t i = 0; i < rr.n; i++) {
+		const struct routed_action *ra = &rr.v[i];
+		char *lane = lanes + i * LANE_MAX;
+		lane_of(lane, ra, j->project, j->run_id);
+		jobs[i] = (struct ingest_job){
+			.rule = ra->rule,
+			.index = ra->index,
+			.kind = ra->kind,
+			.params_json = to_json(ra->params),
+			.lane = lane,
+		};
+	}
+	struct deferred w = {
+		.job = j,
+		.status = *status ? status : "routed",
+		.event_json = *status ? to_json(event) : NULL,
+		.jobs = jobs,
+		.njobs = rr.n,
+	};
+	rc = ingest_call(a->in, write_deferred, &w, err);
+	/* the run's next events route at once when none waits any more */
+	if (rc == 0 && w.first && j->run_id > 0)
+		waiting_add(a, j->project, j->run_id, -1);
+done:
+	if (j->run_id > 0)
+		inflight_give(a, &slot);
+	pthread_rwlock_unlock(&a->rules_lock);
+	free(jobs);
+	route_result_free(&rr);
+	return rc;
+}
+
 /* ---- life ---------------------------------------------------------------- */
 
 const struct rules *acceptor_set_rules(struct acceptor *a, const struct rules *rules)
@@ -457,11 +631,14 @@ int acceptor_new(struct acceptor **out, const char *data_dir, struct ingest *in,
 	pthread_mutex_init(&a->inflight_mu, NULL);
 	pthread_cond_init(&a->inflight_freed, NULL);
 	pthread_mutex_init(&a->pool_mu, NULL);
+	pthread_mutex_init(&a->waiting_mu, NULL);
 	if (!(st = pool_get(a, err))) {
 		acceptor_free(a);
 		return -1;
 	}
 	int rc = store_runs_each(st, learn_run, a, err);
+	if (rc == 0)
+		rc = store_deferred_each(st, learn_waiting, a, err);
 	pool_put(a, st);
 	if (rc < 0) {
 		acceptor_free(a);
@@ -485,6 +662,12 @@ void acceptor_free(struct acceptor *a)
 	pthread_mutex_destroy(&a->inflight_mu);
 	pthread_cond_destroy(&a->inflight_freed);
 	pthread_mutex_destroy(&a->pool_mu);
+	for (size_t i = 0; i < INFLIGHT_BUCKETS; i++)
+		for (struct waiting *w = a->waiting[i], *next; w; w = next) {
+			next = w->next;
+			free(w);
+		}
+	pthread_mutex_destroy(&a->waiting_mu);
 	free(a->data_dir);
 	free(a);
 }

@@ -30,6 +30,12 @@
  * as a duplicate at once, without routing or a commit; it was on disk
  * before its hash was.
  *
+ * Results: an event whose run's results are pulled (a source with an API
+ * token, the event in api.fetch_on) is stored with one "results" job
+ * instead of its actions, and so is each later event of that run while one
+ * waits; the results stage routes them, in order, through
+ * accept_route_deferred.
+ *
  * Rules: routing holds a read lock from the match until the commit;
  * accept_set_rules swaps under the write lock, so when it returns every
  * delivery routed by the old rules is committed or failed.
@@ -67,5 +73,17 @@ const struct rules *acceptor_set_rules(struct acceptor *a, const struct rules *r
 int accept_delivery(struct acceptor *a, const struct source_cfg *src, const char *id,
 		    json_object *delivery, const char *raw, size_t raw_len, long long received_ms,
 		    int *duplicate, struct err *err);
+
+/*
+ * The results stage's router (dispatch_set_router): routes job j's event
+ * (with its "results" when status is "complete", "partial" or
+ * "unavailable"; as stored when status is "") by the current rules, in the
+ * run's order, storing the event with its results and the new jobs in one
+ * commit.  An event already routed is routed again only with better
+ * results.  0, or -1 with err set.
+ */
+struct action_job;
+int accept_route_deferred(void *acceptor, const struct action_job *j, json_object *event,
+			  const char *status, struct err *err);
 
 #endif

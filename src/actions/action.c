@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define KINDS(X) X(redis) X(exec) X(http) X(testomat) X(qasphere) X(testcenter)
+/* results is runbridge's own (an event's wait for its run's results), never
+ * named by a rule */
+#define KINDS(X) X(redis) X(exec) X(http) X(testomat) X(qasphere) X(testcenter) X(results)
 
 #define DECLARE(k) extern const struct action_ops action_##k##_ops;
 KINDS(DECLARE)
@@ -48,8 +50,9 @@ static void build_list(void)
 
 	kind_list[0] = '\0';
 	for (size_t i = 0; i < action_count() && n < sizeof(kind_list); i++)
-		n += (size_t)snprintf(kind_list + n, sizeof(kind_list) - n, "%s%s", i ? ", " : "",
-				      action_at(i)->name);
+		if (!action_at(i)->internal)
+			n += (size_t)snprintf(kind_list + n, sizeof(kind_list) - n, "%s%s",
+					      n ? ", " : "", action_at(i)->name);
 }
 
 const char *action_kind_list(void)

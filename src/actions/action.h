@@ -44,8 +44,10 @@ struct work_result {
 	char target[64];    /* params' "target" (a configured name), or "" */
 	char rule[128];
 	char delivery_id[65];
-	char detail[1024];        /* what happened, for logs and the attempt row */
-	long long retry_after_ms; /* WORK_FAIL: the server asked to wait this long; -1 none */
+	char detail[1024];         /* what happened, for logs and the attempt row */
+	long long retry_after_ms;  /* WORK_FAIL: the server asked to wait this long; -1 none */
+	long long retry_within_ms; /* WORK_FAIL: retry no later than this from now
+				      (a deadline; wins over backoff); 0 none */
 };
 
 /* ---- the config map: keys of targets.<kind>.<name> ------------------------ */
@@ -88,6 +90,10 @@ struct action_pool {
 
 struct map_key;
 struct map_rec;
+struct result_row;
+struct action_job;
+struct ingest_tx;
+struct store;
 
 /* What the worker offers a kind's run (borrowed, valid while it runs). */
 struct action_host {
@@ -104,6 +110,23 @@ struct action_host {
 		       struct err *err);
 	int (*map_put)(struct action_host *h, const struct map_key *k, const struct map_rec *m,
 		       struct err *err);
+	/* The stored per-case results of a run (store/results.h), read from
+	 * the worker's connection: store_results_each's contract. */
+	int (*results_each)(struct action_host *h, const char *project, long long run_id,
+			    long long after_case, size_t limit,
+			    int (*fn)(void *ctx, const struct result_row *r), void *fn_ctx,
+			    size_t *n_out, struct err *err);
+	/* The results stage's kind only: routes job j's event (now holding
+	 * its results) by the rules, committing its jobs; see
+	 * accept_route_deferred.  0, or -1 with err set. */
+	int (*route)(struct action_host *h, const struct action_job *j, json_object *event,
+		     const char *status, struct err *err);
+	/* The results stage's kind only: the worker's read connection, and
+	 * writes in the writer's next commit (ingest_call's contract). */
+	struct store *store;
+	int (*write)(struct action_host *h,
+		     int (*fn)(struct ingest_tx *tx, void *ctx, struct err *err), void *fn_ctx,
+		     struct err *err);
 	void *ctx; /* the worker's */
 };
 
@@ -112,9 +135,10 @@ struct action_job {
 	long long id;
 	int attempt; /* 1-based number of this attempt */
 	const char *delivery_id, *rule, *type;
-	const char *project; /* may be NULL */
-	int index;           /* the action's position in its rule */
-	long long run_id;    /* 0: the event is about no run */
+	const char *project;   /* may be NULL */
+	int index;             /* the action's position in its rule */
+	long long run_id;      /* 0: the event is about no run */
+	long long received_ms; /* when its delivery arrived, Unix ms */
 	const char *event_json;
 	json_object *params;     /* the rendered params, an object */
 	struct work_result *res; /* to fill: outcome, detail, retry_after_ms */
@@ -126,6 +150,7 @@ struct target_outcome;
 struct action_ops {
 	const char *name;
 	const char *summary; /* one line, for docs */
+	int internal;        /* 1: runbridge's own (the results stage), not for rules */
 
 	/* Checks node (the value under the kind key); on error appends
 	 * "file:line:col: ..." messages to errs and returns -1. */

@@ -17,7 +17,7 @@ int action_spec_parse(struct action_spec **out, const char *kind, const struct c
 	struct action_spec *s;
 
 	*out = NULL;
-	if (!ops)
+	if (!ops || ops->internal)
 		return ACTION_SPEC_UNKNOWN;
 	if (!(s = calloc(1, sizeof(*s))))
 		return errlist_add(errs, "out of memory");

@@ -77,8 +77,10 @@ static int start(struct daemon *dm)
 		store_close(dm->in ? NULL : st);
 		goto fail;
 	}
-	if (acceptor_new(&dm->acc, dm->cfg->data_dir, dm->in, dm->rules, &err) < 0 ||
-	    dispatch_start(dm->d, dm->in, &err) < 0 ||
+	if (acceptor_new(&dm->acc, dm->cfg->data_dir, dm->in, dm->rules, &err) < 0)
+		goto fail;
+	dispatch_set_router(dm->d, accept_route_deferred, dm->acc);
+	if (dispatch_start(dm->d, dm->in, &err) < 0 ||
 	    http_start(&dm->http, dm->cfg, dm->in, dm->acc,
 		       &(struct http_status){
 			       .ctx = dm->d, .redis_up = status_redis_up, .jobs = status_jobs },

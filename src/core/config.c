@@ -36,6 +36,8 @@ enum opt_type {
 	OPT_SIZE,   /* size_t, within [min, max] */
 	OPT_ENUM,   /* char *, one of values[] */
 	OPT_CHOICE, /* int: the index of the value in values[] */
+	OPT_LIST,   /* char *: a YAML list (or one scalar) of names, stored
+		       comma-joined; an empty list is "" */
 };
 
 #define OPT_EMPTY_NULL   0x1 /* an empty value means "unset" and stores NULL */
@@ -61,6 +63,7 @@ struct option {
 static int valid_listen(const char *val, char *why, size_t len);
 static int valid_redis_url(const char *val, char *why, size_t len);
 static int valid_url_path(const char *val, char *why, size_t len);
+static int valid_http_url(const char *val, char *why, size_t len);
 
 static const char *const log_levels[] = { "debug", "info", "warn", "error", NULL };
 static const char *const log_formats[] = { "text", "json", NULL };
@@ -78,6 +81,7 @@ static const char *const source_kinds[] = { "qase", NULL };
 #define SIZE(n, off, lo, hi, d, fl, ds) { n, OPT_SIZE, lo, hi, d, off, NULL, NULL, fl, ds }
 #define ENUM(n, off, vals, d, fl, ds) { n, OPT_ENUM, 0, 0, d, off, vals, NULL, fl, ds }
 #define CHOICE(n, off, vals, d, fl, ds) { n, OPT_CHOICE, 0, 0, d, off, vals, NULL, fl, ds }
+#define LIST(n, off, d, fl, ds) { n, OPT_LIST, 0, 0, d, off, NULL, NULL, fl, ds }
 /* clang-format on */
 
 static const struct option options[] = {
@@ -128,6 +132,8 @@ static const struct option options[] = {
 	     "largest request head accepted (request line and headers)"),
 	INT("http.rate_limit_per_s", C(rate_limit_per_s), 0, 10000000, "0", 0,
 	    "requests a second per client address (0: no limit; over it: 429)"),
+	INT("http.max_connections_per_address", C(max_connections_per_address), 0, 1000000, "32", 0,
+	    "connections one client address may hold open at once (0: no limit)"),
 	PATH("tls.certificate", C(tls_certificate), NULL, OPT_EMPTY_NULL,
 	     "PEM certificate chain: serve HTTPS (with tls.key)"),
 	PATH("tls.key", C(tls_key), NULL, OPT_EMPTY_NULL, "PEM private key of tls.certificate"),
@@ -151,6 +157,19 @@ static const struct option source_options[] = {
 	    "project code for deliveries whose envelope has none"),
 	INT("refusal_warn_after_s", S(refusal_warn_after_s), 1, 31536000, "3600", 0,
 	    "warn when the endpoint has refused deliveries and accepted none for this long"),
+	/* the Qase REST API, for each finished run's per-case results */
+	STR("api.base_url", S(api_base_url), "https://api.qase.io/v1", valid_http_url, 0,
+	    "Qase REST API v1 base URL, for per-case results"),
+	STR("api.token", S(api_token), NULL, NULL, OPT_EMPTY_NULL | OPT_SECRET,
+	    "Qase API token (unset or empty: no results are pulled)"),
+	INT("api.rate_limit_per_min", S(api_rate_limit_per_min), 1, 100000, "600", 0,
+	    "Qase API requests a minute, across all runs"),
+	LIST("api.fetch_on", S(api_fetch_on), "run.completed,run.aborted", 0,
+	     "events whose actions wait for the run's results"),
+	INT("api.wait_s", S(api_wait_s), 0, 86400, "300", 0,
+	    "longest an event's actions wait for its results"),
+	INT("api.failed_max", S(api_failed_max), 0, 10000, "50", 0,
+	    "failed, blocked and invalid cases listed in the event's results.failed"),
 };
 
 /* ---- values ---------------------------------------------------------- */
@@ -194,6 +213,7 @@ static const char *expected(const struct option *o, char *buf, size_t len)
 			n += (size_t)snprintf(buf + n, len - n, "%s %s", i ? "," : "", o->values[i]);
 		return buf;
 	case OPT_PATH: snprintf(buf, len, "a non-empty path"); return buf;
+	case OPT_LIST: snprintf(buf, len, "a list of names"); return buf;
 	default: snprintf(buf, len, "a non-empty string"); return buf;
 	}
 }
@@ -216,7 +236,7 @@ static int opt_store(void *base, const struct option *o, const char *val, char *
 	if (((o->type == OPT_INT || o->type == OPT_SIZE) &&
 	     (parse_ll(val, &n) < 0 || n < o->min || n > o->max)) ||
 	    ((o->type == OPT_ENUM || o->type == OPT_CHOICE) && (i = value_index(o->values, val)) < 0) ||
-	    !*val) {
+	    (!*val && o->type != OPT_LIST)) {
 		expected(o, why, len);
 		return -1;
 	}
@@ -241,7 +261,8 @@ static int opt_store(void *base, const struct option *o, const char *val, char *
 
 static int is_string_type(const struct option *o)
 {
-	return o->type == OPT_STRING || o->type == OPT_PATH || o->type == OPT_ENUM;
+	return o->type == OPT_STRING || o->type == OPT_PATH || o->type == OPT_ENUM ||
+	       o->type == OPT_LIST;
 }
 
 static void opts_free(void *base, const struct option *tab, size_t n)
@@ -301,6 +322,16 @@ static int valid_listen(const char *val, char *why, size_t len)
 			return 0;
 		p += n + 1;
 	}
+}
+
+static int valid_http_url(const char *val, char *why, size_t len)
+{
+	if ((strncmp(val, "http://", 7) != 0 && strncmp(val, "https://", 8) != 0) ||
+	    strcspn(val, " \t\r\n?#") != strlen(val)) {
+		snprintf(why, len, "an http:// or https:// URL without query or fragment");
+		return -1;
+	}
+	return 0;
 }
 
 static int valid_url_path(const char *val, char *why, size_t len)
@@ -408,6 +439,47 @@ static void warn_unset(struct load *ld, const struct option *o, const char *name
 					    : "its password may be missing");
 }
 
+/* A list of names (event types), stored comma-joined: [a, b] or "a". */
+static void set_list(struct load *ld, void *base, const struct option *o, const char *name,
+		     const struct cfg_node *val)
+{
+	char why[256], *joined = NULL;
+	size_t len = 0;
+	int one = val->type == CFG_SCALAR;
+
+	if (!one && val->type != CFG_SEQ) {
+		bad(ld, val, "%s: expected %s, got %s", name, expected(o, why, sizeof(why)),
+		    cfg_type_name(val));
+		return;
+	}
+	for (size_t i = 0; i < (one ? 1 : val->n); i++) {
+		const struct cfg_node *it = one ? val : val->items[i];
+		if (it->type != CFG_SCALAR || !*it->value ||
+		    strcspn(it->value, ", \t") != strlen(it->value)) {
+			bad(ld, it,
+			    "%s: expected a list of names (no spaces or commas in one), got %s", name,
+			    it->type == CFG_SCALAR ? "an empty or spaced name" : cfg_type_name(it));
+			free(joined);
+			return;
+		}
+		size_t n = strlen(it->value);
+		char *grown = realloc(joined, len + n + 2);
+		if (!grown) {
+			free(joined);
+			bad(ld, val, "%s: out of memory", name);
+			return;
+		}
+		joined = grown;
+		if (len)
+			joined[len++] = ',';
+		memcpy(joined + len, it->value, n + 1);
+		len += n;
+	}
+	if (opt_store(base, o, joined ? joined : "", why, sizeof(why)) < 0)
+		bad(ld, val, "%s: %s", name, why);
+	free(joined);
+}
+
 /* Expands, checks and stores one scalar for row o; name is its full key. */
 static void set_option(struct load *ld, void *base, const struct option *o, const char *name,
 		       const struct cfg_node *val)
@@ -416,6 +488,10 @@ static void set_option(struct load *ld, void *base, const struct option *o, cons
 	int null = cfg_scalar_is_null(val) == 0;
 	struct expand_info info;
 
+	if (o->type == OPT_LIST) {
+		set_list(ld, base, o, name, val);
+		return;
+	}
 	if (val->type != CFG_SCALAR || (null && !(o->flags & OPT_EMPTY_NULL))) {
 		bad(ld, val, "%s: expected %s, got %s", name, expected(o, why, sizeof(why)),
 		    cfg_type_name(val));
@@ -506,20 +582,25 @@ static int source_finish(struct source_cfg *s)
 	return 0;
 }
 
-static void source_fields(struct load *ld, struct source_cfg *s, const struct cfg_node *map)
+/* A source's keys, and those of its sections (api:) under prefix. */
+static void source_fields(struct load *ld, struct source_cfg *s, const struct cfg_node *map,
+			  const char *prefix)
 {
-	char name[128];
+	char name[128], key[96];
 
 	for (size_t i = 0; i < map->n; i++) {
-		const struct cfg_node *k = map->keys[i];
+		const struct cfg_node *k = map->keys[i], *v = map->items[i];
 		const struct option *o;
 
-		snprintf(name, sizeof(name), "sources.%s.%s", s->name,
+		snprintf(key, sizeof(key), "%s%s", prefix ? prefix : "",
 			 strlen(k->value) > 40 ? "(long key)" : k->value);
-		if (!(o = find(source_options, NELEM(source_options), k->value)))
+		snprintf(name, sizeof(name), "sources.%s.%s", s->name, key);
+		if (!prefix && strcmp(k->value, "api") == 0 && v->type == CFG_MAP)
+			source_fields(ld, s, v, "api.");
+		else if (!(o = find(source_options, NELEM(source_options), key)))
 			bad(ld, k, "unknown key '%s'", name);
 		else
-			set_option(ld, s, o, name, map->items[i]);
+			set_option(ld, s, o, name, v);
 	}
 }
 
@@ -538,7 +619,7 @@ static void load_source(struct load *ld, struct source_cfg *s, const struct cfg_
 		return;
 	}
 	if (val->type == CFG_MAP)
-		source_fields(ld, s, val);
+		source_fields(ld, s, val, NULL);
 	else if (cfg_scalar_is_null(val) < 0)
 		bad(ld, val, "sources.%s: expected a map, got %s", s->name, cfg_type_name(val));
 	if (!s->hmac_header != !s->hmac_secret)
@@ -882,4 +963,19 @@ void config_keys_each(void (*fn)(void *ctx, const char *key, const char *def, co
 		snprintf(name, sizeof(name), "sources.*.%s", source_options[i].name);
 		fn(ctx, name, source_options[i].def, source_options[i].desc);
 	}
+}
+
+int source_fetches(const struct source_cfg *src, const char *type)
+{
+	size_t n = strlen(type);
+
+	if (!src || !src->api_token || !*src->api_token || !src->api_fetch_on || !n)
+		return 0;
+	for (const char *p = src->api_fetch_on; *p;) {
+		size_t len = strcspn(p, ",");
+		if (len == n && memcmp(p, type, n) == 0)
+			return 1;
+		p += len + (p[len] == ',');
+	}
+	return 0;
 }

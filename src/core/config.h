@@ -29,7 +29,18 @@ struct source_cfg {
 	char *hmac_secret;                /* its key; both set or neither */
 	char *project;                    /* project of deliveries without project_code, or NULL */
 	int refusal_warn_after_s;         /* warn when only refusals for this long, 3600 */
+	/* api.*: the Qase REST API, for each finished run's per-case results */
+	char *api_base_url;         /* "https://api.qase.io/v1" */
+	char *api_token;            /* NULL: no results are pulled */
+	int api_rate_limit_per_min; /* 600, across all runs */
+	char *api_fetch_on;         /* comma-joined event types, "run.completed,run.aborted" */
+	int api_wait_s;             /* 300: longest an event's actions wait for results */
+	int api_failed_max;         /* 50: items in the event's results.failed */
 };
+
+/* 1 when src pulls results for events of this type (a token is set and the
+ * type is in api.fetch_on). */
+int source_fetches(const struct source_cfg *src, const char *type);
 
 /* One configured target API: targets.<kind>.<name>. */
 struct target_cfg {
@@ -80,10 +91,11 @@ struct config {
 	char *admin_token; /* http.admin_token: Bearer token that opens
 				       /metrics to non-loopback clients */
 
-	size_t max_header_bytes; /* http.max_header_bytes: request line + headers, 16384 */
-	int rate_limit_per_s;    /* http.rate_limit_per_s: per client address, 0 = off */
-	char *tls_certificate;   /* tls.certificate: PEM (may hold the key too) */
-	char *tls_key;           /* tls.key: PEM key, when not in the certificate */
+	size_t max_header_bytes;         /* http.max_header_bytes: request line + headers, 16384 */
+	int rate_limit_per_s;            /* http.rate_limit_per_s: per client address, 0 = off */
+	int max_connections_per_address; /* http.max_connections_per_address, 32 (0: none) */
+	char *tls_certificate;           /* tls.certificate: PEM (may hold the key too) */
+	char *tls_key;                   /* tls.key: PEM key, when not in the certificate */
 
 	struct target_cfg *targets; /* targets: (issue: translated calls) */
 	size_t n_targets;

@@ -95,6 +95,9 @@ struct dispatch {
 
 	struct pool *pools; /* one per registered kind */
 	size_t npools;
+
+	dispatch_router_fn router; /* deferred events (the results stage) */
+	void *router_ctx;
 };
 
 /* ---- lanes ---------------------------------------------------------------- */
@@ -382,6 +385,8 @@ static int apply(struct dispatch *d, struct entry *e, const struct work_result *
 			long long wait = backoff_ms(d, e->attempts);
 			if (res->retry_after_ms > wait)
 				wait = res->retry_after_ms;
+			if (res->retry_within_ms > 0 && wait > res->retry_within_ms)
+				wait = res->retry_within_ms;
 			e->next_ms = now + wait;
 			log_outcome("action failed, retry scheduled", LOG_WARN, e, res);
 			record(rec, e, JOB_RETRYING, res);
@@ -845,4 +850,18 @@ void dispatch_free(struct dispatch *d)
 	pthread_mutex_destroy(&d->mu);
 	pthread_cond_destroy(&d->cv);
 	free(d);
+}
+
+void dispatch_set_router(struct dispatch *d, dispatch_router_fn fn, void *ctx)
+{
+	d->router = fn;
+	d->router_ctx = ctx;
+}
+
+int dispatch_route(struct dispatch *d, const struct action_job *j, json_object *event,
+		   const char *status, struct err *err)
+{
+	if (!d->router)
+		return err_set(err, "no router: deferred events cannot be routed");
+	return d->router(d->router_ctx, j, event, status, err);
 }

@@ -20,6 +20,7 @@
 #define RB_ACTIONS_DISPATCH_H
 
 #include <stddef.h>
+#include <json-c/json.h>
 
 #include "core/config.h"
 #include "core/err.h"
@@ -48,6 +49,16 @@ void dispatch_push(void *d, const struct job_ref *jobs, size_t n);
 int dispatch_set_config(struct dispatch *d, const struct config *cfg);
 const struct config *dispatch_config(struct dispatch *d);
 const struct target_cfg *dispatch_target(struct dispatch *d, const char *kind, const char *name);
+
+/* Routing of deferred events (the results stage): set before start by
+ * whoever owns the rules (the accept stage).  dispatch_route calls it; -1
+ * with err set when none is set. */
+struct action_job;
+typedef int (*dispatch_router_fn)(void *ctx, const struct action_job *j, json_object *event,
+				  const char *status, struct err *err);
+void dispatch_set_router(struct dispatch *d, dispatch_router_fn fn, void *ctx);
+int dispatch_route(struct dispatch *d, const struct action_job *j, json_object *event,
+		   const char *status, struct err *err);
 
 /* 1 when the redis worker is connected. */
 int dispatch_redis_up(struct dispatch *d);

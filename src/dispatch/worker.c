@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "dispatch/dispatch.h"
 #include "store/ingest.h"
+#include "store/results.h"
 #include "store/store.h"
 
 struct worker {
@@ -54,6 +55,28 @@ static int host_map_put(struct action_host *h, const struct map_key *k, const st
 	return ingest_map(dispatch_ingest(pool_dispatch(w->pool)), k, m, err);
 }
 
+static int host_results_each(struct action_host *h, const char *project, long long run_id,
+			     long long after_case, size_t limit,
+			     int (*fn)(void *ctx, const struct result_row *r), void *fn_ctx,
+			     size_t *n_out, struct err *err)
+{
+	struct worker *w = h->ctx;
+	return store_results_each(w->st, project, run_id, after_case, limit, fn, fn_ctx, n_out, err);
+}
+
+static int host_route(struct action_host *h, const struct action_job *j, json_object *event,
+		      const char *status, struct err *err)
+{
+	struct worker *w = h->ctx;
+	return dispatch_route(pool_dispatch(w->pool), j, event, status, err);
+}
+
+static int host_write(struct action_host *h, ingest_call_fn fn, void *fn_ctx, struct err *err)
+{
+	struct worker *w = h->ctx;
+	return ingest_call(dispatch_ingest(pool_dispatch(w->pool)), fn, fn_ctx, err);
+}
+
 void worker_free(struct worker *w)
 {
 	if (!w)
@@ -83,6 +106,9 @@ int worker_new(struct worker **out, struct pool *p, const struct config *cfg, st
 					.target = host_target,
 					.map_get = host_map_get,
 					.map_put = host_map_put,
+					.results_each = host_results_each,
+					.route = host_route,
+					.write = host_write,
 					.ctx = w };
 	w->jobs = calloc(w->batch, sizeof(*w->jobs));
 	w->params = calloc(w->batch, sizeof(*w->params));
@@ -93,6 +119,7 @@ int worker_new(struct worker **out, struct pool *p, const struct config *cfg, st
 	}
 	if (store_open(&w->st, cfg->data_dir, STORE_RO, err) < 0)
 		goto fail;
+	w->host.store = w->st;
 	if (w->ops->open && w->ops->open(&w->state, w->ops, &w->host, err) < 0)
 		goto fail;
 	*out = w;
@@ -145,6 +172,7 @@ static int load(struct worker *w, struct work_item *it, size_t k)
 		.project = job->project,
 		.index = job->index,
 		.run_id = job->run_id,
+		.received_ms = job->received_ms,
 		.event_json = job->event_json,
 		.params = w->params[k],
 		.res = &it->res,

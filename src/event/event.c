@@ -622,6 +622,7 @@ int event_normalize(json_object **out, json_object *delivery, const struct sourc
 	add(&b, ev, "actor_id",
 	    int_value(member(delivery, "team_member_id"), &actor) == 0 ? new_int(&b, actor) : NULL);
 	add_family(&b, ev, type, payload, src, run_id, prior_run);
+	add(&b, ev, "results", NULL); /* the results stage fills it in (results/) */
 	add(&b, ev, "raw", json_object_get(delivery));
 	if (b.oom) {
 		json_object_put(ev);

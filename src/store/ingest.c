@@ -25,7 +25,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 
-enum req_type { REQ_ROWS, REQ_ATTEMPT, REQ_PROBE, REQ_MAP, REQ_SOURCE };
+enum req_type { REQ_ROWS, REQ_ATTEMPT, REQ_PROBE, REQ_MAP, REQ_SOURCE, REQ_CALL };
 
 struct req {
 	enum req_type type;
@@ -38,6 +38,9 @@ struct req {
 	const struct ingest_rows *rows;
 	/* REQ_SOURCE (caller's) */
 	const char *source, *source_json;
+	/* REQ_CALL (caller's) */
+	ingest_call_fn call;
+	void *call_ctx;
 	/* REQ_ATTEMPT (heap, one block with the records and their details,
 	 * owned by the writer) */
 	struct attempt_rec *attempts;
@@ -244,6 +247,19 @@ int ingest_source(struct ingest *in, const char *source, const char *json, struc
 	return 0;
 }
 
+int ingest_call(struct ingest *in, ingest_call_fn fn, void *ctx, struct err *err)
+{
+	struct req r = { .type = REQ_CALL, .call = fn, .call_ctx = ctx };
+
+	submit_wait(in, &r);
+	if (r.failed) {
+		if (err)
+			*err = r.err;
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- the writer thread --------------------------------------------------- */
 
 static int jobs_push(struct jobvec *jv, long long id, const char *kind, const char *lane)
@@ -265,13 +281,45 @@ static int jobs_push(struct jobvec *jv, long long id, const char *kind, const ch
 	return 0;
 }
 
+struct store *ingest_tx_store(struct ingest_tx *tx)
+{
+	return ((struct ingest *)tx)->st;
+}
+
+/* One job row, handed to the dispatcher after the commit. */
+static int insert_job(struct ingest *in, long long delivery_seq, const struct ingest_job *jb,
+		      long long now_ms, struct err *err)
+{
+	struct job_rec j = {
+		.delivery_seq = delivery_seq,
+		.rule = jb->rule,
+		.index = jb->index,
+		.kind = jb->kind,
+		.params_json = jb->params_json,
+		.lane = jb->lane,
+	};
+	long long id;
+
+	if (store_job_insert(in->st, &j, now_ms, &id, err) < 0)
+		return -1;
+	if (jobs_push(&in->jobs, id, jb->kind, jb->lane) < 0)
+		return err_set(err, "out of memory");
+	return 0;
+}
+
+int ingest_tx_job(struct ingest_tx *tx, long long delivery_seq, const struct ingest_job *jb,
+		  struct err *err)
+{
+	return insert_job((struct ingest *)tx, delivery_seq, jb, clock_wall_ms(), err);
+}
+
 /* Rows routed by the accept stage: dedup, then insert as they are. */
 static int store_rows(struct ingest *in, struct req *r)
 {
 	const struct ingest_rows *rows = r->rows;
 	const struct delivery_rec *d = &rows->d;
 	struct err *err = &r->err;
-	long long seq, id;
+	long long seq;
 
 	int exists = store_delivery_exists(in->st, d->project, d->run_id, d->id, err);
 	if (exists != 0) {
@@ -282,21 +330,9 @@ static int store_rows(struct ingest *in, struct req *r)
 	    (rows->run_json &&
 	     store_run_put(in->st, d->project, d->run_id, rows->run_json, d->received_ms, err) < 0))
 		return -1;
-	for (size_t i = 0; i < rows->njobs; i++) {
-		const struct ingest_job *jb = &rows->jobs[i];
-		struct job_rec j = {
-			.delivery_seq = seq,
-			.rule = jb->rule,
-			.index = jb->index,
-			.kind = jb->kind,
-			.params_json = jb->params_json,
-			.lane = jb->lane,
-		};
-		if (store_job_insert(in->st, &j, d->received_ms, &id, err) < 0)
+	for (size_t i = 0; i < rows->njobs; i++)
+		if (insert_job(in, seq, &rows->jobs[i], d->received_ms, err) < 0)
 			return -1;
-		if (jobs_push(&in->jobs, id, jb->kind, jb->lane) < 0)
-			return err_set(err, "out of memory");
-	}
 	return 0;
 }
 
@@ -341,6 +377,17 @@ static int run_pass(struct ingest *in, struct req *batch, struct err *why)
 		case REQ_SOURCE:
 			r->failed = store_source_put(in->st, r->source, r->source_json, &r->err) < 0;
 			break;
+		case REQ_CALL:
+			if (r->failed)
+				break;
+			if (r->call((struct ingest_tx *)in, r->call_ctx, &r->err) == 0)
+				break;
+			/* fails alone, like a delivery: the group runs again
+			 * without it */
+			log_kv(LOG_ERROR, "write not stored", "error", r->err.msg, NULL);
+			*why = r->err;
+			r->failed = 1;
+			return store_in_txn(in->st) ? 0 : -1;
 		}
 		if (!store_in_txn(in->st)) {
 			*why = r->type == REQ_ATTEMPT ? err : r->err;

@@ -71,6 +71,23 @@ int ingest_source(struct ingest *in, const char *source, const char *json, struc
  * fails alone, the rest of its group commits. */
 int ingest_write(struct ingest *in, const struct ingest_rows *rows, int *duplicate, struct err *err);
 
+/*
+ * A write of the caller's own in the writer's next group commit: fn runs on
+ * the writer thread with its connection (ingest_tx_store; the results
+ * stage's tables) and may add jobs (ingest_tx_job), handed to on_jobs after
+ * the commit.  fn may run more than once (when another request of its group
+ * fails, the group runs again without that one), so it only writes rows and
+ * keeps no other state.  fn failing fails this request alone.  Waits for
+ * the commit: 0, or -1 with err set (fn's error, or the commit's with
+ * ERR_UNAVAILABLE).
+ */
+struct ingest_tx;
+typedef int (*ingest_call_fn)(struct ingest_tx *tx, void *ctx, struct err *err);
+int ingest_call(struct ingest *in, ingest_call_fn fn, void *ctx, struct err *err);
+struct store *ingest_tx_store(struct ingest_tx *tx);
+int ingest_tx_job(struct ingest_tx *tx, long long delivery_seq, const struct ingest_job *j,
+		  struct err *err);
+
 /* Requests queued for the writer and not taken yet (tests, diagnostics). */
 size_t ingest_queued(struct ingest *in);
 

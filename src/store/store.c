@@ -4,6 +4,7 @@
  * rules or actions: it keeps rows.
  */
 #include "store/store.h"
+#include "store/store_db.h"
 #include "core/unconst.h"
 
 #include <errno.h>
@@ -23,41 +24,62 @@
  * Databases made with schema 1 keep their tables as they are (correct, a
  * little slower) and get the new indexes.
  */
-static const char schema[] = "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
-			     "CREATE TABLE IF NOT EXISTS deliveries("
-			     " seq INTEGER PRIMARY KEY,"
-			     " id TEXT NOT NULL, source TEXT NOT NULL, type TEXT NOT NULL,"
-			     " project TEXT, run_id INTEGER NOT NULL, received_ms INTEGER NOT NULL,"
-			     " raw BLOB NOT NULL, event TEXT NOT NULL);"
-			     "CREATE UNIQUE INDEX IF NOT EXISTS deliveries_key"
-			     " ON deliveries(project, run_id, id);"
-			     "CREATE TABLE IF NOT EXISTS runs("
-			     " project TEXT NOT NULL, run_id INTEGER NOT NULL, run TEXT NOT NULL,"
-			     " updated_ms INTEGER NOT NULL, PRIMARY KEY(project, run_id)) WITHOUT ROWID;"
-			     "CREATE TABLE IF NOT EXISTS jobs("
-			     " id INTEGER PRIMARY KEY,"
-			     " delivery_seq INTEGER NOT NULL, rule TEXT NOT NULL, idx INTEGER NOT NULL,"
-			     " kind TEXT NOT NULL, params TEXT NOT NULL, lane TEXT NOT NULL,"
-			     " state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
-			     " next_ms INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
-			     " requeue INTEGER NOT NULL DEFAULT 0,"
-			     " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
-			     "CREATE INDEX IF NOT EXISTS jobs_open ON jobs(id) WHERE state < 2;"
-			     "CREATE INDEX IF NOT EXISTS jobs_requeue ON jobs(id) WHERE requeue = 1;"
-			     "CREATE INDEX IF NOT EXISTS jobs_dead ON jobs(id) WHERE state = 3;"
-			     "DROP INDEX IF EXISTS jobs_delivery;"
-			     "DROP INDEX IF EXISTS jobs_state;"
-			     "CREATE TABLE IF NOT EXISTS attempts("
-			     " job_id INTEGER NOT NULL, n INTEGER NOT NULL, started_ms INTEGER,"
-			     " finished_ms INTEGER, ok INTEGER NOT NULL, detail TEXT,"
-			     " PRIMARY KEY(job_id, n)) WITHOUT ROWID;"
-			     "CREATE TABLE IF NOT EXISTS target_runs("
-			     " kind TEXT NOT NULL, target TEXT NOT NULL, project TEXT NOT NULL,"
-			     " run_id INTEGER NOT NULL, remote_id TEXT, state TEXT, data TEXT,"
-			     " updated_ms INTEGER NOT NULL,"
-			     " PRIMARY KEY(kind, target, project, run_id)) WITHOUT ROWID;"
-			     "INSERT INTO meta(key, value) VALUES('schema', '2')"
-			     " ON CONFLICT(key) DO UPDATE SET value = '2' WHERE value <> '2';";
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
+	"CREATE TABLE IF NOT EXISTS deliveries("
+	" seq INTEGER PRIMARY KEY,"
+	" id TEXT NOT NULL, source TEXT NOT NULL, type TEXT NOT NULL,"
+	" project TEXT, run_id INTEGER NOT NULL, received_ms INTEGER NOT NULL,"
+	" raw BLOB NOT NULL, event TEXT NOT NULL);"
+	"CREATE UNIQUE INDEX IF NOT EXISTS deliveries_key"
+	" ON deliveries(project, run_id, id);"
+	"CREATE TABLE IF NOT EXISTS runs("
+	" project TEXT NOT NULL, run_id INTEGER NOT NULL, run TEXT NOT NULL,"
+	" updated_ms INTEGER NOT NULL, PRIMARY KEY(project, run_id)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS jobs("
+	" id INTEGER PRIMARY KEY,"
+	" delivery_seq INTEGER NOT NULL, rule TEXT NOT NULL, idx INTEGER NOT NULL,"
+	" kind TEXT NOT NULL, params TEXT NOT NULL, lane TEXT NOT NULL,"
+	" state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+	" next_ms INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+	" requeue INTEGER NOT NULL DEFAULT 0,"
+	" created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS jobs_open ON jobs(id) WHERE state < 2;"
+	"CREATE INDEX IF NOT EXISTS jobs_requeue ON jobs(id) WHERE requeue = 1;"
+	"CREATE INDEX IF NOT EXISTS jobs_dead ON jobs(id) WHERE state = 3;"
+	"DROP INDEX IF EXISTS jobs_delivery;"
+	"DROP INDEX IF EXISTS jobs_state;"
+	"CREATE TABLE IF NOT EXISTS attempts("
+	" job_id INTEGER NOT NULL, n INTEGER NOT NULL, started_ms INTEGER,"
+	" finished_ms INTEGER, ok INTEGER NOT NULL, detail TEXT,"
+	" PRIMARY KEY(job_id, n)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS target_runs("
+	" kind TEXT NOT NULL, target TEXT NOT NULL, project TEXT NOT NULL,"
+	" run_id INTEGER NOT NULL, remote_id TEXT, state TEXT, data TEXT,"
+	" updated_ms INTEGER NOT NULL,"
+	" PRIMARY KEY(kind, target, project, run_id)) WITHOUT ROWID;"
+	/* the results stage's (store/results.h) */
+	"CREATE TABLE IF NOT EXISTS results("
+	" project TEXT NOT NULL, run_id INTEGER NOT NULL, case_id INTEGER NOT NULL,"
+	" status TEXT NOT NULL, hash TEXT, duration_ms INTEGER, end_ms INTEGER,"
+	" end_time TEXT, message TEXT, stacktrace TEXT,"
+	" PRIMARY KEY(project, run_id, case_id)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS cases("
+	" project TEXT NOT NULL, case_id INTEGER NOT NULL, title TEXT,"
+	" suite_id INTEGER, suite TEXT, fields TEXT,"
+	" PRIMARY KEY(project, case_id)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS suites("
+	" project TEXT NOT NULL, suite_id INTEGER NOT NULL, title TEXT,"
+	" parent_id INTEGER, PRIMARY KEY(project, suite_id)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS fetches("
+	" project TEXT NOT NULL, run_id INTEGER NOT NULL, delivery_id TEXT NOT NULL,"
+	" phase TEXT NOT NULL, next_offset INTEGER NOT NULL, total INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL, PRIMARY KEY(project, run_id)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS routed("
+	" delivery_id TEXT PRIMARY KEY, status TEXT NOT NULL,"
+	" routed_ms INTEGER NOT NULL) WITHOUT ROWID;"
+	"INSERT INTO meta(key, value) VALUES('schema', '2')"
+	" ON CONFLICT(key) DO UPDATE SET value = '2' WHERE value <> '2';";
 
 enum stmt_id {
 	S_DELIVERY_EXISTS,
@@ -92,7 +114,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_ATTEMPT_INSERT] = "INSERT OR REPLACE INTO attempts(job_id, n, started_ms, finished_ms,"
 			     " ok, detail) VALUES(?1,?2,?3,?4,?5,?6)",
 	[S_JOB_LOAD] = "SELECT j.id, j.rule, j.idx, j.kind, j.params, j.lane, j.state,"
-		       " j.attempts, j.next_ms, d.id, d.type, d.project, d.run_id, d.event"
+		       " j.attempts, j.next_ms, d.id, d.type, d.project, d.run_id, d.event,"
+		       " d.received_ms"
 		       " FROM jobs j JOIN deliveries d ON d.seq = j.delivery_seq"
 		       " WHERE j.id = ?1",
 	[S_JOBS_OPEN] = "SELECT id, attempts, next_ms, lane, kind FROM jobs"
@@ -116,6 +139,11 @@ struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_COUNT];
 };
+
+sqlite3 *store_sqlite(struct store *st)
+{
+	return st->db;
+}
 
 static int step_done(struct store *st, sqlite3_stmt *s, struct err *err, const char *what);
 
@@ -415,6 +443,7 @@ static void job_from_row(sqlite3_stmt *s, struct job *j)
 	j->project = column_dup(s, 11);
 	j->run_id = sqlite3_column_int64(s, 12);
 	j->event_json = column_dup(s, 13);
+	j->received_ms = sqlite3_column_int64(s, 14);
 }
 
 int store_job_load(struct store *st, long long id, struct job *out, struct err *err)

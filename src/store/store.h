@@ -108,6 +108,7 @@ struct job {
 	char *delivery_id, *type, *project; /* project may be NULL */
 	long long run_id;
 	char *event_json;
+	long long received_ms; /* the delivery's */
 };
 int store_job_load(struct store *st, long long id, struct job *out, struct err *err);
 void job_free(struct job *j);

@@ -281,6 +281,15 @@ static int save_map(struct target_attempt *a, struct err *err)
 	return mc->host->map_put(mc->host, &mc->key, &rec, err);
 }
 
+static int read_results(struct target_attempt *a, long long after_case, size_t limit,
+			int (*fn)(void *ctx, const struct result_row *r), void *fn_ctx,
+			size_t *n_out, struct err *err)
+{
+	struct map_ctx *mc = a->results_ctx;
+	return mc->host->results_each(mc->host, a->project, a->run_id, after_case, limit, fn,
+				      fn_ctx, n_out, err);
+}
+
 static int load_map(struct map_ctx *mc, struct target_attempt *a, struct err *err)
 {
 	struct map_rec rec;
@@ -336,6 +345,10 @@ static void run_one(struct target_worker *w, struct action_host *host, struct ac
 	a.http = w->http;
 	a.save = save_map;
 	a.save_ctx = &mc;
+	a.project = j->project;
+	a.run_id = j->run_id;
+	a.results = read_results;
+	a.results_ctx = &mc;
 	if (load_map(&mc, &a, &err) < 0) {
 		result(j->res, WORK_FAIL, "%s", err.msg);
 	} else {

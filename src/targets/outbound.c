@@ -88,13 +88,21 @@ void outbound_resp_free(struct outbound_resp *r)
 
 /* The first BODY_MAX bytes are kept, the rest read and dropped; out of
  * memory ends the transfer. */
+struct sink {
+	struct buf b;
+	int cut;
+};
+
 static size_t on_body(char *data, size_t size, size_t n, void *ctx)
 {
-	struct buf *b = ctx;
+	struct sink *k = ctx;
+	struct buf *b = &k->b;
 	size_t len = size * n, keep = len;
 
-	if (keep > buf_room(b))
+	if (keep > buf_room(b)) {
 		keep = buf_room(b);
+		k->cut = 1;
+	}
 	if (keep && buf_add(b, data, keep) < 0)
 		return 0;
 	return len;
@@ -161,10 +169,11 @@ int outbound_send(struct outbound *o, const struct outbound_req *req, struct out
 	struct curl_slist *h;
 	curl_mime *mime = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct buf body;
+	struct sink sink = { .cut = 0 };
+	struct buf *body = &sink.b;
 
 	memset(resp, 0, sizeof(*resp));
-	buf_init(&body, BODY_MAX);
+	buf_init(body, req->body_max ? req->body_max : BODY_MAX);
 	resp->retry_after_ms = -1;
 	pthread_once(&api_once, api_load);
 	if (api.error[0]) {
@@ -190,7 +199,7 @@ int outbound_send(struct outbound *o, const struct outbound_req *req, struct out
 	api.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, req->insecure ? 0L : 2L);
 	api.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	api.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	api.easy_setopt(c, CURLOPT_WRITEDATA, &body);
+	api.easy_setopt(c, CURLOPT_WRITEDATA, &sink);
 	api.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	api.easy_setopt(c, CURLOPT_HEADERDATA, resp);
 	api.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
@@ -210,9 +219,10 @@ int outbound_send(struct outbound *o, const struct outbound_req *req, struct out
 	api.mime_free(mime);
 	api.slist_free_all(h);
 	/* NULL when nothing came (outbound_describe and the targets test it) */
-	if (body.len)
-		resp->body = buf_detach(&body, &resp->body_len);
-	buf_free(&body);
+	if (body->len)
+		resp->body = buf_detach(body, &resp->body_len);
+	buf_free(body);
+	resp->cut = sink.cut;
 	return rc == CURLE_OK ? 0 : -1;
 }
 

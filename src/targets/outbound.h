@@ -5,7 +5,8 @@
  * connections to the same host are reused.  Timeouts (connect and total)
  * are per request; TLS peers are verified unless a target turns it off.
  * Response bodies are kept up to 64 KiB (enough for every error message
- * the targets send).
+ * the targets send) unless a request asks for more (a page of Qase
+ * results).
  */
 #ifndef RB_ACTIONS_OUTBOUND_H
 #define RB_ACTIONS_OUTBOUND_H
@@ -39,6 +40,7 @@ struct outbound_req {
 	long connect_timeout_ms; /* 0: 5000 */
 	long timeout_ms;         /* 0: 20000 */
 	int insecure;            /* 1: do not verify the TLS peer */
+	size_t body_max;         /* response bytes kept; 0: 64 KiB */
 };
 
 struct outbound_resp {
@@ -46,6 +48,7 @@ struct outbound_resp {
 	char *body;  /* malloc'd, NUL-terminated, may be cut */
 	size_t body_len;
 	long long retry_after_ms; /* from Retry-After (seconds or date); -1 absent */
+	int cut;                  /* 1: the body was longer than body_max */
 	char error[256];          /* transport error when status == 0 */
 };
 

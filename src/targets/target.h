@@ -34,6 +34,8 @@ struct run_map {
 	json_object *data; /* kind-defined extra (urls, flags); an object, never NULL */
 };
 
+struct result_row;
+
 struct target_attempt {
 	const struct target_cfg *target; /* from the live config: base_url, secrets */
 	json_object *params;             /* the job's rendered params */
@@ -42,7 +44,18 @@ struct target_attempt {
 	long long job_id;
 	int attempt;
 	struct outbound *http;
+	const char *project; /* the Qase run's project (NULL: none) and run id */
+	long long run_id;
 	struct run_map map; /* loaded before run */
+	/* The run's stored per-case results (store/results.h): fn for each
+	 * with case_id > after_case, in case id order, at most limit (0:
+	 * all); *n_out counts them.  The event's "results" object says
+	 * whether there are any (null: none were fetched).  0, or -1 with err
+	 * set (a store read failed: treat as a retry). */
+	int (*results)(struct target_attempt *a, long long after_case, size_t limit,
+		       int (*fn)(void *ctx, const struct result_row *r), void *fn_ctx,
+		       size_t *n_out, struct err *err);
+	void *results_ctx;
 	/* Commits map now (returns -1 when the store refused: treat as a retry). */
 	int (*save)(struct target_attempt *a, struct err *err);
 	void *save_ctx;

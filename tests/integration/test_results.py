@@ -1,0 +1,270 @@
+"""Per-case results (issue 14), end to end: the real daemon pulls a run's
+results from the strict Qase fake (tests/fakes/fake_qase.c), stores them,
+and carries them in the event to the actions, which wait for them."""
+import http.server
+import json
+import os
+import signal
+import sqlite3
+import threading
+import time
+import unittest
+
+from fakes import Fake
+from rbtest import Case, fixture, wait_until
+
+STREAM_RULES = """
+rules:
+  - name: all
+    actions:
+      - redis: { stream: "rb:{{project}}", maxlen: 1000 }
+"""
+
+
+def delivery(event, run=42, project="DEMO", **payload):
+    doc = json.loads(fixture(event))
+    doc["payload"]["id"] = run
+    doc["payload"].update(payload)
+    doc["project_code"] = project
+    return json.dumps(doc)
+
+
+def api_source(fake, **keys):
+    opts = {"base_url": fake.api_url, "token": "qase-fake-token", "rate_limit_per_min": 6000}
+    opts.update(keys)
+    text = "    api:\n"
+    for k, v in opts.items():
+        text += "      %s: %s\n" % (k, v if isinstance(v, str) else json.dumps(v))
+    return text
+
+
+class ResultsCase(Case):
+    def setUp(self):
+        super().setUp()
+        self.qase = Fake("qase", self.tmp).start()
+
+    def tearDown(self):
+        self.qase.stop()
+        super().tearDown()
+
+    def start(self, rules=STREAM_RULES, extra="", **keys):
+        return self.bridge(rules=rules, source=api_source(self.qase, **keys), extra=extra)
+
+    def events(self, stream="rb:DEMO"):
+        return [json.loads(f["event"]) for _, f in self.redis.stream(stream)]
+
+    def gets(self, kind):
+        return [r for r in self.qase.requests(method="GET")
+                if r["path"].startswith("/v1/%s/" % kind)]
+
+
+class Results(ResultsCase):
+    def test_completed_run_carries_every_count_and_its_failures(self):
+        run = self.qase.generate("DEMO", 42, 237, retested=5)
+        b = self.start(failed_max=10)
+        self.assertEqual(b.post(delivery("run.completed"))[0], 202)
+        ev, = wait_until(lambda: self.events(), timeout=20, what="the event")
+        res = ev["results"]
+        self.assertEqual(res["status"], "complete")
+        # a retested case counts once, by its latest result
+        self.assertEqual(res["total"], 237 - 5)
+        want = {k: v for k, v in run["stats"]["statuses"].items()}
+        for k in ("passed", "failed", "blocked", "skipped", "invalid", "in_progress"):
+            want.setdefault(k, 0)
+        self.assertEqual(res["counts"], want)
+        bad = want["failed"] + want["blocked"] + want["invalid"]
+        self.assertEqual(len(res["failed"]), 10)
+        self.assertEqual(res["failed_more"], bad - 10)
+        for it in res["failed"]:
+            self.assertEqual(set(it), {"case_id", "title", "suite", "status", "duration_ms",
+                                       "message", "stacktrace", "end_time", "hash"})
+            self.assertIn(it["status"], ("failed", "blocked", "invalid"))
+            self.assertTrue(it["title"], it)
+            self.assertTrue(it["suite"], it)
+        self.assertEqual([i["case_id"] for i in res["failed"]],
+                         sorted(i["case_id"] for i in res["failed"]))
+        # every result page once, no per-case lookups where pages do
+        offsets = [r["query"] for r in self.gets("result")]
+        self.assertEqual(len(offsets), 3, offsets)
+        self.assertEqual(len(set(offsets)), 3)
+        self.assertTrue(all("limit=100" in q for q in offsets))
+        self.assertEqual([r for r in self.gets("case") if r["path"].count("/") > 3], [])
+        self.assertEqual(len(self.gets("run")), 1)
+        # the stored event has them too (status, replay)
+        db = sqlite3.connect(os.path.join(b.data, "runbridge.db"))
+        stored, = db.execute("SELECT event FROM deliveries").fetchone()
+        self.assertEqual(json.loads(stored)["results"]["counts"], want)
+
+    def test_rules_match_on_results_and_a_later_event_keeps_its_place(self):
+        self.qase.generate("DEMO", 42, 150)
+        rules = STREAM_RULES + """
+  - name: red
+    match: { all: [ { field: results.counts.failed, gt: 0 } ] }
+    actions:
+      - redis: { stream: "rb:red" }
+"""
+        self.qase.delay(1.0)  # the run request answers late
+        b = self.start(rules=rules)
+        self.assertEqual(b.post(delivery("run.completed"))[0], 202)
+        self.assertEqual(b.post(delivery("run.deleted"))[0], 202)
+        evs = wait_until(lambda: len(self.events()) == 2 and self.events(), timeout=20,
+                         what="both events")
+        self.assertEqual([e["type"] for e in evs], ["run.completed", "run.deleted"])
+        self.assertIsNone(evs[1]["results"])
+        red, = wait_until(lambda: self.events("rb:red"), what="the red rule")
+        self.assertEqual(red["type"], "run.completed")
+
+    def test_without_a_token_nothing_is_pulled(self):
+        self.qase.generate("DEMO", 42, 20)
+        b = self.start(token='""')
+        b.post(delivery("run.completed"))
+        ev, = wait_until(lambda: self.events(), what="the event")
+        self.assertIsNone(ev["results"])
+        self.assertEqual(self.qase.requests(), [])
+
+    def test_a_429_is_waited_out(self):
+        self.qase.generate("DEMO", 42, 120)
+        self.qase.control("429", count=1, retry_after=1)
+        b = self.start()
+        t0 = time.time()
+        b.post(delivery("run.completed"))
+        ev, = wait_until(lambda: self.events(), timeout=20, what="the event")
+        self.assertGreaterEqual(time.time() - t0, 1.0)
+        self.assertEqual(ev["results"]["status"], "complete")
+        self.assertEqual(ev["results"]["total"], 120)
+        faults = [r for r in self.qase.requests() if r.get("fault")]
+        self.assertEqual(len(faults), 1)
+
+    def test_a_refused_token_runs_the_actions_unavailable_and_is_a_dead_job(self):
+        self.qase.generate("DEMO", 42, 20)
+        b = self.start(token="wrong-token")
+        b.post(delivery("run.completed"))
+        ev, = wait_until(lambda: self.events(), timeout=20, what="the event")
+        self.assertEqual(ev["results"]["status"], "unavailable")
+        self.assertEqual(ev["results"]["total"], 0)
+        st = wait_until(lambda: b.status()["dead"] == 1 and b.status(), what="a dead job")
+        out = b.cli("status", "--dead", check=True).stdout
+        self.assertIn("results", out)
+        self.assertIn("401", out)
+        b.stop()
+        # with the right token, a replay fetches and routes it again
+        b2 = self.start()
+        self.assertEqual(b2.cli("replay", "--dead").returncode, 0)
+        evs = wait_until(lambda: len(self.events()) == 2 and self.events(), timeout=20,
+                         what="the replayed event")
+        self.assertEqual(evs[1]["results"]["status"], "complete")
+        self.assertEqual(evs[1]["results"]["total"], 20)
+
+    def test_wait_s_bounds_the_wait(self):
+        self.qase.generate("DEMO", 42, 250)
+        b = self.start(wait_s=2)
+        self.qase.control("503", count=1000)
+        t0 = time.time()
+        b.post(delivery("run.completed"))
+        ev, = wait_until(lambda: self.events(), timeout=20, what="the event")
+        self.assertLess(time.time() - t0, 8)
+        self.assertEqual(ev["results"]["status"], "unavailable")
+
+    def test_a_restart_resumes_without_fetching_a_page_twice(self):
+        self.qase.generate("DEMO", 42, 450)
+        b = self.start()
+        # the run and the first page answer, the second page never does
+        self.qase.control("ok", count=2)
+        self.qase.control("stall", count=1)
+        b.post(delivery("run.completed"))
+        wait_until(lambda: len(self.gets("result")) >= 2, timeout=10, what="the second page")
+        b.stop(sig=signal.SIGKILL)
+        self.qase.control("clear")
+        b2 = self.start()
+        ev, = wait_until(lambda: self.events(), timeout=30, what="the event")
+        self.assertEqual(ev["results"]["total"], 450)
+        answered = [r["query"] for r in self.gets("result") if r["status"] == 200]
+        self.assertEqual(len(answered), len(set(answered)), answered)
+
+    def test_a_redelivery_fetches_nothing_again(self):
+        self.qase.generate("DEMO", 42, 30)
+        b = self.start()
+        body = delivery("run.completed")
+        b.post(body)
+        wait_until(lambda: self.events(), timeout=20, what="the event")
+        n = len(self.qase.requests())
+        self.assertEqual(b.post(body)[1]["duplicate"], True)
+        time.sleep(0.5)
+        self.assertEqual(len(self.qase.requests()), n)
+        self.assertEqual(len(self.events()), 1)
+
+
+class Sink:
+    """A chat webhook on loopback: keeps every POST body."""
+
+    def __init__(self):
+        bodies = self.bodies = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                bodies.append(self.rfile.read(n).decode())
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/hook" % self.server.server_port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ChatExamples(ResultsCase):
+    """rules/examples/*.yaml as shipped, but posting to a loopback sink."""
+
+    def example(self, name, url_prefix):
+        here = os.environ.get("RB_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+        with open(os.path.join(here, "rules", "examples", name + ".yaml")) as f:
+            text = f.read()
+        start = text.index("url: " + url_prefix) + len("url: ")
+        end = text.index(" ", start)
+        return text[:start] + self.sink.url + text[end:]
+
+    def setUp(self):
+        super().setUp()
+        self.sink = Sink()
+
+    def tearDown(self):
+        self.sink.stop()
+        super().tearDown()
+
+    def check(self, name, url_prefix, field):
+        self.qase.generate("DEMO", 42, 237, retested=5)
+        b = self.start(rules=self.example(name, url_prefix), failed_max=5)
+        b.post(delivery("run.completed"))
+        body, = wait_until(lambda: self.sink.bodies, timeout=20, what="the chat message")
+        text = json.loads(body)[field]
+        st = sqlite3.connect(os.path.join(b.data, "runbridge.db"))
+        ev = json.loads(st.execute("SELECT event FROM deliveries").fetchone()[0])
+        for it in ev["results"]["failed"]:
+            self.assertIn(it["title"], text)
+        self.assertIn("and %d more" % ev["results"]["failed_more"], text)
+        self.assertIn("%d** failed" % ev["results"]["counts"]["failed"]
+                      if "**" in text else "%d* failed" % ev["results"]["counts"]["failed"], text)
+        self.assertIn("https://app.qase.io/run/DEMO/dashboard/42", text)
+        return text
+
+    def test_slack(self):
+        self.check("slack", "https://hooks.slack.com", "text")
+
+    def test_teams(self):
+        self.check("teams", "https://example.webhook.office.com", "text")
+
+    def test_discord(self):
+        self.check("discord", "https://discord.com", "content")
+
+
+if __name__ == "__main__":
+    unittest.main()
