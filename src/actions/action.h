@@ -64,15 +64,16 @@ enum action_key_type {
 };
 
 #define AK_REQUIRED 0x1 /* no default: the target must set it */
-#define AK_RELOAD \
-	0x2 /* a reload (SIGHUP) takes the new value; other
-			    keys keep the value the daemon started with */
+/* a reload (SIGHUP) takes the new value; other keys keep the value the
+ * daemon started with */
+#define AK_RELOAD    0x2
+#define AK_SCALAR_OK 0x4 /* AK_MAP: a plain value is taken too, as a string */
 
 struct action_key {
 	const char *name;
 	enum action_key_type type;
 	const char *def;    /* as written in YAML; NULL: no default */
-	int flags;          /* AK_REQUIRED, AK_RELOAD */
+	int flags;          /* AK_REQUIRED, AK_RELOAD, AK_SCALAR_OK */
 	const char *values; /* AK_ENUM: "a|b|c" */
 	const char *desc;   /* one line, for docs */
 };

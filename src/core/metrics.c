@@ -290,6 +290,8 @@ static void put_actions(struct buf *o, const struct metrics_gauges *g)
 	    g->redis_up);
 }
 
+static void put_qasphere(struct buf *o);
+
 char *metrics_render(const struct metrics_gauges *g)
 {
 	struct buf o;
@@ -299,6 +301,7 @@ char *metrics_render(const struct metrics_gauges *g)
 		return NULL;
 	put_deliveries(&o);
 	put_actions(&o, g);
+	put_qasphere(&o);
 	put(&o,
 	    "# HELP runbridge_build_info Build information.\n"
 	    "# TYPE runbridge_build_info gauge\n"
@@ -309,4 +312,54 @@ char *metrics_render(const struct metrics_gauges *g)
 		return NULL;
 	}
 	return buf_detach(&o, NULL);
+}
+
+/* ---- QA Sphere ------------------------------------------------------------ */
+
+/* Unmapped results by target: a slot is claimed on first use and never
+ * freed; targets come from the config, so 32 is plenty, and the excess
+ * counts in the last slot as "other". */
+#define QS_TARGETS 32
+
+static struct {
+	char target[64];
+	atomic_ullong n;
+} qs_unmapped[QS_TARGETS + 1];
+static atomic_size_t n_qs_unmapped;
+static pthread_mutex_t qs_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void metrics_qasphere_unmapped(const char *target, size_t n)
+{
+	size_t i, count;
+
+	if (!target)
+		target = "";
+	pthread_mutex_lock(&qs_mu);
+	count = atomic_load(&n_qs_unmapped);
+	for (i = 0; i < count; i++)
+		if (strcmp(qs_unmapped[i].target, target) == 0)
+			break;
+	if (i == count && count < QS_TARGETS) {
+		snprintf(qs_unmapped[i].target, sizeof(qs_unmapped[i].target), "%s", target);
+		atomic_store(&n_qs_unmapped, count + 1);
+	} else if (i == count) {
+		snprintf(qs_unmapped[QS_TARGETS].target, sizeof(qs_unmapped[0].target), "other");
+		i = QS_TARGETS;
+	}
+	pthread_mutex_unlock(&qs_mu);
+	atomic_fetch_add(&qs_unmapped[i].n, n);
+}
+
+static void put_qasphere(struct buf *o)
+{
+	size_t count = atomic_load(&n_qs_unmapped);
+
+	put(o, "# HELP runbridge_qasphere_unmapped_total Qase results no QA Sphere test case took.\n"
+	       "# TYPE runbridge_qasphere_unmapped_total counter\n");
+	for (size_t i = 0; i <= QS_TARGETS; i++) {
+		if (i >= count && (i < QS_TARGETS || !atomic_load(&qs_unmapped[i].n)))
+			continue;
+		put(o, "runbridge_qasphere_unmapped_total{target=\"%s\"} %llu\n",
+		    qs_unmapped[i].target, atomic_load(&qs_unmapped[i].n));
+	}
 }

@@ -40,4 +40,11 @@ struct metrics_gauges {
 /* Renders everything into a malloc'd string (caller frees), NULL on OOM. */
 char *metrics_render(const struct metrics_gauges *g);
 
+/* ---- QA Sphere ------------------------------------------------------------ */
+
+/* n Qase results of a run that no QA Sphere test case took (target is the
+ * configured target's name; past 32 targets they count as "other"):
+ * runbridge_qasphere_unmapped_total{target="..."}. */
+void metrics_qasphere_unmapped(const char *target, size_t n);
+
 #endif

@@ -138,7 +138,7 @@ static json_object *typed(const struct action_key *s, const char *text, const st
 static int load_setting(json_object *out, const struct action_key *s, const struct cfg_node *v,
 			const char *path, struct errlist *errs)
 {
-	if (s->type == AK_MAP) {
+	if (s->type == AK_MAP && !(v->type == CFG_SCALAR && (s->flags & AK_SCALAR_OK))) {
 		if (v->type != CFG_MAP)
 			return add_error(errs, v, "%s: expected a map, got %s", path,
 					 cfg_type_name(v), "");

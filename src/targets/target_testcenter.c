@@ -7,9 +7,19 @@
  *               mode: import, batch: "Qase {{project}}#{{run_id}}",
  *               suite: "{{run.title}}", labels: { env: "{{run.environment}}" } }
  *
+ * Results: when the event carries a "results" object (runbridge fetched
+ * the run's per-case results from the Qase API into the store), the
+ * results are read from the store with a->results, a page at a time, and
+ * mirrored case by case; without one (null or absent), only the run's
+ * counts are.  Statuses as in target-apis.md 5.2: passed PASS, failed FAIL,
+ * blocked ERROR (or WARNING: setting blocked_event), invalid ERROR, skipped LOG +
+ * SKIPPED, untested and in_progress left out; a custom status is treated as
+ * skipped, naming it.
+ *
  * mode import (the default, and the safer one): nothing is sent until
- * run.completed or run.aborted; then one JUnit XML file built from the run's
- * counts (junit.h) goes to POST {base_url}/import, multipart, with the
+ * run.completed or run.aborted; then one JUnit XML file (junit.h: one
+ * testcase per result, or synthetic ones from the counts when the run has
+ * no results stored) goes to POST {base_url}/import, multipart, with the
  * project, the batch and the labels qase.project, qase.run, qase.event plus
  * the configured ones.  An upload cannot be asked whether it arrived, so the
  * map records "importing" before it and "imported" (with the event type)
@@ -21,12 +31,19 @@
  * is reported depth-first and never goes back:
  *   run.started    POST /upload/suites (report + suite run, stored)
  *   run.updated    LOG event on the suite
- *   run.completed  POST /upload/cases "Qase run summary", a PASS or FAIL
- *   run.aborted      event on it with the counts, a LOG event on the suite
- *                    with the duration
+ *   run.completed  with results: per result in case id order, POST
+ *   run.aborted      /upload/cases (name: the case title, summary: the
+ *                    suite path) and its events; then POST /upload/cases
+ *                    "Qase run summary", a PASS or FAIL event on it with the
+ *                    counts, a LOG event on the suite with the duration
  *   run.deleted    WARNING event on the suite
  * An event that finds no suite creates it first.  The map is saved after
- * every step, so a retry resumes where the last attempt stopped.
+ * every step, so a retry resumes where the last attempt stopped: results
+ * progress is data.results {after: the last case id done, case, case_run,
+ * step: the case being reported, its run and the events already sent},
+ * kept per run, so no case is reported twice, whichever event carried it.
+ * A case whose creation was answered but not saved (a crash, a lost
+ * answer) is created again: the first copy is left empty.
  *
  * Map states: import: (none) -> importing -> imported; reporting: (none) ->
  * creating -> open -> finished; both: -> deleted, a tombstone after which
@@ -39,12 +56,18 @@
 #include <string.h>
 #include <nettle/base64.h>
 
+#include "store/results.h"
 #include "targets/junit.h"
 #include "targets/target_util.h"
 
 #define TC_URL_MAX      2048
 #define TC_LABELS_MAX   40 /* qase.* plus action_target's 32 */
 #define TC_SUMMARY_CASE "Qase run summary"
+#define TC_JUNIT_PAGE   500   /* results read per store call for a JUnit file */
+#define TC_REPORT_PAGE  20    /* results copied out per store call in reporting */
+#define TC_NAME_CHARS   1024  /* of a case title or suite path */
+#define TC_MSG_CHARS    4096  /* of a result's message */
+#define TC_TRACE_CHARS  32768 /* of a stack trace */
 
 /* One attempt's view of the event and the target. */
 struct tc {
@@ -359,6 +382,116 @@ static void run_counts(struct tc *c, struct junit_run *r)
 	r->aborted = is_type(c, "run.aborted");
 }
 
+/* The event's results object, or NULL when none were fetched (today's
+ * counts-only behaviour). */
+static json_object *tc_results(struct tc *c)
+{
+	json_object *r = data_get(c->a->event, "results");
+
+	return c->a->results && json_object_is_type(r, json_type_object) ? r : NULL;
+}
+
+/* Streams the stored results into a JUnit document. */
+struct doc_ctx {
+	struct junit_doc *doc;
+	struct err *err;
+	long long last; /* case id of the last row read */
+	int failed;     /* the document refused a row (err set) */
+};
+
+static int doc_row(void *ctx, const struct result_row *r)
+{
+	struct doc_ctx *x = ctx;
+
+	x->last = r->case_id;
+	if (junit_doc_case(x->doc, r, x->err) < 0) {
+		x->failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* All pages of the run's results into d; -1 with out set (a store read
+ * failure is retried, a document over its caps is not). */
+static int doc_fill(struct tc *c, struct junit_doc *d)
+{
+	struct err err = { 0 };
+	struct doc_ctx x = { .doc = d, .err = &err };
+	size_t n;
+
+	do {
+		n = 0;
+		if (c->a->results(c->a, x.last, TC_JUNIT_PAGE, doc_row, &x, &n, &err) < 0 &&
+		    !x.failed) {
+			outcome_set(c->out, WORK_FAIL, "testcenter: reading the results: %s",
+				    err.msg);
+			return -1;
+		}
+		if (x.failed) {
+			outcome_set(c->out, WORK_PERMANENT, "testcenter: %s", err.msg);
+			return -1;
+		}
+	} while (n == TC_JUNIT_PAGE);
+	return 0;
+}
+
+/*
+ * The JUnit file of the results: 0 with *xml (NULL when nothing reportable
+ * is stored: the caller falls back to the counts) and *tests, or -1 with
+ * out set.
+ */
+static int import_results_xml(struct tc *c, json_object *res, const char *suite, char **xml,
+			      size_t *len, long long *tests)
+{
+	struct junit_doc d;
+	struct err err = { 0 };
+	json_object *ev = c->a->event;
+	int rc = -1;
+
+	*xml = NULL;
+	if (junit_doc_begin(&d, suite, event_str(ev, "occurred_at"),
+			    event_int(ev, "run.duration_ms", -1), data_str(res, "status"), &err) < 0) {
+		outcome_set(c->out, WORK_FAIL, "testcenter: %s", err.msg);
+		goto done;
+	}
+	if (doc_fill(c, &d) < 0)
+		goto done;
+	*tests = d.tests;
+	if (d.tests > 0 && junit_doc_end(&d, xml, len, &err) < 0) {
+		outcome_set(c->out, WORK_PERMANENT, "testcenter: %s", err.msg);
+		goto done;
+	}
+	rc = 0;
+done:
+	junit_doc_free(&d);
+	return rc;
+}
+
+/* The file to import, from the results or the counts; -1 with out set. */
+static int import_xml(struct tc *c, char **xml, size_t *len, long long *tests, int *from_results)
+{
+	struct junit_run run = { .timestamp = event_str(c->a->event, "occurred_at") };
+	json_object *res = tc_results(c);
+	char suite[128];
+	struct err err = { 0 };
+
+	run.suite = tc_suite(c, suite, sizeof(suite));
+	*from_results = 0;
+	if (res && import_results_xml(c, res, run.suite, xml, len, tests) < 0)
+		return -1;
+	if (*xml) {
+		*from_results = 1;
+		return 0;
+	}
+	run_counts(c, &run);
+	if (junit_render(xml, len, &run, &err) < 0) {
+		outcome_set(c->out, WORK_PERMANENT, "testcenter: %s", err.msg);
+		return -1;
+	}
+	*tests = junit_tests(&run);
+	return 0;
+}
+
 /* "qase-DEMO-42.xml"; the code is reduced to characters safe in a
  * Content-Disposition filename. */
 static void import_filename(const struct tc *c, char *buf, size_t len)
@@ -460,13 +593,13 @@ static int import_send(struct tc *c, struct import_req *r, const char *file, con
 static void tc_import(struct tc *c)
 {
 	json_object *data = c->a->map.data;
-	struct junit_run run = { .timestamp = event_str(c->a->event, "occurred_at") };
 	struct import_req r = { 0 };
 	const char *batch = param_nonempty(c, "batch");
-	char suite[128], file[128];
+	char file[128];
 	char *xml = NULL;
-	size_t len;
-	struct err err = { 0 };
+	size_t len = 0;
+	long long tests = 0;
+	int from_results;
 	/* the last attempt saved its intent for this event but not the result */
 	int resent = state_is(c, "importing") && tu_streq(data_str(data, "importing"), c->type);
 
@@ -475,12 +608,8 @@ static void tc_import(struct tc *c)
 		outcome_set(c->out, WORK_OK, "run %s: %s already imported", c->ref, c->type);
 		return;
 	}
-	run.suite = tc_suite(c, suite, sizeof(suite));
-	run_counts(c, &run);
-	if (junit_render(&xml, &len, &run, &err) < 0) {
-		outcome_set(c->out, WORK_PERMANENT, "testcenter: %s", err.msg);
+	if (import_xml(c, &xml, &len, &tests, &from_results) < 0)
 		return;
-	}
 	import_filename(c, file, sizeof(file));
 	if (import_fields(c, &r, batch) < 0)
 		goto done;
@@ -493,8 +622,9 @@ static void tc_import(struct tc *c)
 	if (tc_save(c, "importing") < 0 || import_send(c, &r, file, batch) < 0 ||
 	    tc_save(c, "imported") < 0)
 		goto done;
-	outcome_set(c->out, WORK_OK, "run %s: imported %s (%lld tests) into project %s%s", c->ref,
-		    file, junit_tests(&run), target_str(c->a->target, "project"),
+	outcome_set(c->out, WORK_OK,
+		    "run %s: imported %s (%lld tests, from the %s) into project %s%s", c->ref, file,
+		    tests, from_results ? "results" : "counts", target_str(c->a->target, "project"),
 		    resent ? "; re-sent: an earlier upload's outcome was unknown" : "");
 done:
 	import_req_free(&r);
@@ -571,7 +701,9 @@ static long long ensure_suite(struct tc *c, int *created)
 	return data_id(c->a->map.data, "suite_run_id");
 }
 
-static int post_event(struct tc *c, long long run, const char *type, const char *message)
+/* An event on run; detail may be NULL. */
+static int post_event_detail(struct tc *c, long long run, const char *type, const char *message,
+			     const char *detail)
 {
 	json_object *b = json_object_new_object();
 	int rc;
@@ -579,9 +711,41 @@ static int post_event(struct tc *c, long long run, const char *type, const char 
 	data_set_int(b, "runId", run);
 	json_object_object_add(b, "type", json_object_new_string(type));
 	json_object_object_add(b, "message", json_object_new_string(message));
+	if (detail)
+		json_object_object_add(b, "detail", json_object_new_string(detail));
 	rc = tc_post(c, "/upload/events", b, NULL, "event");
 	json_object_put(b);
 	return rc;
+}
+
+static int post_event(struct tc *c, long long run, const char *type, const char *message)
+{
+	return post_event_detail(c, run, type, message, NULL);
+}
+
+/* POST /upload/cases under parent: the case's run id, or -1 with out set. */
+static long long post_case(struct tc *c, long long parent, const char *name, const char *summary,
+			   const char *description)
+{
+	json_object *b = json_object_new_object(), *t = json_object_new_object(), *resp = NULL;
+	long long run;
+	int rc;
+
+	data_set_int(b, "runId", parent);
+	json_object_object_add(t, "name", json_object_new_string(name));
+	if (summary)
+		json_object_object_add(t, "summary", json_object_new_string(summary));
+	if (description)
+		json_object_object_add(t, "description", json_object_new_string(description));
+	json_object_object_add(b, "test", t);
+	rc = tc_post(c, "/upload/cases", b, &resp, "case");
+	json_object_put(b);
+	run = rc == 0 ? data_id(resp, "runId") : -1;
+	json_object_put(resp);
+	if (rc == 0 && run < 0)
+		outcome_set(c->out, WORK_PERMANENT,
+			    "testcenter: POST /upload/cases answered without runId");
+	return run;
 }
 
 static void rep_updated(struct tc *c, long long suite)
@@ -604,6 +768,201 @@ static void rep_updated(struct tc *c, long long suite)
 static long long cnt(long long v)
 {
 	return v > 0 ? v : 0;
+}
+
+/* ---- reporting the results ------------------------------------------------------ */
+
+/* One result copied out of the store (cut to the TC_*_CHARS caps), so that
+ * no store read stays open while Test Center is called. */
+struct tc_row {
+	long long case_id, duration_ms;
+	char *status, *title, *suite, *message, *trace;
+};
+
+struct tc_page {
+	struct tc_row rows[TC_REPORT_PAGE];
+	size_t n;
+	int oom;
+};
+
+static void page_free(struct tc_page *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		struct tc_row *w = &p->rows[i];
+		free(w->status);
+		free(w->title);
+		free(w->suite);
+		free(w->message);
+		free(w->trace);
+	}
+}
+
+static int page_row(void *ctx, const struct result_row *r)
+{
+	struct tc_page *p = ctx;
+	struct tc_row *w;
+
+	if (p->n == TC_REPORT_PAGE)
+		return -1;
+	w = &p->rows[p->n++];
+	w->case_id = r->case_id;
+	w->duration_ms = r->duration_ms;
+	w->status = tu_cut(r->status, 64);
+	w->title = tu_cut(r->title, TC_NAME_CHARS);
+	w->suite = tu_cut(r->suite, TC_NAME_CHARS);
+	w->message = tu_cut(r->message, TC_MSG_CHARS);
+	w->trace = tu_cut(r->stacktrace, TC_TRACE_CHARS);
+	if (!w->status || !w->title || !w->suite || !w->message || !w->trace) {
+		p->oom = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* The event types a result is reported with (section 5.2); 0: not
+ * reported (untested, in progress). */
+static size_t row_events(const struct tc *c, const struct tc_row *w, const char *types[2])
+{
+	const char *blocked = target_str(c->a->target, "blocked_event");
+
+	if (!*w->status || tu_streq(w->status, "untested") || tu_streq(w->status, "in_progress"))
+		return 0;
+	types[0] = tu_streq(w->status, "passed")    ? "PASS"
+		   : tu_streq(w->status, "failed")  ? "FAIL"
+		   : tu_streq(w->status, "invalid") ? "ERROR"
+		   : tu_streq(w->status, "blocked")
+			   ? (tu_streq(blocked, "warning") ? "WARNING" : "ERROR")
+			   : NULL;
+	if (types[0])
+		return 1;
+	types[0] = "LOG"; /* skipped, or a custom status */
+	types[1] = "SKIPPED";
+	return 2;
+}
+
+/* The verdict event (step 0): a failure's message is Qase's comment, the
+ * others say what Qase called the result; the detail names the case, its
+ * duration and the stack trace.  Step 1 (SKIPPED) only says skipped. */
+static int row_event(struct tc *c, long long run, const struct tc_row *w, const char *type,
+		     size_t step)
+{
+	char *msg = NULL, *detail = NULL, dur[48] = "";
+	int rc = -1;
+
+	if (step > 0 && tu_streq(w->status, "skipped"))
+		return post_event(c, run, type, "skipped in Qase");
+	if (step > 0) {
+		if (asprintf(&msg, "%s in Qase: counted as skipped", w->status) < 0)
+			return outcome_fail(c->out, WORK_FAIL, "out of memory");
+		rc = post_event(c, run, type, msg);
+		free(msg);
+		return rc;
+	}
+	if (w->duration_ms >= 0)
+		snprintf(dur, sizeof(dur), ", %lld.%03lld s", w->duration_ms / 1000,
+			 w->duration_ms % 1000);
+	if (tu_streq(w->status, "failed") && *w->message)
+		msg = strdup(w->message);
+	else if (asprintf(&msg, "%s in Qase%s%s", w->status, *w->message ? ": " : "", w->message) < 0)
+		msg = NULL;
+	if (asprintf(&detail, "Qase case %s-%lld: %s%s%s%s", c->project, w->case_id, w->status, dur,
+		     *w->trace ? "\n\n" : "", w->trace) < 0)
+		detail = NULL;
+	if (!msg || !detail)
+		outcome_set(c->out, WORK_FAIL, "out of memory");
+	else
+		rc = post_event_detail(c, run, type, msg, detail);
+	free(msg);
+	free(detail);
+	return rc;
+}
+
+/* The case of w under the suite: its title (or "Qase case N"), the suite
+ * path as summary, the Qase case as description. */
+static long long row_case(struct tc *c, long long suite, const struct tc_row *w)
+{
+	char name[48], desc[128];
+
+	snprintf(name, sizeof(name), "Qase case %lld", w->case_id);
+	snprintf(desc, sizeof(desc), "Qase case %.60s-%lld", c->project, w->case_id);
+	return post_case(c, suite, *w->title ? w->title : name, *w->suite ? w->suite : NULL, desc);
+}
+
+/* Reports w: its case (unless data.results has it open already), then its
+ * events from the first one not sent; the map is saved after each call. */
+static int report_row(struct tc *c, long long suite, json_object *rs, const struct tc_row *w)
+{
+	const char *types[2];
+	size_t n = row_events(c, w, types), step = 0;
+	long long run = -1;
+
+	if (n == 0) {
+		data_set_int(rs, "after", w->case_id); /* saved with the next save */
+		return 0;
+	}
+	if (data_id(rs, "case") == w->case_id && (run = data_id(rs, "case_run")) >= 0)
+		step = (size_t)(data_id(rs, "step") > 0 ? data_id(rs, "step") : 0);
+	if (run < 0) {
+		if ((run = row_case(c, suite, w)) < 0)
+			return -1;
+		data_set_int(rs, "case", w->case_id);
+		data_set_int(rs, "case_run", run);
+		data_set_int(rs, "step", 0);
+		if (tc_save(c, NULL) < 0)
+			return -1;
+	}
+	for (size_t i = step; i < n; i++) {
+		if (row_event(c, run, w, types[i], i) < 0)
+			return -1;
+		data_set_int(rs, "step", (long long)i + 1);
+		if (i + 1 < n && tc_save(c, NULL) < 0)
+			return -1;
+	}
+	json_object_object_del(rs, "case");
+	json_object_object_del(rs, "case_run");
+	json_object_object_del(rs, "step");
+	data_set_int(rs, "after", w->case_id);
+	data_set_int(rs, "reported", (data_id(rs, "reported") > 0 ? data_id(rs, "reported") : 0) + 1);
+	return tc_save(c, NULL);
+}
+
+/* data.results, created empty. */
+static json_object *results_progress(struct tc *c)
+{
+	json_object *rs = data_get(c->a->map.data, "results");
+
+	if (json_object_is_type(rs, json_type_object))
+		return rs;
+	rs = json_object_new_object();
+	json_object_object_add(c->a->map.data, "results", rs);
+	return rs;
+}
+
+/* Every stored result after data.results.after, a page at a time. */
+static int rep_results(struct tc *c, long long suite)
+{
+	json_object *rs = results_progress(c);
+	struct err err = { 0 };
+	size_t got;
+
+	do {
+		struct tc_page p = { .n = 0 };
+		long long after = data_id(rs, "after");
+		size_t n = 0;
+		int rc = c->a->results(c->a, after > 0 ? after : 0, TC_REPORT_PAGE, page_row, &p,
+				       &n, &err);
+		if (rc < 0 || p.oom)
+			outcome_set(c->out, WORK_FAIL, "testcenter: reading the results: %s",
+				    rc < 0 ? err.msg : "out of memory");
+		for (size_t i = 0; rc == 0 && !p.oom && i < p.n; i++)
+			if (report_row(c, suite, rs, &p.rows[i]) < 0)
+				rc = -1;
+		got = p.n;
+		page_free(&p);
+		if (rc < 0 || p.oom)
+			return -1;
+	} while (got == TC_REPORT_PAGE);
+	return tc_save(c, NULL);
 }
 
 /* The verdict's message, and whether it is a FAIL. */
@@ -645,28 +1004,12 @@ static json_object *close_progress(struct tc *c)
 static int close_case(struct tc *c, json_object *cl, long long suite, int *fail)
 {
 	long long cas = data_id(cl, "case_run_id");
-	json_object *b, *t, *resp = NULL;
 	char msg[300];
-	int rc;
 
 	close_message(c, msg, sizeof(msg), fail);
 	if (cas < 0) {
-		b = json_object_new_object();
-		t = json_object_new_object();
-		data_set_int(b, "runId", suite);
-		json_object_object_add(t, "name", json_object_new_string(TC_SUMMARY_CASE));
-		json_object_object_add(b, "test", t);
-		rc = tc_post(c, "/upload/cases", b, &resp, "case");
-		json_object_put(b);
-		cas = rc == 0 ? data_id(resp, "runId") : -1;
-		json_object_put(resp);
-		if (rc < 0)
+		if ((cas = post_case(c, suite, TC_SUMMARY_CASE, NULL, NULL)) < 0)
 			return -1;
-		if (cas < 0) {
-			outcome_set(c->out, WORK_PERMANENT,
-				    "testcenter: POST /upload/cases answered without runId");
-			return -1;
-		}
 		data_set_int(cl, "case_run_id", cas);
 		if (tc_save(c, NULL) < 0)
 			return -1;
@@ -690,6 +1033,10 @@ static void rep_close(struct tc *c, long long suite)
 		outcome_set(c->out, WORK_OK, "run %s: %s already reported", c->ref, c->type);
 		return;
 	}
+	/* results first: once the summary case exists, their cases could not
+	 * come before it */
+	if (tc_results(c) && data_id(cl, "case_run_id") < 0 && rep_results(c, suite) < 0)
+		return;
 	if (close_case(c, cl, suite, &fail) < 0)
 		return;
 	if (ms >= 0)
@@ -700,8 +1047,13 @@ static void rep_close(struct tc *c, long long suite)
 		return;
 	json_object_object_add(cl, "done", json_object_new_boolean(1));
 	if (tc_save(c, "finished") == 0)
-		outcome_set(c->out, WORK_OK, "run %s: %s reported (%s) on suite run %lld", c->ref,
-			    c->type, fail ? "FAIL" : "PASS", suite);
+		outcome_set(c->out, WORK_OK,
+			    "run %s: %s reported (%s, %lld results) on suite run %lld", c->ref,
+			    c->type, fail ? "FAIL" : "PASS",
+			    data_id(data_get(c->a->map.data, "results"), "reported") > 0
+				    ? data_id(data_get(c->a->map.data, "results"), "reported")
+				    : 0,
+			    suite);
 }
 
 /* run.deleted: a warning while the report is ours to write to, then the
@@ -777,6 +1129,8 @@ static const struct action_key testcenter_keys[] = {
 	{ "batch", AK_TEMPLATE, "Qase {{project}}#{{run_id}}", AK_RELOAD, NULL, "the report's batch" },
 	{ "suite", AK_TEMPLATE, "{{run.title}}", AK_RELOAD, NULL, "the JUnit suite name" },
 	{ "labels", AK_MAP, NULL, AK_RELOAD, NULL, "label name -> template" },
+	{ "blocked_event", AK_ENUM, "error", 0, "error|warning",
+	  "reporting: a blocked result's event type" },
 	TARGET_COMMON_KEYS,
 	{ NULL, 0, NULL, 0, NULL, NULL },
 };

@@ -8,11 +8,24 @@
  *   POST /api/public/v0/project/{p}/run/{id}/close            -> {message}
  *   POST /api/public/v0/project/{p}/run/{id}/result/batch     {items} -> {ids}
  *   POST /api/public/v0/project/{p}/run/{id}/tcase/{t}/result one result -> {id}
+ *   GET  /api/public/v0/project/{p}/run/{id}/tcase            {tcases: [RunTCase]}
+ *   GET  /api/public/v0/project/{p}/run/{id}/tcase/{t}        RunTCase + results
+ *   POST /api/public/v0/project/{p}/tcase/seq                 {seqIds} -> {data, total, page, limit}
+ *
+ * The project's test cases are set with /_control {"tcases": [{id, seq,
+ * title?, folderId?, tagIds?, priority?}]}.  With some set, a run holds
+ * exactly its cases (tcaseIds, each of which must exist, or the cases its
+ * filters select), and a result for any other case is refused; with none
+ * (the tests written before results), a filter-made run takes any tcaseId.
+ * A result/batch holds 1 to batch_max (500, what qas-cli sends) items.
+ * Every stored result (GET /_state: runs[].results) keeps what was sent,
+ * with the apiKeyId of the key that sent it.
  *
  * Authorization: Bearer <key> or ApiKey <key>.  More than rate_limit (20)
  * authorised requests inside any one second answer 429 with Retry-After: 1.
  * /_control settings: conflict_status (duplicate title, default 400),
- * close_closed_status (closing a closed run, default 400), rate_limit.
+ * close_closed_status (closing a closed run, default 400), rate_limit,
+ * tcases, batch_max.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +39,9 @@
 struct qs_state {
 	struct json_object *runs; /* array of run objects */
 	int next_run, next_result, next_log;
-	int conflict_status, close_closed_status, rate_limit;
-	double admitted[RATE_MAX]; /* ring of the last rate_limit admissions */
+	int conflict_status, close_closed_status, rate_limit, batch_max;
+	struct json_object *tcases; /* the project's test cases */
+	double admitted[RATE_MAX];  /* ring of the last rate_limit admissions */
 	int ring_head, ring_len;
 };
 
@@ -38,10 +52,7 @@ static const char *const result_statuses[] = {
 	"custom1", "custom2", "custom3", "custom4", NULL,
 };
 static const char *const settings[] = {
-	"conflict_status",
-	"close_closed_status",
-	"rate_limit",
-	NULL,
+	"conflict_status", "close_closed_status", "rate_limit", "tcases", "batch_max", NULL,
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -190,10 +201,94 @@ static int check_create(struct fake_req *r, struct json_object *b)
 	return 0;
 }
 
+static struct json_object *catalog_find(struct qs_state *s, const char *key)
+{
+	char *end;
+	long seq = strtol(key, &end, 10);
+	for (size_t i = 0; i < json_object_array_length(s->tcases); i++) {
+		struct json_object *t = json_object_array_get_idx(s->tcases, i);
+		if (strcmp(str_field(t, "id"), key) == 0 ||
+		    (!*end && seq > 0 && json_object_get_int(fake_get(t, "seq")) == seq))
+			return t;
+	}
+	return NULL;
+}
+
+static int int_in(struct json_object *arr, int v)
+{
+	for (size_t i = 0; arr && i < json_object_array_length(arr); i++)
+		if (json_object_get_int(json_object_array_get_idx(arr, i)) == v)
+			return 1;
+	return 0;
+}
+
+/* A catalogue case a filter plan selects (every filter given must match). */
+static int plan_selects(struct json_object *plan, struct json_object *t)
+{
+	struct json_object *fo = fake_get(plan, "folderIds"), *tg = fake_get(plan, "tagIds");
+	struct json_object *pr = fake_get(plan, "priorities"), *tags = fake_get(t, "tagIds");
+	if (fo && !int_in(fo, json_object_get_int(fake_get(t, "folderId"))))
+		return 0;
+	if (pr) {
+		int hit = 0;
+		for (size_t i = 0; i < json_object_array_length(pr); i++)
+			hit |= strcmp(json_object_get_string(json_object_array_get_idx(pr, i)),
+				      str_field(t, "priority")) == 0;
+		if (!hit)
+			return 0;
+	}
+	if (tg) {
+		int hit = 0;
+		for (size_t i = 0; tags && i < json_object_array_length(tags); i++)
+			hit |= int_in(tg, json_object_get_int(json_object_array_get_idx(tags, i)));
+		if (!hit)
+			return 0;
+	}
+	return 1;
+}
+
+/* The run's cases (copies of the catalogue's), or -1 after a 400; *any 1
+ * when the catalogue is empty and the plan has filters. */
+static int run_tcases(struct fake_req *r, struct qs_state *s, struct json_object *plan,
+		      struct json_object **out, int *any)
+{
+	struct json_object *ids = fake_get(plan, "tcaseIds");
+	size_t nc = json_object_array_length(s->tcases);
+	*out = json_object_new_array();
+	*any = 0;
+	for (size_t i = 0; ids && i < json_object_array_length(ids); i++) {
+		const char *id = json_object_get_string(json_object_array_get_idx(ids, i));
+		struct json_object *t = nc ? catalog_find(s, id) : NULL;
+		if (nc && (!t || strcmp(str_field(t, "id"), id) != 0)) {
+			json_object_put(*out);
+			return fake_error(r, 400, "queryPlans: test case %s not found", id), -1;
+		}
+		if (!t) {
+			t = json_object_new_object();
+			json_object_object_add(t, "id", json_object_new_string(id));
+			json_object_object_add(t, "seq", json_object_new_int(0));
+			json_object_array_add(*out, t);
+		} else {
+			json_object_array_add(*out, fake_copy(t));
+		}
+	}
+	if (ids && !fake_has(plan, "folderIds") && !fake_has(plan, "tagIds") &&
+	    !fake_has(plan, "priorities"))
+		return 0;
+	*any = nc == 0;
+	for (size_t i = 0; i < nc; i++) {
+		struct json_object *t = json_object_array_get_idx(s->tcases, i);
+		if (plan_selects(plan, t))
+			json_object_array_add(*out, fake_copy(t));
+	}
+	return 0;
+}
+
 static int create_run(struct fake *f, struct fake_req *r)
 {
 	struct qs_state *s = f->state;
-	struct json_object *b = r->json;
+	struct json_object *b = r->json, *tcases;
+	int any;
 	if (check_create(r, b) < 0)
 		return 0;
 	const char *title = str_field(b, "title");
@@ -205,8 +300,13 @@ static int create_run(struct fake *f, struct fake_req *r)
 				"run with the same title already exists, conflicting run id: %d",
 				json_object_get_int(fake_get(run, "id")));
 	}
+	if (run_tcases(r, s, json_object_array_get_idx(fake_get(b, "queryPlans"), 0), &tcases,
+		       &any) < 0)
+		return 0;
 	struct json_object *run = json_object_new_object();
 	int id = s->next_run++;
+	json_object_object_add(run, "tcases", tcases);
+	json_object_object_add(run, "any_tcase", json_object_new_boolean(any));
 	json_object_object_add(run, "id", json_object_new_int(id));
 	json_object_object_add(run, "title", json_object_new_string(title));
 	json_object_object_add(run, "description",
@@ -305,18 +405,27 @@ static int add_log(struct fake *f, struct fake_req *r, struct json_object *run)
 	return fake_reply(r, 200, o);
 }
 
-/* A run made only from tcaseIds knows its cases; others accept any id. */
+/* The run's case for an id, sequence or legacy id; NULL when it has none. */
+static struct json_object *run_tcase(struct json_object *run, const char *key)
+{
+	struct json_object *list = fake_get(run, "tcases");
+	char *end;
+	long seq = strtol(key, &end, 10);
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		struct json_object *t = json_object_array_get_idx(list, i);
+		const char *legacy = str_field(t, "legacyId");
+		if (strcmp(str_field(t, "id"), key) == 0 ||
+		    (legacy && *legacy && !strcmp(legacy, key)) ||
+		    (!*end && seq > 0 && json_object_get_int(fake_get(t, "seq")) == seq))
+			return t;
+	}
+	return NULL;
+}
+
+/* A run knows its cases, unless made by filters with no catalogue set. */
 static int run_has_tcase(struct json_object *run, const char *tcase)
 {
-	struct json_object *plan = json_object_array_get_idx(fake_get(run, "queryPlans"), 0);
-	struct json_object *ids = fake_get(plan, "tcaseIds");
-	if (!ids || fake_has(plan, "folderIds") || fake_has(plan, "tagIds") ||
-	    fake_has(plan, "priorities"))
-		return 1;
-	for (size_t i = 0; i < json_object_array_length(ids); i++)
-		if (strcmp(json_object_get_string(json_object_array_get_idx(ids, i)), tcase) == 0)
-			return 1;
-	return 0;
+	return json_object_get_boolean(fake_get(run, "any_tcase")) || run_tcase(run, tcase) != NULL;
 }
 
 static int check_result(struct fake_req *r, struct json_object *run, struct json_object *it,
@@ -359,14 +468,28 @@ static int check_result(struct fake_req *r, struct json_object *run, struct json
 	return 0;
 }
 
-static int store_result(struct qs_state *s, struct json_object *run, struct json_object *it,
+/* The key's id: the middle part of {tenant}.{apiKeyId}.{token}. */
+static struct json_object *api_key_id(struct fake *f)
+{
+	const char *k = f->opt.api_key, *a = strchr(k, '.'), *b = a ? strchr(a + 1, '.') : NULL;
+	return a && b ? json_object_new_string_len(a + 1, (int)(b - a - 1))
+		      : json_object_new_string(k);
+}
+
+static int store_result(struct fake *f, struct json_object *run, struct json_object *it,
 			const char *tcase)
 {
+	struct qs_state *s = f->state;
 	int id = s->next_result++;
 	struct json_object *res = fake_copy(it);
+	char now[40];
 	json_object_object_add(res, "id", json_object_new_int(id));
 	if (tcase)
 		json_object_object_add(res, "tcaseId", json_object_new_string(tcase));
+	fake_iso_now(now, sizeof(now));
+	json_object_object_add(res, "apiKeyId", api_key_id(f));
+	json_object_object_add(res, "internal", json_object_new_boolean(0));
+	json_object_object_add(res, "createdAt", json_object_new_string(now));
 	json_object_array_add(fake_get(run, "results"), res);
 	return id;
 }
@@ -380,6 +503,8 @@ static int add_results(struct fake *f, struct fake_req *r, struct json_object *r
 	size_t n = json_object_array_length(items);
 	if (n < 1)
 		return fake_error(r, 400, "items must have at least one item");
+	if ((int)n > s->batch_max)
+		return fake_error(r, 400, "items must have at most %d items", s->batch_max);
 	if (is_closed(run))
 		return fake_error(r, 400, "Run is closed");
 	for (size_t i = 0; i < n; i++) {
@@ -392,7 +517,7 @@ static int add_results(struct fake *f, struct fake_req *r, struct json_object *r
 	for (size_t i = 0; i < n; i++)
 		json_object_array_add(ids,
 				      json_object_new_int(store_result(
-					      s, run, json_object_array_get_idx(items, i), NULL)));
+					      f, run, json_object_array_get_idx(items, i), NULL)));
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "ids", ids);
 	return fake_reply(r, 200, o);
@@ -400,7 +525,6 @@ static int add_results(struct fake *f, struct fake_req *r, struct json_object *r
 
 static int add_result(struct fake *f, struct fake_req *r, struct json_object *run, const char *tcase)
 {
-	struct qs_state *s = f->state;
 	if (is_closed(run))
 		return fake_error(r, 400, "Run is closed");
 	if (fake_has(r->json, "tcaseId"))
@@ -409,8 +533,123 @@ static int add_result(struct fake *f, struct fake_req *r, struct json_object *ru
 		return 0;
 	if (!run_has_tcase(run, tcase))
 		return fake_error(r, 404, "test case %s not found in run", tcase);
+	/* the path may name the case by sequence: the result holds its id */
+	struct json_object *t = run_tcase(run, tcase), *o = json_object_new_object();
+	json_object_object_add(
+		o, "id",
+		json_object_new_int(store_result(f, run, r->json, t ? str_field(t, "id") : tcase)));
+	return fake_reply(r, 200, o);
+}
+
+/* ---- test cases -------------------------------------------------------- */
+
+/* The status of the case's latest result in the run, "open" without. */
+static const char *tcase_status(struct json_object *run, const char *id)
+{
+	struct json_object *res = fake_get(run, "results");
+	const char *st = "open";
+	for (size_t i = 0; i < json_object_array_length(res); i++) {
+		struct json_object *x = json_object_array_get_idx(res, i);
+		if (strcmp(str_field(x, "tcaseId"), id) == 0)
+			st = str_field(x, "status");
+	}
+	return st;
+}
+
+static struct json_object *run_tcase_json(struct json_object *run, struct json_object *t, int pos)
+{
 	struct json_object *o = json_object_new_object();
-	json_object_object_add(o, "id", json_object_new_int(store_result(s, run, r->json, tcase)));
+	const char *title = str_field(t, "title"), *pr = str_field(t, "priority");
+	const char *legacy = str_field(t, "legacyId");
+	json_object_object_add(o, "id", fake_copy(fake_get(t, "id")));
+	json_object_object_add(o, "version", json_object_new_int(1));
+	json_object_object_add(o, "legacyId", json_object_new_string(legacy ? legacy : ""));
+	json_object_object_add(o, "folderId",
+			       json_object_new_int(json_object_get_int(fake_get(t, "folderId"))));
+	json_object_object_add(o, "pos", json_object_new_int(pos));
+	json_object_object_add(o, "seq",
+			       json_object_new_int(json_object_get_int(fake_get(t, "seq"))));
+	json_object_object_add(o, "title", json_object_new_string(title ? title : ""));
+	json_object_object_add(o, "priority", json_object_new_string(pr ? pr : "medium"));
+	json_object_object_add(o, "status",
+			       json_object_new_string(tcase_status(run, str_field(t, "id"))));
+	json_object_object_add(o, "isAutomated", json_object_new_boolean(0));
+	return o;
+}
+
+static int list_tcases(struct fake_req *r, struct json_object *run)
+{
+	struct json_object *list = fake_get(run, "tcases"), *out = json_object_new_array();
+	for (size_t i = 0; i < json_object_array_length(list); i++)
+		json_object_array_add(
+			out, run_tcase_json(run, json_object_array_get_idx(list, i), (int)i + 1));
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "tcases", out);
+	return fake_reply(r, 200, o);
+}
+
+static int get_tcase(struct fake_req *r, struct json_object *run, const char *key)
+{
+	struct json_object *t = run_tcase(run, key);
+	if (!t)
+		return fake_error(r, 404, "test case %s not found in run", key);
+	struct json_object *o = run_tcase_json(run, t, 1), *res = json_object_new_array();
+	struct json_object *all = fake_get(run, "results");
+	for (size_t i = 0; i < json_object_array_length(all); i++) {
+		struct json_object *x = json_object_array_get_idx(all, i);
+		if (strcmp(str_field(x, "tcaseId"), str_field(t, "id")) == 0)
+			json_object_array_add(res, fake_copy(x));
+	}
+	json_object_object_add(o, "results", res);
+	return fake_reply(r, 200, o);
+}
+
+/* POST /tcase/seq {seqIds: ["BD-023"], page?, limit?} (qas-cli's lookup). */
+static int tcases_by_seq(struct fake *f, struct fake_req *r)
+{
+	struct qs_state *s = f->state;
+	static const struct jfield spec[] = {
+		{ "seqIds", JT_STRARR, 1 },
+		{ "page", JT_POSINT, 0 },
+		{ "limit", JT_POSINT, 0 },
+	};
+	char err[256];
+	if (!json_object_is_type(r->json, json_type_object))
+		return fake_error(r, 400, "body must be a JSON object");
+	if (fake_check(r->json, spec, N(spec), err, sizeof(err)) < 0)
+		return fake_error(r, 400, "%s", err);
+	struct json_object *seqs = fake_get(r->json, "seqIds");
+	int page = fake_has(r->json, "page") ? json_object_get_int(fake_get(r->json, "page")) : 1;
+	int limit = fake_has(r->json, "limit") ? json_object_get_int(fake_get(r->json, "limit")) : 10;
+	size_t cl = strlen(f->opt.project);
+	struct json_object *hits = json_object_new_array();
+	for (size_t i = 0; i < json_object_array_length(seqs); i++) {
+		const char *m = json_object_get_string(json_object_array_get_idx(seqs, i));
+		char *end;
+		long seq;
+		if (strncasecmp(m, f->opt.project, cl) != 0 || m[cl] != '-' ||
+		    (seq = strtol(m + cl + 1, &end, 10)) <= 0 || *end) {
+			json_object_put(hits);
+			return fake_error(r, 400, "seqIds: %s is not a %s-<sequence> marker", m,
+					  f->opt.project);
+		}
+		char key[32];
+		snprintf(key, sizeof(key), "%ld", seq);
+		struct json_object *t = catalog_find(s, key);
+		if (t)
+			json_object_array_add(hits, fake_copy(t));
+	}
+	struct json_object *data = json_object_new_array();
+	size_t total = json_object_array_length(hits);
+	for (size_t i = (size_t)(page - 1) * (size_t)limit;
+	     i < total && i < (size_t)page * (size_t)limit; i++)
+		json_object_array_add(data, fake_copy(json_object_array_get_idx(hits, i)));
+	json_object_put(hits);
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "data", data);
+	json_object_object_add(o, "total", json_object_new_int((int)total));
+	json_object_object_add(o, "page", json_object_new_int(page));
+	json_object_object_add(o, "limit", json_object_new_int(limit));
 	return fake_reply(r, 200, o);
 }
 
@@ -421,16 +660,26 @@ static int is(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-/* seg[0..2] = api public v0; seg[3] = project; seg[4] = {p}; seg[5] = run */
+/* seg[0..2] = api public v0; seg[3] = project; seg[4] = {p}; seg[5] = run
+ * (or tcase) */
 static int route(struct fake *f, struct fake_req *r, char **seg, int n)
 {
 	struct qs_state *s = f->state;
 	int post = is(r->method, "POST");
 	int get = is(r->method, "GET");
-	if (n < 6 || !is(seg[3], "project") || !is(seg[5], "run"))
+	if (n < 6 || !is(seg[3], "project"))
+		return fake_error(r, 404, "Not found: %s %s", r->method, r->path);
+	if (n == 7 && post && is(seg[5], "tcase") && is(seg[6], "seq")) {
+		if (strcmp(seg[4], f->opt.project) != 0)
+			return fake_error(r, 404, "Project %s not found", seg[4]);
+		return tcases_by_seq(f, r);
+	}
+	if (!is(seg[5], "run"))
 		return fake_error(r, 404, "Not found: %s %s", r->method, r->path);
 	int known = (n == 6 && (get || post)) ||
 		    (n == 8 && post && (is(seg[7], "log") || is(seg[7], "close"))) ||
+		    (n == 8 && get && is(seg[7], "tcase")) ||
+		    (n == 9 && get && is(seg[7], "tcase")) ||
 		    (n == 9 && post && is(seg[7], "result") && is(seg[8], "batch")) ||
 		    (n == 10 && post && is(seg[7], "tcase") && is(seg[9], "result"));
 	if (!known)
@@ -439,7 +688,7 @@ static int route(struct fake *f, struct fake_req *r, char **seg, int n)
 		return fake_error(r, 404, "Project %s not found", seg[4]);
 	if (n == 6 && get)
 		return list_runs(f, r);
-	int needs_body = !(n == 8 && is(seg[7], "close"));
+	int needs_body = post && !(n == 8 && is(seg[7], "close"));
 	if (needs_body && !json_object_is_type(r->json, json_type_object))
 		return fake_error(r, 400, "body must be a JSON object");
 	if (n == 6)
@@ -447,6 +696,10 @@ static int route(struct fake *f, struct fake_req *r, char **seg, int n)
 	struct json_object *run = find_run(s, seg[6]);
 	if (!run)
 		return fake_error(r, 404, "Run %s not found", seg[6]);
+	if (get && n == 8)
+		return list_tcases(r, run);
+	if (get)
+		return get_tcase(r, run, seg[8]);
 	if (n == 9)
 		return add_results(f, r, run);
 	if (n == 10)
@@ -479,6 +732,37 @@ static int handle(struct fake *f, struct fake_req *r)
 
 /* ---- lifecycle and control --------------------------------------------- */
 
+/* /_control tcases: the project's test cases, replacing those before. */
+static int set_tcases(struct qs_state *s, struct json_object *v, const char **err)
+{
+	static const struct jfield spec[] = {
+		{ "id", JT_NESTR, 1 },        { "seq", JT_POSINT, 1 },    { "title", JT_STR, 0 },
+		{ "folderId", JT_POSINT, 0 }, { "tagIds", JT_INTARR, 0 }, { "priority", JT_STR, 0 },
+		{ "legacyId", JT_STR, 0 },
+	};
+	char why[256];
+	if (!json_object_is_type(v, json_type_array))
+		return *err = "tcases must be a list", -1;
+	for (size_t i = 0; i < json_object_array_length(v); i++) {
+		struct json_object *t = json_object_array_get_idx(v, i);
+		if (!json_object_is_type(t, json_type_object) ||
+		    fake_check(t, spec, N(spec), why, sizeof(why)) < 0)
+			return *err = "tcases: each needs an id string and a positive seq", -1;
+		if (fake_has(t, "priority") && !fake_in(str_field(t, "priority"), priorities))
+			return *err = "tcases: priority must be low, medium or high", -1;
+		for (size_t k = 0; k < i; k++) {
+			struct json_object *o = json_object_array_get_idx(v, k);
+			if (!strcmp(str_field(o, "id"), str_field(t, "id")) ||
+			    json_object_get_int(fake_get(o, "seq")) ==
+				    json_object_get_int(fake_get(t, "seq")))
+				return *err = "tcases: ids and seqs must be unique", -1;
+		}
+	}
+	json_object_put(s->tcases);
+	s->tcases = fake_copy(v);
+	return 0;
+}
+
 static int control(struct fake *f, struct json_object *b, const char **err)
 {
 	struct qs_state *s = f->state;
@@ -501,6 +785,13 @@ static int control(struct fake *f, struct json_object *b, const char **err)
 		s->rate_limit = json_object_get_int(v);
 		s->ring_len = 0;
 	}
+	if ((v = fake_get(b, "batch_max")) || fake_has(b, "batch_max")) {
+		if (!fake_jt_ok(v, JT_POSINT) || json_object_get_int(v) > 100000)
+			return *err = "batch_max must be 1-100000", -1;
+		s->batch_max = json_object_get_int(v);
+	}
+	if ((v = fake_get(b, "tcases")) || fake_has(b, "tcases"))
+		return set_tcases(s, v, err);
 	return 0;
 }
 
@@ -514,6 +805,8 @@ static int init(struct fake *f)
 	if (!s)
 		return -1;
 	s->runs = json_object_new_array();
+	s->tcases = json_object_new_array();
+	s->batch_max = 500;
 	s->next_run = 1;
 	s->next_result = 1001;
 	s->next_log = 1;
@@ -532,6 +825,8 @@ static struct json_object *state(struct fake *f)
 	json_object_object_add(o, "conflict_status", json_object_new_int(s->conflict_status));
 	json_object_object_add(o, "close_closed_status", json_object_new_int(s->close_closed_status));
 	json_object_object_add(o, "rate_limit", json_object_new_int(s->rate_limit));
+	json_object_object_add(o, "tcases", fake_copy(s->tcases));
+	json_object_object_add(o, "batch_max", json_object_new_int(s->batch_max));
 	return o;
 }
 
@@ -539,6 +834,7 @@ static void destroy(struct fake *f)
 {
 	struct qs_state *s = f->state;
 	json_object_put(s->runs);
+	json_object_put(s->tcases);
 	free(s);
 	f->state = NULL;
 }

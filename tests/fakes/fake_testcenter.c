@@ -16,6 +16,19 @@
  * {code, message}.  The hierarchy rule is kept per report as the path of
  * open elements: adding a child to an element on the path truncates the
  * path below it, which closes the previous sibling and its descendants.
+ *
+ * What tests read back (GET /_state): per report its runs (elements with
+ * their events), "log" (every element and event in the order received:
+ * {op: suite|case|...|event, runId, parent, name} or {op: event, runId,
+ * type, message, detail}) and "repeated" (names of tests reported more
+ * than once under the same parent: a second execution of the same test);
+ * per import its fields, labels and files, each file with its JUnit
+ * counters ("suites") and its testcases in document order ("cases":
+ * {suite, name, classname, time, result, message, type, text}; see
+ * fake_xml.c).  An import takes only the fields the vendor documents
+ * (project or name, batch, label[], result[]), each field once but
+ * label[] and result[], no file on a field, and labels without the
+ * newlines, commas and double quotes Test Center refuses.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +75,8 @@ struct tc_report {
 	struct json_object *labels; /* sorted array of "key=value" */
 	int path[TC_MAX_DEPTH];     /* run ids of the open elements, root first */
 	int depth;
+	struct json_object *log;      /* elements and events, in order */
+	struct json_object *repeated; /* test names reported twice under one parent */
 };
 
 struct tc_state {
@@ -80,6 +95,11 @@ static const char *str_field(struct json_object *o, const char *key)
 {
 	struct json_object *v = fake_get(o, key);
 	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+static int tu_eq(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
 }
 
 static void copy_str(char *dst, size_t cap, const char *src, size_t len)
@@ -163,6 +183,8 @@ static struct tc_report *new_report(struct tc_state *s, const char *project, con
 	copy_str(rep->project, sizeof(rep->project), project, strlen(project));
 	copy_str(rep->batch, sizeof(rep->batch), batch, strlen(batch));
 	rep->labels = labels;
+	rep->log = json_object_new_array();
+	rep->repeated = json_object_new_array();
 	return rep;
 }
 
@@ -190,6 +212,30 @@ static struct tc_run *new_run(struct tc_state *s, struct tc_report *rep, int par
 static struct tc_run *find_run(struct tc_state *s, int id)
 {
 	return id >= 1 && (size_t)id <= s->nruns ? &s->runs[id - 1] : NULL;
+}
+
+static void log_element(struct tc_report *rep, const struct tc_run *run)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "op", json_object_new_string(kind_names[run->kind]));
+	json_object_object_add(o, "runId", json_object_new_int(run->id));
+	json_object_object_add(o, "parent", run->parent ? json_object_new_int(run->parent) : NULL);
+	json_object_object_add(o, "name", fake_copy(fake_get(run->test, "name")));
+	json_object_array_add(rep->log, o);
+}
+
+/* A test already executed under the same parent is a second execution. */
+static void note_repeat(struct tc_state *s, struct tc_report *rep, const struct tc_run *run)
+{
+	const char *name = str_field(run->test, "name");
+	for (size_t i = 0; name && i + 1 < s->nruns; i++) {
+		const struct tc_run *o = &s->runs[i];
+		if (o->id != run->id && o->report == run->report && o->parent == run->parent &&
+		    o->kind == run->kind && tu_eq(str_field(o->test, "name"), name)) {
+			json_object_array_add(rep->repeated, json_object_new_string(name));
+			return;
+		}
+	}
 }
 
 /* Position of the run on its report's open path, or -1 if it is closed. */
@@ -325,6 +371,7 @@ static int add_suite(struct fake *f, struct fake_req *r)
 		return fake_error(r, 500, "out of memory");
 	rep->path[0] = run->id; /* a new suite closes the previous one */
 	rep->depth = 1;
+	log_element(rep, run);
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "project", json_object_new_string(rep->project));
 	json_object_object_add(o, "batch", json_object_new_string(rep->batch));
@@ -385,6 +432,8 @@ static int add_element(struct fake *f, struct fake_req *r, enum tc_kind kind)
 		return fake_error(r, 500, "out of memory");
 	rep->path[pos + 1] = run->id;
 	rep->depth = pos + 2;
+	note_repeat(s, rep, run);
+	log_element(rep, run);
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "runId", json_object_new_int(run->id));
 	return fake_reply(r, 201, o);
@@ -459,11 +508,17 @@ static int check_event(struct tc_state *s, struct fake_req *r, struct json_objec
 	return 0;
 }
 
-static void store_event(struct tc_run *run, struct json_object *ev)
+static void store_event(struct tc_state *s, struct tc_run *run, struct json_object *ev)
 {
-	struct json_object *copy = fake_copy(ev);
+	struct json_object *copy = fake_copy(ev), *o = json_object_new_object();
 	json_object_object_del(copy, "runId");
 	json_object_array_add(run->events, copy);
+	json_object_object_add(o, "op", json_object_new_string("event"));
+	json_object_object_add(o, "runId", json_object_new_int(run->id));
+	json_object_object_add(o, "type", fake_copy(fake_get(ev, "type")));
+	json_object_object_add(o, "message", fake_copy(fake_get(ev, "message")));
+	json_object_object_add(o, "detail", fake_copy(fake_get(ev, "detail")));
+	json_object_array_add(s->reports[run->report - 1].log, o);
 }
 
 static int events_json(struct fake *f, struct fake_req *r)
@@ -472,7 +527,7 @@ static int events_json(struct fake *f, struct fake_req *r)
 	char err[256];
 	if (check_event(f->state, r, r->json, &run, err, sizeof(err)) < 0)
 		return fake_error(r, 400, "%s", err);
-	store_event(run, r->json);
+	store_event(f->state, run, r->json);
 	return fake_reply(r, 204, NULL);
 }
 
@@ -502,7 +557,7 @@ static int events_multipart(struct fake *f, struct fake_req *r)
 		char err[256];
 		int bad = check_event(f->state, r, ev, &run, err, sizeof(err)) < 0;
 		if (!bad)
-			store_event(run, ev);
+			store_event(f->state, run, ev);
 		json_object_object_add(res, "code", json_object_new_int(bad ? 400 : 201));
 		json_object_object_add(res, "body", json_object_new_string(bad ? err : ""));
 		json_object_array_add(out, res);
@@ -521,6 +576,24 @@ static int content_type_in(const char *ct, const char *const *list)
 			return 1;
 	}
 	return 0;
+}
+
+/* The testcases of every suite in document order, each with its suite's
+ * name; the suites keep only their counters. */
+static struct json_object *flat_cases(struct json_object *suites)
+{
+	struct json_object *out = json_object_new_array();
+	for (size_t i = 0; i < json_object_array_length(suites); i++) {
+		struct json_object *su = json_object_array_get_idx(suites, i);
+		struct json_object *cases = fake_get(su, "cases");
+		for (size_t k = 0; cases && k < json_object_array_length(cases); k++) {
+			struct json_object *c = fake_copy(json_object_array_get_idx(cases, k));
+			json_object_object_add(c, "suite", fake_copy(fake_get(su, "name")));
+			json_object_array_add(out, c);
+		}
+		json_object_object_del(su, "cases");
+	}
+	return out;
 }
 
 /* One result[] part: its record for the state, or NULL after replying. */
@@ -544,8 +617,38 @@ static struct json_object *import_file(struct fake_req *r, const struct fake_par
 	json_object_object_add(o, "filename", json_object_new_string(p->filename));
 	json_object_object_add(o, "content_type", json_object_new_string(p->content_type));
 	json_object_object_add(o, "bytes", json_object_new_int64((int64_t)p->len));
+	json_object_object_add(o, "cases", suites ? flat_cases(suites) : json_object_new_array());
 	json_object_object_add(o, "suites", suites);
 	return o;
+}
+
+/* The parts an import may have: the documented fields, each once (but
+ * label[] and result[]), files only as result[]; labels as Test Center
+ * takes them.  0, or -1 after replying. */
+static int check_parts(struct fake_req *r)
+{
+	static const char *const fields[] = { "project", "name",     "batch",
+					      "label[]", "result[]", NULL };
+	for (size_t i = 0; i < r->nparts; i++) {
+		const struct fake_part *p = &r->parts[i];
+		int repeatable = strcmp(p->name, "label[]") == 0 || strcmp(p->name, "result[]") == 0;
+		if (!fake_in(p->name, fields))
+			return fake_error(r, 400, "unknown field \"%s\"", p->name), -1;
+		if (p->has_filename && strcmp(p->name, "result[]") != 0)
+			return fake_error(r, 400, "%s is a field, not a file", p->name), -1;
+		for (size_t k = 0; !repeatable && k < i; k++)
+			if (strcmp(r->parts[k].name, p->name) == 0 ||
+			    (strcmp(p->name, "name") == 0 && strcmp(r->parts[k].name, "project") == 0) ||
+			    (strcmp(p->name, "project") == 0 && strcmp(r->parts[k].name, "name") == 0))
+				return fake_error(r, 400, "%s given twice", p->name), -1;
+		if (strcmp(p->name, "label[]") == 0 &&
+		    (memchr(p->data, '\n', p->len) || memchr(p->data, ',', p->len) ||
+		     memchr(p->data, '"', p->len)))
+			return fake_error(r, 400,
+					  "label[] must not hold newlines, commas or double quotes"),
+			       -1;
+	}
+	return 0;
 }
 
 static int import(struct fake *f, struct fake_req *r)
@@ -556,6 +659,8 @@ static int import(struct fake *f, struct fake_req *r)
 		return fake_error(r, 400, "expected a multipart/form-data body");
 	struct json_object *labels = json_object_new_array();
 	struct json_object *files = json_object_new_array();
+	if (check_parts(r) < 0)
+		goto fail;
 	for (size_t i = 0; i < r->nparts; i++) {
 		const struct fake_part *p = &r->parts[i];
 		if (strcmp(p->name, "project") == 0 || strcmp(p->name, "name") == 0) {
@@ -722,6 +827,8 @@ static struct json_object *report_json(struct tc_state *s, const struct tc_repor
 		json_object_array_add(runs, ro);
 	}
 	json_object_object_add(o, "runs", runs);
+	json_object_object_add(o, "log", fake_copy(rep->log));
+	json_object_object_add(o, "repeated", fake_copy(rep->repeated));
 	return o;
 }
 
@@ -744,8 +851,11 @@ static void destroy(struct fake *f)
 		json_object_put(s->runs[i].test);
 		json_object_put(s->runs[i].events);
 	}
-	for (size_t i = 0; i < s->nreports; i++)
+	for (size_t i = 0; i < s->nreports; i++) {
 		json_object_put(s->reports[i].labels);
+		json_object_put(s->reports[i].log);
+		json_object_put(s->reports[i].repeated);
+	}
 	free(s->runs);
 	free(s->reports);
 	json_object_put(s->imports);

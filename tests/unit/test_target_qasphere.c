@@ -2,7 +2,9 @@
  * (conflict parsing, HTML comments, create bodies and their limits, the
  * token bucket), then whole attempts against a fake server (create,
  * adoption of a conflicting run, log-then-close recorded step by step,
- * tombstones, the rate limit). */
+ * tombstones, the rate limit), then the results: case mapping by marker
+ * and custom field, batches of at most 500, never a result twice across
+ * failures, the unmapped cases, comment escaping, and the case_map check. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,6 +15,9 @@
 
 #include <time.h>
 
+#include "core/cfgtree.h"
+#include "core/metrics.h"
+#include "store/results.h"
 #include "targets/target_util.h"
 #include "target_fake_http.h"
 
@@ -542,6 +547,587 @@ static void test_run__rate_limit_waits_instead_of_failing(void **state)
 	h_free(&h);
 }
 
+/* ---- results ------------------------------------------------------------- */
+
+/*
+ * target_fake_http's answers go through a 2 KiB buffer; a run's tcase
+ * listing is far longer.  This server is the same loop with the body
+ * written on its own, so answers of any size can be scripted.
+ */
+static void big_serve(struct fake_http *f, int c)
+{
+	size_t cap = 4u << 20, n = 0;
+	char *buf = malloc(cap + 1), *end = NULL, cl[32], head[256];
+	long want;
+	ssize_t r;
+
+	while (!end && (r = read(c, buf + n, cap - n)) > 0) {
+		n += (size_t)r;
+		buf[n] = '\0';
+		end = strstr(buf, "\r\n\r\n");
+	}
+	if (!end) {
+		free(buf);
+		return;
+	}
+	fake_header(buf, "Content-Length", cl, sizeof(cl));
+	want = strtol(cl, NULL, 10);
+	while ((long)(n - (size_t)(end + 4 - buf)) < want && (r = read(c, buf + n, cap - n)) > 0)
+		n += (size_t)r;
+	buf[n] = '\0';
+	pthread_mutex_lock(&f->mu);
+	struct fake_answer a = { 200, "{}", 0 };
+	if (f->next < f->n_script)
+		a = f->script[f->next++];
+	if (f->n_reqs < FAKE_MAX) {
+		struct fake_req *q = &f->reqs[f->n_reqs++];
+		sscanf(buf, "%15s %1023s", q->method, q->target);
+		fake_header(buf, "Authorization", q->auth, sizeof(q->auth));
+		fake_header(buf, "Content-Type", q->ctype, sizeof(q->ctype));
+		q->body = strndup(end + 4, (size_t)want);
+	}
+	pthread_mutex_unlock(&f->mu);
+	int len = snprintf(head, sizeof(head),
+			   "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+			   "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+			   a.status, strlen(a.body));
+	if (write(c, head, (size_t)len) < 0 || write(c, a.body, strlen(a.body)) < 0)
+		perror("big_serve write");
+	free(buf);
+}
+
+static void *big_loop(void *p)
+{
+	struct fake_http *f = p;
+	while (!__atomic_load_n(&f->stop, __ATOMIC_SEQ_CST)) {
+		struct pollfd pfd = { f->fd, POLLIN, 0 };
+		if (poll(&pfd, 1, 20) <= 0)
+			continue;
+		int c = accept(f->fd, NULL, NULL);
+		if (c < 0)
+			continue;
+		big_serve(f, c);
+		close(c);
+	}
+	return NULL;
+}
+
+/* The stored results an attempt reads (store_results_each's contract). */
+struct rows {
+	struct result_row *v;
+	size_t n;
+	int calls;
+};
+
+static int stub_results(struct target_attempt *a, long long after_case, size_t limit,
+			int (*fn)(void *ctx, const struct result_row *r), void *fn_ctx,
+			size_t *n_out, struct err *err)
+{
+	struct rows *rows = a->results_ctx;
+	size_t n = 0;
+
+	(void)err;
+	rows->calls++;
+	for (size_t i = 0; i < rows->n; i++) {
+		if (rows->v[i].case_id <= after_case)
+			continue;
+		if (limit && n >= limit)
+			break;
+		n++;
+		if (fn(fn_ctx, &rows->v[i]) < 0)
+			break;
+	}
+	*n_out = n;
+	return 0;
+}
+
+#define ROWS_MAX 1300
+
+static struct result_row row_v[ROWS_MAX];
+static char row_title[ROWS_MAX][64];
+static struct rows rows;
+static char listing[ROWS_MAX * 64];
+
+/* Case ids 1000+i; titles "BD-<seq> Case i" with seq i+1 unless a test
+ * changes them. */
+static void rows_make(size_t n, const char *status)
+{
+	memset(row_v, 0, sizeof(row_v));
+	for (size_t i = 0; i < n; i++) {
+		snprintf(row_title[i], sizeof(row_title[i]), "BD-%03zu Case %zu", i + 1, i);
+		row_v[i].case_id = 1000 + (long long)i;
+		row_v[i].status = status;
+		row_v[i].title = row_title[i];
+		row_v[i].message = "";
+		row_v[i].duration_ms = (long long)i;
+		row_v[i].end_ms = -1;
+	}
+	rows = (struct rows){ row_v, n, 0 };
+}
+
+/* {"tcases": [{"id": "tc<seq>", "seq": <seq>, ...}]} for seqs 1..n. */
+static const char *listing_of(size_t n)
+{
+	size_t o = (size_t)snprintf(listing, sizeof(listing), "{\"tcases\":[");
+	for (size_t i = 1; i <= n; i++)
+		o += (size_t)snprintf(listing + o, sizeof(listing) - o,
+				      "%s{\"id\":\"tc%zu\",\"version\":1,\"seq\":%zu,"
+				      "\"status\":\"open\"}",
+				      i > 1 ? "," : "", i, i);
+	snprintf(listing + o, sizeof(listing) - o, "]}");
+	return listing;
+}
+
+static const char rsettings[] =
+	"{\"base_url\":\"http://127.0.0.1:%d\",\"api_key\":\"t1.ak2.secret\",\"project\":\"BD\","
+	"\"run_type\":\"static_struct\",\"query_plan\":{\"folderIds\":[12]},"
+	"\"case_map\":\"marker\",\"invalid_status\":\"failed\",\"rate_limit_per_s\":0,"
+	"\"timeout_s\":5}";
+
+/* h_init with big_loop serving, and results read from rows. */
+static void r_init(struct harness *h, const char *settings_fmt)
+{
+	h_init(h, "qasphere", "main", settings_fmt);
+	__atomic_store_n(&h->http->stop, 1, __ATOMIC_SEQ_CST);
+	pthread_join(h->http->th, NULL);
+	__atomic_store_n(&h->http->stop, 0, __ATOMIC_SEQ_CST);
+	pthread_create(&h->http->th, NULL, big_loop, h->http);
+	h->a.results = stub_results;
+	h->a.results_ctx = &rows;
+	h->a.project = "DEMO";
+	h->a.run_id = 42;
+}
+
+static const char rcompleted[] =
+	"{\"type\":\"run.completed\",\"project\":\"DEMO\",\"run_id\":42,\"run\":{\"title\":\"N\","
+	"\"counts\":{\"total\":3,\"passed\":2,\"failed\":1}},\"results\":{\"status\":\"complete\","
+	"\"total\":3,\"counts\":{},\"failed\":[]}}";
+
+#define BDRUNS "/api/public/v0/project/BD/run"
+
+/* The run already exists (made at run.started from the query plan). */
+static void r_open(struct harness *h)
+{
+	h->a.map.remote_id = strdup("317");
+	h->a.map.state = strdup("open");
+}
+
+/* Request i's body, parsed. */
+static json_object *req_json(struct harness *h, size_t i)
+{
+	assert_true(i < h->http->n_reqs);
+	json_object *o = json_tokener_parse(h->http->reqs[i].body);
+	assert_non_null(o);
+	return o;
+}
+
+static json_object *item(json_object *body, size_t i)
+{
+	json_object *items;
+	assert_true(json_object_object_get_ex(body, "items", &items));
+	assert_true(i < json_object_array_length(items));
+	return json_object_array_get_idx(items, i);
+}
+
+static const char *istr(json_object *it, const char *key)
+{
+	json_object *v;
+	assert_true(json_object_object_get_ex(it, key, &v));
+	return json_object_get_string(v);
+}
+
+static size_t n_items(struct harness *h, size_t i)
+{
+	json_object *o = req_json(h, i), *items;
+	assert_true(json_object_object_get_ex(o, "items", &items));
+	size_t n = json_object_array_length(items);
+	json_object_put(o);
+	return n;
+}
+
+static void test_results__marker_maps_titles_and_statuses(void **state)
+{
+	struct harness h;
+	json_object *b;
+	(void)state;
+	rows_make(6, "passed");
+	snprintf(row_title[0], 64, "BD-023 Login works");
+	snprintf(row_title[1], 64, "Logout bd-001");    /* at the end, any case */
+	snprintf(row_title[2], 64, "Pay (BD-007) now"); /* anywhere */
+	row_v[1].status = "invalid";
+	row_v[2].status = "blocked";
+	row_v[3].status = "untested"; /* never sent */
+	row_v[4].status = "in_progress";
+	row_v[5].status = "skipped";
+	snprintf(row_title[5], 64, "XBD-002 inside a word");
+	r_init(&h, rsettings);
+	r_open(&h);
+	fake_queue(h.http, 200, listing_of(30), 0);
+	fake_queue(h.http, 200, "{\"ids\":[1,2,3]}", 0);
+	assert_int_equal(h_run(&h, &action_qasphere_ops, rcompleted, params)->outcome, WORK_OK);
+	assert_string_equal(h.http->reqs[0].method, "GET");
+	assert_string_equal(h.http->reqs[0].target, BDRUNS "/317/tcase");
+	assert_string_equal(h.http->reqs[1].target, BDRUNS "/317/result/batch");
+	b = req_json(&h, 1);
+	assert_int_equal(n_items(&h, 1), 3);
+	assert_string_equal(istr(item(b, 0), "tcaseId"), "tc23");
+	assert_string_equal(istr(item(b, 0), "status"), "passed");
+	assert_int_equal(json_object_get_int(json_object_object_get(item(b, 0), "timeTaken")), 0);
+	assert_string_equal(istr(item(b, 1), "tcaseId"), "tc1");
+	assert_string_equal(istr(item(b, 1), "status"), "failed"); /* invalid */
+	assert_string_equal(istr(item(b, 2), "tcaseId"), "tc7");
+	assert_string_equal(istr(item(b, 2), "status"), "blocked");
+	json_object_put(b);
+	/* the skipped case has no marker of its own: listed, not sent */
+	assert_string_equal(h.http->reqs[2].target, BDRUNS "/317/log");
+	assert_non_null(strstr(h.http->reqs[2].body, "XBD-002 inside a word (no marker"));
+	assert_string_equal(h.http->reqs[4].target, BDRUNS "/317/close");
+	assert_non_null(strstr(h.out.detail, "3 results sent in 1 batches, 1 unmapped"));
+	h_free(&h);
+}
+
+static const char fsettings[] =
+	"{\"base_url\":\"http://127.0.0.1:%d\",\"api_key\":\"t1.ak2.secret\",\"project\":\"BD\","
+	"\"query_plan\":{\"folderIds\":[12]},\"case_map\":{\"custom_field\":7},"
+	"\"invalid_status\":\"custom2\",\"rate_limit_per_s\":0}";
+
+static void test_results__custom_field_holds_a_sequence_or_an_id(void **state)
+{
+	struct harness h;
+	json_object *b;
+	(void)state;
+	rows_make(5, "failed");
+	row_v[0].case_fields = "{\"7\":\"23\",\"8\":\"1\"}";
+	row_v[1].case_fields = "{\"7\":\"BD-002\"}";
+	row_v[2].case_fields = "{\"7\":\" tc5 \"}"; /* the QA Sphere id */
+	row_v[2].status = "invalid";
+	row_v[3].case_fields = "{\"8\":\"3\"}"; /* not our field: the title's marker is ignored */
+	row_v[4].case_fields = NULL;
+	r_init(&h, fsettings);
+	r_open(&h);
+	fake_queue(h.http, 200, listing_of(30), 0);
+	assert_int_equal(h_run(&h, &action_qasphere_ops, rcompleted, params)->outcome, WORK_OK);
+	b = req_json(&h, 1);
+	assert_int_equal(n_items(&h, 1), 3);
+	assert_string_equal(istr(item(b, 0), "tcaseId"), "tc23");
+	assert_string_equal(istr(item(b, 1), "tcaseId"), "tc2");
+	assert_string_equal(istr(item(b, 2), "tcaseId"), "tc5");
+	assert_string_equal(istr(item(b, 2), "status"), "custom2");
+	json_object_put(b);
+	assert_non_null(strstr(h.http->reqs[2].body, "2 Qase results not mirrored"));
+	assert_non_null(strstr(h.http->reqs[2].body, "case_map: custom_field"));
+	h_free(&h);
+}
+
+static void test_results__620_results_go_in_two_batches_of_at_most_500(void **state)
+{
+	struct harness h;
+	json_object *b;
+	(void)state;
+	rows_make(620, "passed");
+	r_init(&h, rsettings);
+	r_open(&h);
+	fake_queue(h.http, 200, listing_of(620), 0);
+	assert_int_equal(h_run(&h, &action_qasphere_ops, rcompleted, params)->outcome, WORK_OK);
+	assert_string_equal(h.http->reqs[1].target, BDRUNS "/317/result/batch");
+	assert_string_equal(h.http->reqs[2].target, BDRUNS "/317/result/batch");
+	assert_int_equal(n_items(&h, 1), 500);
+	assert_int_equal(n_items(&h, 2), 120);
+	b = req_json(&h, 2);
+	assert_string_equal(istr(item(b, 0), "tcaseId"), "tc501");
+	json_object_put(b);
+	assert_string_equal(h.http->reqs[3].target, BDRUNS "/317/log"); /* the summary */
+	assert_string_equal(h.http->reqs[4].target, BDRUNS "/317/close");
+	assert_int_equal(h.http->n_reqs, 5);
+	assert_non_null(strstr(h.out.detail, "620 results sent in 2 batches, 0 unmapped"));
+	h_free(&h);
+}
+
+/* Every tcaseId sent, in order, over all requests so far. */
+static size_t sent_ids(struct harness *h, char ids[][16], size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < h->http->n_reqs; i++) {
+		if (!strstr(h->http->reqs[i].target, "/result/batch"))
+			continue;
+		json_object *b = req_json(h, i), *items;
+		json_object_object_get_ex(b, "items", &items);
+		for (size_t k = 0; k < json_object_array_length(items) && n < max; k++)
+			snprintf(ids[n++], 16, "%s",
+				 istr(json_object_array_get_idx(items, k), "tcaseId"));
+		json_object_put(b);
+	}
+	return n;
+}
+
+static void assert_each_once(char ids[][16], size_t n, size_t want)
+{
+	assert_int_equal(n, want);
+	for (size_t i = 0; i < n; i++) {
+		char w[32];
+		snprintf(w, sizeof(w), "tc%zu", i + 1);
+		assert_string_equal(ids[i], w);
+	}
+}
+
+static void test_results__failure_mid_batches_then_retry_never_resends(void **state)
+{
+	static char ids[2000][16];
+	struct harness h;
+	struct target_outcome *o;
+	size_t n;
+	(void)state;
+	rows_make(1200, "passed");
+	r_init(&h, rsettings);
+	r_open(&h);
+	fake_queue(h.http, 200, listing_of(1200), 0);
+	fake_queue(h.http, 200, "{\"ids\":[]}", 0);
+	fake_queue(h.http, 503, "{\"message\":\"down\"}", 1);
+	o = h_run(&h, &action_qasphere_ops, rcompleted, params);
+	assert_int_equal(o->outcome, WORK_FAIL);
+	assert_int_equal(h.http->n_reqs, 3);
+	assert_int_equal(json_object_get_int(json_object_object_get(h.a.map.data, "results_after")),
+			 1499);
+	/* the retry asks whether the failed batch landed (it did not), then
+	 * sends it and the rest; the accepted one is never sent again */
+	fake_queue(h.http, 200, "{\"id\":\"tc501\",\"results\":[]}", 0);
+	fake_queue(h.http, 200, listing_of(1200), 0);
+	o = h_run(&h, &action_qasphere_ops, rcompleted, params);
+	assert_int_equal(o->outcome, WORK_OK);
+	assert_string_equal(h.http->reqs[3].method, "GET");
+	assert_string_equal(h.http->reqs[3].target, BDRUNS "/317/tcase/tc501");
+	n = sent_ids(&h, ids, 2000);
+	/* 500 accepted + 500 refused + 500 again + 200 */
+	assert_int_equal(n, 1700);
+	memmove(ids[500], ids[1000], 700 * sizeof(ids[0]));
+	assert_each_once(ids, 1200, 1200);
+	assert_non_null(strstr(o->detail, "1200 results sent in 3 batches"));
+	h_free(&h);
+}
+
+/* What the store holds: the mapping's data as of the last commit. */
+static json_object *stored;
+
+static int snapshot_save(struct target_attempt *a, struct err *err)
+{
+	if (h_save(a, err) < 0)
+		return -1;
+	json_object_put(stored);
+	stored = NULL;
+	assert_int_equal(json_object_deep_copy(a->map.data, &stored, NULL), 0);
+	return 0;
+}
+
+/* The next attempt loads what the store holds, as target_run does. */
+static void reload(struct harness *h)
+{
+	json_object_put(h->a.map.data);
+	h->a.map.data = NULL;
+	assert_int_equal(json_object_deep_copy(stored, &h->a.map.data, NULL), 0);
+}
+
+static void test_results__accepted_batch_whose_commit_failed_is_not_resent(void **state)
+{
+	static char ids[2000][16];
+	struct harness h;
+	struct target_outcome *o;
+	(void)state;
+	rows_make(700, "failed");
+	r_init(&h, rsettings);
+	r_open(&h);
+	/* saves: 1 intent of batch 1, 2 its acceptance (refused: "a crash") */
+	h.fail_save_at = 2;
+	h.a.save = snapshot_save;
+	fake_queue(h.http, 200, listing_of(700), 0);
+	fake_queue(h.http, 200, "{\"ids\":[]}", 0);
+	o = h_run(&h, &action_qasphere_ops, rcompleted, params);
+	assert_int_equal(o->outcome, WORK_FAIL);
+	assert_int_equal(h.http->n_reqs, 2);
+	reload(&h);
+	/* the store kept the intent only: the cursor did not move */
+	assert_int_equal(json_object_get_int(json_object_object_get(h.a.map.data, "results_after")),
+			 0);
+	assert_true(json_object_object_get_ex(h.a.map.data, "results_pending", NULL));
+	fake_queue(h.http, 200,
+		   "{\"id\":\"tc1\",\"results\":[{\"id\":9,\"status\":\"failed\","
+		   "\"apiKeyId\":\"ak2\",\"internal\":false}]}",
+		   0);
+	fake_queue(h.http, 200, listing_of(700), 0);
+	o = h_run(&h, &action_qasphere_ops, rcompleted, params);
+	assert_int_equal(o->outcome, WORK_OK);
+	assert_string_equal(h.http->reqs[2].target, BDRUNS "/317/tcase/tc1");
+	assert_each_once(ids, sent_ids(&h, ids, 2000), 700);
+	assert_non_null(strstr(o->detail, "an unrecorded batch had landed"));
+	json_object_put(stored);
+	stored = NULL;
+	h_free(&h);
+}
+
+static unsigned long long unmapped_metric(void)
+{
+	struct metrics_gauges g = { 0 };
+	char *page = metrics_render(&g), *p;
+	unsigned long long n = 0;
+	assert_non_null(page);
+	p = strstr(page, "runbridge_qasphere_unmapped_total{target=\"main\"} ");
+	if (p)
+		n = strtoull(p + strlen("runbridge_qasphere_unmapped_total{target=\"main\"} "),
+			     NULL, 10);
+	free(page);
+	return n;
+}
+
+static void test_results__unmapped_cases_are_counted_and_logged_once(void **state)
+{
+	struct harness h;
+	unsigned long long before = unmapped_metric();
+	(void)state;
+	rows_make(4, "failed");
+	snprintf(row_title[1], 64, "No marker <here>");
+	snprintf(row_title[2], 64, "BD-099 not in the run");
+	r_init(&h, rsettings);
+	r_open(&h);
+	fake_queue(h.http, 200, listing_of(10), 0);
+	fake_queue(h.http, 200, "{\"ids\":[1,2]}", 0);
+	fake_queue(h.http, 200, "{\"id\":\"log1\"}", 0);
+	fake_queue(h.http, 200, "{\"id\":\"log2\"}", 0);
+	fake_queue(h.http, 503, "{\"message\":\"down\"}", 0);
+	assert_int_equal(h_run(&h, &action_qasphere_ops, rcompleted, params)->outcome, WORK_FAIL);
+	assert_string_equal(h.http->reqs[2].target, BDRUNS "/317/log");
+	json_object *log = req_json(&h, 2);
+	assert_string_equal(istr(log, "comment"),
+			    "<p>2 Qase results not mirrored: no QA Sphere test case of this run "
+			    "(case_map: marker)</p><ul><li>Qase case 1001: No marker &lt;here&gt; "
+			    "(no marker in its title)</li><li>Qase case 1002: BD-099 not in the "
+			    "run (BD-099 is not in the run)</li></ul>");
+	json_object_put(log);
+	assert_int_equal(unmapped_metric() - before, 2);
+	/* the retry only closes: no result, no log again, no second count */
+	fake_reset(h.http);
+	assert_int_equal(h_run(&h, &action_qasphere_ops, rcompleted, params)->outcome, WORK_OK);
+	assert_int_equal(h.http->n_reqs, 1);
+	assert_string_equal(h.http->reqs[0].target, BDRUNS "/317/close");
+	assert_int_equal(unmapped_metric() - before, 2);
+	h_free(&h);
+}
+
+static void test_results__comment_escapes_message_and_stack_trace(void **state)
+{
+	struct harness h;
+	json_object *b, *v;
+	(void)state;
+	rows_make(2, "failed");
+	row_v[0].message = "Expected <200> & \"OK\"\r\ngot 500";
+	row_v[0].stacktrace = "at login (<anonymous>:1)\n  at 'main'";
+	row_v[0].duration_ms = 1532;
+	row_v[1].duration_ms = -1;
+	row_v[1].message = NULL;
+	r_init(&h, rsettings);
+	r_open(&h);
+	fake_queue(h.http, 200, listing_of(2), 0);
+	assert_int_equal(h_run(&h, &action_qasphere_ops, rcompleted, params)->outcome, WORK_OK);
+	b = req_json(&h, 1);
+	assert_string_equal(istr(item(b, 0), "comment"),
+			    "<p>Qase DEMO#42, case 1000: failed</p><p>Expected &lt;200&gt; &amp; "
+			    "&quot;OK&quot;<br>got 500</p><pre>at login (&lt;anonymous&gt;:1)\n"
+			    "  at &#39;main&#39;</pre>");
+	assert_int_equal(json_object_get_int(json_object_object_get(item(b, 0), "timeTaken")), 1532);
+	assert_string_equal(istr(item(b, 1), "comment"), "<p>Qase DEMO#42, case 1001: failed</p>");
+	assert_true(json_object_object_get_ex(item(b, 1), "timeTaken", &v));
+	assert_null(v);
+	json_object_put(b);
+	h_free(&h);
+}
+
+static void test_results__a_run_created_with_results_holds_the_mapped_cases(void **state)
+{
+	struct harness h;
+	json_object *b;
+	(void)state;
+	rows_make(3, "passed");
+	snprintf(row_title[1], 64, "unmapped");
+	r_init(&h, rsettings);
+	fake_queue(h.http, 200,
+		   "{\"data\":[{\"id\":\"tc1\",\"seq\":1},{\"id\":\"tc3\",\"seq\":3}],\"total\":2,"
+		   "\"page\":1,\"limit\":100}",
+		   0);
+	fake_queue(h.http, 201, "{\"id\":9}", 0);
+	fake_queue(h.http, 200, listing_of(3), 0);
+	assert_int_equal(h_run(&h, &action_qasphere_ops, rcompleted, params)->outcome, WORK_OK);
+	assert_string_equal(h.http->reqs[0].target, "/api/public/v0/project/BD/tcase/seq");
+	assert_string_equal(h.http->reqs[0].body,
+			    "{\"seqIds\":[\"BD-001\",\"BD-003\"],\"page\":1,\"limit\":100}");
+	assert_string_equal(h.http->reqs[1].target, BDRUNS);
+	b = req_json(&h, 1);
+	assert_string_equal(json_object_to_json_string_ext(json_object_object_get(b, "queryPlans"),
+							   JSON_C_TO_STRING_PLAIN),
+			    "[{\"tcaseIds\":[\"tc1\",\"tc3\"]}]");
+	json_object_put(b);
+	assert_string_equal(h.saves[0], "creating");
+	assert_string_equal(h.http->reqs[2].target, BDRUNS "/9/tcase");
+	assert_int_equal(n_items(&h, 3), 2);
+	h_free(&h);
+}
+
+static void test_results__null_results_change_nothing(void **state)
+{
+	struct harness h;
+	(void)state;
+	rows_make(3, "passed");
+	r_init(&h, rsettings);
+	fake_queue(h.http, 201, "{\"id\":9}", 0);
+	assert_int_equal(h_run(&h, &action_qasphere_ops,
+			       "{\"type\":\"run.completed\",\"project\":\"DEMO\",\"run_id\":42,"
+			       "\"run\":{},\"results\":null}",
+			       params)
+				 ->outcome,
+			 WORK_OK);
+	assert_int_equal(rows.calls, 0);
+	assert_int_equal(h.http->n_reqs, 3);
+	assert_string_equal(h.http->reqs[0].body,
+			    "{\"title\":\"[Qase DEMO#42] Nightly <1>\",\"description\":\"Mirrored "
+			    "from Qase run DEMO#42\",\"type\":\"static_struct\",\"queryPlans\":"
+			    "[{\"folderIds\":[12]}]}");
+	assert_string_equal(h.http->reqs[1].target, BDRUNS "/9/log");
+	assert_string_equal(h.http->reqs[2].target, BDRUNS "/9/close");
+	h_free(&h);
+}
+
+static int check_map(const char *case_map)
+{
+	struct target_cfg t = { .kind = RB_UNCONST("qasphere"), .name = RB_UNCONST("main") };
+	struct cfg_node at = { .type = CFG_SCALAR, .file = "r.yaml", .line = 3, .col = 5 };
+	struct errlist errs = ERRLIST_INIT;
+	char s[256];
+	int rc;
+
+	snprintf(s, sizeof(s), "{\"case_map\":%s}", case_map);
+	t.settings = json_tokener_parse(s);
+	rc = action_qasphere_ops.check(&t, &at, &errs);
+	if (rc < 0) {
+		assert_int_equal(errs.n, 1);
+		assert_string_equal(errs.msgs[0],
+				    "r.yaml:3:5: targets.qasphere.main.case_map: expected marker "
+				    "or { custom_field: <Qase custom field id> }");
+	}
+	errlist_free(&errs);
+	json_object_put(t.settings);
+	return rc;
+}
+
+static void test_results__case_map_takes_marker_or_a_custom_field(void **state)
+{
+	(void)state;
+	assert_int_equal(check_map("\"marker\""), 0);
+	assert_int_equal(check_map("{\"custom_field\":7}"), 0);
+	assert_int_equal(check_map("{\"custom_field\":\"7\"}"), 0);
+	assert_int_equal(check_map("\"title\""), -1);
+	assert_int_equal(check_map("{\"custom_field\":\"x\"}"), -1);
+	assert_int_equal(check_map("{\"custom_field\":0}"), -1);
+	assert_int_equal(check_map("{\"custom_field\":7,\"marker\":1}"), -1);
+	assert_int_equal(check_map("{}"), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -572,6 +1158,16 @@ int main(void)
 		cmocka_unit_test(test_run__permanent_errors_keep_the_key_out),
 		cmocka_unit_test(test_run__legacy_api_key_scheme),
 		cmocka_unit_test(test_run__rate_limit_waits_instead_of_failing),
+		cmocka_unit_test(test_results__marker_maps_titles_and_statuses),
+		cmocka_unit_test(test_results__custom_field_holds_a_sequence_or_an_id),
+		cmocka_unit_test(test_results__620_results_go_in_two_batches_of_at_most_500),
+		cmocka_unit_test(test_results__failure_mid_batches_then_retry_never_resends),
+		cmocka_unit_test(test_results__accepted_batch_whose_commit_failed_is_not_resent),
+		cmocka_unit_test(test_results__unmapped_cases_are_counted_and_logged_once),
+		cmocka_unit_test(test_results__comment_escapes_message_and_stack_trace),
+		cmocka_unit_test(test_results__a_run_created_with_results_holds_the_mapped_cases),
+		cmocka_unit_test(test_results__null_results_change_nothing),
+		cmocka_unit_test(test_results__case_map_takes_marker_or_a_custom_field),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
