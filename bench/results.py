@@ -94,8 +94,8 @@ def main():
                 kinds["suite pages"] += 1
         cases = n - n // 50
         state = qase.state()["projects"]["DEMO"]
-        bound = (1 + math.ceil(n / 100) + math.ceil(len(state["cases"]) / 100)
-                 + math.ceil(len(state["suites"]) / 100))
+        bound = (1 + math.ceil(n / 100) + math.ceil(state["cases"] / 100)
+                 + math.ceil(state["suites"] / 100))
         st = b.status()
         print("| results | cases | run.completed → last target call | Qase requests "
               "(run / result pages / case pages / case lookups / suite pages) | bound "

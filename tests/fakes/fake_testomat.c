@@ -17,6 +17,15 @@
  * A test's optional fields may be JSON null, as the official client sends
  * them (stack, steps, example, code; rid in JUnit imports): null means
  * absent, so it is neither checked nor kept.  Everything else stays strict.
+ *
+ * Batches have no documented size limit, so none is refused: each run
+ * records every batch it took (run.batches: batch_index, how many tests,
+ * body bytes) and each result how many times its rid came (sends), for the
+ * tests to assert on.  A shared run counts its participants (the creator
+ * and each join): a finish (finish, pass or fail) from one of them leaves
+ * the run open while others have not finished, unless it says
+ * force_finish_shared_run (target-apis.md 2.4, 2.6); a "fail" from any
+ * participant makes the run failed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,6 +264,8 @@ static int create_run(struct fake *f, struct fake_req *r)
 	json_object_object_add(run, "status_events", json_object_new_array());
 	json_object_object_add(run, "results", json_object_new_array());
 	json_object_object_add(run, "batch_indexes", json_object_new_array());
+	json_object_object_add(run, "batches", json_object_new_array());
+	json_object_object_add(run, "finishes", json_object_new_int(0));
 	json_object_array_add(s->runs, run);
 	return fake_reply(r, 200, run_reply(f, run));
 }
@@ -329,13 +340,18 @@ static void store_test(struct json_object *run, struct json_object *t, int batch
 	if (batch_index > 0)
 		json_object_object_add(copy, "batch_index", json_object_new_int(batch_index));
 	const char *rid = str_field(t, "rid");
+	int sends = 1;
 	for (size_t i = 0; rid && i < json_object_array_length(results); i++) {
-		const char *old = str_field(json_object_array_get_idx(results, i), "rid");
-		if (old && strcmp(old, rid) == 0) {
+		struct json_object *old = json_object_array_get_idx(results, i);
+		const char *old_rid = str_field(old, "rid");
+		if (old_rid && strcmp(old_rid, rid) == 0) {
+			sends += json_object_get_int(fake_get(old, "sends"));
+			json_object_object_add(copy, "sends", json_object_new_int(sends));
 			json_object_array_put_idx(results, i, copy);
 			return;
 		}
 	}
+	json_object_object_add(copy, "sends", json_object_new_int(sends));
 	json_object_array_add(results, copy);
 }
 
@@ -348,6 +364,17 @@ static int check_tests(struct fake_req *r, struct json_object *tests, int create
 			return -1;
 	}
 	return 0;
+}
+
+/* run.batches gets {batch_index (null when none), tests, bytes}. */
+static void record_batch(struct fake_req *r, struct json_object *run, int batch_index, size_t n)
+{
+	struct json_object *b = json_object_new_object();
+	json_object_object_add(b, "batch_index",
+			       batch_index ? json_object_new_int(batch_index) : NULL);
+	json_object_object_add(b, "tests", json_object_new_int64((int64_t)n));
+	json_object_object_add(b, "bytes", json_object_new_int64((int64_t)r->body_len));
+	json_object_array_add(fake_get(run, "batches"), b);
 }
 
 static int post_results(struct fake_req *r, struct json_object *run)
@@ -369,6 +396,7 @@ static int post_results(struct fake_req *r, struct json_object *run)
 		if (batch_index)
 			json_object_array_add(fake_get(run, "batch_indexes"),
 					      json_object_new_int(batch_index));
+		record_batch(r, run, batch_index, json_object_array_length(tests));
 	} else {
 		if (check_test(r, b, "", 0) < 0)
 			return 0;
@@ -390,7 +418,15 @@ static const char *computed_status(struct json_object *run)
 	return "passed";
 }
 
-static void apply_status_event(struct json_object *run, const char *ev)
+/* A shared run's participants: its creator and every join. */
+static int participants(struct json_object *run)
+{
+	if (!bool_field(run, "shared_run"))
+		return 1;
+	return 1 + json_object_get_int(fake_get(run, "joined"));
+}
+
+static void apply_status_event(struct json_object *run, const char *ev, int force)
 {
 	json_object_array_add(fake_get(run, "status_events"), json_object_new_string(ev));
 	const char *st = NULL;
@@ -402,6 +438,14 @@ static void apply_status_event(struct json_object *run, const char *ev)
 		st = "failed";
 	if (!st)
 		return; /* *_parallel: one part finished, the run goes on */
+	if (strcmp(ev, "fail") == 0)
+		json_object_object_add(run, "forced_fail", json_object_new_boolean(1));
+	int finishes = json_object_get_int(fake_get(run, "finishes")) + 1;
+	json_object_object_add(run, "finishes", json_object_new_int(finishes));
+	if (!force && finishes < participants(run))
+		return; /* others of the shared run have not finished */
+	if (bool_field(run, "forced_fail"))
+		st = "failed";
 	json_object_object_add(run, "status", json_object_new_string(st));
 	json_object_object_add(run, "finished", json_object_new_boolean(1));
 }
@@ -431,7 +475,7 @@ static int update_run(struct fake_req *r, struct json_object *run)
 	if (str_field(b, "access_event"))
 		json_object_object_add(run, "published", json_object_new_boolean(1));
 	if (ev)
-		apply_status_event(run, ev);
+		apply_status_event(run, ev, bool_field(b, "force_finish_shared_run"));
 	int updates = json_object_get_int(fake_get(run, "updates"));
 	json_object_object_add(run, "updates", json_object_new_int(updates + 1));
 	return fake_reply(r, 200, json_object_new_object());

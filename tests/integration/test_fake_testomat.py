@@ -3,7 +3,10 @@
 target-apis.md 2.6: @testomatio/reporter 2.17 sends JSON null for a test's
 optional fields (stack, steps, example, code; rid in JUnit imports), and
 takes a 403 for a wrong key.  runbridge batches its results with
-batch_index, create: true and a rid per test (2.3).
+batch_index, create: true and a rid per test (2.3).  A shared run waits for
+every participant's finish unless one says force_finish_shared_run (2.4,
+2.6), and the fake records each batch and how often each rid came, so that
+tests can assert no test went twice under a new rid.
 """
 import shutil
 import tempfile
@@ -159,6 +162,58 @@ class TestomatClientTest(unittest.TestCase):
         run = self.fake.state()["runs"][0]
         self.assertTrue(run["finished"])
         self.assertEqual(run["force_finish_shared_run"], True)
+
+    def test_batches_and_sends_are_recorded_without_a_size_limit(self):
+        uid = self.create(title="R", shared_run=True)
+        big = [{"rid": "r%d" % n, "title": "T%d" % n, "status": "passed", "create": True}
+               for n in range(250)]
+        self.post_tests(uid, {"tests": big, "batch_index": 1})
+        self.post_tests(uid, {"tests": big[:3], "batch_index": 2})
+        self.post_tests(uid, dict(big[0], status="failed"))
+        run = self.fake.state()["runs"][0]
+        self.assertEqual([(b["batch_index"], b["tests"]) for b in run["batches"]],
+                         [(1, 250), (2, 3)], "a single test is not a batch")
+        self.assertTrue(all(b["bytes"] > 0 for b in run["batches"]))
+        sends = {r["rid"]: r["sends"] for r in run["results"]}
+        self.assertEqual(len(sends), 250)
+        self.assertEqual((sends["r0"], sends["r1"], sends["r2"], sends["r3"]), (3, 2, 2, 1))
+        for bad in ("2", 1.5, True, -1):
+            doc = self.post_tests(uid, {"tests": big[:1], "batch_index": bad}, expect=400)
+            self.assertIn("batch_index", doc["message"])
+        self.assertEqual(len(self.fake.state()["runs"][0]["batches"]), 2)
+
+    def test_a_joined_shared_run_waits_for_its_participants_unless_forced(self):
+        uid = self.create(title="[Qase DEMO#42] Nightly", shared_run=True)
+        self.assertEqual(self.create(title="[Qase DEMO#42] Nightly", shared_run=True), uid)
+        self.post_tests(uid, dict(CLIENT_PASSED, rid="a"))
+        path = "/api/reporter/" + uid
+        status, _, _ = self.req("PUT", path, {"api_key": self.key, "status_event": "fail"})
+        self.assertEqual(status, 200)
+        run = self.fake.state()["runs"][0]
+        self.assertFalse(run["finished"], "the join counts as a participant still running")
+        self.assertEqual(run["status"], "running")
+        status, _, _ = self.req("PUT", path, {"api_key": self.key, "status_event": "finish"})
+        run = self.fake.state()["runs"][0]
+        self.assertTrue(run["finished"])
+        self.assertEqual(run["status"], "failed", "one participant's fail sticks")
+
+        # Forced: one finish closes it, whoever joined, with its status.
+        uid = self.create(title="Other", shared_run=True)
+        self.create(title="Other", shared_run=True)
+        self.create(title="Other", shared_run=True)
+        self.post_tests(uid, dict(CLIENT_PASSED, rid="b"))
+        status, _, _ = self.req("PUT", "/api/reporter/" + uid,
+                                {"api_key": self.key, "status_event": "fail",
+                                 "force_finish_shared_run": True})
+        self.assertEqual(status, 200)
+        run = [r for r in self.fake.state()["runs"] if r["uid"] == uid][0]
+        self.assertEqual((run["finished"], run["status"], run["joined"]), (True, "failed", 2))
+
+        # A run nobody joined finishes with its one participant, as before.
+        uid = self.create(title="Alone", shared_run=True)
+        self.req("PUT", "/api/reporter/" + uid, {"api_key": self.key, "status_event": "finish"})
+        run = [r for r in self.fake.state()["runs"] if r["uid"] == uid][0]
+        self.assertEqual((run["finished"], run["status"]), (True, "passed"))
 
 
 if __name__ == "__main__":

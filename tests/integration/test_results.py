@@ -266,5 +266,152 @@ class ChatExamples(ResultsCase):
         self.check("discord", "https://discord.com", "content")
 
 
+MIRROR_RULES = """
+rules:
+  - name: mirror
+    match: { event: ["run.*"] }
+    actions:
+      - testomat: { target: main }
+      - qasphere: { target: main }
+      - testcenter: { target: main }
+"""
+
+
+class Mirror(ResultsCase):
+    """237 results over 3 pages (retests, every status and a custom one) into
+    the three target fakes."""
+
+    def setUp(self):
+        super().setUp()
+        self.tm = Fake("testomat", self.tmp).start()
+        self.qs = Fake("qasphere", self.tmp).start()
+        self.tc = Fake("testcenter", self.tmp).start()
+        self.run = self.qase.generate("DEMO", 42, 237, retested=5)
+        cases, offset = [], 0
+        while True:
+            _, _, doc = self.qase.request("GET", "/case/DEMO?limit=100&offset=%d" % offset)
+            cases += doc["result"]["entities"]
+            offset += 100
+            if offset >= doc["result"]["total"]:
+                break
+        # QA Sphere finds its cases by a DEMO-<seq> marker in the Qase title
+        self.qase.seed("DEMO", cases=[dict(c, title="DEMO-%03d %s" % (c["id"], c["title"]))
+                                      for c in cases])
+        self.case_ids = sorted(c["id"] for c in cases)
+        self.qs.control(tcases=[{"id": "tc%d" % i, "seq": i, "folderId": 1}
+                                for i in self.case_ids])
+        st = self.run["stats"]["statuses"]
+        self.sendable = sum(st[k] for k in ("passed", "failed", "blocked", "skipped", "invalid"))
+        self.custom = st["flaky"]  # Testomat and Test Center: skipped; QA Sphere: not sent
+
+    def tearDown(self):
+        for f in (self.tm, self.qs, self.tc):
+            f.stop()
+        super().tearDown()
+
+    def begin(self):
+        extra = """retry:
+  max_attempts: 6
+  base_ms: 50
+  max_ms: 400
+targets:
+  testomat:
+    main: { base_url: "%s", api_key: "%s", timeout_s: 2 }
+  qasphere:
+    main: { base_url: "%s", api_key: "%s", project: DEMO, query_plan: { folderIds: [1] } }
+  testcenter:
+    main: { base_url: "%s", token: "%s", project: DEMO }
+""" % (self.tm.url, self.tm.opts["api_key"], self.qs.url, self.qs.opts["api_key"],
+       self.tc.url, self.tc.opts["token"])
+        b = self.start(rules=MIRROR_RULES, extra=extra)
+        b.post(delivery("run.started"))
+        wait_until(lambda: b.status()["done"] == 3, timeout=20, what="run.started mirrored")
+        return b, extra
+
+    def finish(self, b):
+        b.post(delivery("run.completed"))
+        wait_until(lambda: b.status()["done"] == 7, timeout=60, what="run.completed mirrored")
+        self.assertEqual(b.status()["dead"], 0)
+
+    def batches(self):
+        return [r for r in self.tm.requests(method="POST") if r["path"].endswith("/testrun")]
+
+    def answered(self, reqs):
+        return [r for r in reqs if r["status"] == 200 and not r.get("fault")]
+
+    def rids(self, reqs):
+        return [t["rid"] for r in reqs for t in r["body"]["tests"]]
+
+    def check_targets(self):
+        # Testomat: every sendable result once, in batches of at most 100
+        sent = self.answered(self.batches())
+        rids = self.rids(sent)
+        self.assertEqual(len(set(rids)), self.sendable + self.custom)
+        self.assertTrue(all(len(r["body"]["tests"]) <= 100 for r in sent))
+        idx = [r["body"]["batch_index"] for r in sent]
+        self.assertEqual(sorted(set(idx)), list(range(1, len(set(idx)) + 1)), idx)
+        some = sent[0]["body"]["tests"][0]
+        self.assertTrue(some["title"].startswith("DEMO-"), some)
+        self.assertTrue(some["suite_title"], some)
+        self.assertIn(some["status"], ("passed", "failed", "skipped"))
+        self.assertIsInstance(some["run_time"], int)
+        self.assertIs(some["create"], True)
+        fin = [r for r in self.tm.requests(method="PUT") if r["body"].get("status_event")]
+        self.assertEqual(len(fin), 1, fin)
+        self.assertEqual(fin[0]["body"]["tests_count"], self.sendable + self.custom)
+        # QA Sphere: every mapped, sendable result once
+        runs = self.qs.state()["runs"]
+        self.assertEqual(len(runs), 1)
+        self.assertEqual(len(runs[0]["results"]), self.sendable, runs[0]["results"][:2])
+        # Test Center: one testcase per case with a reportable status
+        imp = self.tc.state()["imports"]
+        self.assertEqual(len(imp), 1)
+        cases = imp[0]["files"][0]["cases"]
+        self.assertEqual(len(cases), 237 - 5 - self.run["stats"]["statuses"]["in_progress"])
+        self.assertTrue(all(c["name"].startswith("DEMO-") for c in cases))
+        self.assertTrue(any(" / " in c.get("classname", "") for c in cases))  # suite paths
+        self.assertEqual(sum(c["result"] == "failure" for c in cases),
+                         self.run["stats"]["statuses"]["failed"])
+        return sent
+
+    def test_every_result_reaches_every_target(self):
+        b, _ = self.begin()
+        self.finish(b)
+        sent = self.check_targets()
+        self.assertEqual(len(sent), 3)
+        self.assertEqual([r["body"]["batch_index"] for r in sent], [1, 2, 3])
+
+    def test_an_outage_between_batches_loses_and_duplicates_nothing(self):
+        b, _ = self.begin()
+        self.tm.control("ok", count=1)
+        self.tm.control("503", count=2)
+        self.finish(b)
+        sent = self.check_targets()
+        rids = self.rids(sent)
+        self.assertEqual(len(rids), len(set(rids)))
+
+    def test_kill_9_between_two_testomat_batches_sends_no_test_twice(self):
+        b, extra = self.begin()
+        self.tm.control("ok", count=1)
+        self.tm.control("stall", count=1)
+        b.post(delivery("run.completed"))
+        wait_until(lambda: len(self.batches()) >= 2, timeout=30, what="the second batch")
+        first = self.rids(self.answered(self.batches()))
+        b.stop(sig=signal.SIGKILL)
+        self.tm.control("clear")
+        b2 = self.start(rules=MIRROR_RULES, extra=extra)
+        wait_until(lambda: b2.status()["done"] == 7, timeout=60, what="run.completed mirrored")
+        sent = self.check_targets()
+        rids = self.rids(sent)
+        # the batch answered before the kill is not sent again; the stalled
+        # one is, with the same rids and index (an update, not a new test)
+        self.assertEqual(len(rids), len(set(rids)), "a test sent twice")
+        self.assertTrue(set(first) <= set(rids))
+        stalled = self.batches()[1]["body"]
+        again = [r["body"] for r in sent if r["body"]["batch_index"] == stalled["batch_index"]]
+        self.assertEqual(len(again), 1)
+        self.assertEqual([t["rid"] for t in again[0]["tests"]],
+                         [t["rid"] for t in stalled["tests"]])
+
 if __name__ == "__main__":
     unittest.main()

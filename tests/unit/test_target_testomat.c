@@ -1,7 +1,9 @@
 /* target_testomat: the pure parts (target_util) that shape Testomat calls
  * (finish counts, bodies, result mapping, batching, titles, URLs), then
  * whole attempts against a fake server (the run's states, lazy creation,
- * intent before create, duplicates, tombstones, retries). */
+ * intent before create, duplicates, tombstones, retries), then the run's
+ * stored results mirrored before the finish (batches, resume after a
+ * failure or a crash, status mapping, units, events without results). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "store/results.h"
 #include "targets/target_util.h"
 #include "target_fake_http.h"
 
@@ -650,12 +653,12 @@ static void test_run__results_are_batched_with_stable_rids(void **state)
 	snprintf(ev + n, 64 * 1024 - n, "]}}}");
 	assert_int_equal(h_run(&h, &action_testomat_ops, ev, params)->outcome, WORK_OK);
 	assert_string_equal(h.out.detail, "sent 449 results to run 7c3e9a1f (some not reportable)");
-	assert_int_equal(h.http->n_reqs, 3);
-	for (size_t i = 0; i < 3; i++) {
+	assert_int_equal(h.http->n_reqs, 5);
+	for (size_t i = 0; i < 5; i++) {
 		assert_req(&h, i, "POST", "/api/reporter/7c3e9a1f/testrun?api_key=tstmt_K%2By");
 		b = req_body(&h, i);
 		assert_true(json_object_object_get_ex(b, "tests", &tests));
-		assert_int_equal(json_object_array_length(tests), i < 2 ? 200 : 49);
+		assert_int_equal(json_object_array_length(tests), i < 4 ? 100 : 49);
 		char want[8];
 		snprintf(want, sizeof(want), "%zu", i + 1);
 		assert_field(b, "batch_index", want);
@@ -665,6 +668,12 @@ static void test_run__results_are_batched_with_stable_rids(void **state)
 				     "\"qase-DEMO-42-1\"");
 		json_object_put(b);
 	}
+	/* the next event of the run goes on counting */
+	fake_reset(h.http);
+	assert_int_equal(h_run(&h, &action_testomat_ops, ev, params)->outcome, WORK_OK);
+	b = req_body(&h, 0);
+	assert_field(b, "batch_index", "6");
+	json_object_put(b);
 	free(ev);
 	h_free(&h);
 }
@@ -758,6 +767,634 @@ static void test_run__api_key_in_body_or_query_only(void **state)
 	h_free(&h);
 }
 
+/* ---- the run's stored results ------------------------------------------ */
+
+/* The store's rows of one run, as a->results reads them. */
+struct rowset {
+	struct result_row r[600];
+	char title[600][32], suite[600][32];
+	size_t n;
+	int calls, fail;
+};
+
+static int rows_each(struct target_attempt *a, long long after, size_t limit,
+		     int (*fn)(void *ctx, const struct result_row *r), void *ctx, size_t *n_out,
+		     struct err *err)
+{
+	struct rowset *s = a->results_ctx;
+
+	s->calls++;
+	*n_out = 0;
+	if (s->fail)
+		return err_set(err, "database is locked");
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->r[i].case_id <= after)
+			continue;
+		if (limit && *n_out >= limit)
+			break;
+		(*n_out)++;
+		if (fn(ctx, &s->r[i]) < 0)
+			break;
+	}
+	return 0;
+}
+
+/* Adds case id with status: "Case <id>" in suite "Auth / Login", 10 ms per
+ * case id, a comment on every failure. */
+static struct result_row *row_add(struct rowset *s, long long id, const char *status)
+{
+	struct result_row *r = &s->r[s->n];
+
+	assert_true(s->n < 600);
+	snprintf(s->title[s->n], sizeof(s->title[0]), "Case %lld", id);
+	snprintf(s->suite[s->n], sizeof(s->suite[0]), "Auth / Login");
+	*r = (struct result_row){ .case_id = id,
+				  .status = status,
+				  .title = s->title[s->n],
+				  .suite = s->suite[s->n],
+				  .duration_ms = id * 10,
+				  .end_ms = -1 };
+	s->n++;
+	return r;
+}
+
+/* 1..n: every 10th failed, every 25th skipped, the rest passed. */
+static void rows_mixed(struct rowset *s, long long n)
+{
+	for (long long id = 1; id <= n; id++)
+		row_add(s, id, id % 10 == 0 ? "failed" : id % 25 == 0 ? "skipped" : "passed");
+}
+
+static void h_results(struct harness *h, struct rowset *s)
+{
+	h->a.results = rows_each;
+	h->a.results_ctx = s;
+	h->a.delivery_id = "d1";
+}
+
+#define EVR(type, run, results)                                                  \
+	"{\"type\":\"" type "\",\"project\":\"DEMO\",\"run_id\":42,\"run\":" run \
+	",\"results\":" results "}"
+#define QASE_COUNTS                                                                            \
+	"{\"title\":\"Nightly\",\"cases_count\":240,\"counts\":{\"total\":240,\"passed\":216," \
+	"\"failed\":23,\"blocked\":1,\"skipped\":null,\"untested\":null},\"duration_ms\":31200}"
+#define COMPLETE "{\"status\":\"complete\",\"total\":237,\"counts\":{},\"failed\":[]}"
+
+static const char completed_r[] = EVR("run.completed", QASE_COUNTS, COMPLETE);
+
+static json_object *tests_of(json_object *body)
+{
+	json_object *tests;
+	assert_true(json_object_object_get_ex(body, "tests", &tests));
+	return tests;
+}
+
+static long long case_of(json_object *test)
+{
+	json_object *rid;
+	long long id = -1;
+	assert_true(json_object_object_get_ex(test, "rid", &rid));
+	assert_int_equal(sscanf(json_object_get_string(rid), "qase-DEMO-42-%lld", &id), 1);
+	return id;
+}
+
+/* Request i is batch idx holding cases from..to in order. */
+static void assert_batch(struct harness *h, size_t i, int idx, long long from, long long to)
+{
+	char want[16];
+	json_object *b = req_body(h, i), *tests;
+
+	assert_req(h, i, "POST", "/api/reporter/7c3e9a1f/testrun?api_key=tstmt_K%2By");
+	snprintf(want, sizeof(want), "%d", idx);
+	assert_field(b, "batch_index", want);
+	tests = tests_of(b);
+	assert_int_equal(json_object_array_length(tests), (size_t)(to - from + 1));
+	for (size_t k = 0; k < json_object_array_length(tests); k++)
+		assert_int_equal(case_of(json_object_array_get_idx(tests, k)), from + (long long)k);
+	json_object_put(b);
+}
+
+static void test_results__237_go_in_3_batches_before_the_finish(void **state)
+{
+	struct harness h;
+	struct rowset *s = calloc(1, sizeof(*s));
+	json_object *b, *t;
+	(void)state;
+	rows_mixed(s, 237);
+	h_init(&h, "testomat", "main", settings);
+	h_results(&h, s);
+	open_run(&h);
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed_r, params)->outcome, WORK_OK);
+	assert_string_equal(h.out.detail, "sent batches 1-3 to run 7c3e9a1f (237 results in all); "
+					  "finished run 7c3e9a1f: fail, 237 tests");
+	assert_int_equal(h.http->n_reqs, 4);
+	assert_batch(&h, 0, 1, 1, 100);
+	assert_batch(&h, 1, 2, 101, 200);
+	assert_batch(&h, 2, 3, 201, 237);
+	b = req_body(&h, 0);
+	t = json_object_array_get_idx(tests_of(b), 9); /* case 10: failed */
+	assert_string_equal(json_object_to_json_string_ext(
+				    t, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+			    "{\"rid\":\"qase-DEMO-42-10\",\"title\":\"Case 10\","
+			    "\"suite_title\":\"Auth / Login\",\"status\":\"failed\",\"run_time\":100,"
+			    "\"create\":true}");
+	json_object_put(b);
+	/* the finish counts what was sent: 23 failed (10, 20, ... 230), 5
+	 * skipped (25, 75, ... 225), 209 passed */
+	assert_req(&h, 3, "PUT", "/api/reporter/7c3e9a1f?api_key=tstmt_K%2By");
+	b = req_body(&h, 3);
+	assert_field(b, "status_event", "\"fail\"");
+	assert_field(b, "tests_count", "237");
+	assert_field(b, "passed_count", "209");
+	assert_field(b, "failed_count", "23");
+	assert_field(b, "skipped_count", "5");
+	assert_field(b, "duration", "31.2");
+	assert_field(b, "force_finish_shared_run", "true");
+	json_object_put(b);
+	/* progress committed after each batch, then the finish */
+	assert_int_equal(h.n_saves, 4);
+	assert_string_equal(h.saves[3], "finished");
+	h_free(&h);
+	free(s);
+}
+
+static void test_results__a_failed_batch_resumes_there_with_the_same_rids(void **state)
+{
+	struct harness h;
+	struct rowset *s = calloc(1, sizeof(*s));
+	struct target_outcome *o;
+	(void)state;
+	rows_mixed(s, 237);
+	h_init(&h, "testomat", "main", settings);
+	h_results(&h, s);
+	open_run(&h);
+	fake_queue(h.http, 200, "{}", 0);
+	fake_queue(h.http, 503, "{\"message\":\"down\"}", 0);
+	o = h_run(&h, &action_testomat_ops, completed_r, params);
+	assert_int_equal(o->outcome, WORK_FAIL);
+	assert_int_equal(h.http->n_reqs, 2);
+	assert_batch(&h, 0, 1, 1, 100);
+	assert_batch(&h, 1, 2, 101, 200);
+	assert_string_equal(h.a.map.state, "open");
+	assert_int_equal(h.n_saves, 1); /* batch 1 only */
+
+	fake_reset(h.http);
+	o = h_run(&h, &action_testomat_ops, completed_r, params);
+	assert_int_equal(o->outcome, WORK_OK);
+	assert_string_equal(o->detail, "sent batches 2-3 to run 7c3e9a1f (237 results in all); "
+				       "finished run 7c3e9a1f: fail, 237 tests");
+	assert_int_equal(h.http->n_reqs, 3);
+	assert_batch(&h, 0, 2, 101, 200);
+	assert_batch(&h, 1, 3, 201, 237);
+	json_object *b = req_body(&h, 2);
+	assert_field(b, "tests_count", "237");
+	assert_field(b, "failed_count", "23");
+	json_object_put(b);
+	h_free(&h);
+	free(s);
+}
+
+/* A save that keeps what the store would hold: the map as last committed. */
+struct crash_store {
+	struct harness *h;
+	json_object *data;
+	int refuse_at, n;
+};
+
+static int crash_save(struct target_attempt *a, struct err *err)
+{
+	struct crash_store *c = a->save_ctx;
+
+	if (++c->n == c->refuse_at)
+		return err_set(err, "killed");
+	json_object_put(c->data);
+	c->data = NULL;
+	assert_int_equal(json_object_deep_copy(a->map.data, &c->data, NULL), 0);
+	return 0;
+}
+
+static void test_results__a_crash_between_two_batches_sends_no_test_with_a_new_rid(void **state)
+{
+	struct harness h;
+	struct rowset *s = calloc(1, sizeof(*s));
+	struct crash_store c = { .h = &h, .refuse_at = 2 };
+	json_object *seen = json_object_new_object(), *b, *tests;
+	(void)state;
+	rows_mixed(s, 237);
+	h_init(&h, "testomat", "main", settings);
+	h_results(&h, s);
+	open_run(&h);
+	h.a.save = crash_save;
+	h.a.save_ctx = &c;
+	/* batch 2 is accepted, then the process dies before its commit */
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed_r, params)->outcome, WORK_FAIL);
+	assert_int_equal(h.http->n_reqs, 2);
+	json_object_put(h.a.map.data); /* the restart reads the store */
+	h.a.map.data = NULL;
+	assert_int_equal(json_object_deep_copy(c.data, &h.a.map.data, NULL), 0);
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed_r, params)->outcome, WORK_OK);
+	assert_int_equal(h.http->n_reqs, 5);
+	assert_batch(&h, 2, 2, 101, 200); /* again, as batch 2 */
+	assert_batch(&h, 3, 3, 201, 237);
+	/* every test went with one rid, and every case has a test */
+	for (size_t i = 0; i < 4; i++) {
+		b = req_body(&h, i);
+		tests = tests_of(b);
+		for (size_t k = 0; k < json_object_array_length(tests); k++) {
+			json_object *rid;
+			json_object *t = json_object_array_get_idx(tests, k);
+			char key[32];
+			assert_true(json_object_object_get_ex(t, "rid", &rid));
+			snprintf(key, sizeof(key), "%lld", case_of(t));
+			json_object_object_add(seen, key, json_object_get(rid));
+		}
+		json_object_put(b);
+	}
+	assert_int_equal(json_object_object_length(seen), 237);
+	json_object_put(seen);
+	b = req_body(&h, 4);
+	assert_field(b, "tests_count", "237");
+	json_object_put(b);
+	json_object_put(c.data);
+	h_free(&h);
+	free(s);
+}
+
+/* The one test the run's only result became. */
+static json_object *only_test(struct harness *h, size_t req)
+{
+	json_object *b = req_body(h, req), *tests = tests_of(b), *t;
+	assert_int_equal(json_object_array_length(tests), 1);
+	t = json_object_get(json_object_array_get_idx(tests, 0));
+	json_object_put(b);
+	return t;
+}
+
+static void test_results__every_qase_status_maps_and_in_progress_is_not_sent(void **state)
+{
+	static const char *const qase[] = { "passed",   "failed",  "blocked", "blocked",
+					    "skipped",  "invalid", "retest",  "in_progress",
+					    "untested", NULL };
+	struct harness h;
+	struct rowset *s = calloc(1, sizeof(*s));
+	json_object *b, *tests;
+	(void)state;
+	for (size_t i = 0; i < sizeof(qase) / sizeof(qase[0]); i++)
+		row_add(s, (long long)i + 1, qase[i]);
+	s->r[1].message = "Expected 200, got 500";
+	s->r[1].stacktrace = "at login.spec:12";
+	s->r[3].message = "env down";
+	s->r[5].message = "wrong data";
+	h_init(&h, "testomat", "main", settings);
+	h_results(&h, s);
+	open_run(&h);
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed_r, params)->outcome, WORK_OK);
+	assert_string_equal(h.out.detail, "sent batch 1 to run 7c3e9a1f (7 results in all); "
+					  "3 results not sent (in progress, untested or omitted); "
+					  "finished run 7c3e9a1f: fail, 7 tests");
+	b = req_body(&h, 0);
+	tests = tests_of(b);
+	assert_int_equal(json_object_array_length(tests), 7);
+	static const char *const want[][3] = {
+		{ "\"qase-DEMO-42-1\"", "\"passed\"", NULL },
+		{ "\"qase-DEMO-42-2\"", "\"failed\"", "\"Expected 200, got 500\"" },
+		{ "\"qase-DEMO-42-3\"", "\"failed\"", "\"blocked in Qase\"" },
+		{ "\"qase-DEMO-42-4\"", "\"failed\"", "\"blocked in Qase: env down\"" },
+		{ "\"qase-DEMO-42-5\"", "\"skipped\"", NULL },
+		{ "\"qase-DEMO-42-6\"", "\"failed\"", "\"invalid in Qase: wrong data\"" },
+		{ "\"qase-DEMO-42-7\"", "\"skipped\"", "\"retest in Qase\"" },
+	};
+	for (size_t i = 0; i < 7; i++) {
+		json_object *t = json_object_array_get_idx(tests, i);
+		assert_field(t, "rid", want[i][0]);
+		assert_field(t, "status", want[i][1]);
+		assert_field(t, "message", want[i][2]);
+		assert_field(t, "create", "true");
+	}
+	assert_field(json_object_array_get_idx(tests, 1), "stack", "\"at login.spec:12\"");
+	assert_field(json_object_array_get_idx(tests, 0), "stack", NULL);
+	json_object_put(b);
+	b = req_body(&h, 1);
+	assert_field(b, "tests_count", "7");
+	assert_field(b, "passed_count", "1");
+	assert_field(b, "failed_count", "4");
+	assert_field(b, "skipped_count", "2");
+	json_object_put(b);
+	h_free(&h);
+	free(s);
+}
+
+static void test_results__blocked_and_custom_statuses_follow_their_settings(void **state)
+{
+	struct harness h;
+	struct rowset *s = calloc(1, sizeof(*s));
+	json_object *t, *b;
+	(void)state;
+	row_add(s, 3, "blocked");
+	row_add(s, 4, "retest");
+	row_add(s, 5, "passed");
+	h_init(&h, "testomat", "main",
+	       "{\"base_url\":\"http://127.0.0.1:%d\",\"api_key\":\"tstmt_K+y\","
+	       "\"blocked_status\":\"skipped\",\"custom_status\":\"omit\"}");
+	h_results(&h, s);
+	open_run(&h);
+	assert_int_equal(h_run(&h, &action_testomat_ops,
+			       EVR("run.completed",
+				   "{\"counts\":{\"total\":3,\"passed\":1,\"failed\":0,"
+				   "\"blocked\":0}}",
+				   COMPLETE),
+			       params)
+				 ->outcome,
+			 WORK_OK);
+	b = req_body(&h, 0);
+	assert_int_equal(json_object_array_length(tests_of(b)), 2); /* retest omitted */
+	t = json_object_array_get_idx(tests_of(b), 0);
+	assert_field(t, "rid", "\"qase-DEMO-42-3\"");
+	assert_field(t, "status", "\"skipped\"");
+	assert_field(t, "message", "\"blocked in Qase\"");
+	json_object_put(b);
+	b = req_body(&h, 1);
+	assert_field(b, "status_event", "\"finish\""); /* nothing failed */
+	assert_field(b, "skipped_count", "1");
+	assert_field(b, "tests_count", "2");
+	json_object_put(b);
+	h_free(&h);
+
+	/* custom: failed */
+	h_init(&h, "testomat", "main",
+	       "{\"base_url\":\"http://127.0.0.1:%d\",\"api_key\":\"tstmt_K+y\","
+	       "\"custom_status\":\"failed\"}");
+	h_results(&h, s);
+	open_run(&h);
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed_r, params)->outcome, WORK_OK);
+	b = req_body(&h, 0);
+	assert_field(json_object_array_get_idx(tests_of(b), 0), "status", "\"failed\"");
+	t = json_object_array_get_idx(tests_of(b), 1);
+	assert_field(t, "status", "\"failed\"");
+	assert_field(t, "message", "\"retest in Qase\"");
+	json_object_put(b);
+	h_free(&h);
+	free(s);
+}
+
+static void test_results__run_time_unit_is_a_setting(void **state)
+{
+	struct harness h;
+	struct rowset *s = calloc(1, sizeof(*s));
+	json_object *t;
+	(void)state;
+	row_add(s, 17, "passed")->duration_ms = 1532;
+	h_init(&h, "testomat", "main", settings);
+	h_results(&h, s);
+	open_run(&h);
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed_r, params)->outcome, WORK_OK);
+	t = only_test(&h, 0);
+	assert_field(t, "run_time", "1532");
+	json_object_put(t);
+	h_free(&h);
+
+	h_init(&h, "testomat", "main",
+	       "{\"base_url\":\"http://127.0.0.1:%d\",\"api_key\":\"tstmt_K+y\","
+	       "\"run_time_unit\":\"s\"}");
+	h_results(&h, s);
+	open_run(&h);
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed_r, params)->outcome, WORK_OK);
+	t = only_test(&h, 0);
+	assert_field(t, "run_time", "1.532");
+	json_object_put(t);
+	h_free(&h);
+
+	/* unknown duration: no run_time; a known end: its Unix seconds */
+	s->r[0].duration_ms = -1;
+	s->r[0].end_ms = 1795000000123LL;
+	h_init(&h, "testomat", "main", settings);
+	h_results(&h, s);
+	open_run(&h);
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed_r, params)->outcome, WORK_OK);
+	t = only_test(&h, 0);
+	assert_field(t, "run_time", NULL);
+	assert_field(t, "timestamp", "1795000000");
+	json_object_put(t);
+	h_free(&h);
+	free(s);
+}
+
+static void test_results__without_results_the_finish_is_todays(void **state)
+{
+	static const char *const events[] = {
+		EVR("run.completed", QASE_COUNTS, "null"),
+		EV("run.completed", QASE_COUNTS),
+	};
+	struct harness h;
+	struct rowset *s = calloc(1, sizeof(*s));
+	(void)state;
+	rows_mixed(s, 20);
+	for (size_t i = 0; i < 2; i++) {
+		h_init(&h, "testomat", "main", settings);
+		h_results(&h, s);
+		open_run(&h);
+		assert_int_equal(h_run(&h, &action_testomat_ops, events[i], params)->outcome,
+				 WORK_OK);
+		assert_string_equal(h.out.detail, "finished run 7c3e9a1f: fail, 240 tests");
+		assert_int_equal(h.http->n_reqs, 1);
+		assert_req(&h, 0, "PUT", "/api/reporter/7c3e9a1f?api_key=tstmt_K%2By");
+		assert_json(req_body(&h, 0),
+			    "{\"status_event\":\"fail\",\"duration\":31.2,\"tests_count\":240,"
+			    "\"passed_count\":216,\"failed_count\":24,\"skipped_count\":0,"
+			    "\"force_finish_shared_run\":true,\"api_key\":\"tstmt_K+y\"}");
+		assert_int_equal(s->calls, 0);
+		assert_int_equal(h.n_saves, 1);
+		h_free(&h);
+	}
+	free(s);
+}
+
+static void test_results__qase_failure_fails_the_run_whatever_was_sent(void **state)
+{
+	struct harness h;
+	struct rowset *s = calloc(1, sizeof(*s));
+	json_object *b;
+	(void)state;
+	rows_mixed(s, 9); /* all passed: Qase's failures were not fetched */
+	h_init(&h, "testomat", "main", settings);
+	h_results(&h, s);
+	open_run(&h);
+	assert_int_equal(h_run(&h, &action_testomat_ops,
+			       EVR("run.completed", QASE_COUNTS,
+				   "{\"status\":\"partial\",\"total\":9,\"counts\":{}}"),
+			       params)
+				 ->outcome,
+			 WORK_OK);
+	b = req_body(&h, 1);
+	assert_field(b, "status_event", "\"fail\"");
+	assert_field(b, "tests_count", "9");
+	assert_field(b, "failed_count", "0");
+	assert_field(b, "force_finish_shared_run", "true");
+	json_object_put(b);
+	h_free(&h);
+
+	/* nothing stored (unavailable): Qase's counts, as without results */
+	s->n = 0;
+	h_init(&h, "testomat", "main", settings);
+	h_results(&h, s);
+	open_run(&h);
+	assert_int_equal(h_run(&h, &action_testomat_ops,
+			       EVR("run.completed", QASE_COUNTS,
+				   "{\"status\":\"unavailable\",\"total\":0,\"counts\":{}}"),
+			       params)
+				 ->outcome,
+			 WORK_OK);
+	assert_string_equal(h.out.detail,
+			    "no results to send; finished run 7c3e9a1f: fail, 240 tests");
+	assert_int_equal(h.http->n_reqs, 1);
+	b = req_body(&h, 0);
+	assert_field(b, "tests_count", "240");
+	json_object_put(b);
+	h_free(&h);
+
+	/* Qase's counts unknown: a failed test sent fails the run */
+	row_add(s, 1, "passed");
+	row_add(s, 2, "failed");
+	h_init(&h, "testomat", "main", settings);
+	h_results(&h, s);
+	open_run(&h);
+	assert_int_equal(
+		h_run(&h, &action_testomat_ops, EVR("run.completed", "{}", COMPLETE), params)->outcome,
+		WORK_OK);
+	b = req_body(&h, 1);
+	assert_field(b, "status_event", "\"fail\"");
+	assert_field(b, "failed_count", "1");
+	json_object_put(b);
+	h_free(&h);
+	free(s);
+}
+
+static void test_results__batches_stay_under_a_megabyte(void **state)
+{
+	struct harness h;
+	struct rowset *s = calloc(1, sizeof(*s));
+	char *big = malloc(30001);
+	long long next = 1;
+	size_t i;
+	(void)state;
+	memset(big, 'x', 30000);
+	big[30000] = '\0';
+	for (long long id = 1; id <= 100; id++)
+		row_add(s, id, "failed")->stacktrace = big;
+	h_init(&h, "testomat", "main", settings);
+	h_results(&h, s);
+	open_run(&h);
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed_r, params)->outcome, WORK_OK);
+	assert_true(h.http->n_reqs >= 4); /* 3 MB of tests */
+	for (i = 0; i + 1 < h.http->n_reqs; i++) {
+		json_object *b = req_body(&h, i), *tests = tests_of(b);
+		assert_true(strlen(h.http->reqs[i].body) <= 1000 * 1000 + 200);
+		for (size_t k = 0; k < json_object_array_length(tests); k++)
+			assert_int_equal(case_of(json_object_array_get_idx(tests, k)), next++);
+		json_object_put(b);
+	}
+	assert_int_equal(next, 101);
+	assert_req(&h, i, "PUT", "/api/reporter/7c3e9a1f?api_key=tstmt_K%2By");
+	free(big);
+	h_free(&h);
+	free(s);
+}
+
+static void test_results__unsent_rows_never_fill_a_batch(void **state)
+{
+	struct harness h;
+	struct rowset *s = calloc(1, sizeof(*s));
+	(void)state;
+	for (long long id = 1; id <= 250; id++)
+		row_add(s, id, id % 2 ? "untested" : "in_progress");
+	for (long long id = 251; id <= 260; id++)
+		row_add(s, id, "passed");
+	h_init(&h, "testomat", "main", settings);
+	h_results(&h, s);
+	open_run(&h);
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed_r, params)->outcome, WORK_OK);
+	assert_string_equal(h.out.detail, "sent batch 1 to run 7c3e9a1f (10 results in all); "
+					  "250 results not sent (in progress, untested or omitted); "
+					  "finished run 7c3e9a1f: fail, 10 tests");
+	assert_batch(&h, 0, 1, 251, 260);
+	h_free(&h);
+	free(s);
+}
+
+static void test_results__a_store_failure_is_retried_and_sends_nothing(void **state)
+{
+	struct harness h;
+	struct rowset *s = calloc(1, sizeof(*s));
+	(void)state;
+	rows_mixed(s, 5);
+	s->fail = 1;
+	h_init(&h, "testomat", "main", settings);
+	h_results(&h, s);
+	open_run(&h);
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed_r, params)->outcome, WORK_FAIL);
+	assert_string_equal(h.out.detail, "read results: database is locked");
+	assert_int_equal(h.http->n_reqs, 0);
+	assert_string_equal(h.a.map.state, "open");
+	h_free(&h);
+	free(s);
+}
+
+static void test_results__another_event_sends_again_with_the_same_rids(void **state)
+{
+	struct harness h;
+	struct rowset *s = calloc(1, sizeof(*s));
+	(void)state;
+	rows_mixed(s, 120);
+	h_init(&h, "testomat", "main", settings);
+	h_results(&h, s);
+	open_run(&h);
+	/* run.updated in fetch_on: its results go, the run stays open */
+	assert_int_equal(h_run(&h, &action_testomat_ops,
+			       EVR("run.updated", "{\"title\":\"Nightly\"}", COMPLETE), params)
+				 ->outcome,
+			 WORK_OK);
+	assert_int_equal(h.http->n_reqs, 3);
+	assert_batch(&h, 0, 1, 1, 100);
+	assert_batch(&h, 1, 2, 101, 120);
+	assert_req(&h, 2, "PUT", "/api/reporter/7c3e9a1f?api_key=tstmt_K%2By");
+	assert_string_equal(h.a.map.state, "open");
+	fake_reset(h.http);
+	h.a.delivery_id = "d2";
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed_r, params)->outcome, WORK_OK);
+	assert_int_equal(h.http->n_reqs, 3);
+	assert_batch(&h, 0, 3, 1, 100);
+	assert_batch(&h, 1, 4, 101, 120);
+	json_object *b = req_body(&h, 2);
+	assert_field(b, "tests_count", "120");
+	json_object_put(b);
+	/* a finished run takes no more */
+	fake_reset(h.http);
+	h.a.delivery_id = "d3";
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed_r, params)->outcome, WORK_OK);
+	assert_string_equal(h.out.detail, "run 7c3e9a1f already finished");
+	assert_int_equal(h.http->n_reqs, 0);
+	h_free(&h);
+	free(s);
+}
+
+static void test_results__an_unseen_run_is_created_then_gets_its_results(void **state)
+{
+	struct harness h;
+	struct rowset *s = calloc(1, sizeof(*s));
+	(void)state;
+	rows_mixed(s, 3);
+	h_init(&h, "testomat", "main", settings);
+	h_results(&h, s);
+	fake_queue(h.http, 200, "{\"uid\":\"7c3e9a1f\"}", 0);
+	assert_int_equal(h_run(&h, &action_testomat_ops, completed_r, params)->outcome, WORK_OK);
+	assert_int_equal(h.http->n_reqs, 3);
+	assert_req(&h, 0, "POST", "/api/reporter?api_key=tstmt_K%2By");
+	assert_batch(&h, 1, 1, 1, 3);
+	assert_req(&h, 2, "PUT", "/api/reporter/7c3e9a1f?api_key=tstmt_K%2By");
+	h_free(&h);
+	free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -795,6 +1432,20 @@ int main(void)
 		cmocka_unit_test(test_run__single_result_and_result_deleted),
 		cmocka_unit_test(test_run__errors_classify_and_never_show_the_key),
 		cmocka_unit_test(test_run__api_key_in_body_or_query_only),
+		cmocka_unit_test(test_results__237_go_in_3_batches_before_the_finish),
+		cmocka_unit_test(test_results__a_failed_batch_resumes_there_with_the_same_rids),
+		cmocka_unit_test(
+			test_results__a_crash_between_two_batches_sends_no_test_with_a_new_rid),
+		cmocka_unit_test(test_results__every_qase_status_maps_and_in_progress_is_not_sent),
+		cmocka_unit_test(test_results__blocked_and_custom_statuses_follow_their_settings),
+		cmocka_unit_test(test_results__run_time_unit_is_a_setting),
+		cmocka_unit_test(test_results__without_results_the_finish_is_todays),
+		cmocka_unit_test(test_results__qase_failure_fails_the_run_whatever_was_sent),
+		cmocka_unit_test(test_results__batches_stay_under_a_megabyte),
+		cmocka_unit_test(test_results__unsent_rows_never_fill_a_batch),
+		cmocka_unit_test(test_results__a_store_failure_is_retried_and_sends_nothing),
+		cmocka_unit_test(test_results__another_event_sends_again_with_the_same_rids),
+		cmocka_unit_test(test_results__an_unseen_run_is_created_then_gets_its_results),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
