@@ -99,7 +99,7 @@ static const struct option options[] = {
 	INT("redis.batch", C(redis_batch), 1, 65536, "256", 0,
 	    "stream jobs written in one pipelined round trip"),
 	INT("http.threads", C(http_threads), 1, 1024, "64", 0,
-	    "civetweb worker threads (connections served at once)"),
+	    "civetweb worker threads (requests in progress at once; waiting connections hold none)"),
 	INT("http.request_timeout_ms", C(request_timeout_ms), 100, 600000, "10000", 0,
 	    "longest a whole request may take to arrive; then the connection is closed"),
 	/* 4: a delivery nests envelope, payload, plan and plan.id (json-c

@@ -28,6 +28,7 @@
 #include "core/metrics.h"
 #include "event/event.h"
 #include "http/deadline.h"
+#include "http/door.h"
 #include "http/framing.h"
 #include "http/ratelimit.h"
 #include "http/reply.h"
@@ -50,6 +51,7 @@ struct http_server {
 	struct route *routes;
 	struct ratelimit *rl;
 	struct deadlines *deadlines;
+	struct door *door; /* holds connections until their request is in */
 	struct srcstat *stats;
 	struct framing *framing; /* exact paths; the context's user_data */
 	char *tls_pem;           /* key + certificate for civetweb, or NULL */
@@ -485,6 +487,23 @@ static int http_paths(struct http_server *s)
 	return 0;
 }
 
+/* Descriptors kept for all but waiting connections: civetweb's threads
+ * and queue, the store, Redis, hooks and outbound calls. */
+#define FDS_RESERVED 512
+
+static int open_door(struct http_server *s, struct err *err)
+{
+	const struct config *cfg = s->cfg;
+	struct door_opts o = {
+		.head_max = framing_civetweb_buffer(cfg->max_header_bytes),
+		.body_max = cfg->max_body_bytes,
+		.timeout_ms = cfg->request_timeout_ms,
+		.max_per_address = cfg->max_connections_per_address,
+		.room_max = door_room_for_fds((size_t)cfg->http_threads + FDS_RESERVED),
+	};
+	return door_open(&s->door, s->ctx, &o, err);
+}
+
 int http_start(struct http_server **out, const struct config *cfg, struct ingest *in,
 	       struct acceptor *acc, const struct http_status *status, struct err *err)
 {
@@ -560,6 +579,11 @@ int http_start(struct http_server **out, const struct config *cfg, struct ingest
 		return err_set(err, "cannot listen on %s: %s", cfg->listen,
 			       ebuf[0] ? ebuf : "unknown error");
 	}
+	if (open_door(s, err) < 0) {
+		mg_stop(s->ctx);
+		http_free(s);
+		return -1;
+	}
 	for (size_t i = 0; i < cfg->n_sources; i++) {
 		char uri[512];
 		s->routes[i] = (struct route){ .srv = s, .src = &cfg->sources[i], .index = i };
@@ -593,6 +617,7 @@ void http_stop(struct http_server *s)
 {
 	if (!s)
 		return;
+	door_close(s->door);
 	mg_stop(s->ctx);
 	http_free(s);
 }

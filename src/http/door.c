@@ -1,0 +1,585 @@
+/*
+ * door: accepts connections and holds them until their request is in
+ * (door.h).  One thread owns the waiting room; civetweb's master thread
+ * takes ready connections through accept() on the eventfd.
+ *
+ * Every waiting connection is on two lists, both in accept order: all of
+ * them (deadlines and "room full" close from its head) and those of its
+ * address (the cap closes from that head).
+ */
+#include "http/door.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <civetweb.h>
+
+#include "core/clock.h"
+
+#define MAX_LISTENERS 16
+#define ADDR_BUCKETS  1024
+#define BODY_READY    (64 * 1024) /* a body this far in streams in at once */
+#define ACCEPT_BURST  256
+
+struct peer {
+	unsigned char key[17]; /* family, then the address bytes */
+	size_t count;
+	struct waiter *head, *tail;
+	struct peer *next; /* in its bucket */
+};
+
+struct waiter {
+	int fd, tls;
+	int eof; /* the client sent all it will (shut its side down) */
+	long long since_ms;
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	struct waiter *prev, *next;           /* every waiter, oldest first */
+	struct waiter *peer_prev, *peer_next; /* its address's */
+	struct peer *peer;
+};
+
+struct ready {
+	int fd;
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+};
+
+struct listener {
+	int fake; /* civetweb's descriptor, now an eventfd */
+	int real; /* the listening socket */
+	int tls;
+};
+
+struct door {
+	struct door_opts o;
+	pthread_t thread;
+	int ep, wake, stop;
+	struct listener l[MAX_LISTENERS];
+	int n_l;
+	struct waiter *head, *tail;
+	struct waiter *dead; /* left the room during this turn of the loop */
+	size_t waiting;
+	struct peer *peers[ADDR_BUCKETS];
+	char *peek;
+	/* the ready queue, shared with accept() */
+	pthread_mutex_t mu;
+	struct ready *q;
+	size_t q_cap, q_head, q_len;
+};
+
+/* The door accept() answers for; one per process. */
+static pthread_mutex_t current_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct door *current;
+
+/* ---- addresses ------------------------------------------------------- */
+
+static void peer_key(unsigned char key[17], const struct sockaddr_storage *a)
+{
+	memset(key, 0, 17);
+	key[0] = (unsigned char)a->ss_family;
+	if (a->ss_family == AF_INET)
+		memcpy(key + 1, &((const struct sockaddr_in *)a)->sin_addr, 4);
+	else if (a->ss_family == AF_INET6)
+		memcpy(key + 1, &((const struct sockaddr_in6 *)a)->sin6_addr, 16);
+}
+
+static struct peer **peer_slot(struct door *d, const unsigned char key[17])
+{
+	uint32_t h = 2166136261u;
+	for (int i = 0; i < 17; i++)
+		h = (h ^ key[i]) * 16777619u;
+	struct peer **p = &d->peers[h % ADDR_BUCKETS];
+	while (*p && memcmp((*p)->key, key, 17) != 0)
+		p = &(*p)->next;
+	return p;
+}
+
+/* ---- the waiting room ------------------------------------------------ */
+
+static void unlink_waiter(struct door *d, struct waiter *w)
+{
+	struct peer *p = w->peer;
+
+	*(w->prev ? &w->prev->next : &d->head) = w->next;
+	*(w->next ? &w->next->prev : &d->tail) = w->prev;
+	*(w->peer_prev ? &w->peer_prev->peer_next : &p->head) = w->peer_next;
+	*(w->peer_next ? &w->peer_next->peer_prev : &p->tail) = w->peer_prev;
+	d->waiting--;
+	if (--p->count == 0) {
+		struct peer **slot = peer_slot(d, p->key);
+		*slot = p->next;
+		free(p);
+	}
+	epoll_ctl(d->ep, EPOLL_CTL_DEL, w->fd, NULL);
+}
+
+/* A waiter leaves the room: its memory is freed only after the events
+ * epoll returned with it are handled (one may still name it). */
+static void bury(struct door *d, struct waiter *w)
+{
+	w->fd = -1;
+	w->next = d->dead;
+	d->dead = w;
+}
+
+/* Closes a waiting connection: its request did not come in time, or it
+ * made room for a newer one. */
+static void drop(struct door *d, struct waiter *w)
+{
+	unlink_waiter(d, w);
+	close(w->fd);
+	bury(d, w);
+}
+
+static int admit(struct door *d, int fd, const struct sockaddr_storage *a, socklen_t len, int tls)
+{
+	unsigned char key[17];
+	struct waiter *w = calloc(1, sizeof(*w));
+
+	peer_key(key, a);
+	struct peer **slot = peer_slot(d, key);
+	/* Fairness only under pressure: below half the room one address may
+	 * hold many (all clients behind one proxy, or a test on loopback), and
+	 * closing its oldest for each new one would only make it reconnect. */
+	if (*slot && d->o.max_per_address > 0 && (*slot)->count >= (size_t)d->o.max_per_address &&
+	    d->waiting >= d->o.room_max / 2) {
+		drop(d, (*slot)->head);
+		slot = peer_slot(d, key); /* the address may have had only that one */
+	}
+	if (w && !*slot && (*slot = calloc(1, sizeof(**slot))) != NULL)
+		memcpy((*slot)->key, key, 17);
+	if (!w || !*slot) {
+		free(w);
+		return -1;
+	}
+	struct peer *p = *slot;
+	*w = (struct waiter){ .fd = fd,
+			      .tls = tls,
+			      .since_ms = clock_mono_ms(),
+			      .addr = *a,
+			      .addr_len = len,
+			      .prev = d->tail,
+			      .peer_prev = p->tail,
+			      .peer = p };
+	*(d->tail ? &d->tail->next : &d->head) = w;
+	d->tail = w;
+	*(p->tail ? &p->tail->peer_next : &p->head) = w;
+	p->tail = w;
+	p->count++;
+	d->waiting++;
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = w };
+	if (epoll_ctl(d->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		unlink_waiter(d, w);
+		free(w);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- when a request has arrived ---------------------------------------- */
+
+/* civetweb's get_http_header_len: the head's length, 0 while incomplete,
+ * -1 for a byte civetweb refuses (it answers that itself). */
+static size_t head_len(const char *b, size_t n, int *bad)
+{
+	*bad = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)b[i];
+		if (c < 128 && c != '\r' && c != '\n' && (c < 32 || c == 127)) {
+			*bad = 1;
+			return 0;
+		}
+		if (i + 1 < n && b[i] == '\n' && b[i + 1] == '\n')
+			return i + 2;
+		if (i + 3 < n && memcmp(b + i, "\r\n\r\n", 4) == 0)
+			return i + 4;
+	}
+	return 0;
+}
+
+/* The value of header name in a complete head, or NULL. */
+static const char *header(const char *head, size_t len, const char *name)
+{
+	size_t nl = strlen(name);
+
+	for (const char *p = memchr(head, '\n', len); p && p + 1 < head + len;
+	     p = memchr(p + 1, '\n', (size_t)(head + len - p - 1))) {
+		const char *line = p + 1;
+		if ((size_t)(head + len - line) > nl && strncasecmp(line, name, nl) == 0 &&
+		    line[nl] == ':')
+			return line + nl + 1;
+	}
+	return NULL;
+}
+
+/* 1 when a complete head (in b, its length h) needs no more bytes than n
+ * to be served without waiting: no body, a chunked or unreadable one, one
+ * too large (civetweb answers 413), a client waiting for 100 Continue, or
+ * a body that has arrived (or BODY_READY of it). */
+static int body_in(const struct door *d, const char *b, size_t h, size_t n)
+{
+	const char *cl = header(b, h, "Content-Length");
+	char *end;
+
+	if (!cl || header(b, h, "Transfer-Encoding") || header(b, h, "Expect"))
+		return 1;
+	while (*cl == ' ' || *cl == '\t')
+		cl++;
+	if (*cl < '0' || *cl > '9')
+		return 1;
+	unsigned long long len = strtoull(cl, &end, 10);
+	if (len > d->o.body_max)
+		return 1;
+	return n >= h + len || n - h >= BODY_READY;
+}
+
+/* 1 ready, 0 not yet, -1 gone (closed by the client, or an error). */
+static int arrived(struct door *d, struct waiter *w)
+{
+	int avail = 0, bad;
+
+	if (ioctl(w->fd, FIONREAD, &avail) < 0)
+		return -1;
+	if (avail <= 0) {
+		char c;
+		ssize_t r = recv(w->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		return r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR) ? -1 : 0;
+	}
+	if (w->tls || w->eof)
+		return 1; /* civetweb answers what it can of it */
+	ssize_t m = recv(w->fd, d->peek, d->o.head_max, MSG_PEEK | MSG_DONTWAIT);
+	if (m <= 0)
+		return m == 0 ? -1 : 0;
+	size_t h = head_len(d->peek, (size_t)m, &bad);
+	if (bad || (h == 0 && (size_t)m >= d->o.head_max))
+		return 1; /* civetweb refuses it */
+	return h > 0 && body_in(d, d->peek, h, (size_t)avail);
+}
+
+/* Hands a connection to civetweb: one more on the eventfd its listener's
+ * descriptor now is. */
+static void hand_over(struct door *d, struct waiter *w)
+{
+	int fake = d->l[0].fake;
+
+	for (int i = 0; i < d->n_l; i++)
+		if (d->l[i].tls == w->tls)
+			fake = d->l[i].fake;
+	unlink_waiter(d, w);
+	pthread_mutex_lock(&d->mu);
+	if (d->q_len == d->q_cap) { /* never more than the descriptors allow */
+		size_t cap = d->q_cap ? 2 * d->q_cap : 64;
+		struct ready *q = malloc(cap * sizeof(*q));
+		if (!q) {
+			pthread_mutex_unlock(&d->mu);
+			close(w->fd);
+			bury(d, w);
+			return;
+		}
+		for (size_t i = 0; i < d->q_len; i++)
+			q[i] = d->q[(d->q_head + i) % d->q_cap];
+		free(d->q);
+		d->q = q;
+		d->q_cap = cap;
+		d->q_head = 0;
+	}
+	d->q[(d->q_head + d->q_len++) % d->q_cap] = (struct ready){ .fd = w->fd,
+								    .addr = w->addr,
+								    .addr_len = w->addr_len };
+	uint64_t one = 1;
+	if (write(fake, &one, sizeof(one)) < 0) {
+		/* the counter cannot overflow: it counts queued descriptors */
+	}
+	pthread_mutex_unlock(&d->mu);
+	bury(d, w);
+}
+
+static void free_dead(struct door *d)
+{
+	while (d->dead) {
+		struct waiter *w = d->dead;
+		d->dead = w->next;
+		free(w);
+	}
+}
+
+static void check(struct door *d, struct waiter *w)
+{
+	if (w->fd < 0)
+		return; /* it left the room earlier in this turn */
+	int r = arrived(d, w);
+	if (r > 0)
+		hand_over(d, w);
+	else if (r < 0)
+		drop(d, w);
+}
+
+/* ---- the thread ------------------------------------------------------ */
+
+static void accept_burst(struct door *d, const struct listener *l)
+{
+	for (int i = 0; i < ACCEPT_BURST; i++) {
+		struct sockaddr_storage a;
+		socklen_t len = sizeof(a);
+		if (d->waiting >= d->o.room_max && d->head)
+			drop(d, d->head);
+		int fd = accept4(l->real, (struct sockaddr *)&a, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if ((errno == EMFILE || errno == ENFILE) && d->head) {
+				drop(d, d->head);
+				continue;
+			}
+			return;
+		}
+		if (admit(d, fd, &a, len, l->tls) < 0) {
+			close(fd);
+			continue;
+		}
+		check(d, d->tail); /* the request often came with the handshake */
+	}
+}
+
+static void expire(struct door *d, long long now)
+{
+	while (d->head && now - d->head->since_ms >= d->o.timeout_ms)
+		drop(d, d->head);
+}
+
+static void *run(void *arg)
+{
+	struct door *d = arg;
+	struct epoll_event ev[256];
+
+	while (!__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE)) {
+		int n = epoll_wait(d->ep, ev, 256, 50);
+		for (int i = 0; i < n; i++) {
+			uintptr_t tag = (uintptr_t)ev[i].data.ptr;
+			if (tag <= MAX_LISTENERS)
+				accept_burst(d, &d->l[tag - 1]);
+			else {
+				struct waiter *w = ev[i].data.ptr;
+				if (ev[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+					w->eof = 1;
+				check(d, w);
+			}
+		}
+		expire(d, clock_mono_ms());
+		free_dead(d);
+	}
+	return NULL;
+}
+
+/* ---- taking civetweb's listeners over -------------------------------- */
+
+static int local_port(int fd)
+{
+	struct sockaddr_storage a;
+	socklen_t len = sizeof(a);
+	int on = 0;
+	socklen_t ol = sizeof(on);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) != 0 || !on ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+		return -1;
+	if (a.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&a)->sin_port);
+	if (a.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
+	return -1;
+}
+
+/* The listening sockets on civetweb's ports, by /proc/self/fd. */
+static int find_listeners(struct door *d, const struct mg_server_port *ports, int n_ports,
+			  struct err *err)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (!dir)
+		return err_set(err, "door: cannot read /proc/self/fd: %s", strerror(errno));
+	while ((e = readdir(dir)) != NULL && d->n_l < MAX_LISTENERS) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		struct stat st;
+		if (*end || end == e->d_name || fd == dirfd(dir) || fstat((int)fd, &st) != 0 ||
+		    !S_ISSOCK(st.st_mode))
+			continue;
+		int port = local_port((int)fd);
+		for (int i = 0; port > 0 && i < n_ports; i++)
+			if (ports[i].port == port)
+				d->l[d->n_l++] = (struct listener){ (int)fd, -1, ports[i].is_ssl };
+	}
+	closedir(dir);
+	return d->n_l == n_ports ? 0
+				 : err_set(err, "door: found %d of civetweb's %d listening sockets",
+					   d->n_l, n_ports);
+}
+
+/* Keeps the real socket, leaves an eventfd under civetweb's number. */
+static int take_over(struct door *d, struct listener *l, int tag, struct err *err)
+{
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_SEMAPHORE | EFD_CLOEXEC);
+
+	l->real = fcntl(l->fake, F_DUPFD_CLOEXEC, 0);
+	/* the door's thread must never block in accept */
+	if (efd < 0 || l->real < 0 ||
+	    fcntl(l->real, F_SETFL, fcntl(l->real, F_GETFL) | O_NONBLOCK) < 0 ||
+	    dup3(efd, l->fake, O_CLOEXEC) < 0) {
+		if (efd >= 0)
+			close(efd);
+		return err_set(err, "door: cannot take the listening socket over: %s",
+			       strerror(errno));
+	}
+	close(efd);
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = (void *)(uintptr_t)tag };
+	if (epoll_ctl(d->ep, EPOLL_CTL_ADD, l->real, &ev) < 0)
+		return err_set(err, "door: epoll: %s", strerror(errno));
+	return 0;
+}
+
+/* ---- the door's life ----------------------------------------------- */
+
+static void door_free(struct door *d)
+{
+	while (d->head)
+		drop(d, d->head);
+	free_dead(d);
+	for (size_t i = 0; i < d->q_len; i++)
+		close(d->q[(d->q_head + i) % d->q_cap].fd);
+	for (int i = 0; i < d->n_l; i++)
+		if (d->l[i].real >= 0)
+			close(d->l[i].real);
+	if (d->ep >= 0)
+		close(d->ep);
+	pthread_mutex_destroy(&d->mu);
+	free(d->q);
+	free(d->peek);
+	free(d);
+}
+
+int door_open(struct door **out, struct mg_context *ctx, const struct door_opts *opts, struct err *err)
+{
+	struct mg_server_port ports[MAX_LISTENERS];
+	struct door *d = calloc(1, sizeof(*d));
+	int n_ports = mg_get_server_ports(ctx, MAX_LISTENERS, ports);
+
+	*out = NULL;
+	if (!d)
+		return err_set(err, "out of memory");
+	d->o = *opts;
+	d->ep = epoll_create1(EPOLL_CLOEXEC);
+	pthread_mutex_init(&d->mu, NULL);
+	if (d->ep < 0 || !(d->peek = malloc(d->o.head_max))) {
+		err_set(err, "door: cannot start: %s", strerror(errno));
+		door_free(d);
+		return -1;
+	}
+	if (n_ports <= 0 || find_listeners(d, ports, n_ports, err) < 0) {
+		if (n_ports <= 0)
+			err_set(err, "door: civetweb reports no listening port");
+		door_free(d);
+		return -1;
+	}
+	pthread_mutex_lock(&current_mu);
+	current = d; /* from here civetweb's accept() on these is ours */
+	pthread_mutex_unlock(&current_mu);
+	for (int i = 0; i < d->n_l; i++)
+		if (take_over(d, &d->l[i], i + 1, err) < 0)
+			goto fail;
+	if (pthread_create(&d->thread, NULL, run, d) != 0) {
+		err_set(err, "door: cannot start its thread");
+		goto fail;
+	}
+	pthread_setname_np(d->thread, "rb-door");
+	*out = d;
+	return 0;
+fail:
+	pthread_mutex_lock(&current_mu);
+	current = NULL;
+	pthread_mutex_unlock(&current_mu);
+	door_free(d);
+	return -1;
+}
+
+void door_close(struct door *d)
+{
+	if (!d)
+		return;
+	__atomic_store_n(&d->stop, 1, __ATOMIC_RELEASE);
+	pthread_join(d->thread, NULL);
+	pthread_mutex_lock(&current_mu);
+	current = NULL;
+	pthread_mutex_unlock(&current_mu);
+	door_free(d);
+}
+
+size_t door_room_for_fds(size_t reserve)
+{
+	struct rlimit r;
+
+	if (getrlimit(RLIMIT_NOFILE, &r) != 0)
+		return 64;
+	if (r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &r);
+		getrlimit(RLIMIT_NOFILE, &r);
+	}
+	return r.rlim_cur > reserve + 64 ? (size_t)(r.rlim_cur - reserve) : 64;
+}
+
+/* -1 (EAGAIN) when nothing is ready, -2 when fd is not a door listener. */
+static int take_ready(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	int got = -2;
+
+	pthread_mutex_lock(&current_mu);
+	struct door *d = current;
+	for (int i = 0; d && i < d->n_l && got == -2; i++)
+		if (d->l[i].fake == fd)
+			got = -1;
+	if (got == -1) {
+		pthread_mutex_lock(&d->mu);
+		uint64_t one;
+		if (d->q_len > 0 && read(fd, &one, sizeof(one)) == (ssize_t)sizeof(one)) {
+			struct ready *r = &d->q[d->q_head];
+			d->q_head = (d->q_head + 1) % d->q_cap;
+			d->q_len--;
+			got = r->fd;
+			if (addr && len) {
+				socklen_t n = *len < r->addr_len ? *len : r->addr_len;
+				memcpy(addr, &r->addr, n);
+				*len = r->addr_len;
+			}
+		}
+		pthread_mutex_unlock(&d->mu);
+	}
+	pthread_mutex_unlock(&current_mu);
+	if (got == -1)
+		errno = EAGAIN;
+	return got;
+}
+
+/*
+ * civetweb calls accept() on its listening descriptors; this definition
+ * in the executable is the one the dynamic linker binds for it.  Any other
+ * descriptor is accepted as libc would.
+ */
+int accept(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict len)
+{
+	int got = take_ready(fd, addr.__sockaddr__, len);
+	return got != -2 ? got : accept4(fd, addr, len, 0);
+}
