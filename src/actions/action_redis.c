@@ -8,9 +8,22 @@
  * The worker logs the link's state once per change (connected, unreachable,
  * authentication refused), not once per retry: a wrong password in
  * redis.url is one error line, and the next line says when it works.
+ *
+ * Failures are sorted by what Redis did.  An error answer is an attempt.  A
+ * link that fails with the pipeline out (reset, EOF, no answer within
+ * REDIS_TIMEOUT_MS: a crashed or SIGSTOPped server) says nothing about the
+ * jobs still unanswered, so they are deferred, not charged: the ones that
+ * ran before the answer was lost find their dedup key when sent again, and
+ * a lane sends its next job only after this one is answered, so the order
+ * per run holds even when a stale connection's commands run late.  Only a
+ * job that is first unanswered when the link drops SUSPECT_LOSSES times in
+ * a row is charged an attempt: an append that itself makes Redis close the
+ * link (over a query buffer limit) must reach dead letters, not hold its
+ * batch forever.
  */
 #include "actions/action_redis.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,16 +199,28 @@ int redis_conn_connected(const struct redis_conn *c)
 	return c->ctx != NULL;
 }
 
+/* The link failed: says how (a timeout by name, not as EAGAIN) and drops it. */
+static int link_failed(struct redis_conn *c, struct err *err)
+{
+	int timed_out = c->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
+
+	if (timed_out)
+		err_set(err, "redis %s:%d: no answer within %d ms", c->host, c->port,
+			REDIS_TIMEOUT_MS);
+	else
+		err_set(err, "redis %s:%d: %s", c->host, c->port,
+			c->ctx->errstr[0] ? c->ctx->errstr : "connection lost");
+	disconnect(c);
+	return -1;
+}
+
 /* Runs one command; a reply of type error or a transport error fails. */
 static int command(struct redis_conn *c, struct err *err, redisReply **out, int argc,
 		   const char **argv)
 {
 	redisReply *r = redisCommandArgv(c->ctx, argc, argv, NULL);
-	if (!r) {
-		err_set(err, "redis %s:%d: %s", c->host, c->port, c->ctx->errstr);
-		disconnect(c);
-		return -1;
-	}
+	if (!r)
+		return link_failed(c, err);
 	if (r->type == REDIS_REPLY_ERROR) {
 		/* the reply names no password, nor does argv[0] */
 		err_set(err, "redis %s: %s", argv[0], r->str);
@@ -243,7 +268,8 @@ static int handshake(struct redis_conn *c, struct err *err)
 
 int redis_conn_ensure(struct redis_conn *c, struct err *err)
 {
-	struct timeval tv = { .tv_sec = 2, .tv_usec = 0 };
+	struct timeval tv = { .tv_sec = REDIS_TIMEOUT_MS / 1000,
+			      .tv_usec = REDIS_TIMEOUT_MS % 1000 * 1000 };
 
 	if (c->ctx)
 		return 0;
@@ -256,8 +282,7 @@ int redis_conn_ensure(struct redis_conn *c, struct err *err)
 		disconnect(c);
 		return -1;
 	}
-	/* A stalled server must not hold the worker forever. */
-	tv.tv_sec = 10;
+	/* A stalled server must not hold the worker, nor /readyz say up. */
 	redisSetTimeout(c->ctx, tv);
 	if (handshake(c, err) < 0) {
 		disconnect(c);
@@ -285,6 +310,7 @@ static int append_one(struct redis_conn *c, const struct redis_append *a)
 
 static void take_reply(struct redis_append *a, redisReply *r)
 {
+	a->answered = 1;
 	if (r->type == REDIS_REPLY_ERROR) {
 		snprintf(a->error, sizeof(a->error), "%s", r->str);
 		return;
@@ -296,7 +322,7 @@ static void take_reply(struct redis_append *a, redisReply *r)
 int redis_append_batch(struct redis_conn *c, struct redis_append *items, size_t n, struct err *err)
 {
 	for (size_t i = 0; i < n; i++) {
-		items[i].ok = items[i].duplicate = 0;
+		items[i].answered = items[i].ok = items[i].duplicate = 0;
 		snprintf(items[i].error, sizeof(items[i].error), "no reply");
 	}
 	if (redis_conn_ensure(c, err) < 0)
@@ -310,12 +336,8 @@ int redis_append_batch(struct redis_conn *c, struct redis_append *items, size_t 
 	}
 	for (size_t i = 0; i < n; i++) {
 		void *rv = NULL;
-		if (redisGetReply(c->ctx, &rv) != REDIS_OK || !rv) {
-			err_set(err, "redis %s:%d: %s", c->host, c->port,
-				c->ctx->errstr[0] ? c->ctx->errstr : "connection lost");
-			disconnect(c);
-			return -1;
-		}
+		if (redisGetReply(c->ctx, &rv) != REDIS_OK || !rv)
+			return link_failed(c, err);
 		take_reply(&items[i], rv);
 		freeReplyObject(rv);
 	}
@@ -340,8 +362,12 @@ struct redis_worker {
 	struct redis_append *appends;
 	char (*keys)[512];
 	char (*run_ids)[24];
-	size_t *map; /* appends[k] is jobs[map[k]] */
+	size_t *map;       /* appends[k] is jobs[map[k]] */
+	long long suspect; /* job first unanswered when the link last dropped */
+	int losses;        /* drops in a row with suspect first unanswered */
 };
+
+#define SUSPECT_LOSSES 3
 
 static void redis_pool(const struct config *cfg, struct action_pool *out)
 {
@@ -442,8 +468,10 @@ static int prepare_append(struct redis_worker *w, size_t k, struct action_job *j
 	memset(a, 0, sizeof(*a));
 	a->stream = json_object_get_string(v);
 	a->maxlen = json_object_object_get_ex(j->params, "maxlen", &v) ? json_object_get_int64(v) : 0;
-	snprintf(w->keys[k], sizeof(w->keys[k]), "runbridge:dedup:%s:%s:%d", j->delivery_id,
-		 j->rule, j->index);
+	/* the job id too: an event routed again with its results (a replayed
+	 * results job) has new jobs, which append; a retry of one never does */
+	snprintf(w->keys[k], sizeof(w->keys[k]), "runbridge:dedup:%s:%s:%d:%lld", j->delivery_id,
+		 j->rule, j->index, j->id);
 	/* events about no run (case.*, plan.*, ...) are stored with run id 0:
 	 * their entry's run_id is empty, as their event's is null */
 	if (j->run_id > 0)
@@ -459,11 +487,48 @@ static int prepare_append(struct redis_worker *w, size_t k, struct action_job *j
 	return 0;
 }
 
+/*
+ * The link dropped with appends[first] the first unanswered (first < m):
+ * returns 1 when that job has now been first SUSPECT_LOSSES times in a row.
+ */
+static int note_loss(struct redis_worker *w, const struct action_job *jobs, size_t first)
+{
+	long long id = jobs[w->map[first]].id;
+
+	if (id != w->suspect) {
+		w->suspect = id;
+		w->losses = 0;
+	}
+	return ++w->losses >= SUSPECT_LOSSES;
+}
+
+/* The outcome of appends[k], once Redis answered or the link dropped. */
+static void settle(struct redis_worker *w, size_t k, struct action_job *j, int charged,
+		   const struct err *lost)
+{
+	char msg[sizeof(lost->msg) + 96];
+	const struct redis_append *a = &w->appends[k];
+
+	if (a->ok) {
+		job_set(j, WORK_OK, a->duplicate ? "already in the stream" : "appended");
+	} else if (a->answered) {
+		job_set(j, WORK_FAIL, a->error);
+	} else if (charged) {
+		snprintf(msg, sizeof(msg), "%s (the link dropped %d times in a row at this append)",
+			 lost->msg, w->losses);
+		job_set(j, WORK_FAIL, msg);
+	} else {
+		/* maybe applied, answer lost: the re-send finds the dedup key */
+		job_set(j, WORK_DEFER, lost->msg);
+	}
+}
+
 static void redis_run(void *p, struct action_host *host, struct action_job *jobs, size_t n)
 {
 	struct redis_worker *w = p;
-	size_t m = 0;
-	struct err err;
+	size_t m = 0, first = 0;
+	int charged = 0;
+	struct err err = { 0 };
 
 	for (size_t i = 0; i < n && m < w->n; i++)
 		if (prepare_append(w, m, &jobs[i]) == 0)
@@ -472,15 +537,17 @@ static void redis_run(void *p, struct action_host *host, struct action_job *jobs
 	if (rc < 0) {
 		link_state(w, w->conn->auth_refused ? LINK_AUTH : LINK_DOWN, err.msg);
 		host->set_up(host, 0);
+		while (first < m && w->appends[first].answered)
+			first++;
+		if (first < m)
+			charged = note_loss(w, jobs, first);
+	} else {
+		w->suspect = 0;
+		w->losses = 0;
+		host->set_up(host, 1);
 	}
-	for (size_t k = 0; k < m; k++) {
-		struct action_job *j = &jobs[w->map[k]];
-		if (w->appends[k].ok)
-			job_set(j, WORK_OK,
-				w->appends[k].duplicate ? "already in the stream" : "appended");
-		else
-			job_set(j, WORK_FAIL, rc < 0 ? err.msg : w->appends[k].error);
-	}
+	for (size_t k = 0; k < m; k++)
+		settle(w, k, &jobs[w->map[k]], charged && k == first, &err);
 }
 
 const struct action_ops action_redis_ops = {
