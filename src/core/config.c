@@ -434,7 +434,8 @@ static void warn_unset(struct load *ld, const struct option *o, const char *name
 	cfg_where(val, where, sizeof(where));
 	errlist_add(&ld->cfg->warnings, "%s: warning: %s uses ${%s}, which is unset: %s", where,
 		    name, info->unset,
-		    !*text                  ? "authentication is off"
+		    !*text && strstr(name, ".api.token") ? "no results are pulled"
+		    : !*text                             ? "authentication is off"
 		    : o->flags & OPT_SECRET ? "the secret is only the rest of the value"
 					    : "its password may be missing");
 }

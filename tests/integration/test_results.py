@@ -342,7 +342,7 @@ targets:
     def rids(self, reqs):
         return [t["rid"] for r in reqs for t in r["body"]["tests"]]
 
-    def check_targets(self):
+    def check_targets(self, killed=False):
         # Testomat: every sendable result once, in batches of at most 100
         sent = self.answered(self.batches())
         rids = self.rids(sent)
@@ -365,8 +365,10 @@ targets:
         self.assertEqual(len(runs[0]["results"]), self.sendable, runs[0]["results"][:2])
         # Test Center: one testcase per case with a reportable status
         imp = self.tc.state()["imports"]
-        self.assertEqual(len(imp), 1)
-        cases = imp[0]["files"][0]["cases"]
+        # an upload cannot be asked whether it arrived: a kill -9 between its
+        # answer and the commit of "imported" sends the file again (README)
+        self.assertEqual(len(imp), 1) if not killed else self.assertIn(len(imp), (1, 2))
+        cases = imp[-1]["files"][0]["cases"]
         self.assertEqual(len(cases), 237 - 5 - self.run["stats"]["statuses"]["in_progress"])
         self.assertTrue(all(c["name"].startswith("DEMO-") for c in cases))
         self.assertTrue(any(" / " in c.get("classname", "") for c in cases))  # suite paths
@@ -401,7 +403,7 @@ targets:
         self.tm.control("clear")
         b2 = self.start(rules=MIRROR_RULES, extra=extra)
         wait_until(lambda: b2.status()["done"] == 7, timeout=60, what="run.completed mirrored")
-        sent = self.check_targets()
+        sent = self.check_targets(killed=True)
         rids = self.rids(sent)
         # the batch answered before the kill is not sent again; the stalled
         # one is, with the same rids and index (an update, not a new test)
