@@ -69,6 +69,7 @@ static const char *const log_levels[] = { "debug", "info", "warn", "error", NULL
 static const char *const log_formats[] = { "text", "json", NULL };
 static const char *const duration_units[] = { "ms", "s", NULL }; /* enum order */
 static const char *const source_kinds[] = { "qase", NULL };
+static const char *const booleans[] = { "false", "true", NULL }; /* CHOICE: 0, 1 */
 
 #define C(f) offsetof(struct config, f)
 #define S(f) offsetof(struct source_cfg, f)
@@ -130,8 +131,18 @@ static const struct option options[] = {
 	    "Bearer token for /metrics from other than loopback (unset: loopback only)"),
 	SIZE("http.max_header_bytes", C(max_header_bytes), 1024, 1048576, "16384", 0,
 	     "largest request head accepted (request line and headers)"),
+	CHOICE("http.admin_trust_loopback", C(admin_trust_loopback), booleans, "true", 0,
+	       "loopback clients reach /metrics, the API and the console without the token"),
+	INT("http.max_stream_clients", C(max_stream_clients), 1, 1024, "8", 0,
+	    "clients of /api/v1/stream (Server-Sent Events) at once"),
 	INT("http.rate_limit_per_s", C(rate_limit_per_s), 0, 10000000, "0", 0,
 	    "requests a second per client address (0: no limit; over it: 429)"),
+	INT("http.keep_alive_timeout_ms", C(keep_alive_timeout_ms), 0, 600000, "2000", 0,
+	    "how long an idle keep-alive connection keeps its thread (0: no keep-alive)"),
+	INT("store.retention.done_days", C(retention_done_days), 0, 36500, "30", OPT_RELOAD,
+	    "days a delivery whose jobs are all done is kept (0: forever)"),
+	INT("store.retention.dead_days", C(retention_dead_days), 0, 36500, "90", OPT_RELOAD,
+	    "days a delivery with a dead job is kept (0: forever)"),
 	INT("http.max_connections_per_address", C(max_connections_per_address), 0, 1000000, "32", 0,
 	    "connections one client address may hold open at once (0: no limit)"),
 	PATH("tls.certificate", C(tls_certificate), NULL, OPT_EMPTY_NULL,

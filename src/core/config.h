@@ -94,6 +94,11 @@ struct config {
 	size_t max_header_bytes;         /* http.max_header_bytes: request line + headers, 16384 */
 	int rate_limit_per_s;            /* http.rate_limit_per_s: per client address, 0 = off */
 	int max_connections_per_address; /* http.max_connections_per_address, 32 (0: none) */
+	int keep_alive_timeout_ms;       /* http.keep_alive_timeout_ms, 2000 (0: no keep-alive) */
+	int admin_trust_loopback;        /* http.admin_trust_loopback, 1: loopback needs no token */
+	int max_stream_clients;          /* http.max_stream_clients, 8: /api/v1/stream clients */
+	int retention_done_days;         /* store.retention.done_days, 30 (0: forever) */
+	int retention_dead_days;         /* store.retention.dead_days, 90 (0: forever) */
 	char *tls_certificate;           /* tls.certificate: PEM (may hold the key too) */
 	char *tls_key;                   /* tls.key: PEM key, when not in the certificate */
 
