@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api_stream.h"
 #include "event/event.h"
 #include "rules/rules.h"
 #include "actions/action.h"
@@ -442,6 +443,8 @@ static int route_write(struct acceptor *a, const struct delivery *dv, int *dupli
 		waiting_add(a, dv->project, dv->run_id, 1);
 	}
 	rc = ingest_write(a->in, &rows, duplicate, err);
+	if (rc == 0 && !*duplicate)
+		api_notify_delivery(ev, rr.matched, rr.n_matched);
 	if (wait && (rc < 0 || *duplicate))
 		waiting_add(a, dv->project, dv->run_id, -1);
 done:
@@ -581,6 +584,8 @@ int accept_route_deferred(void *ctx, const struct action_job *j, json_object *ev
 		.njobs = rr.n,
 	};
 	rc = ingest_call(a->in, write_deferred, &w, err);
+	if (rc == 0 && w.first)
+		api_notify_matched(rr.matched, rr.n_matched);
 	/* the run's next events route at once when none waits any more */
 	if (rc == 0 && w.first && j->run_id > 0)
 		waiting_add(a, j->project, j->run_id, -1);

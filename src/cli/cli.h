@@ -12,6 +12,8 @@
 #ifndef RB_CLI_CLI_H
 #define RB_CLI_CLI_H
 
+#include <stddef.h>
+
 int cli_serve(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_route(int argc, char **argv);
@@ -39,6 +41,22 @@ struct rules;
 /* Loads and validates the config and the rules, printing every error as
  * "file:line:col: message" on stderr.  Returns 0 or 1. */
 int cli_load(const char *path, struct config **cfg, struct rules **rules);
+
+/*
+ * What `runbridge route` prints for delivery body (len bytes): the
+ * normalized event, the matching rules and each rendered action, as JSON
+ * (pretty or one line), into *out (malloc'd).  Runs and stores nothing.
+ * -1 with err set; err->code ERR_INVALID when the delivery itself is
+ * refused (what the endpoint answers 400 to).  Also POST /api/v1/route.
+ */
+struct err;
+int cli_route_report(char **out, const struct config *cfg, const struct rules *rules,
+		     const char *body, size_t len, int show_secrets, int pretty, struct err *err);
+
+/* An http action's params with what is secret in them masked (query
+ * values, chat webhook paths, credential headers).  New object. */
+struct json_object;
+struct json_object *cli_http_masked(struct json_object *params);
 
 /* runbridge tail -c FILE STREAM [--group G --consumer C] [--json] [--count N]
  *                [--from-start]: follows a stream (src/cli/tail.c). */

@@ -122,8 +122,7 @@ static json_object *registry_run(const struct config *cfg, json_object *delivery
 	return o;
 }
 
-/* An http action's params with what is secret in them masked. */
-static json_object *masked_http(json_object *params)
+json_object *cli_http_masked(json_object *params)
 {
 	json_object *copy = NULL, *url, *headers;
 
@@ -162,7 +161,7 @@ static json_object *route_report(json_object *ev, const struct route_result *rr,
 		json_object_object_add(a, "index", json_object_new_int(rr->v[i].index));
 		json_object_object_add(a, "kind", json_object_new_string(rr->v[i].kind));
 		json_object *params = !show_secrets && strcmp(rr->v[i].kind, "http") == 0
-					      ? masked_http(rr->v[i].params)
+					      ? cli_http_masked(rr->v[i].params)
 					      : json_object_get(rr->v[i].params);
 		json_object_object_add(a, rr->v[i].kind, params);
 		json_object_array_add(actions, a);
@@ -172,15 +171,49 @@ static json_object *route_report(json_object *ev, const struct route_result *rr,
 	return out;
 }
 
+int cli_route_report(char **out, const struct config *cfg, const struct rules *rules,
+		     const char *body, size_t len, int show_secrets, int pretty, struct err *err)
+{
+	struct route_result rr = { 0 };
+	json_object *delivery = NULL, *prior = NULL, *ev = NULL, *report = NULL;
+	char id[65];
+	int rc = -1;
+
+	*out = NULL;
+	if (event_parse(&delivery, body, len, cfg->max_json_depth, err) < 0) {
+		err->code = ERR_INVALID;
+		return -1;
+	}
+	event_delivery_id(id, cfg->sources[0].name, body, len);
+	prior = registry_run(cfg, delivery);
+	if (event_normalize(&ev, delivery, &cfg->sources[0], id, clock_wall_ms(), prior, err) < 0 ||
+	    rules_route(rules, ev, &rr, err) < 0)
+		goto done;
+	report = route_report(ev, &rr, show_secrets);
+	const char *text = json_object_to_json_string_ext(
+		report, (pretty ? JSON_C_TO_STRING_PRETTY : JSON_C_TO_STRING_PLAIN) |
+				JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!(*out = strdup(text))) {
+		err_set(err, "out of memory");
+		goto done;
+	}
+	rc = 0;
+done:
+	json_object_put(report);
+	route_result_free(&rr);
+	json_object_put(ev);
+	json_object_put(prior);
+	json_object_put(delivery);
+	return rc;
+}
+
 int cli_route(int argc, char **argv)
 {
 	struct cli_opts o;
 	struct config *cfg;
 	struct rules *rules;
-	struct route_result rr = { 0 };
 	struct err err = { 0 };
-	json_object *delivery = NULL, *prior = NULL, *ev = NULL, *out = NULL;
-	char id[65], *body;
+	char *body, *out = NULL;
 	size_t len;
 	int rc;
 
@@ -191,29 +224,16 @@ int cli_route(int argc, char **argv)
 	rc = 1;
 	if (!(body = read_file(o.positional, &len))) {
 		fprintf(stderr, "%s: cannot read: %s\n", o.positional, strerror(errno));
-		goto done;
+	} else if (cli_route_report(&out, cfg, rules, body, len, o.show_secrets, 1, &err) < 0) {
+		if (err.code == ERR_INVALID)
+			fprintf(stderr, "%s: refused (HTTP 400): %s\n", o.positional, err.msg);
+		else
+			fprintf(stderr, "%s: %s\n", o.positional, err.msg);
+	} else {
+		puts(out);
+		rc = 0;
 	}
-	if (event_parse(&delivery, body, len, cfg->max_json_depth, &err) < 0) {
-		fprintf(stderr, "%s: refused (HTTP 400): %s\n", o.positional, err.msg);
-		goto done;
-	}
-	event_delivery_id(id, cfg->sources[0].name, body, len);
-	prior = registry_run(cfg, delivery);
-	if (event_normalize(&ev, delivery, &cfg->sources[0], id, clock_wall_ms(), prior, &err) < 0 ||
-	    rules_route(rules, ev, &rr, &err) < 0) {
-		fprintf(stderr, "%s: %s\n", o.positional, err.msg);
-		goto done;
-	}
-	out = route_report(ev, &rr, o.show_secrets);
-	puts(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY |
-							 JSON_C_TO_STRING_NOSLASHESCAPE));
-	rc = 0;
-done:
-	json_object_put(out);
-	route_result_free(&rr);
-	json_object_put(ev);
-	json_object_put(prior);
-	json_object_put(delivery);
+	free(out);
 	free(body);
 	rules_free(rules);
 	config_free(cfg);
@@ -264,8 +284,9 @@ done:
 static const char status_usage[] =
 	"usage: runbridge status -c FILE [--dead] [--run PROJECT#ID]\n"
 	"\n"
-	"Counts stored deliveries and actions by state, and says when each\n"
-	"source's endpoint last accepted and last refused a delivery.\n"
+	"Counts stored deliveries and actions by state, shows the store's size on\n"
+	"disk (file, WAL, free pages, deliveries retention deleted), and says when\n"
+	"each source's endpoint last accepted and last refused a delivery.\n"
 	"  --dead              also list the actions in dead letters with their last error\n"
 	"  --run PROJECT#ID    show how a Qase run is mapped on each target\n";
 
@@ -352,6 +373,21 @@ static void print_dead(void *ctx, long long id, const char *rule, const char *ki
 	       delivery_id, attempts, attempts == 1 ? "" : "s", last_error ? last_error : "");
 }
 
+/* The store on disk ("name: integer" lines, like the counts above). */
+static void print_size(struct store *st)
+{
+	struct store_size z = { 0 };
+	struct err err;
+
+	if (st && store_size(st, &z, &err) < 0)
+		fprintf(stderr, "%s\n", err.msg);
+	printf("store_bytes: %lld\nstore_wal_bytes: %lld\nstore_pages: %lld\n"
+	       "store_free_pages: %lld\nstore_page_bytes: %lld\nstore_incremental_vacuum: %d\n"
+	       "store_deleted_deliveries: %lld\n",
+	       z.file_bytes, z.wal_bytes, z.pages, z.free_pages, z.page_bytes, z.incremental_vacuum,
+	       z.deleted_deliveries);
+}
+
 int cli_status(int argc, char **argv)
 {
 	struct cli_opts o;
@@ -381,6 +417,7 @@ int cli_status(int argc, char **argv)
 	}
 	printf("deliveries: %lld\npending: %lld\nretrying: %lld\ndead: %lld\ndone: %lld\n",
 	       c.deliveries, c.pending, c.retrying, c.dead, c.done);
+	print_size(st);
 	print_sources(st, cfg);
 	if (st && o.dead && store_dead_list(st, 1000, print_dead, NULL, &err) < 0)
 		fprintf(stderr, "%s\n", err.msg);

@@ -77,6 +77,7 @@ static int start(struct daemon *dm)
 		store_close(dm->in ? NULL : st);
 		goto fail;
 	}
+	ingest_set_retention(dm->in, dm->cfg->retention_done_days, dm->cfg->retention_dead_days);
 	if (acceptor_new(&dm->acc, dm->cfg->data_dir, dm->in, dm->rules, &err) < 0)
 		goto fail;
 	dispatch_set_router(dm->d, accept_route_deferred, dm->acc);
@@ -209,6 +210,7 @@ static void reload(struct daemon *dm, const char *path)
 	dm->configs[dm->nconfigs++] = cfg;
 	dm->live = cfg;
 	action_set_config(cfg);
+	ingest_set_retention(dm->in, cfg->retention_done_days, cfg->retention_dead_days);
 	char n[24];
 	snprintf(n, sizeof(n), "%zu", rules_count(rules));
 	log_kv(LOG_INFO, "reloaded", "rules", n, NULL);

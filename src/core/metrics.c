@@ -291,6 +291,7 @@ static void put_actions(struct buf *o, const struct metrics_gauges *g)
 }
 
 static void put_qasphere(struct buf *o);
+static void put_retention(struct buf *o);
 
 char *metrics_render(const struct metrics_gauges *g)
 {
@@ -302,6 +303,7 @@ char *metrics_render(const struct metrics_gauges *g)
 	put_deliveries(&o);
 	put_actions(&o, g);
 	put_qasphere(&o);
+	put_retention(&o);
 	put(&o,
 	    "# HELP runbridge_build_info Build information.\n"
 	    "# TYPE runbridge_build_info gauge\n"
@@ -362,4 +364,31 @@ static void put_qasphere(struct buf *o)
 		put(o, "runbridge_qasphere_unmapped_total{target=\"%s\"} %llu\n",
 		    qs_unmapped[i].target, atomic_load(&qs_unmapped[i].n));
 	}
+}
+
+/* ---- retention ------------------------------------------------------------ */
+
+static atomic_ullong ret_deliveries, ret_jobs, ret_pages;
+
+void metrics_retention(long long n_deliveries, long long jobs, long long pages)
+{
+	atomic_fetch_add(&ret_deliveries, (unsigned long long)(n_deliveries > 0 ? n_deliveries : 0));
+	atomic_fetch_add(&ret_jobs, (unsigned long long)(jobs > 0 ? jobs : 0));
+	atomic_fetch_add(&ret_pages, (unsigned long long)(pages > 0 ? pages : 0));
+}
+
+static void put_retention(struct buf *o)
+{
+	put(o,
+	    "# HELP runbridge_retention_deleted_deliveries_total Deliveries deleted by retention.\n"
+	    "# TYPE runbridge_retention_deleted_deliveries_total counter\n"
+	    "runbridge_retention_deleted_deliveries_total %llu\n"
+	    "# HELP runbridge_retention_deleted_jobs_total Jobs deleted by retention.\n"
+	    "# TYPE runbridge_retention_deleted_jobs_total counter\n"
+	    "runbridge_retention_deleted_jobs_total %llu\n"
+	    "# HELP runbridge_retention_vacuumed_pages_total Store pages given back to the file"
+	    " system.\n"
+	    "# TYPE runbridge_retention_vacuumed_pages_total counter\n"
+	    "runbridge_retention_vacuumed_pages_total %llu\n",
+	    atomic_load(&ret_deliveries), atomic_load(&ret_jobs), atomic_load(&ret_pages));
 }

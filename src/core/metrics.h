@@ -47,4 +47,12 @@ char *metrics_render(const struct metrics_gauges *g);
  * runbridge_qasphere_unmapped_total{target="..."}. */
 void metrics_qasphere_unmapped(const char *target, size_t n);
 
+/* ---- retention ------------------------------------------------------------ */
+
+/* What one retention step deleted (store/retention.h): deliveries, jobs, and
+ * pages given back to the file system:
+ * runbridge_retention_deleted_deliveries_total, ..._jobs_total,
+ * runbridge_retention_vacuumed_pages_total. */
+void metrics_retention(long long deliveries, long long jobs, long long pages);
+
 #endif

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "actions/action.h"
+#include "api/api_stream.h"
 #include "dispatch/worker.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -302,6 +303,16 @@ static void record(struct attempt_rec *rec, const struct entry *e, enum job_stat
 		.ok = res->outcome == WORK_OK,
 		.detail = res->detail,
 	};
+	api_notify_job(&(struct api_job_event){ .id = e->id,
+						.state = (int)state,
+						.attempts = e->attempts,
+						.ok = res->outcome == WORK_OK,
+						.kind = res->action,
+						.target = res->target,
+						.rule = res->rule,
+						.delivery_id = res->delivery_id,
+						.detail = res->detail,
+						.at_ms = res->finished_ms });
 }
 
 static long long backoff_ms(struct dispatch *d, int attempts)

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -31,8 +32,11 @@
 
 #define MAX_LISTENERS 16
 #define ADDR_BUCKETS  1024
-#define BODY_READY    (64 * 1024) /* a body this far in streams in at once */
+#define BODY_READY    (64 * 1024) /* what the kernel holds unasked: the rest waits for room */
 #define ACCEPT_BURST  256
+#define HOLD_BUDGET   ((size_t)256 << 20) /* receive buffers raised at once, all waiters */
+#define HOLD_MAX      ((size_t)4 << 20)   /* the largest chunked body held */
+#define CHUNK_LINE    1024                /* a longer chunk-size line: civetweb refuses it */
 
 struct peer {
 	unsigned char key[17]; /* family, then the address bytes */
@@ -43,7 +47,13 @@ struct peer {
 
 struct waiter {
 	int fd, tls;
-	int eof; /* the client sent all it will (shut its side down) */
+	int eof;         /* the client sent all it will (shut its side down) */
+	int chunked;     /* the body is chunked: scan tells how far it is in */
+	size_t head;     /* the head's length once complete, else 0 */
+	size_t wait_for; /* bytes that must be in before another look */
+	size_t scan;     /* chunked: where the next chunk-size line starts */
+	size_t decoded;  /* chunked: data bytes before scan */
+	size_t raised;   /* its receive buffer raised by this, in the budget */
 	long long since_ms;
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
@@ -75,6 +85,8 @@ struct door {
 	size_t waiting;
 	struct peer *peers[ADDR_BUCKETS];
 	char *peek;
+	size_t peek_cap; /* a head and the largest body held, chunked */
+	size_t raised;   /* the sum of the waiters' raised, within HOLD_BUDGET */
 	/* the ready queue, shared with accept() */
 	pthread_mutex_t mu;
 	struct ready *q;
@@ -119,6 +131,7 @@ static void unlink_waiter(struct door *d, struct waiter *w)
 	*(w->peer_prev ? &w->peer_prev->peer_next : &p->head) = w->peer_next;
 	*(w->peer_next ? &w->peer_next->peer_prev : &p->tail) = w->peer_prev;
 	d->waiting--;
+	d->raised -= w->raised;
 	if (--p->count == 0) {
 		struct peer **slot = peer_slot(d, p->key);
 		*slot = p->next;
@@ -226,16 +239,68 @@ static const char *header(const char *head, size_t len, const char *name)
 	return NULL;
 }
 
-/* 1 when a complete head (in b, its length h) needs no more bytes than n
- * to be served without waiting: no body, a chunked or unreadable one, one
- * too large (civetweb answers 413), a client waiting for 100 Continue, or
- * a body that has arrived (or BODY_READY of it). */
-static int body_in(const struct door *d, const char *b, size_t h, size_t n)
+static int hex_digit(char c)
 {
-	const char *cl = header(b, h, "Content-Length");
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+		return (c | 0x20) - 'a' + 10;
+	return -1;
+}
+
+/* "chunked", alone: anything else framing.c refuses, so it is ready. */
+static int only_chunked(const char *v)
+{
+	while (*v == ' ' || *v == '\t')
+		v++;
+	if (strncasecmp(v, "chunked", 7) != 0)
+		return 0;
+	for (v += 7; *v == ' ' || *v == '\t'; v++)
+		;
+	return *v == '\r' || *v == '\n';
+}
+
+/* Raises w's receive buffer so that the kernel can hold want bytes of its
+ * request (a peeking reader gets only the default, about 128 KiB, before
+ * the sender has to wait), within HOLD_BUDGET for all waiters.  0, or -1
+ * when the budget or net.core.rmem_max does not allow it. */
+static int hold(struct door *d, struct waiter *w, size_t want)
+{
+	int size, got = 0;
+	socklen_t len = sizeof(got);
+
+	if (want > INT_MAX / 4 || d->raised + want > HOLD_BUDGET)
+		return -1;
+	size = (int)(want + want / 4); /* the kernel doubles it for its overhead */
+	if (setsockopt(w->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) < 0 ||
+	    getsockopt(w->fd, SOL_SOCKET, SO_RCVBUF, &got, &len) < 0 || (size_t)got / 2 < want)
+		return -1;
+	w->raised = want;
+	d->raised += want;
+	return 0;
+}
+
+/* What a complete head (w->head bytes at d->peek) needs before it can be
+ * served without waiting: 1 nothing more (no body, one civetweb refuses or
+ * answers 413 without reading, a client waiting for 100 Continue), else 0
+ * with w->wait_for (Content-Length) or w->chunked set.  A body the kernel
+ * cannot be made to hold is ready at BODY_READY, as civetweb streams it. */
+static int body_plan(struct door *d, struct waiter *w)
+{
+	const char *cl = header(d->peek, w->head, "Content-Length");
+	const char *te = header(d->peek, w->head, "Transfer-Encoding");
 	char *end;
 
-	if (!cl || header(b, h, "Transfer-Encoding") || header(b, h, "Expect"))
+	if (header(d->peek, w->head, "Expect"))
+		return 1;
+	if (te) {
+		if (cl || !only_chunked(te) || hold(d, w, d->peek_cap) < 0)
+			return 1;
+		w->chunked = 1;
+		w->scan = w->head;
+		return 0;
+	}
+	if (!cl)
 		return 1;
 	while (*cl == ' ' || *cl == '\t')
 		cl++;
@@ -244,7 +309,54 @@ static int body_in(const struct door *d, const char *b, size_t h, size_t n)
 	unsigned long long len = strtoull(cl, &end, 10);
 	if (len > d->o.body_max)
 		return 1;
-	return n >= h + len || n - h >= BODY_READY;
+	w->wait_for = w->head + (size_t)len;
+	if (w->wait_for > BODY_READY && hold(d, w, w->wait_for) < 0)
+		w->wait_for = w->head + BODY_READY;
+	return 0;
+}
+
+/* The trailer section after the last chunk's line (which ends at at): 1
+ * once its blank line is in, or it is longer than a head may be. */
+static int trailer_in(struct door *d, struct waiter *w, size_t at, size_t m)
+{
+	const char *b = d->peek;
+
+	for (size_t i = at - 1; i + 1 < m; i++)
+		if (b[i] == '\n' &&
+		    (b[i + 1] == '\n' || (b[i + 1] == '\r' && i + 2 < m && b[i + 2] == '\n')))
+			return 1;
+	w->wait_for = m + 1;
+	return m - at > d->o.head_max;
+}
+
+/* Follows a chunked body in the m bytes peeked, from the chunk-size line
+ * at w->scan (chunks already passed are not read again): 1 when the last
+ * chunk and its trailers are in, or civetweb must decide (a malformed
+ * size line, a body over max_body_bytes); else 0, w->wait_for set. */
+static int chunks_in(struct door *d, struct waiter *w, size_t m)
+{
+	const char *b = d->peek;
+
+	while (w->scan < m) {
+		const char *nl = memchr(b + w->scan, '\n', m - w->scan);
+		if (!nl) {
+			w->wait_for = m + 1;
+			return m - w->scan > CHUNK_LINE;
+		}
+		size_t line_end = (size_t)(nl - b) + 1, size = 0, digits = 0;
+		for (size_t i = w->scan; digits < 16 && hex_digit(b[i]) >= 0; i++, digits++)
+			size = size * 16 + (size_t)hex_digit(b[i]);
+		if (digits == 0 || digits == 16 || line_end - w->scan > CHUNK_LINE)
+			return 1;
+		if (size == 0)
+			return trailer_in(d, w, line_end, m);
+		if (size > d->o.body_max - w->decoded)
+			return 1;
+		w->decoded += size;
+		w->scan = line_end + size + 2; /* its data and CRLF */
+	}
+	w->wait_for = w->scan + 1;
+	return 0;
 }
 
 /* 1 ready, 0 not yet, -1 gone (closed by the client, or an error). */
@@ -261,13 +373,28 @@ static int arrived(struct door *d, struct waiter *w)
 	}
 	if (w->tls || w->eof)
 		return 1; /* civetweb answers what it can of it */
-	ssize_t m = recv(w->fd, d->peek, d->o.head_max, MSG_PEEK | MSG_DONTWAIT);
+	if ((size_t)avail < w->wait_for)
+		return 0; /* nothing in yet that could complete it */
+	if (w->head && !w->chunked)
+		return 1;
+	if ((size_t)avail > d->peek_cap)
+		return 1; /* more than can be followed here: civetweb reads it */
+	ssize_t m = recv(w->fd, d->peek, (size_t)avail, MSG_PEEK | MSG_DONTWAIT);
 	if (m <= 0)
 		return m == 0 ? -1 : 0;
-	size_t h = head_len(d->peek, (size_t)m, &bad);
-	if (bad || (h == 0 && (size_t)m >= d->o.head_max))
-		return 1; /* civetweb refuses it */
-	return h > 0 && body_in(d, d->peek, h, (size_t)avail);
+	if (!w->head) {
+		size_t n = (size_t)m < d->o.head_max ? (size_t)m : d->o.head_max;
+		w->head = head_len(d->peek, n, &bad);
+		if (bad || (w->head == 0 && n >= d->o.head_max))
+			return 1; /* civetweb refuses it */
+		if (w->head == 0)
+			return 0;
+		if (body_plan(d, w))
+			return 1;
+		if (!w->chunked)
+			return (size_t)avail >= w->wait_for;
+	}
+	return chunks_in(d, w, (size_t)m);
 }
 
 /* Hands a connection to civetweb: one more on the eventfd its listener's
@@ -297,6 +424,11 @@ static void hand_over(struct door *d, struct waiter *w)
 		d->q_cap = cap;
 		d->q_head = 0;
 	}
+	/* civetweb gets what accept() would give it: a blocking socket (a
+	 * non-blocking one makes its TLS handshake spin) */
+	int fl = fcntl(w->fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(w->fd, F_SETFL, fl & ~O_NONBLOCK);
 	d->q[(d->q_head + d->q_len++) % d->q_cap] = (struct ready){ .fd = w->fd,
 								    .addr = w->addr,
 								    .addr_len = w->addr_len };
@@ -483,7 +615,10 @@ int door_open(struct door **out, struct mg_context *ctx, const struct door_opts 
 	d->o = *opts;
 	d->ep = epoll_create1(EPOLL_CLOEXEC);
 	pthread_mutex_init(&d->mu, NULL);
-	if (d->ep < 0 || !(d->peek = malloc(d->o.head_max))) {
+	size_t body_held = d->o.body_max < HOLD_MAX ? d->o.body_max : HOLD_MAX;
+	/* chunked: room for the size lines of chunks of 8 bytes or more */
+	d->peek_cap = d->o.head_max + body_held + body_held / 2;
+	if (d->ep < 0 || !(d->peek = malloc(d->peek_cap))) {
 		err_set(err, "door: cannot start: %s", strerror(errno));
 		door_free(d);
 		return -1;

@@ -10,9 +10,15 @@
  * keeps civetweb's listening sockets for itself (dup) and puts an eventfd
  * in their place (dup2), so civetweb's master thread polls the eventfd; the
  * door's thread accepts every connection, holds it in an epoll set, and
- * makes it ready (eventfd + 1) only when its head is complete and a body
- * that is declared (Content-Length within max_body_bytes) has arrived too,
- * or 64 KiB of it has.  civetweb's accept() on the eventfd is answered
+ * makes it ready (eventfd + 1) only when its head is complete and its
+ * body has arrived too: a declared one (Content-Length within
+ * max_body_bytes) by its length, a chunked one by following its chunks to
+ * the last.  Past about 64 KiB the kernel holds a body for a reader that
+ * only peeks if the socket's receive buffer is raised to fit it; the door
+ * raises it within a budget for all waiters (256 MiB) and as far as
+ * net.core.rmem_max allows, else it hands the connection over at 64 KiB
+ * (a Content-Length body; a chunked one at once) and civetweb streams the
+ * rest under the body deadline.  civetweb's accept() on the eventfd is answered
  * by the accept() defined in door.c, which the dynamic linker binds for
  * libcivetweb.so too: it returns the next ready connection, and passes any
  * other descriptor to accept4.  TLS listeners: a connection is ready at

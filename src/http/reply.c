@@ -7,6 +7,8 @@
 #include <civetweb.h>
 #include <json-c/json.h>
 
+#include "http/pool.h"
+
 const char *http_reason(int status)
 {
 	switch (status) {
@@ -28,6 +30,18 @@ const char *http_reason(int status)
 	}
 }
 
+const char *http_reply_closing(struct mg_connection *c, const char *extra)
+{
+	if (strstr(extra, "Connection: close")) {
+		mg_disable_connection_keep_alive(c);
+		return "";
+	}
+	if (!pool_nearly_full())
+		return "";
+	mg_disable_connection_keep_alive(c);
+	return "Connection: close\r\n";
+}
+
 int http_reply(struct mg_connection *c, int status, const char *extra, const char *body)
 {
 	size_t blen = strlen(body);
@@ -40,10 +54,9 @@ int http_reply(struct mg_connection *c, int status, const char *extra, const cha
 			 "Content-Type: application/json\r\n"
 			 "Content-Length: %zu\r\n"
 			 "Cache-Control: no-store\r\n"
-			 "%s\r\n%s",
-			 status, http_reason(status), blen, extra, body);
-	if (strstr(extra, "Connection: close"))
-		mg_disable_connection_keep_alive(c);
+			 "%s%s\r\n%s",
+			 status, http_reason(status), blen, extra, http_reply_closing(c, extra),
+			 body);
 	mg_write(c, buf, (size_t)n);
 	free(buf);
 	return status;

@@ -22,6 +22,8 @@
 #include <json-c/json.h>
 
 #include "accept/accept.h"
+#include "api/api.h"
+#include "api/api_stream.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -30,11 +32,13 @@
 #include "http/deadline.h"
 #include "http/door.h"
 #include "http/framing.h"
+#include "http/pool.h"
 #include "http/ratelimit.h"
 #include "http/reply.h"
 #include "http/srcstat.h"
 #include "store/ingest.h"
 #include "store/store.h"
+#include "ui/ui.h"
 
 struct route {
 	struct http_server *srv;
@@ -173,6 +177,7 @@ static int read_body(struct mg_connection *c, long long declared, size_t max, in
 static void outcome(const struct route *rt, const char *type, int status)
 {
 	metrics_delivery(type, status);
+	api_notify_http(type, status);
 	srcstat_note(rt->srv->stats, rt->index, status, clock_wall_ms());
 }
 
@@ -350,12 +355,12 @@ static int handle_metrics(struct mg_connection *c, void *cbdata)
 		free(sources);
 		return http_reply_error(c, 503, "", "out of memory");
 	}
-	char head[160];
+	char head[192];
 	int n = snprintf(head, sizeof(head),
 			 "HTTP/1.1 200 OK\r\n"
 			 "Content-Type: text/plain; version=0.0.4\r\n"
-			 "Content-Length: %zu\r\n\r\n",
-			 strlen(text) + strlen(sources));
+			 "Content-Length: %zu\r\n%s\r\n",
+			 strlen(text) + strlen(sources), http_reply_closing(c, ""));
 	mg_write(c, head, (size_t)n);
 	mg_write(c, text, strlen(text));
 	mg_write(c, sources, strlen(sources));
@@ -375,6 +380,12 @@ static int on_log(const struct mg_connection *c, const char *message)
 	(void)c;
 	log_kv(LOG_WARN, "http", "detail", message, NULL);
 	return 1;
+}
+
+static void on_connection_close(const struct mg_connection *c)
+{
+	framing_connection_close(c);
+	pool_leave();
 }
 
 static void http_free(struct http_server *s)
@@ -484,6 +495,9 @@ static int http_paths(struct http_server *s)
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (framing_add_path(s->framing, fixed[i]) < 0)
 			return -1;
+	for (const char *const *p = ui_paths; *p; p++)
+		if (framing_add_path(s->framing, *p) < 0)
+			return -1;
 	return 0;
 }
 
@@ -510,13 +524,14 @@ int http_start(struct http_server **out, const struct config *cfg, struct ingest
 	struct http_server *s = calloc(1, sizeof(*s));
 	struct mg_callbacks cb = {
 		.log_message = on_log,
-		.begin_request = framing_begin_request,
+		.begin_request = api_begin_request, /* framing, and /api/ by prefix */
 		.http_error = framing_http_error,
-		.connection_close = framing_connection_close,
+		.init_connection = pool_enter,
+		.connection_close = on_connection_close,
 	};
 	struct mg_init_data init = { .callbacks = &cb };
 	struct mg_error_data edata;
-	char ebuf[256] = "", threads[16], timeout[16];
+	char ebuf[256] = "", threads[16], timeout[16], keep_alive[16];
 
 	*out = NULL;
 	if (!s || !(s->routes = calloc(cfg->n_sources, sizeof(*s->routes)))) {
@@ -530,6 +545,8 @@ int http_start(struct http_server **out, const struct config *cfg, struct ingest
 	char header_max[24];
 	snprintf(threads, sizeof(threads), "%d", cfg->http_threads);
 	snprintf(timeout, sizeof(timeout), "%d", cfg->request_timeout_ms);
+	snprintf(keep_alive, sizeof(keep_alive), "%d", cfg->keep_alive_timeout_ms);
+	pool_init(cfg->http_threads);
 	snprintf(header_max, sizeof(header_max), "%zu",
 		 framing_civetweb_buffer(cfg->max_header_bytes));
 	s->rl = ratelimit_new(cfg->rate_limit_per_s);
@@ -553,10 +570,11 @@ int http_start(struct http_server **out, const struct config *cfg, struct ingest
 		"max_request_size",
 		header_max,
 		"enable_keep_alive",
-		"yes",
-		/* an idle keep-alive connection holds a worker thread */
+		cfg->keep_alive_timeout_ms > 0 ? "yes" : "no",
+		/* an idle keep-alive connection holds a worker thread this long;
+		 * past the pool's mark answers close instead (pool.h) */
 		"keep_alive_timeout_ms",
-		timeout,
+		keep_alive,
 		"tcp_nodelay",
 		"1",
 		/* paths route as sent (framing_path_is) */
@@ -593,6 +611,9 @@ int http_start(struct http_server **out, const struct config *cfg, struct ingest
 	mg_set_request_handler(s->ctx, "/healthz$", handle_healthz, s);
 	mg_set_request_handler(s->ctx, "/readyz$", handle_readyz, s);
 	mg_set_request_handler(s->ctx, "/metrics$", handle_metrics, s);
+	ui_register(s->ctx, cfg);
+	if (api_register(s->ctx, cfg, &s->status) < 0)
+		log_kv(LOG_ERROR, "operator API not started (store or randomness)", NULL);
 	mg_set_request_handler(s->ctx, "/", handle_not_found, s);
 	*out = s;
 	return 0;
@@ -618,6 +639,8 @@ void http_stop(struct http_server *s)
 	if (!s)
 		return;
 	door_close(s->door);
+	api_stop(); /* streams end, or mg_stop would wait for them */
 	mg_stop(s->ctx);
+	api_free();
 	http_free(s);
 }

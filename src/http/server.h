@@ -9,6 +9,11 @@
  *                       the Redis connection
  *   GET /metrics        Prometheus text, with each source's last accepted
  *                       and refused times (srcstat.h)
+ *   /api/v1/...         the operator API (api/api.h)
+ *   GET /ui/            the operator console (ui/ui.h)
+ *
+ * Connections wait in the door (door.h) until their request has arrived,
+ * and answers close while the worker pool is nearly full (pool.h).
  *
  * Request threads never run actions: they parse and check the delivery,
  * hand it to the accept stage (which normalizes, routes and waits for the

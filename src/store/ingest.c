@@ -7,6 +7,11 @@
  * whole group with one futex call.  One bad delivery fails alone (the group
  * runs again without it) while a failed COMMIT (disk full) fails them all:
  * nobody gets a 202 for a row that is not on disk.
+ *
+ * Retention runs on the same thread, one small step at a time, when the
+ * queue is empty: a request that arrives during a step waits for that step
+ * only (RETENTION_BUDGET_US plus its commit).  A queue that never empties
+ * still lets one step through a second, so the store cannot only grow.
  */
 #include "store/ingest.h"
 
@@ -24,6 +29,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "store/retention.h"
 
 enum req_type { REQ_ROWS, REQ_ATTEMPT, REQ_PROBE, REQ_MAP, REQ_SOURCE, REQ_CALL };
 
@@ -79,6 +85,11 @@ struct ingest {
 	 * much, so readiness fails while deliveries would (a full disk still
 	 * has room for a small write). */
 	size_t failed_room;
+	/* retention: the policy (set by any thread; -1 until set) and the
+	 * writer's own state */
+	_Atomic int ret_done_days, ret_dead_days;
+	struct retention *ret;
+	long long ret_last_us; /* when the last step ran (writer only) */
 };
 
 enum { FAILED_ROOM_MAX = 64 << 20 }; /* the largest probe */
@@ -472,14 +483,73 @@ static void finish_batch(struct ingest *in, struct req *batch, uint32_t gen)
 	futex_wake_all(&in->finished[gen & 1]);
 }
 
+void ingest_set_retention(struct ingest *in, int done_days, int dead_days)
+{
+	atomic_store(&in->ret_done_days, done_days < 0 ? 0 : done_days);
+	atomic_store(&in->ret_dead_days, dead_days < 0 ? 0 : dead_days);
+	pthread_mutex_lock(&in->mu);
+	pthread_cond_signal(&in->work); /* a new policy starts a pass at once */
+	pthread_mutex_unlock(&in->mu);
+}
+
+/* Milliseconds until a retention step is due: 0 now, -1 never. */
+static long long retention_due(struct ingest *in)
+{
+	int done = atomic_load(&in->ret_done_days), dead = atomic_load(&in->ret_dead_days);
+
+	if (!in->ret || done < 0 || dead < 0)
+		return -1;
+	retention_set_policy(in->ret, done, dead);
+	return retention_due_in_ms(in->ret, clock_wall_ms());
+}
+
+static void retention_step(struct ingest *in)
+{
+	struct retention_step rs;
+	struct err err = { 0 };
+
+	in->ret_last_us = clock_mono_us();
+	if (retention_run(in->ret, in->st, clock_wall_ms(), &rs, &err) < 0) {
+		log_kv(LOG_WARN, "retention step failed; next pass in a minute", "error", err.msg,
+		       NULL);
+		return;
+	}
+	if (rs.deliveries || rs.pages)
+		metrics_retention(rs.deliveries, rs.jobs, rs.pages);
+}
+
+/* Waits for requests (under mu); 1 when a retention step is due instead. */
+static int wait_for_work(struct ingest *in)
+{
+	while (!in->head && !in->stopping) {
+		long long due = retention_due(in);
+		if (due == 0)
+			return 1;
+		if (due < 0) {
+			pthread_cond_wait(&in->work, &in->mu);
+			continue;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		long long ns = ts.tv_nsec + (due > 1000 ? 1000 : due) * 1000000LL;
+		ts.tv_sec += ns / 1000000000LL;
+		ts.tv_nsec = ns % 1000000000LL;
+		pthread_cond_timedwait(&in->work, &in->mu, &ts);
+	}
+	return 0;
+}
+
 static void *writer_main(void *arg)
 {
 	struct ingest *in = arg;
 
 	for (;;) {
 		pthread_mutex_lock(&in->mu);
-		while (!in->head && !in->stopping)
-			pthread_cond_wait(&in->work, &in->mu);
+		if (wait_for_work(in)) {
+			pthread_mutex_unlock(&in->mu);
+			retention_step(in);
+			continue;
+		}
 		struct req *batch = in->head;
 		uint32_t gen = batch ? ++in->taken : 0;
 		in->head = in->tail = NULL;
@@ -496,6 +566,10 @@ static void *writer_main(void *arg)
 		finish_batch(in, batch, gen);
 		if (in->jobs.n && in->on_jobs)
 			in->on_jobs(in->ctx, in->jobs.v, in->jobs.n);
+		/* a queue that never empties still lets retention through */
+		if (ok && !stop && clock_mono_us() - in->ret_last_us > 1000000 &&
+		    retention_due(in) == 0)
+			retention_step(in);
 		if (!ok) {
 			/* The store refused a commit: do not spin on it. */
 			struct timespec ts = { 0, 100 * 1000000 };
@@ -517,11 +591,21 @@ int ingest_start(struct ingest **out, struct store *st, ingest_jobs_fn on_jobs, 
 	in->st = st;
 	in->on_jobs = on_jobs;
 	in->ctx = ctx;
+	in->ret_done_days = in->ret_dead_days = -1;
+	if (retention_new(&in->ret, err) < 0) {
+		free(in);
+		return -1;
+	}
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* retention's timed waits */
 	pthread_mutex_init(&in->mu, NULL);
-	pthread_cond_init(&in->work, NULL);
+	pthread_cond_init(&in->work, &attr);
+	pthread_condattr_destroy(&attr);
 	if (pthread_create(&in->thread, NULL, writer_main, in) != 0) {
 		pthread_mutex_destroy(&in->mu);
 		pthread_cond_destroy(&in->work);
+		retention_free(in->ret);
 		free(in);
 		return err_set(err, "cannot start the writer thread");
 	}
@@ -542,6 +626,8 @@ void ingest_stop(struct ingest *in)
 	pthread_mutex_lock(&in->mu);
 	in->stopped = 1;
 	pthread_mutex_unlock(&in->mu);
+	retention_free(in->ret); /* its statements belong to the store */
+	in->ret = NULL;
 	store_close(in->st);
 	in->st = NULL;
 }

@@ -88,6 +88,13 @@ struct store *ingest_tx_store(struct ingest_tx *tx);
 int ingest_tx_job(struct ingest_tx *tx, long long delivery_seq, const struct ingest_job *j,
 		  struct err *err);
 
+/* The retention policy (store/retention.h) the writer applies, in days (0
+ * keeps forever); it may change at any time (a reload).  Until it is first
+ * called, nothing is deleted.  The writer runs one retention step (a few
+ * milliseconds at most) only when its queue is empty, or at least once a
+ * second when it never is. */
+void ingest_set_retention(struct ingest *in, int done_days, int dead_days);
+
 /* Requests queued for the writer and not taken yet (tests, diagnostics). */
 size_t ingest_queued(struct ingest *in);
 

@@ -20,7 +20,9 @@
  * right-hand end (receipt order, run ids, job ids), so a group commit
  * rewrites a few tail pages instead of one random page per delivery: the
  * dedup key leads with (project, run_id) rather than the random sha256 id,
- * and row ids are plain (no AUTOINCREMENT, nothing is ever deleted).
+ * and row ids are plain (no AUTOINCREMENT: retention never deletes the
+ * newest delivery or job, so no id is handed out twice).  jobs_by_delivery
+ * is retention's way from a delivery to its jobs (it grows at its end too).
  * Databases made with schema 1 keep their tables as they are (correct, a
  * little slower) and get the new indexes.
  */
@@ -47,6 +49,9 @@ static const char schema[] =
 	"CREATE INDEX IF NOT EXISTS jobs_open ON jobs(id) WHERE state < 2;"
 	"CREATE INDEX IF NOT EXISTS jobs_requeue ON jobs(id) WHERE requeue = 1;"
 	"CREATE INDEX IF NOT EXISTS jobs_dead ON jobs(id) WHERE state = 3;"
+	"CREATE INDEX IF NOT EXISTS jobs_by_delivery ON jobs(delivery_seq);"
+	/* the operator API's runs, newest change first */
+	"CREATE INDEX IF NOT EXISTS runs_updated ON runs(updated_ms);"
 	"DROP INDEX IF EXISTS jobs_delivery;"
 	"DROP INDEX IF EXISTS jobs_state;"
 	"CREATE TABLE IF NOT EXISTS attempts("
@@ -203,9 +208,14 @@ int store_open(struct store **out, const char *data_dir, enum store_mode mode, s
 		return rc;
 	}
 	sqlite3_busy_timeout(st->db, 5000);
+	/* auto_vacuum takes effect only on a database without tables yet (a
+	 * new store): retention then gives freed pages back to the file
+	 * system.  secure_delete=FAST zeroes deleted content where that costs
+	 * no extra write (Debian's default, ON, writes every freed page). */
 	if (mode == STORE_RW &&
 	    (exec_sql(st,
-		      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+		      "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA secure_delete=FAST;"
+		      " PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 		      " PRAGMA cache_size=-8192; PRAGMA journal_size_limit=67108864;",
 		      err) < 0 ||
 	     exec_sql(st, schema, err) < 0)) {
@@ -589,14 +599,19 @@ int store_counts(struct store *st, struct store_counts *out, struct err *err)
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	/* Rows are never deleted, so the largest row id is the count; open and
-	 * dead jobs come from their partial indexes, done is the rest. */
+	/* Row ids are never reused (retention keeps the newest rows), so the
+	 * largest one less what retention deleted is the count; open and dead
+	 * jobs come from their partial indexes, done is the rest. */
 	if (sqlite3_prepare_v2(st->db,
 			       "SELECT state, COUNT(*) FROM jobs WHERE state < 2"
 			       " GROUP BY state"
 			       " UNION ALL SELECT 3, COUNT(*) FROM jobs WHERE state = 3"
-			       " UNION ALL SELECT -2, IFNULL(MAX(id), 0) FROM jobs"
-			       " UNION ALL SELECT -1, IFNULL(MAX(seq), 0) FROM deliveries",
+			       " UNION ALL SELECT -2, IFNULL(MAX(id), 0) - IFNULL((SELECT"
+			       " CAST(value AS INTEGER) FROM meta WHERE key = 'deleted_jobs'), 0)"
+			       " FROM jobs"
+			       " UNION ALL SELECT -1, IFNULL(MAX(seq), 0) - IFNULL((SELECT"
+			       " CAST(value AS INTEGER) FROM meta WHERE key = 'deleted_deliveries'),"
+			       " 0) FROM deliveries",
 			       -1, &s, NULL) != SQLITE_OK)
 		return db_error(st, err, "prepare");
 	long long jobs = 0;
@@ -812,5 +827,46 @@ int store_map_list(struct store *st, const char *project, long long run_id,
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
 		return db_error(st, err, "mapping list");
+	return 0;
+}
+
+static long long file_bytes(const char *path, const char *suffix)
+{
+	char name[PATH_MAX];
+	struct stat sb;
+
+	if (!path || snprintf(name, sizeof(name), "%s%s", path, suffix) >= (int)sizeof(name) ||
+	    stat(name, &sb) < 0)
+		return 0;
+	return (long long)sb.st_size;
+}
+
+int store_size(struct store *st, struct store_size *out, struct err *err)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT page_size, page_count, freelist_count, auto_vacuum,"
+			       " IFNULL((SELECT CAST(value AS INTEGER) FROM meta"
+			       " WHERE key = 'deleted_deliveries'), 0)"
+			       " FROM pragma_page_size(), pragma_page_count(),"
+			       " pragma_freelist_count(), pragma_auto_vacuum()",
+			       -1, &s, NULL) != SQLITE_OK)
+		return db_error(st, err, "prepare");
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		out->page_bytes = sqlite3_column_int64(s, 0);
+		out->pages = sqlite3_column_int64(s, 1);
+		out->free_pages = sqlite3_column_int64(s, 2);
+		out->incremental_vacuum = sqlite3_column_int(s, 3) == 2;
+		out->deleted_deliveries = sqlite3_column_int64(s, 4);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW)
+		return db_error(st, err, "size");
+	const char *path = sqlite3_db_filename(st->db, "main");
+	out->file_bytes = file_bytes(path, "");
+	out->wal_bytes = file_bytes(path, "-wal");
 	return 0;
 }

@@ -139,6 +139,19 @@ struct store_counts {
 };
 int store_counts(struct store *st, struct store_counts *out, struct err *err);
 
+/* How large the store is on disk: the database file and its WAL, its
+ * pages and how many are free (reused by new rows; given back to the file
+ * system by retention only with incremental vacuum, which stores created
+ * before retention existed do not have), and how many deliveries retention
+ * has deleted so far. */
+struct store_size {
+	long long file_bytes, wal_bytes;
+	long long page_bytes, pages, free_pages;
+	int incremental_vacuum; /* 1: auto_vacuum=INCREMENTAL */
+	long long deleted_deliveries;
+};
+int store_size(struct store *st, struct store_size *out, struct err *err);
+
 /* Re-queues jobs: every dead one (dead_only), or those chosen by id (a job
  * number, or a delivery id: all its actions), done or dead.  Open jobs are
  * left alone: they are queued already. */
