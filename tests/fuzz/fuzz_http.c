@@ -50,6 +50,11 @@ static void agree(const char *raw, const char *buf, int head, const struct mg_re
 	 * "\r " or "\n " there reads as CRLF. */
 	if (raw[off] != '\r' || raw[off + 1] != '\n')
 		return;
+	/* The second (docs/reliability.md): a last header line ending in a
+	 * bare LF ("v\n\n") reads as CRLF when the body starts with CR NUL. */
+	if (head >= 2 && raw[head - 2] == '\n' && raw[head - 1] == '\n' && raw[head] == '\r' &&
+	    raw[head + 1] == '\0') /* raw is NUL-terminated: head + 1 <= size */
+		return;
 	if (crlf_lines(raw + off + 2, (size_t)head - off - 2) != ri->num_headers + 1)
 		abort();
 	for (int i = 0; i < ri->num_headers; i++) {
