@@ -362,6 +362,28 @@ static void lane_of(char *lane, const struct routed_action *ra, const char *proj
 			 ra->index);
 }
 
+/* The job rows of routed actions, their lanes in the same block (the
+ * caller frees it); NULL when out of memory. */
+static struct ingest_job *jobs_of(const struct route_result *rr, const char *project, long long run_id)
+{
+	struct ingest_job *jobs = calloc(rr->n, sizeof(*jobs) + LANE_MAX);
+	char *lanes = (char *)(jobs + rr->n);
+
+	for (size_t i = 0; jobs && i < rr->n; i++) {
+		const struct routed_action *ra = &rr->v[i];
+		char *lane = lanes + i * LANE_MAX;
+		lane_of(lane, ra, project, run_id);
+		jobs[i] = (struct ingest_job){
+			.rule = ra->rule,
+			.index = ra->index,
+			.kind = ra->kind,
+			.params_json = to_json(ra->params),
+			.lane = lane,
+		};
+	}
+	return jobs;
+}
+
 struct delivery {
 	const struct source_cfg *src;
 	const char *id, *project, *raw;
@@ -403,22 +425,9 @@ static int route_write(struct acceptor *a, const struct delivery *dv, int *dupli
 	    event_normalize(&ev, dv->json, dv->src, dv->id, dv->received_ms, prior, err) < 0 ||
 	    (!wait && a->rules && rules_route(a->rules, ev, &rr, err) < 0))
 		goto done;
-	if (rr.n && !(jobs = calloc(rr.n, sizeof(*jobs) + LANE_MAX))) {
+	if (rr.n && !(jobs = jobs_of(&rr, dv->project, dv->run_id))) {
 		err_set(err, "out of memory");
 		goto done;
-	}
-	char *lanes = (char *)(jobs + rr.n);
-	for (size_t i = 0; i < rr.n; i++) {
-		const struct routed_action *ra = &rr.v[i];
-		char *lane = lanes + i * LANE_MAX;
-		lane_of(lane, ra, dv->project, dv->run_id);
-		jobs[i] = (struct ingest_job){
-			.rule = ra->rule,
-			.index = ra->index,
-			.kind = ra->kind,
-			.params_json = to_json(ra->params),
-			.lane = lane,
-		};
 	}
 	/* only a run event may change what later run events are enriched
 	 * with: a plan's or a review's id is not a run id */
@@ -559,22 +568,9 @@ int accept_route_deferred(void *ctx, const struct action_job *j, json_object *ev
 		inflight_take(a, &slot, j->project, j->run_id);
 	if (a->rules && rules_route(a->rules, event, &rr, err) < 0)
 		goto done;
-	if (rr.n && !(jobs = calloc(rr.n, sizeof(*jobs) + LANE_MAX))) {
+	if (rr.n && !(jobs = jobs_of(&rr, j->project, j->run_id))) {
 		err_set(err, "out of memory");
 		goto done;
-	}
-	char *lanes = (char *)(jobs + rr.n);
-	for (size_t i = 0; i < rr.n; i++) {
-		const struct routed_action *ra = &rr.v[i];
-		char *lane = lanes + i * LANE_MAX;
-		lane_of(lane, ra, j->project, j->run_id);
-		jobs[i] = (struct ingest_job){
-			.rule = ra->rule,
-			.index = ra->index,
-			.kind = ra->kind,
-			.params_json = to_json(ra->params),
-			.lane = lane,
-		};
 	}
 	struct deferred w = {
 		.job = j,
