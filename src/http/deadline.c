@@ -24,7 +24,7 @@ struct deadlines {
 	struct slot *slot;
 };
 
-static int port_of(int fd, int peer)
+int deadline_sock_port(int fd, int peer)
 {
 	struct sockaddr_storage a;
 	socklen_t len = sizeof(a);
@@ -54,7 +54,8 @@ static void cut(int local_port, int remote_port)
 		if (*end || end == e->d_name || fd == dirfd(dir) || fstat((int)fd, &st) != 0 ||
 		    !S_ISSOCK(st.st_mode))
 			continue;
-		if (port_of((int)fd, 0) == local_port && port_of((int)fd, 1) == remote_port) {
+		if (deadline_sock_port((int)fd, 0) == local_port &&
+		    deadline_sock_port((int)fd, 1) == remote_port) {
 			shutdown((int)fd, SHUT_RDWR);
 			break;
 		}

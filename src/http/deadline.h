@@ -23,4 +23,10 @@ int deadline_arm(struct deadlines *d, int local_port, int remote_port, long long
 /* Returns 1 when the watchdog fired for this slot. */
 int deadline_disarm(struct deadlines *d, int slot);
 
+/* The port of socket fd's own address (peer 0) or of its peer's (peer 1),
+ * IPv4 or IPv6; -1 for any other socket or a failed call.  A deadline finds
+ * its connection by this pair; the door (door.c) finds civetweb's listening
+ * sockets by their port the same way. */
+int deadline_sock_port(int fd, int peer);
+
 #endif

@@ -29,6 +29,7 @@
 #include <civetweb.h>
 
 #include "core/clock.h"
+#include "http/deadline.h"
 
 #define MAX_LISTENERS 16
 #define ADDR_BUCKETS  1024
@@ -517,21 +518,15 @@ static void *run(void *arg)
 
 /* ---- taking civetweb's listeners over -------------------------------- */
 
+/* The port fd listens on, or -1 when it is not a listening socket. */
 static int local_port(int fd)
 {
-	struct sockaddr_storage a;
-	socklen_t len = sizeof(a);
 	int on = 0;
 	socklen_t ol = sizeof(on);
 
-	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) != 0 || !on ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) != 0 || !on)
 		return -1;
-	if (a.ss_family == AF_INET)
-		return ntohs(((struct sockaddr_in *)&a)->sin_port);
-	if (a.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
-	return -1;
+	return deadline_sock_port(fd, 0);
 }
 
 /* The listening sockets on civetweb's ports, by /proc/self/fd. */

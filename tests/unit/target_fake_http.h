@@ -4,6 +4,7 @@
  * script (status, body, optional Retry-After), 200 "{}" when the script is
  * exhausted, and records every request (method, target, Authorization,
  * body).  One connection per request (it answers Connection: close).
+ * Answers and requests may be of any size (a request up to FAKE_REQ_MAX).
  * Header-only: each test file includes it once.
  *
  * It also holds the harness that runs a kind's attempts against it: a
@@ -25,7 +26,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define FAKE_MAX 64
+#define FAKE_MAX     64
+#define FAKE_REQ_MAX (64 << 20) /* bytes of one request, head and body */
 
 struct fake_req {
 	char method[16];
@@ -67,28 +69,79 @@ static void fake_header(const char *head, const char *name, char *out, size_t le
 	}
 }
 
-static void fake_serve(struct fake_http *f, int c)
+/* Sends all of p; 0, or -1 (the client went away: MSG_NOSIGNAL keeps
+ * that from killing the test). */
+static int fake_send_all(int c, const char *p, size_t len)
 {
-	size_t cap = 1 << 20, n = 0;
-	char *buf = malloc(cap + 1), *end = NULL, cl[32], out[2048];
-	long want = 0;
+	while (len > 0) {
+		ssize_t w = send(c, p, len, MSG_NOSIGNAL);
+		if (w <= 0)
+			return -1;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Reads one request into a buffer grown as it fills, up to FAKE_REQ_MAX:
+ * a larger one is a test's mistake, and aborts it.  Returns the buffer
+ * (the head NUL-terminated, then the body; the caller frees it), with
+ * *body the body's start and *want its Content-Length; NULL when the
+ * client closed before the end of the head. */
+static char *fake_read(int c, char **body, long *want)
+{
+	size_t cap = 64 * 1024, n = 0, head = 0;
+	char *buf = malloc(cap + 1), *end = NULL, cl[32];
 	ssize_t r;
 
-	while (!end && (r = read(c, buf + n, cap - n)) > 0) {
+	if (!buf)
+		abort();
+	for (;;) {
+		if (end && n - head >= (size_t)*want)
+			break;
+		if (n == cap) {
+			if (cap >= FAKE_REQ_MAX) {
+				fprintf(stderr, "fake_http: a request over %d bytes\n", FAKE_REQ_MAX);
+				abort();
+			}
+			cap *= 2;
+			if (!(buf = realloc(buf, cap + 1)))
+				abort();
+			if (end)
+				end = buf + head - 4;
+		}
+		if ((r = read(c, buf + n, cap - n)) <= 0)
+			break;
 		n += (size_t)r;
 		buf[n] = '\0';
-		end = strstr(buf, "\r\n\r\n");
+		if (!end && (end = strstr(buf, "\r\n\r\n"))) {
+			head = (size_t)(end + 4 - buf);
+			/* the head alone: a header-like line in the body is not one */
+			end[2] = '\0';
+			fake_header(buf, "Content-Length", cl, sizeof(cl));
+			end[2] = '\r';
+			*want = strtol(cl, NULL, 10);
+			if (*want < 0)
+				*want = 0;
+		}
 	}
 	if (!end) {
 		free(buf);
-		return;
+		return NULL;
 	}
-	fake_header(buf, "Content-Length", cl, sizeof(cl));
-	want = strtol(cl, NULL, 10);
-	while ((long)(n - (size_t)(end + 4 - buf)) < want && (r = read(c, buf + n, cap - n)) > 0)
-		n += (size_t)r;
-	buf[n] = '\0';
+	end[2] = '\0';
+	*body = end + 4;
+	return buf;
+}
 
+static void fake_serve(struct fake_http *f, int c)
+{
+	char head[256], extra[64] = "", *body = NULL, *buf;
+	long want = 0;
+	int len;
+
+	if (!(buf = fake_read(c, &body, &want)))
+		return;
 	pthread_mutex_lock(&f->mu);
 	struct fake_answer a = { 200, "{}", 0 };
 	if (f->next < f->n_script)
@@ -98,18 +151,19 @@ static void fake_serve(struct fake_http *f, int c)
 		sscanf(buf, "%15s %1023s", q->method, q->target);
 		fake_header(buf, "Authorization", q->auth, sizeof(q->auth));
 		fake_header(buf, "Content-Type", q->ctype, sizeof(q->ctype));
-		q->body = strndup(end + 4, (size_t)want);
+		q->body = strndup(body, (size_t)want);
 	}
 	pthread_mutex_unlock(&f->mu);
 
-	char extra[64] = "";
 	if (a.retry_after_s > 0)
 		snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", a.retry_after_s);
-	int len = snprintf(out, sizeof(out),
-			   "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-			   "Content-Length: %zu\r\nConnection: close\r\n%s\r\n%s",
-			   a.status, strlen(a.body), extra, a.body);
-	if (write(c, out, (size_t)len) < 0)
+	/* the head is short and bounded; the body goes on its own, whatever its size */
+	len = snprintf(head, sizeof(head),
+		       "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+		       "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
+		       a.status, strlen(a.body), extra);
+	if (len < 0 || (size_t)len >= sizeof(head) || fake_send_all(c, head, (size_t)len) < 0 ||
+	    fake_send_all(c, a.body, strlen(a.body)) < 0)
 		perror("fake_http write");
 	free(buf);
 }

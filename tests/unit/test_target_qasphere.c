@@ -549,69 +549,6 @@ static void test_run__rate_limit_waits_instead_of_failing(void **state)
 
 /* ---- results ------------------------------------------------------------- */
 
-/*
- * target_fake_http's answers go through a 2 KiB buffer; a run's tcase
- * listing is far longer.  This server is the same loop with the body
- * written on its own, so answers of any size can be scripted.
- */
-static void big_serve(struct fake_http *f, int c)
-{
-	size_t cap = 4u << 20, n = 0;
-	char *buf = malloc(cap + 1), *end = NULL, cl[32], head[256];
-	long want;
-	ssize_t r;
-
-	while (!end && (r = read(c, buf + n, cap - n)) > 0) {
-		n += (size_t)r;
-		buf[n] = '\0';
-		end = strstr(buf, "\r\n\r\n");
-	}
-	if (!end) {
-		free(buf);
-		return;
-	}
-	fake_header(buf, "Content-Length", cl, sizeof(cl));
-	want = strtol(cl, NULL, 10);
-	while ((long)(n - (size_t)(end + 4 - buf)) < want && (r = read(c, buf + n, cap - n)) > 0)
-		n += (size_t)r;
-	buf[n] = '\0';
-	pthread_mutex_lock(&f->mu);
-	struct fake_answer a = { 200, "{}", 0 };
-	if (f->next < f->n_script)
-		a = f->script[f->next++];
-	if (f->n_reqs < FAKE_MAX) {
-		struct fake_req *q = &f->reqs[f->n_reqs++];
-		sscanf(buf, "%15s %1023s", q->method, q->target);
-		fake_header(buf, "Authorization", q->auth, sizeof(q->auth));
-		fake_header(buf, "Content-Type", q->ctype, sizeof(q->ctype));
-		q->body = strndup(end + 4, (size_t)want);
-	}
-	pthread_mutex_unlock(&f->mu);
-	int len = snprintf(head, sizeof(head),
-			   "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-			   "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-			   a.status, strlen(a.body));
-	if (write(c, head, (size_t)len) < 0 || write(c, a.body, strlen(a.body)) < 0)
-		perror("big_serve write");
-	free(buf);
-}
-
-static void *big_loop(void *p)
-{
-	struct fake_http *f = p;
-	while (!__atomic_load_n(&f->stop, __ATOMIC_SEQ_CST)) {
-		struct pollfd pfd = { f->fd, POLLIN, 0 };
-		if (poll(&pfd, 1, 20) <= 0)
-			continue;
-		int c = accept(f->fd, NULL, NULL);
-		if (c < 0)
-			continue;
-		big_serve(f, c);
-		close(c);
-	}
-	return NULL;
-}
-
 /* The stored results an attempt reads (store_results_each's contract). */
 struct rows {
 	struct result_row *v;
@@ -684,14 +621,11 @@ static const char rsettings[] =
 	"\"case_map\":\"marker\",\"invalid_status\":\"failed\",\"rate_limit_per_s\":0,"
 	"\"timeout_s\":5}";
 
-/* h_init with big_loop serving, and results read from rows. */
+/* h_init with results read from rows (a run's tcase listing is a long
+ * answer: the fake serves any size). */
 static void r_init(struct harness *h, const char *settings_fmt)
 {
 	h_init(h, "qasphere", "main", settings_fmt);
-	__atomic_store_n(&h->http->stop, 1, __ATOMIC_SEQ_CST);
-	pthread_join(h->http->th, NULL);
-	__atomic_store_n(&h->http->stop, 0, __ATOMIC_SEQ_CST);
-	pthread_create(&h->http->th, NULL, big_loop, h->http);
 	h->a.results = stub_results;
 	h->a.results_ctx = &rows;
 	h->a.project = "DEMO";
