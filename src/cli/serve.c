@@ -28,6 +28,7 @@
 #include "core/log.h"
 #include "http/server.h"
 #include "rules/rules.h"
+#include "store/checkpoint.h"
 #include "store/ingest.h"
 #include "store/store.h"
 
@@ -47,6 +48,7 @@ struct daemon {
 	struct rules *rules;
 	struct dispatch *d;
 	struct ingest *in;
+	struct checkpointer *ck; /* copies the writer's WAL, off its commits */
 	struct acceptor *acc;
 	struct http_server *http;
 };
@@ -68,15 +70,23 @@ static void status_jobs(void *ctx, long long *in_memory, long long *running)
 
 static int start(struct daemon *dm)
 {
-	struct store *st = NULL;
+	struct store *st = NULL, *ck = NULL;
 	struct err err = { 0 };
 
-	if (store_open(&st, dm->cfg->data_dir, STORE_RW, &err) < 0 ||
-	    dispatch_new(&dm->d, dm->cfg, &err) < 0 ||
+	if (store_open(&st, dm->cfg->data_dir, STORE_RW, &err) < 0)
+		goto fail;
+	/* the checkpointer's own connection (it closes it, on failure too) */
+	if (store_open(&ck, dm->cfg->data_dir, STORE_RW, &err) < 0 ||
+	    checkpointer_start(&dm->ck, st, ck, &err) < 0) {
+		store_close(st);
+		goto fail;
+	}
+	if (dispatch_new(&dm->d, dm->cfg, &err) < 0 ||
 	    ingest_start(&dm->in, st, dispatch_push, dm->d, &err) < 0) {
 		store_close(dm->in ? NULL : st);
 		goto fail;
 	}
+	ingest_set_checkpointer(dm->in, dm->ck);
 	ingest_set_retention(dm->in, dm->cfg->retention_done_days, dm->cfg->retention_dead_days);
 	if (acceptor_new(&dm->acc, dm->cfg->data_dir, dm->in, dm->rules, &err) < 0)
 		goto fail;
@@ -104,6 +114,8 @@ static void stop(struct daemon *dm)
 	log_msg(LOG_DEBUG, "actions stopped");
 	if (dm->in)
 		ingest_stop(dm->in);
+	checkpointer_stop(dm->ck); /* after the writer's connection, whose hook it is */
+	dm->ck = NULL;
 	log_msg(LOG_DEBUG, "store closed");
 	if (clean) {
 		dispatch_free(dm->d);
@@ -210,6 +222,7 @@ static void reload(struct daemon *dm, const char *path)
 	dm->configs[dm->nconfigs++] = cfg;
 	dm->live = cfg;
 	action_set_config(cfg);
+	ingest_set_checkpointer(dm->in, dm->ck);
 	ingest_set_retention(dm->in, cfg->retention_done_days, cfg->retention_dead_days);
 	char n[24];
 	snprintf(n, sizeof(n), "%zu", rules_count(rules));

@@ -292,6 +292,7 @@ static void put_actions(struct buf *o, const struct metrics_gauges *g)
 
 static void put_qasphere(struct buf *o);
 static void put_retention(struct buf *o);
+static void put_checkpoints(struct buf *o);
 
 char *metrics_render(const struct metrics_gauges *g)
 {
@@ -304,6 +305,7 @@ char *metrics_render(const struct metrics_gauges *g)
 	put_actions(&o, g);
 	put_qasphere(&o);
 	put_retention(&o);
+	put_checkpoints(&o);
 	put(&o,
 	    "# HELP runbridge_build_info Build information.\n"
 	    "# TYPE runbridge_build_info gauge\n"
@@ -391,4 +393,28 @@ static void put_retention(struct buf *o)
 	    "# TYPE runbridge_retention_vacuumed_pages_total counter\n"
 	    "runbridge_retention_vacuumed_pages_total %llu\n",
 	    atomic_load(&ret_deliveries), atomic_load(&ret_jobs), atomic_load(&ret_pages));
+}
+
+/* ---- checkpoints ---------------------------------------------------------- */
+
+static atomic_ullong ckpt[CKPT_FAILED + 1];
+
+void metrics_checkpoint(enum metrics_ckpt where)
+{
+	atomic_fetch_add(&ckpt[where], 1);
+}
+
+static void put_checkpoints(struct buf *o)
+{
+	put(o,
+	    "# HELP runbridge_store_checkpoints_total WAL checkpoints: on the checkpoint thread"
+	    " (background), by the writer to restart the WAL (catchup) or at its bound (bound),"
+	    " or failed.\n"
+	    "# TYPE runbridge_store_checkpoints_total counter\n"
+	    "runbridge_store_checkpoints_total{where=\"background\"} %llu\n"
+	    "runbridge_store_checkpoints_total{where=\"catchup\"} %llu\n"
+	    "runbridge_store_checkpoints_total{where=\"bound\"} %llu\n"
+	    "runbridge_store_checkpoints_total{where=\"failed\"} %llu\n",
+	    atomic_load(&ckpt[CKPT_BACKGROUND]), atomic_load(&ckpt[CKPT_CATCHUP]),
+	    atomic_load(&ckpt[CKPT_BOUND]), atomic_load(&ckpt[CKPT_FAILED]));
 }

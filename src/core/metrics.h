@@ -55,4 +55,9 @@ void metrics_qasphere_unmapped(const char *target, size_t n);
  * runbridge_retention_vacuumed_pages_total. */
 void metrics_retention(long long deliveries, long long jobs, long long pages);
 
+/* A WAL checkpoint: on the checkpoint thread, by the writer (to restart
+ * the WAL, or at its bound), or failed. */
+enum metrics_ckpt { CKPT_BACKGROUND, CKPT_CATCHUP, CKPT_BOUND, CKPT_FAILED };
+void metrics_checkpoint(enum metrics_ckpt where);
+
 #endif

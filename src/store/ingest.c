@@ -10,7 +10,10 @@
  *
  * Retention runs on the same thread, one small step at a time, when the
  * queue is empty: a request that arrives during a step waits for that step
- * only (RETENTION_BUDGET_US plus its commit).  A queue that never empties
+ * only (RETENTION_BUDGET_US plus its commit, which does not fsync).  While
+ * deliveries come, steps take at most 1 / RETENTION_DUTY of the writer's
+ * time, so most deliveries find it idle; once none came for
+ * RETENTION_QUIET_US, steps follow each other.  A queue that never empties
  * still lets one step through a second, so the store cannot only grow.
  */
 #include "store/ingest.h"
@@ -29,6 +32,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "store/checkpoint.h"
 #include "store/retention.h"
 
 enum req_type { REQ_ROWS, REQ_ATTEMPT, REQ_PROBE, REQ_MAP, REQ_SOURCE, REQ_CALL };
@@ -89,7 +93,10 @@ struct ingest {
 	 * writer's own state */
 	_Atomic int ret_done_days, ret_dead_days;
 	struct retention *ret;
-	long long ret_last_us; /* when the last step ran (writer only) */
+	long long ret_last_us;             /* when the last step started (writer only) */
+	long long ret_next_us;             /* the next step, while deliveries come */
+	long long last_batch_us;           /* when the writer last finished a batch */
+	_Atomic(struct checkpointer *) ck; /* borrowed; NULL: SQLite's own */
 };
 
 enum { FAILED_ROOM_MAX = 64 << 20 }; /* the largest probe */
@@ -483,6 +490,25 @@ static void finish_batch(struct ingest *in, struct req *batch, uint32_t gen)
 	futex_wake_all(&in->finished[gen & 1]);
 }
 
+void ingest_set_checkpointer(struct ingest *in, struct checkpointer *ck)
+{
+	atomic_store(&in->ck, ck);
+}
+
+/* After a commit, its waiters woken: what the checkpointer leaves to the
+ * writer (checkpoint.h). */
+static void checkpoint_after(struct ingest *in)
+{
+	struct checkpointer *ck = atomic_load(&in->ck);
+
+	if (!ck)
+		return;
+	pthread_mutex_lock(&in->mu);
+	int idle = !in->head;
+	pthread_mutex_unlock(&in->mu);
+	checkpointer_writer_done(ck, idle);
+}
+
 void ingest_set_retention(struct ingest *in, int done_days, int dead_days)
 {
 	atomic_store(&in->ret_done_days, done_days < 0 ? 0 : done_days);
@@ -509,26 +535,44 @@ static void retention_step(struct ingest *in)
 	struct err err = { 0 };
 
 	in->ret_last_us = clock_mono_us();
-	if (retention_run(in->ret, in->st, clock_wall_ms(), &rs, &err) < 0) {
+	int rc = retention_run(in->ret, in->st, clock_wall_ms(), &rs, &err);
+	long long end = clock_mono_us();
+	/* the writer spends at most 1 / RETENTION_DUTY of its time on it */
+	in->ret_next_us = end + (RETENTION_DUTY - 1) * (end - in->ret_last_us);
+	if (rc < 0) {
 		log_kv(LOG_WARN, "retention step failed; next pass in a minute", "error", err.msg,
 		       NULL);
 		return;
 	}
 	if (rs.deliveries || rs.pages)
 		metrics_retention(rs.deliveries, rs.jobs, rs.pages);
+	checkpoint_after(in);
+}
+
+/* Microseconds to wait before a due retention step: none while no
+ * delivery came for RETENTION_QUIET_US, else what keeps its duty cycle. */
+static long long retention_gap_us(struct ingest *in)
+{
+	long long now = clock_mono_us();
+
+	if (now - in->last_batch_us >= RETENTION_QUIET_US || in->ret_next_us <= now)
+		return 0;
+	return in->ret_next_us - now;
 }
 
 /* Waits for requests (under mu); 1 when a retention step is due instead. */
 static int wait_for_work(struct ingest *in)
 {
 	while (!in->head && !in->stopping) {
-		long long due = retention_due(in);
-		if (due == 0)
+		long long due = retention_due(in), wait_us;
+		if (due == 0 && (wait_us = retention_gap_us(in)) == 0)
 			return 1;
 		if (due < 0) {
 			pthread_cond_wait(&in->work, &in->mu);
 			continue;
 		}
+		if (due == 0)
+			due = (wait_us + 999) / 1000;
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		long long ns = ts.tv_nsec + (due > 1000 ? 1000 : due) * 1000000LL;
@@ -564,8 +608,11 @@ static void *writer_main(void *arg)
 		int ok = run_batch(in, batch);
 		metrics_commit((double)(clock_mono_us() - t0) / 1e6, n);
 		finish_batch(in, batch, gen);
+		in->last_batch_us = clock_mono_us();
 		if (in->jobs.n && in->on_jobs)
 			in->on_jobs(in->ctx, in->jobs.v, in->jobs.n);
+		if (ok)
+			checkpoint_after(in);
 		/* a queue that never empties still lets retention through */
 		if (ok && !stop && clock_mono_us() - in->ret_last_us > 1000000 &&
 		    retention_due(in) == 0)

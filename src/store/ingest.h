@@ -45,6 +45,13 @@ typedef void (*ingest_jobs_fn)(void *ctx, const struct job_ref *jobs, size_t n);
 int ingest_start(struct ingest **out, struct store *st, ingest_jobs_fn on_jobs, void *ctx,
 		 struct err *err);
 
+/* Has the writer copy what the checkpointer leaves to it after its commits
+ * (store/checkpoint.h); ck is borrowed and outlives in's writer thread.
+ * Without a checkpointer on its store, SQLite checkpoints inside commits
+ * as it does by default. */
+struct checkpointer;
+void ingest_set_checkpointer(struct ingest *in, struct checkpointer *ck);
+
 /* Queues n attempt outcomes (copied, details too); returns at once.  Calls
  * from one thread reach the store in the order they were made. */
 void ingest_attempts(struct ingest *in, const struct attempt_rec *v, size_t n);
