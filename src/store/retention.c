@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/log.h"
 
 #define DAY_MS (86400LL * 1000)
 
@@ -88,6 +89,7 @@ struct retention {
 	int auto_vacuum; /* 2: incremental */
 	int done_days, dead_days;
 	int pass_active, vacuum_pending;
+	int batch; /* deliveries the next scan reads: what fitted the last budget */
 	long long cursor, next_pass_ms;
 	struct seen seen[RETENTION_BATCH];
 	struct run_key runs[RETENTION_BATCH];
@@ -218,7 +220,7 @@ static int scan(struct retention *r, long long young_ms, int *end, struct err *e
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, r->cursor);
-	sqlite3_bind_int(s, 2, RETENTION_BATCH);
+	sqlite3_bind_int(s, 2, r->batch);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct seen *v = &r->seen[r->nseen];
 		const unsigned char *p = sqlite3_column_text(s, 2);
@@ -237,7 +239,7 @@ static int scan(struct retention *r, long long young_ms, int *end, struct err *e
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return fail(r->db, err, "scan");
-	if (r->nseen < RETENTION_BATCH || young == r->nseen)
+	if (r->nseen < (size_t)r->batch || young == r->nseen)
 		*end = 1;
 	return 0;
 }
@@ -301,9 +303,16 @@ static int delete_batch(struct retention *r, long long now_ms, struct retention_
 		r->cursor = v->seq;
 		if (clock_mono_us() - t0 > RETENTION_BUDGET_US && i + 1 < r->nseen) {
 			end = 0; /* the rest of this batch in the next step */
-			break;
+			/* scan no more than the budget deletes (rows it
+			 * reads and leaves are read again) */
+			r->batch = (int)(i + 1) < RETENTION_BATCH_MIN ? RETENTION_BATCH_MIN
+								      : (int)(i + 1);
+			goto done;
 		}
 	}
+	if (r->nseen == (size_t)r->batch)
+		r->batch = r->batch * 2 < RETENTION_BATCH ? r->batch * 2 : RETENTION_BATCH;
+done:
 	if (end)
 		r->pass_active = 0;
 	return 0;
@@ -426,6 +435,10 @@ static int count_add(struct retention *r, const char *key, long long n, struct e
 
 /* ---- space ------------------------------------------------------------- */
 
+/* Gives free pages back to the file system, RETENTION_VACUUM_PAGES a step:
+ * once a pass has ended, or during one when the free list has grown past
+ * RETENTION_VACUUM_DURING (new deliveries reuse free pages meanwhile, and
+ * moving pages costs the writer more than deleting rows). */
 static int vacuum(struct retention *r, struct retention_step *out, struct err *err)
 {
 	long long before, after;
@@ -435,6 +448,10 @@ static int vacuum(struct retention *r, struct retention_step *out, struct err *e
 	if (!s || run_stmt(r, s, &before, err, "freelist") < 0)
 		return -1;
 	r->vacuum_pending = 0;
+	if (r->pass_active && before <= RETENTION_VACUUM_DURING) {
+		r->vacuum_pending = before > VACUUM_SLACK; /* after the pass */
+		return 0;
+	}
 	if (before <= VACUUM_SLACK)
 		return 0;
 	long long n = before - VACUUM_SLACK;
@@ -487,16 +504,26 @@ int retention_run(struct retention *r, struct store *st, long long now_ms,
 	if (!r->pass_active && policy_on(r) && now_ms >= r->next_pass_ms) {
 		r->pass_active = 1;
 		r->cursor = 0;
+		r->batch = RETENTION_BATCH_MIN;
 	}
 	if (!r->pass_active && !r->vacuum_pending)
 		return 0;
 	int was_active = r->pass_active;
+	/* no fsync for deletions: a FULL commit after them syncs them too */
+	sqlite3_exec(r->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
 	int rc = store_begin(st, err);
 	if (rc == 0 && (rc = step_in_txn(r, now_ms, out, err)) == 0)
 		rc = store_commit(st, err);
+	if (rc < 0)
+		store_rollback(st);
+	if (sqlite3_exec(r->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK) {
+		/* a writer that would acknowledge without an fsync must not go on */
+		log_kv(LOG_ERROR, "store: cannot set synchronous=FULL again; stopping", "error",
+		       sqlite3_errmsg(r->db), NULL);
+		abort();
+	}
 	forget_rows(r);
 	if (rc < 0) {
-		store_rollback(st);
 		memset(out, 0, sizeof(*out));
 		r->pass_active = r->vacuum_pending = 0;
 		r->next_pass_ms = now_ms + RETENTION_PASS_EVERY_MS;

@@ -26,12 +26,17 @@
 struct retention;
 
 /* Limits of one step: deliveries examined, time spent deleting, and pages
- * returned by incremental vacuum. */
+ * returned by incremental vacuum; and how the writer paces steps while
+ * deliveries come (store/ingest.c). */
 enum {
-	RETENTION_BATCH = 500,
-	RETENTION_BUDGET_US = 4000,
-	RETENTION_VACUUM_PAGES = 256,
+	RETENTION_BATCH = 500,    /* deliveries a scan reads, at most */
+	RETENTION_BATCH_MIN = 16, /* and at least */
+	RETENTION_BUDGET_US = 1000,
+	RETENTION_VACUUM_PAGES = 64,
+	RETENTION_VACUUM_DURING = 8192,      /* free pages that start vacuum mid-pass */
 	RETENTION_PASS_EVERY_MS = 60 * 1000, /* a new pass over the store */
+	RETENTION_DUTY = 4,                  /* at most 1/4 of the writer's time */
+	RETENTION_QUIET_US = 100 * 1000,     /* no delivery that long: full speed */
 };
 
 /* What one step did. */
@@ -54,7 +59,8 @@ void retention_set_policy(struct retention *r, int done_days, int dead_days);
 long long retention_due_in_ms(const struct retention *r, long long now_ms);
 
 /* Runs one step in its own transaction on st (a writable connection, not
- * in a transaction).  0, or -1 with err set (rolled back; the pass retries
+ * in a transaction), committed without an fsync: the next delivery's
+ * commit syncs the WAL, and a step lost to a crash is only done again.  0, or -1 with err set (rolled back; the pass retries
  * after RETENTION_PASS_EVERY_MS). */
 int retention_run(struct retention *r, struct store *st, long long now_ms,
 		  struct retention_step *out, struct err *err);

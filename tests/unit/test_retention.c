@@ -1,0 +1,110 @@
+/*
+ * retention, one step at a time on a real store: what is expired goes
+ * (deliveries with every job done, the run they leave empty), what is open
+ * or young stays, and a step commits without an fsync but leaves the
+ * connection as it found it, synchronous=FULL, so the deliveries committed
+ * after it are on disk when they are acknowledged.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "store/retention.h"
+#include "store/store.h"
+#include "store/store_db.h"
+
+#define DAY_MS (86400LL * 1000)
+
+static long long one(struct store *st, const char *sql)
+{
+	sqlite3_stmt *s;
+	long long n = -1;
+
+	assert_int_equal(sqlite3_prepare_v2(store_sqlite(st), sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return n;
+}
+
+/* One delivery of run (project, run) received age_days ago, with one job in
+ * state (enum job_state). */
+static void put(struct store *st, const char *id, const char *project, long long run,
+		long long age_days, int state)
+{
+	long long now = clock_wall_ms(), seq, job;
+	struct err e = { 0 };
+	struct delivery_rec d = { .id = id,
+				  .source = "qase",
+				  .type = "run.completed",
+				  .project = project,
+				  .run_id = run,
+				  .received_ms = now - age_days * DAY_MS,
+				  .raw = "{}",
+				  .raw_len = 2,
+				  .event_json = "{}" };
+	struct job_rec j = { .rule = "r", .kind = "redis", .params_json = "{}", .lane = "l" };
+	char sql[96];
+
+	assert_int_equal(store_begin(st, &e), 0);
+	assert_int_equal(store_delivery_insert(st, &d, &seq, &e), 0);
+	j.delivery_seq = seq;
+	assert_int_equal(store_job_insert(st, &j, now, &job, &e), 0);
+	assert_int_equal(store_run_put(st, project, run, "{}", now, &e), 0);
+	assert_int_equal(store_commit(st, &e), 0);
+	snprintf(sql, sizeof(sql), "UPDATE jobs SET state = %d WHERE id = %lld", state, job);
+	assert_int_equal(sqlite3_exec(store_sqlite(st), sql, NULL, NULL, NULL), SQLITE_OK);
+}
+
+static void test_retention__a_step_deletes_the_expired_and_leaves_the_store_synchronous(void **s)
+{
+	char dir[32] = "/tmp/rb-ret-XXXXXX", cmd[64];
+	struct store *st = NULL;
+	struct retention *r = NULL;
+	struct retention_step rs;
+	struct err e = { 0 };
+
+	(void)s;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(store_open(&st, dir, STORE_RW, &e), 0);
+	put(st, "old-done", "OLD", 1, 40, JOB_DONE);
+	put(st, "old-open", "OPEN", 2, 40, JOB_PENDING);
+	put(st, "old-dead", "DEAD", 3, 40, JOB_DEAD);
+	put(st, "young-done", "YOUNG", 4, 1, JOB_DONE);
+	put(st, "newest", "NEW", 5, 0, JOB_DONE);
+	assert_int_equal(retention_new(&r, &e), 0);
+	retention_set_policy(r, 30, 90);
+	assert_int_equal(retention_due_in_ms(r, clock_wall_ms()), 0);
+	assert_int_equal(retention_run(r, st, clock_wall_ms(), &rs, &e), 0);
+
+	assert_int_equal(rs.deliveries, 1);
+	assert_int_equal(one(st, "SELECT COUNT(*) FROM deliveries WHERE id = 'old-done'"), 0);
+	assert_int_equal(one(st, "SELECT COUNT(*) FROM runs WHERE project = 'OLD'"), 0);
+	assert_int_equal(one(st, "SELECT COUNT(*) FROM deliveries"), 4);
+	assert_int_equal(one(st, "SELECT COUNT(*) FROM runs WHERE project = 'OPEN'"), 1);
+	/* 2 is FULL: a delivery committed next is fsynced, deletions with it */
+	assert_int_equal(one(st, "PRAGMA synchronous"), 2);
+	assert_false(store_in_txn(st));
+
+	retention_free(r);
+	store_close(st);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+			test_retention__a_step_deletes_the_expired_and_leaves_the_store_synchronous),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
