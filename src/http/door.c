@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <civetweb.h>
 
@@ -73,6 +74,7 @@ struct listener {
 	int fake; /* civetweb's descriptor, now an eventfd */
 	int real; /* the listening socket */
 	int tls;
+	int token; /* the wake-up below is still in the eventfd (under mu) */
 };
 
 struct door {
@@ -548,7 +550,9 @@ static int find_listeners(struct door *d, const struct mg_server_port *ports, in
 		int port = local_port((int)fd);
 		for (int i = 0; port > 0 && i < n_ports; i++)
 			if (ports[i].port == port)
-				d->l[d->n_l++] = (struct listener){ (int)fd, -1, ports[i].is_ssl };
+				d->l[d->n_l++] = (struct listener){ .fake = (int)fd,
+								    .real = -1,
+								    .tls = ports[i].is_ssl };
 	}
 	closedir(dir);
 	return d->n_l == n_ports ? 0
@@ -576,6 +580,52 @@ static int take_over(struct door *d, struct listener *l, int tag, struct err *er
 	if (epoll_ctl(d->ep, EPOLL_CTL_ADD, l->real, &ev) < 0)
 		return err_set(err, "door: epoll: %s", strerror(errno));
 	return 0;
+}
+
+/* civetweb's master thread may be in poll() on the socket since before the
+ * take-over: an eventfd written now does not wake that poll, which waits
+ * out its 2 s quantum, and the first connections with it.  So before the
+ * door's thread runs, each listener gets a token in its eventfd (wakes a
+ * poll on the eventfd) and a connection made and dropped at once (wakes a
+ * poll on the socket; the door accepts it later, sees it closed, drops it).
+ * Either way civetweb calls accept(), which takes the token and finds
+ * nothing (EAGAIN), and it polls again, on the eventfd.  The door's thread
+ * starts once every token is taken, or after WAKE_WAIT_MS: if it accepted
+ * first, a poll woken on the socket would find it not readable and sleep
+ * on.  Best effort: a failure only leaves the wait. */
+enum { WAKE_WAIT_MS = 500 };
+
+static void wake_master(struct door *d)
+{
+	uint64_t one = 1;
+
+	for (int i = 0; i < d->n_l; i++) {
+		struct listener *l = &d->l[i];
+		struct sockaddr_storage a;
+		socklen_t len = sizeof(a);
+
+		pthread_mutex_lock(&d->mu);
+		l->token = write(l->fake, &one, sizeof(one)) == (ssize_t)sizeof(one);
+		pthread_mutex_unlock(&d->mu);
+		if (getsockname(l->real, (struct sockaddr *)&a, &len) < 0)
+			continue;
+		int fd = socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		(void)!connect(fd, (struct sockaddr *)&a, len);
+		close(fd);
+	}
+	for (int waited = 0; waited < WAKE_WAIT_MS; waited++) {
+		int left = 0;
+		pthread_mutex_lock(&d->mu);
+		for (int i = 0; i < d->n_l; i++)
+			left += d->l[i].token;
+		pthread_mutex_unlock(&d->mu);
+		if (!left)
+			return;
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
 }
 
 /* ---- the door's life ----------------------------------------------- */
@@ -630,6 +680,7 @@ int door_open(struct door **out, struct mg_context *ctx, const struct door_opts 
 	for (int i = 0; i < d->n_l; i++)
 		if (take_over(d, &d->l[i], i + 1, err) < 0)
 			goto fail;
+	wake_master(d); /* before the door's thread can accept */
 	if (pthread_create(&d->thread, NULL, run, d) != 0) {
 		err_set(err, "door: cannot start its thread");
 		goto fail;
@@ -678,13 +729,18 @@ static int take_ready(int fd, struct sockaddr *addr, socklen_t *len)
 
 	pthread_mutex_lock(&current_mu);
 	struct door *d = current;
+	struct listener *l = NULL;
 	for (int i = 0; d && i < d->n_l && got == -2; i++)
-		if (d->l[i].fake == fd)
+		if (d->l[i].fake == fd) {
 			got = -1;
+			l = &d->l[i];
+		}
 	if (got == -1) {
 		pthread_mutex_lock(&d->mu);
 		uint64_t one;
-		if (d->q_len > 0 && read(fd, &one, sizeof(one)) == (ssize_t)sizeof(one)) {
+		if (l->token && d->q_len == 0 && read(fd, &one, sizeof(one)) == (ssize_t)sizeof(one))
+			l->token = 0; /* the wake-up: nothing to take */
+		else if (d->q_len > 0 && read(fd, &one, sizeof(one)) == (ssize_t)sizeof(one)) {
 			struct ready *r = &d->q[d->q_head];
 			d->q_head = (d->q_head + 1) % d->q_cap;
 			d->q_len--;

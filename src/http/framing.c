@@ -23,6 +23,7 @@
 #include "http/framing.h"
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ struct framing {
 	size_t max_header_bytes;
 	char **paths;
 	size_t n_paths;
+	_Atomic int ready; /* the handlers are registered */
 };
 
 /* The connection's user data once civetweb answered it with an error: the
@@ -286,6 +288,11 @@ static int answer(struct mg_connection *c, int status, const char *reason, int c
 	return http_reply_error(c, status, close ? "Connection: close\r\n" : "", reason);
 }
 
+void framing_set_ready(struct framing *f)
+{
+	atomic_store(&f->ready, 1);
+}
+
 int framing_begin_request(struct mg_connection *c)
 {
 	const struct mg_request_info *ri = mg_get_request_info(c);
@@ -295,6 +302,9 @@ int framing_begin_request(struct mg_connection *c)
 	framing_check(&v, ri, f->max_header_bytes);
 	if (v.status)
 		return answer(c, v.status, v.reason, 1);
+	if (!atomic_load(&f->ready))
+		return http_reply_error(c, 503, "Connection: close\r\nRetry-After: 1\r\n",
+					"starting");
 	if (ri->num_headers == 0)
 		/* nothing parsed tells whether header lines were dropped: no
 		 * second request on this connection */

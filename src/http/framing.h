@@ -49,6 +49,11 @@ int framing_new(struct framing **out, size_t max_header_bytes);
 int framing_add_path(struct framing *f, const char *path);
 void framing_free(struct framing *f);
 
+/* Requests get 503 ("starting", connection closed) until this is called:
+ * civetweb serves from mg_start on, before the handlers are registered,
+ * and an early delivery must not read as "no such path". */
+void framing_set_ready(struct framing *f);
+
 /* civetweb's buffer must hold more than max_header_bytes so that a head
  * between the two is parsed and refused with 431 here, not cut off as
  * malformed (civetweb answers a head that fills its buffer with 400). */

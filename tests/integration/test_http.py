@@ -8,6 +8,7 @@ import os
 import socket
 import ssl
 import subprocess
+import time
 import unittest
 
 from rbtest import Case, EVENTS, Runbridge, delivery_id, fixture, wait_until
@@ -297,3 +298,37 @@ def _try(fn):
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
+
+
+class Startup(Case):
+    """The first deliveries after a start: civetweb serves from mg_start on,
+    before the handlers are registered and before the door has taken its
+    listening socket over."""
+
+    def test_deliveries_at_start_get_202_or_503_starting_never_404_nor_a_stall(self):
+        body = fixture("run.started")
+        for i in range(6):
+            workdir = os.path.join(self.tmp, "start%d" % i)
+            os.makedirs(workdir)
+            b = Runbridge(workdir, self.redis.port)
+            b.start(wait=False)
+            self.bridges.append(b)
+            answers = []
+            while True:
+                self.assertIsNone(b.proc.poll(), b.logs())
+                try:
+                    t = time.monotonic()
+                    status, doc = b.post(body, timeout=10)
+                    answers.append((status, doc, time.monotonic() - t))
+                except OSError:
+                    time.sleep(0.001)  # not listening yet
+                    continue
+                if status == 202:
+                    break
+                self.assertEqual(status, 503, (status, doc))
+                self.assertEqual(doc["error"], "starting")
+            # civetweb's poll quantum is 2 s: a request that waits for it
+            # was taken by the door while civetweb slept on the old socket
+            slow = [a for a in answers if a[2] > 1.0]
+            self.assertEqual(slow, [], answers)
+            b.stop()
