@@ -10,6 +10,11 @@ real traffic (runs of 5 events: run.started, 3 result.updated, run.completed;
 two jobs per delivery, one in 50 dead with an attempt row, a target mapping
 per run), starts it again and times every endpoint over loopback HTTP:
 N calls each, median and worst, in milliseconds.  Standard library only.
+
+Then the bulk replay that re-queues all 20,000 dead jobs, which changes the
+store, so each try has its own daemon: stop, put those jobs back to dead
+(offline), start, one POST /api/v1/replay, stop.  The store is left with
+the jobs dead again, as it was filled.
 """
 import argparse
 import hashlib
@@ -139,6 +144,39 @@ def fill(db_path, n):
     return t0, now
 
 
+# The dead jobs fill() made: the chat job of every tenth run.
+DEAD_SQL = ("UPDATE jobs SET state = 3, attempts = 1, next_ms = 0, requeue = 0,"
+            " last_error = 'HTTP 500: oops' WHERE rule = 'chat' AND delivery_seq IN"
+            " (SELECT seq FROM deliveries WHERE type = 'run.completed' AND run_id % 10 = 1)")
+
+
+def reset_dead(db_path):
+    db = sqlite3.connect(db_path, timeout=60)
+    with db:
+        n = db.execute(DEAD_SQL).rowcount
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return n
+
+
+def bulk_replay(binary, cfg, port, db_path, tries):
+    """Each try: a fresh daemon, the 20,000 dead jobs dead, one replay."""
+    rows = []
+    for _ in range(tries):
+        reset_dead(db_path)
+        p = start(binary, cfg, port)
+        try:
+            _, _, data = timed(port, "GET", "/api/v1/session")
+            h = {"X-CSRF-Token": json.loads(data)["csrf"], "Content-Type": "application/json"}
+            ms, status, data = timed(port, "POST", "/api/v1/replay",
+                                     json.dumps({"state": "dead", "kind": "http"}), h)
+            rows.append((ms, status, json.loads(data).get("replayed")))
+        finally:
+            stop(p)
+    reset_dead(db_path)
+    return rows
+
+
 def timed(port, method, path, body=None, headers=None):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     t = time.perf_counter()
@@ -157,6 +195,7 @@ def main():
     ap.add_argument("--dir")
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--replay-tries", type=int, default=3)
     a = ap.parse_args()
     work = a.dir or tempfile.mkdtemp(prefix="rb-api-bench-")
     os.makedirs(work, exist_ok=True)
@@ -174,6 +213,7 @@ def main():
         fill(db, a.deliveries)
     with sqlite3.connect(db) as c:
         a.deliveries, t0 = c.execute("SELECT COUNT(*), MIN(received_ms) FROM deliveries").fetchone()
+    reset_dead(db)  # a store kept from an earlier run: as filled
     p = start(a.bin, cfg, port)
     try:
         _, _, data = timed(port, "GET", "/api/v1/deliveries?limit=1")
@@ -239,8 +279,17 @@ def main():
                 items = ""
             print("| `%s %s` | %.1f | %.1f | %d | %s |" % (method, path[:90], statistics.median(times),
                                                           max(times), status, items))
-    finally:
         stop(p)
+        p = None
+        rows = bulk_replay(a.bin, cfg, port, db, a.replay_tries)
+        times = [r[0] for r in rows]
+        print("| `POST /api/v1/replay {state: dead, kind: http}` (a fresh daemon each) | %.1f | %.1f"
+              " | %s | replayed %s |" % (statistics.median(times), max(times),
+                                         "/".join(str(r[1]) for r in rows),
+                                         "/".join(str(r[2]) for r in rows)))
+    finally:
+        if p:
+            stop(p)
         if not a.keep and not a.dir:
             shutil.rmtree(work, ignore_errors=True)
 

@@ -605,6 +605,14 @@ const struct rules *acceptor_set_rules(struct acceptor *a, const struct rules *r
 	return old;
 }
 
+int acceptor_with_rules(struct acceptor *a, int (*fn)(void *ctx, const struct rules *rules), void *ctx)
+{
+	pthread_rwlock_rdlock(&a->rules_lock);
+	int rc = fn(ctx, a->rules);
+	pthread_rwlock_unlock(&a->rules_lock);
+	return rc;
+}
+
 int acceptor_new(struct acceptor **out, const char *data_dir, struct ingest *in,
 		 const struct rules *rules, struct err *err)
 {

@@ -64,6 +64,13 @@ void acceptor_free(struct acceptor *a);
  * uses any more when this returns. */
 const struct rules *acceptor_set_rules(struct acceptor *a, const struct rules *rules);
 
+/* Calls fn with the rules deliveries are routed by now (NULL: none) and
+ * returns what fn returns.  fn runs under the rules' read lock, so a reload
+ * (acceptor_set_rules) waits for it and the rules stay valid until it
+ * returns; fn must not call into the acceptor. */
+int acceptor_with_rules(struct acceptor *a, int (*fn)(void *ctx, const struct rules *rules),
+			void *ctx);
+
 /*
  * Normalizes, routes and stores one delivery, waiting for the commit.
  * delivery (parsed by event_parse) is consumed in every case; raw is the

@@ -32,6 +32,7 @@ enum { SEGMENTS_MAX = 6, SEGMENT_MAX = 256 };
 
 static const struct config *api_cfg;
 static struct http_status api_status;
+static struct acceptor *api_acc;
 
 /* ---- JSON helpers ------------------------------------------------------------ */
 
@@ -99,6 +100,66 @@ json_object *api_parse_json(const char *body, size_t len)
 	}
 	json_tokener_free(t);
 	return o;
+}
+
+json_object *api_raw_json(const char *text)
+{
+	char *copy = text ? strdup(text) : NULL;
+	json_object *o = copy ? json_object_new_object() : NULL;
+
+	if (!o) {
+		free(copy);
+		return NULL;
+	}
+	json_object_set_serializer(o, json_object_userdata_to_json_string, copy,
+				   json_object_free_userdata);
+	return o;
+}
+
+/* The most a list answer holds: 500 items of a few KiB, with room for
+ * large run records. */
+#define API_LIST_MAX (64u << 20)
+
+void api_list_begin(struct api_list *l)
+{
+	buf_init(&l->b, API_LIST_MAX);
+	l->n = 0;
+	buf_adds(&l->b, "{\"items\":[");
+}
+
+void api_list_add(struct api_list *l, json_object *item)
+{
+	size_t len;
+	const char *text = json_object_to_json_string_length(
+		item, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+
+	if (l->n++)
+		buf_add(&l->b, ",", 1);
+	buf_add(&l->b, text, len);
+	json_object_put(item);
+}
+
+void api_list_free(struct api_list *l)
+{
+	buf_free(&l->b);
+}
+
+int api_list_reply(struct mg_connection *c, struct api_list *l, const char *next_cursor)
+{
+	json_object *next = next_cursor ? json_object_new_string(next_cursor) : NULL;
+	int status;
+
+	buf_adds(&l->b, "],\"next_cursor\":");
+	buf_adds(&l->b, json_object_to_json_string_ext(
+				next, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	buf_adds(&l->b, "}");
+	json_object_put(next);
+	if (buf_error(&l->b))
+		status = api_reply_error(c, 503, "the answer is too large; ask for a smaller limit");
+	else
+		status = http_reply(c, 200, API_SECURITY_HEADERS, l->b.p);
+	api_list_free(l);
+	return status;
 }
 
 int api_reply_json(struct mg_connection *c, int status, json_object *o)
@@ -352,7 +413,9 @@ static int handle_api(struct mg_connection *c, void *cbdata)
 {
 	const struct mg_request_info *ri = mg_get_request_info(c);
 	struct path *p = malloc(sizeof(*p)); /* 1.5 KiB: off the small stack */
-	struct api_req r = { .c = c, .cfg = api_cfg, .status = &api_status, .qs = ri->query_string };
+	struct api_req r = {
+		.c = c, .cfg = api_cfg, .status = &api_status, .acc = api_acc, .qs = ri->query_string
+	};
 	char why[256];
 	int status;
 
@@ -386,10 +449,12 @@ static int handle_api(struct mg_connection *c, void *cbdata)
 
 /* ---- life ------------------------------------------------------------------------ */
 
-int api_register(struct mg_context *ctx, const struct config *cfg, const struct http_status *status)
+int api_register(struct mg_context *ctx, const struct config *cfg, const struct http_status *status,
+		 struct acceptor *acc)
 {
 	api_cfg = cfg;
 	api_status = *status;
+	api_acc = acc;
 	api_runs_started(clock_wall_ms());
 	mg_set_request_handler(ctx, "/api/", handle_api, NULL);
 	int ok = api_auth_init() == 0 && api_db_init(cfg->data_dir) == 0;

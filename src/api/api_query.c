@@ -13,6 +13,12 @@
  * sha256 (which would write a random page per delivery): with the project
  * and run_id the lists give it is a deliveries_key lookup; without, the
  * newest API_ID_SCAN deliveries are searched.
+ *
+ * A filtered list reads its candidates in key order and stops at a full
+ * page: a range of seq or job id (at most API_SCAN_BUDGET of them), or of
+ * the state's partial index (its newest API_SCAN_BUDGET entries), never a
+ * list of ids built first and joined back.  Reads map the database file
+ * (mmap_size) rather than copy each page.
  */
 #include "api/api_query.h"
 
@@ -29,16 +35,32 @@
 
 enum { POOL_MAX = 8, API_ID_SCAN = 1000000 };
 
+/* Address space, not memory: the file's pages stay the kernel's cache
+ * (SQLite caps it at its SQLITE_MAX_MMAP_SIZE, 2 GiB by default). */
+#define API_MMAP_BYTES "2147418112"
+
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct store *pool[POOL_MAX];
 static size_t npool;
 static char *data_dir;
 
-/* The indexes the queries lean on (jobs_by_delivery, runs_updated) are
- * the store's own (store.c's schema): nothing here writes. */
+/* The one writable connection (replays), opened at the first write and
+ * kept: one write at a time, as SQLite takes them anyway. */
+static pthread_mutex_t writer_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct store *writer;
+
+/* The indexes the queries lean on (jobs_by_delivery, runs_updated,
+ * jobs_dead) are the store's own (store.c's schema): the API adds none. */
 int api_db_init(const char *dir)
 {
-	return (data_dir = strdup(dir)) ? 0 : -1;
+	struct err err;
+
+	if (!(data_dir = strdup(dir)))
+		return -1;
+	/* opened now, so that no replay waits for it (a failure here is
+	 * tried again at the first write, which reports it) */
+	api_db_writer_done(api_db_writer(&err), 0);
+	return 0;
 }
 
 void api_db_free(void)
@@ -47,6 +69,10 @@ void api_db_free(void)
 	while (npool)
 		store_close(pool[--npool]);
 	pthread_mutex_unlock(&pool_mu);
+	pthread_mutex_lock(&writer_mu);
+	store_close(writer);
+	writer = NULL;
+	pthread_mutex_unlock(&writer_mu);
 	free(data_dir);
 	data_dir = NULL;
 }
@@ -60,8 +86,10 @@ struct store *api_db_get(void)
 	if (npool)
 		st = pool[--npool];
 	pthread_mutex_unlock(&pool_mu);
-	if (!st && store_open(&st, data_dir, STORE_RO, &err) < 0)
-		return NULL;
+	if (!st && store_open(&st, data_dir, STORE_RO, &err) == 0)
+		/* a page of 500 runs reads a few thousand pages of a large
+		 * store: from the mapping, not a pread and a copy each */
+		sqlite3_exec(store_sqlite(st), "PRAGMA mmap_size=" API_MMAP_BYTES, NULL, NULL, NULL);
 	return st;
 }
 
@@ -74,6 +102,35 @@ void api_db_put(struct store *st)
 	}
 	pthread_mutex_unlock(&pool_mu);
 	store_close(st);
+}
+
+struct store *api_db_writer(struct err *err)
+{
+	pthread_mutex_lock(&writer_mu);
+	if (!writer) {
+		if (store_open(&writer, data_dir, STORE_RW, err) < 0) {
+			pthread_mutex_unlock(&writer_mu);
+			return NULL;
+		}
+		/* the checkpoint a large replay makes due runs after its
+		 * answer (api_db_writer_done), not inside its commit */
+		sqlite3_exec(store_sqlite(writer),
+			     "PRAGMA wal_autocheckpoint=0; PRAGMA mmap_size=" API_MMAP_BYTES, NULL,
+			     NULL, NULL);
+	}
+	return writer;
+}
+
+void api_db_writer_done(struct store *st, int checkpoint)
+{
+	if (!st)
+		return;
+	/* PASSIVE: copies what no reader still needs, waits for no one;
+	 * the daemon's own commits checkpoint as well */
+	if (checkpoint)
+		sqlite3_wal_checkpoint_v2(store_sqlite(st), NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+					  NULL);
+	pthread_mutex_unlock(&writer_mu);
 }
 
 /* ---- arguments ------------------------------------------------------------- */
@@ -171,15 +228,13 @@ json_object *api_job_row(sqlite3_stmt *s)
 	return o;
 }
 
-static json_object *page(json_object *items, long long next)
+/* Answers the list with next (-1: none) as its cursor. */
+static int page(const struct api_req *r, struct api_list *items, long long next)
 {
-	json_object *o = json_object_new_object();
 	char cur[24];
 
 	snprintf(cur, sizeof(cur), "%lld", next);
-	json_object_object_add(o, "items", items);
-	json_object_object_add(o, "next_cursor", next >= 0 ? json_object_new_string(cur) : NULL);
-	return o;
+	return api_list_reply(r->c, items, next >= 0 ? cur : NULL);
 }
 
 static int db_fail(const struct api_req *r, struct store *st, sqlite3_stmt *s)
@@ -196,16 +251,26 @@ static int db_fail(const struct api_req *r, struct store *st, sqlite3_stmt *s)
 
 /* The first seq whose delivery arrived after ms (receipt order is seq
  * order to within the writer's group; SLACK rows either side cover it). */
+/* One past the newest seq (or job id): where a scan from the top starts. */
+static long long id_end(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+	long long end = 0;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		end = sqlite3_column_int64(s, 0) + 1;
+	sqlite3_finalize(s);
+	return end;
+}
+
+#define SEQ_END_SQL    "SELECT IFNULL(MAX(seq), 0) FROM deliveries"
+#define JOB_ID_END_SQL "SELECT IFNULL(MAX(id), 0) FROM jobs"
+
 static long long seq_after(sqlite3 *db, long long ms)
 {
 	sqlite3_stmt *s = NULL;
-	long long lo = 0, hi = 0;
+	long long lo = 0, hi = id_end(db, SEQ_END_SQL);
 
-	if (sqlite3_prepare_v2(db, "SELECT IFNULL(MAX(seq), 0) FROM deliveries", -1, &s, NULL) ==
-		    SQLITE_OK &&
-	    sqlite3_step(s) == SQLITE_ROW)
-		hi = sqlite3_column_int64(s, 0) + 1;
-	sqlite3_finalize(s);
 	if (sqlite3_prepare_v2(db,
 			       "SELECT received_ms FROM deliveries WHERE seq >= ?1"
 			       " ORDER BY seq LIMIT 1",
@@ -276,27 +341,36 @@ static json_object *delivery_item(sqlite3_stmt *s)
 	return o;
 }
 
-/* After a filtered window gave fewer than a page: where to go on (the
- * window's lowest seq, when it was full and rows remain below), or -1. */
-static long long window_next(sqlite3 *db, const char *sql, long long hi, long long lo,
-			     long long budget)
+/*
+ * A filtered list scans a window of ids, [from, hi): at most
+ * API_SCAN_BUDGET of them below the cursor, by the key (a range of the
+ * primary key, which stops at the page's last row), never a whole table.
+ * from for a window below hi that ends no lower than lo.
+ */
+static long long window_from(long long hi, long long lo)
+{
+	return hi - lo > API_SCAN_BUDGET ? hi - API_SCAN_BUDGET : lo;
+}
+
+/* After a window gave fewer than a page: where to go on (from, when rows
+ * remain below it, down to lo), or -1.  sql: "SELECT EXISTS(... id < ?1
+ * AND id >= ?2)". */
+static long long window_next(sqlite3 *db, const char *sql, long long from, long long lo)
 {
 	sqlite3_stmt *m = NULL;
-	long long next = -1;
+	int more = 0;
 
-	if (sqlite3_prepare_v2(db, sql, -1, &m, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(m, 1, hi);
-		sqlite3_bind_int64(m, 2, budget);
-		sqlite3_bind_int64(m, 3, lo);
-		if (sqlite3_step(m) == SQLITE_ROW && sqlite3_column_int64(m, 0) >= budget)
-			next = sqlite3_column_int64(m, 1);
+	if (from > lo && sqlite3_prepare_v2(db, sql, -1, &m, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(m, 1, from);
+		sqlite3_bind_int64(m, 2, lo);
+		more = sqlite3_step(m) == SQLITE_ROW && sqlite3_column_int(m, 0);
 	}
 	sqlite3_finalize(m);
-	return next > lo ? next : -1;
+	return more ? from : -1;
 }
 
 /* Steps s, adding row(s) to items until limit; the cursor after them. */
-static int collect(sqlite3_stmt *s, json_object *items, int limit,
+static int collect(sqlite3_stmt *s, struct api_list *items, int limit,
 		   json_object *(*row)(sqlite3_stmt *s), long long *next)
 {
 	long long last = -1;
@@ -308,11 +382,47 @@ static int collect(sqlite3_stmt *s, json_object *items, int limit,
 			*next = last;
 			return n;
 		}
-		json_object_array_add(items, row(s));
+		api_list_add(items, row(s));
 		last = sqlite3_column_int64(s, 0);
 		n++;
 	}
 	return step == SQLITE_DONE ? n : -1;
+}
+
+/* The candidates: a run's deliveries by deliveries_key (at most a page
+ * below the cursor), else the window [?7, ?1) of seq. */
+static void deliveries_sql(char *sql, size_t len, int by_run)
+{
+	snprintf(sql, len,
+		 "SELECT d.seq, d.id, d.type, d.project, d.run_id, d.received_ms,"
+		 " json_extract(d.event, '$.run.title') FROM %s"
+		 " (?3 IS NULL OR d.type = ?3) AND (?4 IS NULL OR d.project IS ?8)"
+		 " AND d.received_ms >= ?5 AND d.received_ms <= ?6"
+		 " ORDER BY d.seq DESC LIMIT ?9",
+		 by_run ? "(SELECT seq FROM deliveries WHERE project IS ?8 AND run_id = ?10"
+			  " AND seq < ?1 AND seq >= ?7 ORDER BY seq DESC LIMIT ?2) AS c"
+			  " JOIN deliveries d ON d.seq = c.seq WHERE"
+			: "deliveries d WHERE d.seq < ?1 AND d.seq >= ?7 AND");
+}
+
+static void bind_deliveries(sqlite3_stmt *s, const struct dfilter *f, int limit, long long hi,
+			    long long from)
+{
+	sqlite3_bind_int64(s, 1, hi);
+	sqlite3_bind_int64(s, 2, limit + 1);
+	if (f->has_type)
+		sqlite3_bind_text(s, 3, f->type, -1, SQLITE_STATIC);
+	if (f->has_project) {
+		sqlite3_bind_int(s, 4, 1);
+		if (f->project[0])
+			sqlite3_bind_text(s, 8, f->project, -1, SQLITE_STATIC);
+	}
+	sqlite3_bind_int64(s, 5, f->since_ms);
+	sqlite3_bind_int64(s, 6, f->until_ms);
+	sqlite3_bind_int64(s, 7, from);
+	sqlite3_bind_int64(s, 9, limit + 1);
+	if (f->has_run)
+		sqlite3_bind_int64(s, 10, f->run);
 }
 
 int api_get_deliveries(const struct api_req *r)
@@ -323,66 +433,43 @@ int api_get_deliveries(const struct api_req *r)
 
 	if ((rc = api_page(r, &limit, &cursor)) || (rc = delivery_filters(r, &f)))
 		return rc;
-	int by_run = f.has_run;
-	int filtered = f.has_type || f.has_project || f.until_ms != LLONG_MAX ||
-		       f.since_ms != LLONG_MIN;
-	/* the candidates: a run's deliveries by deliveries_key, else a
-	 * window of seq below the cursor (bounded when rows are filtered) */
+	int filtered = !f.has_run && (f.has_type || f.has_project || f.until_ms != LLONG_MAX ||
+				      f.since_ms != LLONG_MIN);
 	char sql[1024];
-	snprintf(sql, sizeof(sql),
-		 "SELECT d.seq, d.id, d.type, d.project, d.run_id, d.received_ms,"
-		 " json_extract(d.event, '$.run.title')"
-		 " FROM (SELECT seq FROM deliveries"
-		 "  WHERE %s seq < ?1 AND seq >= ?7 ORDER BY seq DESC LIMIT ?2) AS c"
-		 " JOIN deliveries d ON d.seq = c.seq"
-		 " WHERE (?3 IS NULL OR d.type = ?3) AND (?4 IS NULL OR d.project IS ?8)"
-		 " AND d.received_ms >= ?5 AND d.received_ms <= ?6"
-		 " ORDER BY d.seq DESC LIMIT ?9",
-		 by_run ? "project IS ?8 AND run_id = ?10 AND" : "");
+	deliveries_sql(sql, sizeof(sql), f.has_run);
 	struct store *st = api_db_get();
 	sqlite3_stmt *s = NULL;
 	if (!st || sqlite3_prepare_v2(store_sqlite(st), sql, -1, &s, NULL) != SQLITE_OK)
 		return db_fail(r, st, s);
 	sqlite3 *db = store_sqlite(st);
-	long long hi = cursor, lo = 0;
+	/* a window counts down from the newest seq, or from until's */
+	long long hi = cursor, lo = 0, end = filtered ? id_end(db, SEQ_END_SQL) : hi;
 	if (f.until_ms != LLONG_MAX) {
 		long long after = seq_after(db, f.until_ms) + SLACK;
-		if (after < hi)
-			hi = after;
+		if (after < end)
+			end = after;
 	}
+	if (end < hi)
+		hi = end;
 	if (f.since_ms != LLONG_MIN && (lo = seq_after(db, f.since_ms - 1) - SLACK) < 0)
 		lo = 0;
-	long long budget = by_run || !filtered ? limit + 1 : API_SCAN_BUDGET;
-	sqlite3_bind_int64(s, 1, hi);
-	sqlite3_bind_int64(s, 2, budget);
-	if (f.has_type)
-		sqlite3_bind_text(s, 3, f.type, -1, SQLITE_STATIC);
-	if (f.has_project) {
-		sqlite3_bind_int(s, 4, 1);
-		if (f.project[0])
-			sqlite3_bind_text(s, 8, f.project, -1, SQLITE_STATIC);
-	}
-	sqlite3_bind_int64(s, 5, f.since_ms);
-	sqlite3_bind_int64(s, 6, f.until_ms);
-	sqlite3_bind_int64(s, 7, lo);
-	sqlite3_bind_int64(s, 9, limit + 1);
-	if (by_run)
-		sqlite3_bind_int64(s, 10, f.run);
-	json_object *items = json_object_new_array();
+	long long from = filtered ? window_from(hi, lo) : lo;
+	bind_deliveries(s, &f, limit, hi, from);
+	struct api_list items;
 	long long next;
-	int n = collect(s, items, limit, delivery_item, &next);
+	api_list_begin(&items);
+	int n = collect(s, &items, limit, delivery_item, &next);
 	if (n < 0) {
-		json_object_put(items);
+		api_list_free(&items);
 		return db_fail(r, st, s);
 	}
 	sqlite3_finalize(s);
-	if (n < limit && budget > limit + 1)
-		next = window_next(db,
-				   "SELECT COUNT(*), MIN(seq) FROM (SELECT seq FROM deliveries"
-				   " WHERE seq < ?1 AND seq >= ?3 ORDER BY seq DESC LIMIT ?2)",
-				   hi, lo, budget);
+	if (n < limit && filtered)
+		next = window_next(
+			db, "SELECT EXISTS(SELECT 1 FROM deliveries WHERE seq < ?1 AND seq >= ?2)",
+			from, lo);
 	api_db_put(st);
-	return api_reply_json(r->c, 200, page(items, next));
+	return page(r, &items, next);
 }
 
 /* The jobs of delivery seq, into a new array (jobs_by_delivery). */
@@ -507,21 +594,71 @@ static int job_filters(const struct api_req *r, struct jfilter *f)
 	return 0;
 }
 
-/* The candidate ids: a partial index where the state has one. */
-static const char *job_window(int state)
+/* The state's condition, naming the partial index that holds its jobs
+ * (jobs_open, jobs_dead) as the planner needs to see it; done jobs have
+ * none. */
+static const char *state_clause(int state)
 {
 	switch (state) {
-	case 0:
-		return "SELECT id FROM jobs WHERE state < 2 AND state = 0 AND id < ?1 AND id >= ?3"
-		       " ORDER BY id DESC LIMIT ?2";
-	case 1:
-		return "SELECT id FROM jobs WHERE state < 2 AND state = 1 AND id < ?1 AND id >= ?3"
-		       " ORDER BY id DESC LIMIT ?2";
-	case 3:
-		return "SELECT id FROM jobs WHERE state = 3 AND id < ?1 AND id >= ?3"
-		       " ORDER BY id DESC LIMIT ?2";
-	default: return "SELECT id FROM jobs WHERE id < ?1 AND id >= ?3 ORDER BY id DESC LIMIT ?2";
+	case 0: return "j.state < 2 AND j.state = 0 AND";
+	case 1: return "j.state < 2 AND j.state = 1 AND";
+	case 2: return "j.state = 2 AND";
+	case 3: return "j.state = 3 AND";
+	default: return "";
 	}
+}
+
+/*
+ * The window [*from, hi) a filtered list of jobs scans: the newest
+ * API_SCAN_BUDGET entries of the state's partial index below hi (an
+ * index-only count), else as many job ids.  Returns 1 when rows may
+ * remain below *from.
+ */
+static int jobs_window(sqlite3 *db, int state, long long hi, long long *from)
+{
+	char sql[300];
+	sqlite3_stmt *s = NULL;
+	int full = 0;
+
+	if (state == 2 || state < 0) {
+		*from = window_from(hi, 0);
+		return window_next(db, "SELECT EXISTS(SELECT 1 FROM jobs WHERE id < ?1 AND id >= ?2)",
+				   *from, 0) >= 0;
+	}
+	*from = 0;
+	snprintf(sql, sizeof(sql),
+		 "SELECT COUNT(*), MIN(id) FROM (SELECT j.id FROM jobs j WHERE %s j.id < ?1"
+		 " ORDER BY j.id DESC LIMIT ?2)",
+		 state_clause(state));
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(s, 1, hi);
+		sqlite3_bind_int64(s, 2, API_SCAN_BUDGET);
+		if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) >= API_SCAN_BUDGET) {
+			*from = sqlite3_column_int64(s, 1);
+			full = 1;
+		}
+	}
+	sqlite3_finalize(s);
+	return full;
+}
+
+static void bind_jobs(sqlite3_stmt *s, const struct jfilter *f, int limit, long long hi,
+		      long long from)
+{
+	sqlite3_bind_int64(s, 1, hi);
+	sqlite3_bind_int64(s, 3, from);
+	if (f->has_rule)
+		sqlite3_bind_text(s, 5, f->rule, -1, SQLITE_STATIC);
+	if (f->has_kind)
+		sqlite3_bind_text(s, 6, f->kind, -1, SQLITE_STATIC);
+	if (f->has_target)
+		sqlite3_bind_text(s, 7, f->target, -1, SQLITE_STATIC);
+	if (f->has_project) {
+		sqlite3_bind_int(s, 8, 1);
+		if (f->project[0])
+			sqlite3_bind_text(s, 9, f->project, -1, SQLITE_STATIC);
+	}
+	sqlite3_bind_int64(s, 10, limit + 1);
 }
 
 int api_get_jobs(const struct api_req *r)
@@ -533,51 +670,38 @@ int api_get_jobs(const struct api_req *r)
 	if ((rc = api_page(r, &limit, &cursor)) || (rc = job_filters(r, &f)))
 		return rc;
 	int filtered = f.has_rule || f.has_kind || f.has_target || f.has_project || f.st == 2;
-	char sql[1400], count[400];
+	char sql[1400];
 	snprintf(sql, sizeof(sql),
-		 "SELECT " API_JOB_COLS " FROM (%s) AS c JOIN jobs j ON j.id = c.id"
-		 " LEFT JOIN deliveries d ON d.seq = j.delivery_seq"
-		 " WHERE (?4 IS NULL OR j.state = ?4) AND (?5 IS NULL OR j.rule = ?5)"
-		 " AND (?6 IS NULL OR j.kind = ?6)"
+		 "SELECT " API_JOB_COLS " FROM jobs j LEFT JOIN deliveries d"
+		 " ON d.seq = j.delivery_seq WHERE %s j.id < ?1 AND j.id >= ?3"
+		 " AND (?5 IS NULL OR j.rule = ?5) AND (?6 IS NULL OR j.kind = ?6)"
 		 " AND (?7 IS NULL OR json_extract(j.params, '$.target') = ?7)"
 		 " AND (?8 IS NULL OR d.project IS ?9)"
 		 " ORDER BY j.id DESC LIMIT ?10",
-		 job_window(f.st));
-	snprintf(count, sizeof(count), "SELECT COUNT(*), MIN(id) FROM (%s)", job_window(f.st));
+		 state_clause(f.st));
 	struct store *st = api_db_get();
 	sqlite3_stmt *s = NULL;
 	if (!st || sqlite3_prepare_v2(store_sqlite(st), sql, -1, &s, NULL) != SQLITE_OK)
 		return db_fail(r, st, s);
-	long long budget = filtered ? API_SCAN_BUDGET : limit + 1;
-	sqlite3_bind_int64(s, 1, cursor);
-	sqlite3_bind_int64(s, 2, budget);
-	sqlite3_bind_int64(s, 3, 0);
-	if (f.st >= 0)
-		sqlite3_bind_int(s, 4, f.st);
-	if (f.has_rule)
-		sqlite3_bind_text(s, 5, f.rule, -1, SQLITE_STATIC);
-	if (f.has_kind)
-		sqlite3_bind_text(s, 6, f.kind, -1, SQLITE_STATIC);
-	if (f.has_target)
-		sqlite3_bind_text(s, 7, f.target, -1, SQLITE_STATIC);
-	if (f.has_project) {
-		sqlite3_bind_int(s, 8, 1);
-		if (f.project[0])
-			sqlite3_bind_text(s, 9, f.project, -1, SQLITE_STATIC);
-	}
-	sqlite3_bind_int64(s, 10, limit + 1);
-	json_object *items = json_object_new_array();
+	sqlite3 *db = store_sqlite(st);
+	long long hi = cursor, from = 0, end = filtered ? id_end(db, JOB_ID_END_SQL) : hi;
+	if (end < hi)
+		hi = end;
+	int more_below = filtered && jobs_window(db, f.st, hi, &from);
+	bind_jobs(s, &f, limit, hi, from);
+	struct api_list items;
 	long long next;
-	int n = collect(s, items, limit, api_job_row, &next);
+	api_list_begin(&items);
+	int n = collect(s, &items, limit, api_job_row, &next);
 	if (n < 0) {
-		json_object_put(items);
+		api_list_free(&items);
 		return db_fail(r, st, s);
 	}
 	sqlite3_finalize(s);
-	if (n < limit && budget > limit + 1)
-		next = window_next(store_sqlite(st), count, cursor, 0, budget);
+	if (n < limit && filtered)
+		next = more_below ? from : -1;
 	api_db_put(st);
-	return api_reply_json(r->c, 200, page(items, next));
+	return page(r, &items, next);
 }
 
 static json_object *attempts_of(sqlite3 *db, long long id, json_object *job)

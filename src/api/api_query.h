@@ -6,9 +6,10 @@
  * kept; more are opened when more requests read at once).  Every list is
  * newest first with keyset pagination: the cursor is the seq (deliveries)
  * or job id (jobs) to continue below, or the runs index position.  A
- * filter no index serves examines at most API_SCAN_BUDGET rows per
- * request, newest first: a page may then hold fewer than limit items with
- * a next_cursor to go on scanning from (README "Operator API").
+ * filter no index serves examines at most API_SCAN_BUDGET ids below the
+ * cursor (or entries of a state's index), newest first: a page may then
+ * hold fewer than limit items with a next_cursor to go on scanning from
+ * (README "Operator API").
  */
 #ifndef RB_API_API_QUERY_H
 #define RB_API_API_QUERY_H
@@ -18,6 +19,7 @@
 #include <sqlite3.h>
 
 struct mg_connection;
+struct acceptor;
 struct config;
 struct http_status;
 struct store;
@@ -30,7 +32,8 @@ struct api_req {
 	struct mg_connection *c;
 	const struct config *cfg;
 	const struct http_status *status;
-	const char *qs; /* query string, or NULL */
+	struct acceptor *acc; /* its loaded rules: acceptor_with_rules; may be NULL */
+	const char *qs;       /* query string, or NULL */
 };
 
 /* The indexes the API's queries need (api_query.c says why each is
@@ -40,6 +43,17 @@ void api_db_free(void);
 /* A read-only connection's database, or NULL (the store cannot be read). */
 struct store *api_db_get(void);
 void api_db_put(struct store *st);
+
+/*
+ * The API's writable connection, held until api_db_writer_done (one
+ * writer at a time), or NULL with err set.  Its commits are durable when
+ * they return (the store's synchronous=FULL); the WAL checkpoint a large
+ * write makes due runs in api_db_writer_done, which the caller calls
+ * with checkpoint 1 after it answered.
+ */
+struct err;
+struct store *api_db_writer(struct err *err);
+void api_db_writer_done(struct store *st, int checkpoint);
 
 /* Query argument name, decoded: 1 present, 0 absent, -1 too long. */
 int api_arg(const struct api_req *r, const char *name, char *out, size_t len);

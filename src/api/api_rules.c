@@ -2,28 +2,31 @@
  * api_rules: the rules (GET /api/v1/rules, POST /api/v1/route) and the
  * re-queueing (POST /api/v1/jobs/{id}/replay, /api/v1/replay).
  *
- * The rule list is read from the rule files (rules_path) as `runbridge
- * route` reads them: name, file:line, action kinds, stop, and how many
- * deliveries matched the name since the process started.  Action params are
- * not shown (URLs and headers may be credentials).  POST /api/v1/route is
- * `runbridge route` (cli_route_report): the rules as the files have them,
- * nothing run, nothing stored, http secrets masked.
+ * Both rule endpoints read the rules the daemon routes by (the acceptor's,
+ * through acceptor_with_rules): a rule file edited but not reloaded
+ * changes nothing here until SIGHUP, as it changes nothing in routing.
+ * The list shows name, file:line:col, action kinds, stop, and how many
+ * deliveries matched the name since the process started; action params
+ * are not shown (URLs and headers may be credentials).  POST
+ * /api/v1/route is `runbridge route` (cli_route_report) against those
+ * rules: nothing run, nothing stored, http secrets masked.
  *
  * Replay writes what `runbridge replay` writes (state pending, attempts 0,
- * the requeue flag) through its own writable connection; the dispatcher
- * takes flagged jobs within a second (store_jobs_take_requeued).
+ * the requeue flag) through the API's writable connection (api_db_writer)
+ * and answers once that is committed; the WAL checkpoint a large replay
+ * makes due runs after the answer.  The dispatcher takes flagged jobs
+ * within a second (store_jobs_take_requeued).
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <civetweb.h>
 
+#include "accept/accept.h"
 #include "api/api.h"
 #include "api/api_query.h"
 #include "api/api_stream.h"
 #include "cli/cli.h"
-#include "core/cfgtree.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/redact.h"
@@ -31,102 +34,76 @@
 #include "store/store.h"
 #include "store/store_db.h"
 
-enum { RULE_FILES_MAX = 256 };
-
-static void list_doc(json_object *out, const struct cfg_doc *doc)
+static int list_rules(void *ctx, const struct rules *rules)
 {
-	const struct cfg_node *list = doc->root ? cfg_get(doc->root, "rules") : NULL;
+	json_object *items = ctx;
 
-	for (size_t i = 0; list && list->type == CFG_SEQ && i < list->n; i++) {
-		const struct cfg_node *r = list->items[i], *name = cfg_get(r, "name");
-		const struct cfg_node *actions = cfg_get(r, "actions"), *stop = cfg_get(r, "stop");
+	for (size_t i = 0; i < rules_count(rules); i++) {
 		json_object *o = json_object_new_object(), *kinds = json_object_new_array();
-		char where[512];
-		int stops = 0;
+		struct rule_view v;
 
-		if (!name || name->type != CFG_SCALAR)
-			continue;
-		json_object_object_add(o, "name", json_object_new_string(name->value));
-		json_object_object_add(o, "where",
-				       json_object_new_string(cfg_where(r, where, sizeof(where))));
-		for (size_t k = 0; actions && actions->type == CFG_SEQ && k < actions->n; k++) {
-			const struct cfg_node *a = actions->items[k];
-			if (a->type == CFG_MAP && a->n > 0)
-				json_object_array_add(kinds,
-						      json_object_new_string(a->keys[0]->value));
-		}
+		rules_at(rules, i, &v);
+		json_object_object_add(o, "name", json_object_new_string(v.name));
+		json_object_object_add(o, "where", json_object_new_string(v.where));
+		for (size_t k = 0; k < v.n_actions; k++)
+			json_object_array_add(
+				kinds, json_object_new_string(rules_action_kind(rules, i, k)));
 		json_object_object_add(o, "actions", kinds);
-		if (stop)
-			cfg_scalar_bool(stop, &stops);
-		json_object_object_add(o, "stop", json_object_new_boolean(stops));
+		json_object_object_add(o, "stop", json_object_new_boolean(v.stop));
 		json_object_object_add(o, "matched",
-				       json_object_new_int64(api_stats_rule_matches(name->value)));
-		json_object_array_add(out, o);
+				       json_object_new_int64(api_stats_rule_matches(v.name)));
+		json_object_array_add(items, o);
 	}
-}
-
-static void list_file(json_object *out, const char *path)
-{
-	struct cfg_doc *doc;
-	struct err err;
-
-	if (cfg_load_file(&doc, path, &err) == 0) {
-		list_doc(out, doc);
-		cfg_doc_free(doc);
-	}
-}
-
-static int is_rule_file(const struct dirent *d)
-{
-	size_t n = strlen(d->d_name);
-	return d->d_name[0] != '.' && ((n > 5 && strcmp(d->d_name + n - 5, ".yaml") == 0) ||
-				       (n > 4 && strcmp(d->d_name + n - 4, ".yml") == 0));
+	return 0;
 }
 
 int api_get_rules(const struct api_req *r)
 {
 	json_object *items = json_object_new_array();
-	struct dirent **names = NULL;
-	const char *path = r->cfg->rules_path;
-	int n = scandir(path, &names, is_rule_file, alphasort);
 
-	if (n < 0) {
-		list_file(items, path); /* one file */
-	} else {
-		for (int i = 0; i < n; i++) {
-			char file[4096];
-			if (i < RULE_FILES_MAX) {
-				snprintf(file, sizeof(file), "%s/%s", path, names[i]->d_name);
-				list_file(items, file);
-			}
-			free(names[i]);
-		}
-		free(names);
-	}
+	if (r->acc)
+		acceptor_with_rules(r->acc, list_rules, items);
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "items", items);
 	json_object_object_add(o, "next_cursor", NULL);
 	return api_reply_json(r->c, 200, o);
 }
 
+struct route_call {
+	const struct config *cfg;
+	const char *body;
+	size_t len;
+	char *out;
+	struct err err;
+};
+
+static int route_loaded(void *ctx, const struct rules *rules)
+{
+	struct route_call *rc = ctx;
+	struct rules *none = NULL;
+	struct errlist errs = ERRLIST_INIT;
+
+	/* a daemon without rules routes nothing: report it as zero rules */
+	if (!rules && rules_load_string(&none, "(none)", "rules: []\n", &errs) < 0) {
+		errlist_free(&errs);
+		return err_set(&rc->err, "out of memory");
+	}
+	int status = cli_route_report(&rc->out, rc->cfg, rules ? rules : none, rc->body, rc->len, 0,
+				      0, &rc->err);
+	rules_free(none);
+	return status;
+}
+
 int api_post_route(const struct api_req *r, const char *body, size_t len)
 {
-	struct rules *rules = NULL;
-	struct errlist errs = ERRLIST_INIT;
-	struct err err = { 0 };
-	char *out = NULL;
+	struct route_call call = { .cfg = r->cfg, .body = body, .len = len };
+	int rc = r->acc ? acceptor_with_rules(r->acc, route_loaded, &call)
+			: route_loaded(&call, NULL);
 
-	if (rules_load(&rules, r->cfg->rules_path, &errs) < 0) {
-		errlist_free(&errs);
-		return api_reply_error(r->c, 503, "the rule files have errors (runbridge check)");
-	}
-	errlist_free(&errs);
-	int rc = cli_route_report(&out, r->cfg, rules, body, len, 0, 0, &err);
-	rules_free(rules);
 	if (rc < 0)
-		return api_reply_error(r->c, err.code == ERR_INVALID ? 400 : 503, err.msg);
-	json_object *o = json_tokener_parse(out), *actions;
-	free(out);
+		return api_reply_error(r->c, call.err.code == ERR_INVALID ? 400 : 503, call.err.msg);
+	json_object *o = json_tokener_parse(call.out), *actions;
+	free(call.out);
 	if (!o)
 		return api_reply_error(r->c, 503, "out of memory");
 	/* http secrets are masked already; a hook's environment too */
@@ -168,20 +145,29 @@ json_object *api_params_masked(const char *kind, json_object *params)
 static int replay_fail(const struct api_req *r, struct store *st, const char *what)
 {
 	char msg[400];
-	snprintf(msg, sizeof(msg), "%s: %s", what, st ? sqlite3_errmsg(store_sqlite(st)) : "");
-	store_close(st);
+	snprintf(msg, sizeof(msg), "%s: %s", what, sqlite3_errmsg(store_sqlite(st)));
+	api_db_writer_done(st, 0);
 	return api_reply_error(r->c, 503, msg);
+}
+
+static int replayed(const struct api_req *r, struct store *st, long long n)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "replayed", json_object_new_int64(n));
+	int status = api_reply_json(r->c, 200, o);
+	api_db_writer_done(st, n > 0);
+	return status;
 }
 
 int api_post_replay_job(const struct api_req *r, long long id)
 {
-	struct store *st = NULL;
 	struct err err;
+	struct store *st = api_db_writer(&err);
 	sqlite3_stmt *s = NULL;
 	char ids[24];
 	long long n = 0;
 
-	if (store_open(&st, r->cfg->data_dir, STORE_RW, &err) < 0)
+	if (!st)
 		return api_reply_error(r->c, 503, err.msg);
 	if (sqlite3_prepare_v2(store_sqlite(st), "SELECT 1 FROM jobs WHERE id = ?1", -1, &s, NULL) !=
 	    SQLITE_OK)
@@ -190,19 +176,16 @@ int api_post_replay_job(const struct api_req *r, long long id)
 	int found = sqlite3_step(s) == SQLITE_ROW;
 	sqlite3_finalize(s);
 	if (!found) {
-		store_close(st);
+		api_db_writer_done(st, 0);
 		return api_reply_error(r->c, 404, "no such job");
 	}
 	snprintf(ids, sizeof(ids), "%lld", id);
 	/* as `runbridge replay --id N`: a done or dead job runs again */
 	if (store_replay(st, 0, ids, clock_wall_ms(), &n, &err) < 0) {
-		store_close(st);
+		api_db_writer_done(st, 0);
 		return api_reply_error(r->c, 503, err.msg);
 	}
-	store_close(st);
-	json_object *o = json_object_new_object();
-	json_object_object_add(o, "replayed", json_object_new_int64(n));
-	return api_reply_json(r->c, 200, o);
+	return replayed(r, st, n);
 }
 
 static const char *str_field(json_object *o, const char *key, int *bad)
@@ -216,6 +199,23 @@ static const char *str_field(json_object *o, const char *key, int *bad)
 	}
 	return json_object_get_string(v);
 }
+
+/*
+ * What store_replay writes, for the dead jobs that match, in one statement.
+ * The matches are found first by a read of the jobs_dead index and their
+ * rows (a read cursor, served from the file's mapping), then only they are
+ * written: a filter that matches few of many dead jobs costs a read of
+ * each.  A replay's cost is the rows it changes: dead jobs lie one to a
+ * page of the jobs table, so 20,000 of them are 20,000 pages (80 MB) to
+ * write and sync (docs/benchmarks.md has the figures).
+ */
+static const char replay_sql[] =
+	"UPDATE jobs SET state = 0, attempts = 0, next_ms = 0, requeue = 1, updated_ms = ?1"
+	" WHERE id IN (SELECT j.id FROM jobs j WHERE j.state = 3"
+	" AND (?2 IS NULL OR j.rule = ?2) AND (?3 IS NULL OR j.kind = ?3)"
+	" AND (?4 IS NULL OR json_extract(j.params, '$.target') = ?4)"
+	" AND (?5 IS NULL OR (SELECT d.project FROM deliveries d WHERE d.seq = j.delivery_seq)"
+	" IS NULLIF(?5, '')) AND j.updated_ms >= ?6)";
 
 int api_post_replay(const struct api_req *r, const char *body, size_t len)
 {
@@ -236,23 +236,14 @@ int api_post_replay(const struct api_req *r, const char *body, size_t len)
 				       "want a JSON object {\"state\": \"dead\"} with optional string"
 				       " rule, kind, target, project and since (ISO 8601 UTC)");
 	}
-	struct store *st = NULL;
 	struct err err;
+	struct store *st = api_db_writer(&err);
 	sqlite3_stmt *s = NULL;
-	if (store_open(&st, r->cfg->data_dir, STORE_RW, &err) < 0) {
+	if (!st) {
 		json_object_put(o);
 		return api_reply_error(r->c, 503, err.msg);
 	}
-	/* what store_replay writes, for the dead jobs (jobs_dead) that match */
-	if (sqlite3_prepare_v2(store_sqlite(st),
-			       "UPDATE jobs SET state = 0, attempts = 0, next_ms = 0, requeue = 1,"
-			       " updated_ms = ?1 WHERE id IN (SELECT j.id FROM jobs j WHERE j.state = 3"
-			       " AND (?2 IS NULL OR j.rule = ?2) AND (?3 IS NULL OR j.kind = ?3)"
-			       " AND (?4 IS NULL OR json_extract(j.params, '$.target') = ?4)"
-			       " AND (?5 IS NULL OR (SELECT d.project FROM deliveries d"
-			       " WHERE d.seq = j.delivery_seq) IS NULLIF(?5, ''))"
-			       " AND j.updated_ms >= ?6)",
-			       -1, &s, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(store_sqlite(st), replay_sql, -1, &s, NULL) != SQLITE_OK) {
 		json_object_put(o);
 		return replay_fail(r, st, "replay");
 	}
@@ -267,9 +258,5 @@ int api_post_replay(const struct api_req *r, const char *body, size_t len)
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
 		return replay_fail(r, st, "replay");
-	long long n = sqlite3_changes(store_sqlite(st));
-	store_close(st);
-	json_object *out = json_object_new_object();
-	json_object_object_add(out, "replayed", json_object_new_int64(n));
-	return api_reply_json(r->c, 200, out);
+	return replayed(r, st, sqlite3_changes(store_sqlite(st)));
 }

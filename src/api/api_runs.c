@@ -6,8 +6,15 @@
  * run id within it (the registry's primary key).  A q= of digits is a run
  * id, looked up in every project (a skip-scan of the key: one probe per
  * project); any other q= is part of the title (case-insensitive),
- * examining at most RUNS_SCAN_BUDGET runs per request.  A run's targets are looked up for each
- * configured target (the target_runs key), not scanned.
+ * examining at most RUNS_SCAN_BUDGET runs per request.  A run's targets are
+ * looked up for each configured target (the target_runs key), not scanned,
+ * with the link to the run there (url: run_url, or what the target said).
+ *
+ * A page of 500 runs is 500 lookups of the newest event and of each
+ * target's mapping: each statement is prepared once per answer, the
+ * registry's JSON goes out as stored, and items are written as they come
+ * (api_list): a quarter of the CPU the same page took built as one tree
+ * and parsed (docs/benchmarks.md).
  */
 #include <limits.h>
 #include <stdio.h>
@@ -20,9 +27,11 @@
 #include "api/api_stream.h"
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/redact.h"
 #include "http/server.h"
 #include "store/store.h"
 #include "store/store_db.h"
+#include "targets/target_cfg.h"
 
 enum { RUN_EVENTS_MAX = 1000, RUNS_SCAN_BUDGET = 10000 };
 
@@ -32,18 +41,83 @@ static json_object *text_or_null(sqlite3_stmt *s, int i)
 	return t ? json_object_new_string(t) : NULL;
 }
 
+/* What every run of one answer looks up, each statement prepared once. */
+struct run_reads {
+	sqlite3 *db;
+	const struct config *cfg;
+	sqlite3_stmt *last;    /* the run's newest delivery */
+	sqlite3_stmt *targets; /* one target's mapping of the run */
+};
+
+static int reads_open(struct run_reads *rr, sqlite3 *db, const struct config *cfg)
+{
+	*rr = (struct run_reads){ .db = db, .cfg = cfg };
+	if (sqlite3_prepare_v2(db,
+			       "SELECT id, type, received_ms FROM deliveries WHERE seq ="
+			       " (SELECT MAX(seq) FROM deliveries WHERE project IS ?1 AND run_id = ?2)",
+			       -1, &rr->last, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "SELECT remote_id, state, CASE WHEN json_valid(data)"
+			       " THEN json_extract(data, '$.url') END FROM target_runs"
+			       " WHERE kind = ?1 AND target = ?2 AND project = ?3 AND run_id = ?4",
+			       -1, &rr->targets, NULL) != SQLITE_OK) {
+		sqlite3_finalize(rr->last);
+		rr->last = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static void reads_close(struct run_reads *rr)
+{
+	sqlite3_finalize(rr->last);
+	sqlite3_finalize(rr->targets);
+}
+
+/* A URL fit to show: http(s), no user:password@, and with mask_query its
+ * query values masked (a server's answer might carry a key there; a
+ * run_url the loader checked has none); NULL otherwise. */
+static json_object *shown_url(const char *url, int mask_query)
+{
+	char masked[2048];
+
+	if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
+	    strlen(url) >= sizeof(masked))
+		return NULL;
+	const char *host = strstr(url, "://") + 3;
+	if (memchr(host, '@', strcspn(host, "/?#")))
+		return NULL;
+	if (!mask_query || !strchr(url, '?'))
+		return json_object_new_string(url);
+	redact_url(url, masked, sizeof(masked));
+	return json_object_new_string(masked);
+}
+
+/* The run's page in target t: its run_url, else the url Testomat.io's
+ * create-run answer carried (target-apis.md 2.2; the mapping's data keeps
+ * it), else null: no other vendor documents one. */
+static json_object *run_link(const struct target_cfg *t, sqlite3_stmt *s, const char *project,
+			     long long run_id)
+{
+	char url[2048];
+	int rc = target_cfg_run_url(url, sizeof(url), t, (const char *)sqlite3_column_text(s, 0),
+				    project, run_id);
+
+	if (rc > 0)
+		return shown_url(url, 0);
+	if (rc < 0 || json_object_object_get_ex(t->settings, "run_url", NULL) ||
+	    strcmp(t->kind, "testomat") != 0)
+		return NULL; /* set but with no id for the run yet, or none */
+	return shown_url((const char *)sqlite3_column_text(s, 2), 1);
+}
+
 /* Each configured target's mapping of the run. */
-static json_object *targets_of(sqlite3 *db, const struct config *cfg, const char *project,
-			       long long run_id)
+static json_object *targets_of(struct run_reads *rr, const char *project, long long run_id)
 {
 	json_object *a = json_object_new_array();
-	sqlite3_stmt *s = NULL;
+	const struct config *cfg = rr->cfg;
+	sqlite3_stmt *s = rr->targets;
 
-	if (sqlite3_prepare_v2(db,
-			       "SELECT remote_id, state FROM target_runs WHERE kind = ?1"
-			       " AND target = ?2 AND project = ?3 AND run_id = ?4",
-			       -1, &s, NULL) != SQLITE_OK)
-		return a;
 	for (size_t i = 0; i < cfg->n_targets; i++) {
 		sqlite3_reset(s);
 		sqlite3_bind_text(s, 1, cfg->targets[i].kind, -1, SQLITE_STATIC);
@@ -56,24 +130,22 @@ static json_object *targets_of(sqlite3 *db, const struct config *cfg, const char
 		json_object_object_add(o, "kind", json_object_new_string(cfg->targets[i].kind));
 		json_object_object_add(o, "name", json_object_new_string(cfg->targets[i].name));
 		json_object_object_add(o, "remote_id", text_or_null(s, 0));
+		json_object_object_add(o, "url", run_link(&cfg->targets[i], s, project, run_id));
 		json_object_object_add(o, "state", text_or_null(s, 1));
 		json_object_array_add(a, o);
 	}
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	return a;
 }
 
 /* The run's newest event: {"id", "type", "received_at"} or null. */
-static json_object *last_event(sqlite3 *db, const char *project, long long run_id)
+static json_object *last_event(struct run_reads *rr, const char *project, long long run_id)
 {
-	sqlite3_stmt *s = NULL;
+	sqlite3_stmt *s = rr->last;
 	json_object *o = NULL;
 
-	if (sqlite3_prepare_v2(db,
-			       "SELECT id, type, received_ms FROM deliveries WHERE project IS ?1"
-			       " AND run_id = ?2 ORDER BY seq DESC LIMIT 1",
-			       -1, &s, NULL) != SQLITE_OK)
-		return NULL;
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
 	if (project[0])
 		sqlite3_bind_text(s, 1, project, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, run_id);
@@ -83,27 +155,29 @@ static json_object *last_event(sqlite3 *db, const char *project, long long run_i
 		json_object_object_add(o, "type", text_or_null(s, 1));
 		json_object_object_add(o, "received_at", api_time(sqlite3_column_int64(s, 2)));
 	}
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	return o;
 }
 
-/* Columns: project, run_id, run, updated_ms. */
-static json_object *run_item(sqlite3 *db, const struct config *cfg, sqlite3_stmt *s)
+/* The columns of a runs list: project, run_id, run, updated_ms, and the
+ * title as JSON text (RUN_TITLE). */
+#define RUN_TITLE "json_quote(json_extract(r.run, '$.title'))"
+
+/* One run of a list.  The registry's JSON goes out as stored (the
+ * biggest part of a page, parsed here for nothing otherwise). */
+static json_object *run_item(struct run_reads *rr, sqlite3_stmt *s)
 {
-	json_object *o = json_object_new_object(), *title = NULL;
+	json_object *o = json_object_new_object();
 	const char *project = (const char *)sqlite3_column_text(s, 0);
 	long long run_id = sqlite3_column_int64(s, 1);
-	const char *run = (const char *)sqlite3_column_text(s, 2);
-	json_object *rj = run ? json_tokener_parse(run) : NULL;
 
 	json_object_object_add(o, "project", project[0] ? json_object_new_string(project) : NULL);
 	json_object_object_add(o, "run_id", json_object_new_int64(run_id));
-	json_object_object_get_ex(rj, "title", &title);
-	json_object_object_add(o, "title", json_object_get(title));
-	json_object_object_add(o, "run", rj);
+	json_object_object_add(o, "title", api_raw_json((const char *)sqlite3_column_text(s, 4)));
+	json_object_object_add(o, "run", api_raw_json((const char *)sqlite3_column_text(s, 2)));
 	json_object_object_add(o, "updated_at", api_time(sqlite3_column_int64(s, 3)));
-	json_object_object_add(o, "last_event", last_event(db, project, run_id));
-	json_object_object_add(o, "targets", targets_of(db, cfg, project, run_id));
+	json_object_object_add(o, "last_event", last_event(rr, project, run_id));
+	json_object_object_add(o, "targets", targets_of(rr, project, run_id));
 	return o;
 }
 
@@ -150,9 +224,35 @@ static int runs_args(const struct api_req *r, int *limit, char *project, int *ha
 	return 0;
 }
 
+/*
+ * A LIKE pattern that every run whose title holds q matches (as stored
+ * JSON text), to skip parsing the others: "%q%" with % and _ escaped.
+ * Only for q of printable ASCII that JSON writes as is (no quote,
+ * backslash or slash, which a writer may escape); 0 otherwise (no
+ * shortcut).  LIKE and lower() fold the same (ASCII) letters.
+ */
+static int title_pattern(const char *q, char *out, size_t len)
+{
+	size_t o = 0;
+
+	out[o++] = '%';
+	for (const char *p = q; *p; p++) {
+		if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\' || *p == '/' || o + 4 > len)
+			return 0;
+		if (*p == '%' || *p == '_')
+			out[o++] = '\\';
+		out[o++] = *p;
+	}
+	out[o++] = '%';
+	out[o] = '\0';
+	return 1;
+}
+
 static void bind_runs(sqlite3_stmt *s, const char *project, const struct run_pos *pos, int limit,
 		      long long budget, const char *q)
 {
+	char like[600];
+
 	sqlite3_bind_text(s, 1, project, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, pos->updated_ms);
 	sqlite3_bind_int64(s, 3, pos->run_id);
@@ -161,6 +261,8 @@ static void bind_runs(sqlite3_stmt *s, const char *project, const struct run_pos
 	if (q) {
 		sqlite3_bind_text(s, 6, q, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 7, strtoll(q, NULL, 10));
+		if (title_pattern(q, like, sizeof(like)))
+			sqlite3_bind_text(s, 8, like, -1, SQLITE_TRANSIENT);
 	}
 }
 
@@ -196,29 +298,78 @@ static int runs_by_id(const struct api_req *r, const char *project, int has_proj
 	struct store *st = api_db_get();
 	sqlite3_stmt *s = NULL;
 
-	if (!st || sqlite3_prepare_v2(store_sqlite(st),
-				      "WITH RECURSIVE p(x) AS (SELECT MIN(project) FROM runs UNION ALL"
-				      " SELECT (SELECT MIN(project) FROM runs WHERE project > p.x)"
-				      " FROM p WHERE p.x IS NOT NULL)"
-				      " SELECT r.project, r.run_id, r.run, r.updated_ms FROM p"
-				      " JOIN runs r ON r.project = p.x AND r.run_id = ?1"
-				      " WHERE ?2 IS NULL OR r.project = ?2"
-				      " ORDER BY r.updated_ms DESC LIMIT 500",
-				      -1, &s, NULL) != SQLITE_OK) {
+	if (!st ||
+	    sqlite3_prepare_v2(store_sqlite(st),
+			       "WITH RECURSIVE p(x) AS (SELECT MIN(project) FROM runs UNION ALL"
+			       " SELECT (SELECT MIN(project) FROM runs WHERE project > p.x)"
+			       " FROM p WHERE p.x IS NOT NULL)"
+			       " SELECT r.project, r.run_id, r.run, r.updated_ms, " RUN_TITLE " FROM p"
+			       " JOIN runs r ON r.project = p.x AND r.run_id = ?1"
+			       " WHERE ?2 IS NULL OR r.project = ?2"
+			       " ORDER BY r.updated_ms DESC LIMIT 500",
+			       -1, &s, NULL) != SQLITE_OK) {
 		api_db_put(st);
 		return api_reply_error(r->c, 503, "store: cannot read the runs");
 	}
 	sqlite3_bind_int64(s, 1, strtoll(q, NULL, 10));
 	if (has_project)
 		sqlite3_bind_text(s, 2, project, -1, SQLITE_STATIC);
-	json_object *items = json_object_new_array(), *o = json_object_new_object();
-	while (sqlite3_step(s) == SQLITE_ROW)
-		json_object_array_add(items, run_item(store_sqlite(st), r->cfg, s));
+	struct api_list list;
+	struct run_reads rr;
+	api_list_begin(&list);
+	if (reads_open(&rr, store_sqlite(st), r->cfg) == 0) {
+		while (sqlite3_step(s) == SQLITE_ROW)
+			api_list_add(&list, run_item(&rr, s));
+		reads_close(&rr);
+	}
 	sqlite3_finalize(s);
 	api_db_put(st);
-	json_object_object_add(o, "items", items);
-	json_object_object_add(o, "next_cursor", NULL);
-	return api_reply_json(r->c, 200, o);
+	return api_list_reply(r->c, &list, NULL);
+}
+
+/*
+ * The page's query into sql, and with q the query of its window's end into
+ * tail.  By project the key (project, run_id), else the updated index,
+ * whose entries are (updated_ms, project, run_id): read in order, a page
+ * stops at its last run.  A title search reads a window of the index
+ * (RUNS_SCAN_BUDGET runs) and keeps the runs whose title holds q.
+ */
+static void runs_sql(char *sql, size_t len, char *tail, size_t tlen, int has_project, int has_q)
+{
+	const char *by_project = "SELECT project, run_id, 0 AS u FROM runs WHERE project = ?1"
+				 " AND run_id < ?3 ORDER BY run_id DESC LIMIT ?5";
+	const char *by_update = "SELECT project, run_id, updated_ms AS u FROM runs INDEXED BY"
+				" runs_updated WHERE (updated_ms, project, run_id) < (?2, ?1, ?3)"
+				" ORDER BY updated_ms DESC, project DESC, run_id DESC LIMIT ?5";
+
+	tail[0] = '\0';
+	if (!has_q && has_project) {
+		snprintf(sql, len,
+			 "SELECT r.project, r.run_id, r.run, r.updated_ms, " RUN_TITLE ", 0"
+			 " FROM runs r WHERE r.project = ?1 AND r.run_id < ?3"
+			 " ORDER BY r.run_id DESC LIMIT ?4");
+		return;
+	}
+	if (!has_q) {
+		snprintf(sql, len,
+			 "SELECT r.project, r.run_id, r.run, r.updated_ms, " RUN_TITLE ", r.updated_ms"
+			 " FROM runs r INDEXED BY runs_updated"
+			 " WHERE (r.updated_ms, r.project, r.run_id) < (?2, ?1, ?3)"
+			 " ORDER BY r.updated_ms DESC, r.project DESC, r.run_id DESC LIMIT ?4");
+		return;
+	}
+	const char *window = has_project ? by_project : by_update;
+	snprintf(sql, len,
+		 "SELECT r.project, r.run_id, r.run, r.updated_ms, " RUN_TITLE ", c.u FROM (%s) AS c"
+		 " JOIN runs r ON r.project = c.project AND r.run_id = c.run_id"
+		 " WHERE r.run_id = ?7 OR ((?8 IS NULL OR r.run LIKE ?8 ESCAPE '\\')"
+		 " AND instr(lower(json_extract(r.run, '$.title')), lower(?6)) > 0)"
+		 " ORDER BY c.u DESC, r.project DESC, r.run_id DESC LIMIT ?4",
+		 window);
+	snprintf(tail, tlen,
+		 "SELECT COUNT(*) OVER (), u, project, run_id FROM (%s)"
+		 " ORDER BY u, project, run_id LIMIT 1",
+		 window);
 }
 
 int api_get_runs(const struct api_req *r)
@@ -232,64 +383,45 @@ int api_get_runs(const struct api_req *r)
 		return rc;
 	if (has_q && all_digits(q))
 		return runs_by_id(r, project, has_project, q);
-	/* the window: by project the key (project, run_id), else the
-	 * updated index, whose entries are (updated_ms, project, run_id) */
-	char window[600], sql[1200], tail[700];
-	if (has_project)
-		snprintf(window, sizeof(window),
-			 "SELECT project, run_id, 0 AS u FROM runs WHERE project = ?1 AND run_id < ?3"
-			 " ORDER BY run_id DESC LIMIT ?5");
-	else
-		snprintf(window, sizeof(window),
-			 "SELECT project, run_id, updated_ms AS u FROM runs INDEXED BY"
-			 " runs_updated WHERE (updated_ms, project, run_id) < (?2, ?1, ?3)"
-			 " ORDER BY updated_ms DESC, project DESC, run_id DESC LIMIT ?5");
-	snprintf(sql, sizeof(sql),
-		 "SELECT r.project, r.run_id, r.run, r.updated_ms, c.u FROM (%s) AS c"
-		 " JOIN runs r ON r.project = c.project AND r.run_id = c.run_id"
-		 " WHERE ?6 IS NULL OR r.run_id = ?7 OR"
-		 " instr(lower(json_extract(r.run, '$.title')), lower(?6)) > 0"
-		 " ORDER BY c.u DESC, r.project DESC, r.run_id DESC LIMIT ?4",
-		 window);
-	snprintf(tail, sizeof(tail),
-		 "SELECT COUNT(*) OVER (), u, project, run_id FROM (%s)"
-		 " ORDER BY u, project, run_id LIMIT 1",
-		 window);
+	char sql[1600], tail[700];
+	runs_sql(sql, sizeof(sql), tail, sizeof(tail), has_project, has_q);
 	struct store *st = api_db_get();
 	sqlite3_stmt *s = NULL;
-	if (!st || sqlite3_prepare_v2(store_sqlite(st), sql, -1, &s, NULL) != SQLITE_OK) {
+	struct run_reads rr;
+	if (!st || sqlite3_prepare_v2(store_sqlite(st), sql, -1, &s, NULL) != SQLITE_OK ||
+	    reads_open(&rr, store_sqlite(st), r->cfg) < 0) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "store: %s",
 			 st ? sqlite3_errmsg(store_sqlite(st)) : "cannot open");
+		sqlite3_finalize(s);
 		api_db_put(st);
 		return api_reply_error(r->c, 503, msg);
 	}
 	sqlite3 *db = store_sqlite(st);
 	long long budget = has_q ? RUNS_SCAN_BUDGET : limit + 1;
 	bind_runs(s, has_project ? project : pos.project, &pos, limit, budget, has_q ? q : NULL);
-	json_object *items = json_object_new_array();
+	struct api_list list;
 	char next[320] = "";
 	int n = 0, more = 0;
+	api_list_begin(&list);
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		if (n == limit) {
 			more = 1;
 			break;
 		}
-		json_object_array_add(items, run_item(db, r->cfg, s));
-		snprintf(next, sizeof(next), "%lld:%lld:%s", sqlite3_column_int64(s, 4),
+		api_list_add(&list, run_item(&rr, s));
+		snprintf(next, sizeof(next), "%lld:%lld:%s", sqlite3_column_int64(s, 5),
 			 sqlite3_column_int64(s, 1), (const char *)sqlite3_column_text(s, 0));
 		n++;
 	}
+	reads_close(&rr);
 	sqlite3_finalize(s);
 	if (!more && has_q &&
 	    window_tail(db, tail, has_project ? project : pos.project, &pos, limit, budget, next,
 			sizeof(next)))
 		more = 1;
 	api_db_put(st);
-	json_object *o = json_object_new_object();
-	json_object_object_add(o, "items", items);
-	json_object_object_add(o, "next_cursor", more ? json_object_new_string(next) : NULL);
-	return api_reply_json(r->c, 200, o);
+	return api_list_reply(r->c, &list, more ? next : NULL);
 }
 
 /* The run's events in receipt order, their jobs, and the newest results. */
@@ -340,7 +472,6 @@ static void run_events(sqlite3 *db, const char *project, long long run_id, json_
 int api_get_run(const struct api_req *r, const char *project, long long run_id)
 {
 	struct store *st = api_db_get();
-	sqlite3_stmt *s = NULL;
 	char *run = NULL;
 	struct err err;
 
@@ -357,8 +488,13 @@ int api_get_run(const struct api_req *r, const char *project, long long run_id)
 	json_object_object_add(o, "run", json_tokener_parse(run));
 	free(run);
 	run_events(store_sqlite(st), project, run_id, o);
-	json_object_object_add(o, "targets", targets_of(store_sqlite(st), r->cfg, project, run_id));
-	(void)s;
+	struct run_reads rr;
+	json_object *targets = NULL;
+	if (reads_open(&rr, store_sqlite(st), r->cfg) == 0) {
+		targets = targets_of(&rr, project, run_id);
+		reads_close(&rr);
+	}
+	json_object_object_add(o, "targets", targets ? targets : json_object_new_array());
 	api_db_put(st);
 	return api_reply_json(r->c, 200, o);
 }

@@ -612,7 +612,7 @@ int http_start(struct http_server **out, const struct config *cfg, struct ingest
 	mg_set_request_handler(s->ctx, "/readyz$", handle_readyz, s);
 	mg_set_request_handler(s->ctx, "/metrics$", handle_metrics, s);
 	ui_register(s->ctx, cfg);
-	if (api_register(s->ctx, cfg, &s->status) < 0)
+	if (api_register(s->ctx, cfg, &s->status, acc) < 0)
 		log_kv(LOG_ERROR, "operator API not started (store or randomness)", NULL);
 	mg_set_request_handler(s->ctx, "/", handle_not_found, s);
 	framing_set_ready(s->framing);

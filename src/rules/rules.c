@@ -31,6 +31,7 @@
 
 struct rule {
 	char *name;
+	char *where;        /* "file:line:col", for listing */
 	struct cond *match; /* NULL: every event */
 	struct action_spec **actions;
 	size_t n_actions;
@@ -59,6 +60,7 @@ static void rule_clear(struct rule *r)
 	free(r->actions);
 	cond_free(r->match);
 	free(r->name);
+	free(r->where);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -81,6 +83,23 @@ size_t rules_count(const struct rules *rs)
 const struct errlist *rules_warnings(const struct rules *rs)
 {
 	return &rs->warnings;
+}
+
+void rules_at(const struct rules *rs, size_t i, struct rule_view *out)
+{
+	const struct rule *r = &rs->v[i];
+
+	*out = (struct rule_view){
+		.name = r->name,
+		.where = r->where ? r->where : "",
+		.n_actions = r->n_actions,
+		.stop = r->stop,
+	};
+}
+
+const char *rules_action_kind(const struct rules *rs, size_t i, size_t k)
+{
+	return action_spec_kind(rs->v[i].actions[k]);
 }
 
 /* The capacity an array of n items grows to before its next append, or 0
@@ -252,6 +271,7 @@ static void load_rule(struct loader *ld, const struct cfg_node *node, size_t ind
 {
 	struct rules *rs = ld->rs;
 	struct rule r = { 0 };
+	char where[300];
 	size_t cap;
 
 	if (++ld->seen > RULES_MAX) {
@@ -260,6 +280,11 @@ static void load_rule(struct loader *ld, const struct cfg_node *node, size_t ind
 		return;
 	}
 	if (parse_rule(ld, &r, node, index) < 0) {
+		rule_clear(&r);
+		return;
+	}
+	if (!(r.where = strdup(cfg_where(node, where, sizeof(where))))) {
+		fail(ld, node, "out of memory", r.name);
 		rule_clear(&r);
 		return;
 	}

@@ -41,6 +41,20 @@ int rules_load_string(struct rules **out, const char *name, const char *text, st
 void rules_free(struct rules *rs);
 size_t rules_count(const struct rules *rs);
 
+/* What one loaded rule is, for listing it (the operator API): strings
+ * borrowed from the rules, valid while they are. */
+struct rule_view {
+	const char *name;
+	const char *where; /* "file:line:col" of the rule in its file */
+	size_t n_actions;
+	int stop;
+};
+
+/* Rule i, in routing order; i < rules_count(rs). */
+void rules_at(const struct rules *rs, size_t i, struct rule_view *out);
+/* The kind ("redis", "exec", ...) of rule i's action k; k < n_actions. */
+const char *rules_action_kind(const struct rules *rs, size_t i, size_t k);
+
 /* Warnings of the load (see lint.h), each "file:line:col: warning: ...";
  * the rules are valid all the same. */
 const struct errlist *rules_warnings(const struct rules *rs);

@@ -88,12 +88,15 @@ int target_open(void **out, const struct action_ops *self, struct action_host *h
 void target_close(void *state);
 void target_run(void *state, struct action_host *host, struct action_job *jobs, size_t n);
 
-/* The settings every translated kind has: timeouts and TLS checking. */
-#define TARGET_COMMON_KEYS                                                                 \
-	{ "timeout_s", AK_INT, "20", 0, NULL, "whole request timeout, seconds" },          \
-		{ "connect_timeout_s", AK_INT, "5", 0, NULL, "connect timeout, seconds" }, \
-	{                                                                                  \
-		"verify_tls", AK_BOOL, "true", 0, NULL, "check the server's certificate"   \
+/* The settings every translated kind has: timeouts, TLS checking, and the
+ * web page of a run (run_url, checked and filled in by target_cfg.h). */
+#define TARGET_COMMON_KEYS                                                                    \
+	{ "timeout_s", AK_INT, "20", 0, NULL, "whole request timeout, seconds" },             \
+		{ "connect_timeout_s", AK_INT, "5", 0, NULL, "connect timeout, seconds" },    \
+		{ "verify_tls", AK_BOOL, "true", 0, NULL, "check the server's certificate" }, \
+	{                                                                                     \
+		"run_url", AK_URL, NULL, 0, NULL,                                             \
+			"web page of a run: {remote_id}, {project}, {run_id} filled in"       \
 	}
 
 /* Declares the parse and ops wiring of a translated kind NAME whose table

@@ -4,12 +4,15 @@
  * default, required, description); this is the one loader of all of them.
  * Values are ${VAR}-expanded, checked with their file:line:column, and kept
  * as a typed JSON object that the kind's code reads at run time.  Templates
- * stay text: they are rendered per event.
+ * stay text: they are rendered per event.  run_url, which every kind has,
+ * is checked here and filled in for the operator API (target_cfg.h).
  */
 #include "targets/target_cfg.h"
 
 #include "actions/action.h"
+#include "targets/target_util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +138,107 @@ static json_object *typed(const struct action_key *s, const char *text, const st
 	return json_object_new_string(text);
 }
 
+/* ---- run_url -------------------------------------------------------------- */
+
+static const char *const placeholders[] = { "remote_id", "project", "run_id", NULL };
+
+/* The placeholder {name} starting at p ('{'), its length with the
+ * braces in *n: its index in placeholders, or -1. */
+static int placeholder_at(const char *p, size_t *n)
+{
+	const char *close = strchr(p, '}');
+
+	*n = close ? (size_t)(close - p) + 1 : strlen(p);
+	for (int i = 0; close && placeholders[i]; i++)
+		if (strlen(placeholders[i]) == *n - 2 && strncmp(p + 1, placeholders[i], *n - 2) == 0)
+			return i;
+	return -1;
+}
+
+/* A query parameter named like a credential (api_key, token, sig, ...). */
+static int secret_name(const char *name, size_t n)
+{
+	static const char *const words[] = { "key", "token",   "secret", "pass", "auth",
+					     "sig", "session", "cred",   NULL };
+	char low[64];
+
+	if (n >= sizeof(low))
+		n = sizeof(low) - 1;
+	for (size_t i = 0; i < n; i++)
+		low[i] = (char)tolower((unsigned char)name[i]);
+	low[n] = '\0';
+	for (int i = 0; words[i]; i++)
+		if (strstr(low, words[i]))
+			return 1;
+	return 0;
+}
+
+/* NULL, or why url may not be a run_url. */
+static const char *run_url_problem(const char *url, char *why, size_t len)
+{
+	const char *host = strstr(url, "://") + 3, *q = strchr(url, '?');
+	size_t authority = strcspn(host, "/?#");
+
+	if (memchr(host, '@', authority))
+		return "may not carry credentials (user:password@)";
+	for (const char *p = strchr(url, '{'); p; p = strchr(p + 1, '{')) {
+		size_t n;
+		if (placeholder_at(p, &n) < 0) {
+			snprintf(why, len,
+				 "unknown placeholder '%.*s'; expected {remote_id}, {project} or {run_id}",
+				 (int)(n > 40 ? 40 : n), p);
+			return why;
+		}
+	}
+	for (const char *p = q; p && *p && *p != '#'; p += strcspn(p + 1, "&#") + 1) {
+		size_t n = strcspn(p + 1, "=&#");
+		if (secret_name(p + 1, n)) {
+			snprintf(why, len,
+				 "query parameter '%.*s' looks like a credential; everyone who may"
+				 " read the operator API sees this URL",
+				 (int)(n > 40 ? 40 : n), p + 1);
+			return why;
+		}
+	}
+	return NULL;
+}
+
+int target_cfg_run_url(char *out, size_t len, const struct target_cfg *t, const char *remote_id,
+		       const char *project, long long run_id)
+{
+	json_object *v;
+	char run[24], enc[1024];
+	size_t o = 0, n;
+
+	if (!json_object_object_get_ex(t->settings, "run_url", &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return 0;
+	snprintf(run, sizeof(run), "%lld", run_id);
+	for (const char *p = json_object_get_string(v); *p; p += n) {
+		int i = *p == '{' ? placeholder_at(p, &n) : -1;
+		const char *piece = p, *val = i == 0 ? remote_id : i == 1 ? project : run;
+		size_t plen;
+		if (i < 0) {
+			n = plen = strcspn(p + 1, "{") + 1; /* text up to the next placeholder */
+		} else if (!val || !*val) {
+			return 0;
+		} else if (tu_pct_encode(val, enc, sizeof(enc)) < 0) {
+			return -1;
+		} else {
+			piece = enc;
+			plen = strlen(enc);
+		}
+		if (o + plen >= len)
+			return -1;
+		memcpy(out + o, piece, plen);
+		o += plen;
+	}
+	out[o] = '\0';
+	return 1;
+}
+
+/* ---- loading ---------------------------------------------------------------- */
+
 static int load_setting(json_object *out, const struct action_key *s, const struct cfg_node *v,
 			const char *path, struct errlist *errs)
 {
@@ -149,7 +253,15 @@ static int load_setting(json_object *out, const struct action_key *s, const stru
 	if (!text)
 		return -1;
 	json_object *val = typed(s, text, v, path, errs);
+	char why[200];
+	const char *problem = val && strcmp(s->name, "run_url") == 0
+				      ? run_url_problem(text, why, sizeof(why))
+				      : NULL;
 	free(text);
+	if (problem) {
+		json_object_put(val);
+		return add_error(errs, v, "%s: %s", path, problem, "");
+	}
 	if (!val)
 		return -1;
 	json_object_object_add(out, s->name, val);

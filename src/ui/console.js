@@ -441,7 +441,10 @@
         el("td", { className: "title" }, runTitle(r)),
         el("td", {}, String(last.type || r.last_type || "")),
         el("td", {}, fmtTime(last.received_at || r.updated_at || r.last_received_at)),
-        el("td", {}, targets.map((t) => el("span", { className: "target" }, String(t.kind || "") + (t.name ? " " + t.name : "") + " ", badge(t.state)))));
+        el("td", {}, targets.map((t) => {
+          const name = String(t.kind || "") + (t.name ? " " + t.name : "");
+          return el("span", { className: "target" }, remoteLink(t, name) || name, " ", badge(t.state));
+        })));
     }, ["run", "title", "last event", "at", "targets"], "No run matches.");
   }
 
@@ -492,15 +495,22 @@
     return out.length ? out : ["nothing known about this run yet"];
   }
 
+  // The run's page in a target (the API's "url": run_url, or what the
+  // target answered), opened apart from the console: http(s) only, and
+  // no opener or referrer for the other site.
+  function remoteLink(t, text) {
+    const url = safeUrl(t.url);
+    return url ? el("a", { href: url, target: "_blank", rel: "noopener noreferrer", className: "remote" }, text) : null;
+  }
+
   function targetsList(targets) {
     if (!targets.length) return el("p", { className: "muted" }, "Not sent to any target.");
     return el("ul", { className: "plain targets" }, targets.map((t) => {
-      const url = safeUrl(t.url || t.remote_url);
       const id = t.remote_id === null || t.remote_id === undefined ? null : String(t.remote_id);
       return el("li", { className: "target" },
         el("strong", {}, String(t.kind || "") + (t.name ? " " + t.name : "")), " ", badge(t.state), " ",
-        url ? el("a", { href: url, target: "_blank", rel: "noopener noreferrer", className: "remote" }, id ? "remote run " + id : "remote run")
-          : id ? el("span", { className: "mono remote" }, "remote id " + id) : el("span", { className: "muted" }, "no remote run"));
+        remoteLink(t, id ? "remote run " + id : "remote run") ||
+          (id ? el("span", { className: "mono remote" }, "remote id " + id) : el("span", { className: "muted" }, "no remote run")));
     }));
   }
 

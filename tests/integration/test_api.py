@@ -1,15 +1,21 @@
 """The operator API (/api/v1, README "Operator API") over real HTTP against
 the real binary: every endpoint, filters, cursors, access (loopback,
 Bearer, session cookie, admin_trust_loopback: false), CSRF, 404s and 405s,
-hostile text, secrets, and the live stream."""
+hostile text, secrets, the live stream, the rules the daemon has loaded
+(not the files on disk) and the links to each target's run."""
 import http.client
 import json
+import os
 import re
+import signal
 import socket
+import sqlite3
+import subprocess
 import time
 import unittest
 
-from rbtest import Case, delivery_id, fixture, wait_until
+from fakes import Fake
+from rbtest import BIN, Case, delivery_id, fixture, wait_until
 
 SECRET = "S3CRETxyz"
 TOKEN = "admin-token-0123456789"
@@ -393,6 +399,195 @@ class TestAccess(ApiCase):
         self.assertNotIn(SECRET, everything)
         self.assertNotIn(TOKEN, everything)
         self.assertIn("/hook?token=***", everything)
+
+
+class TestLoadedRules(ApiCase):
+    """/rules and /route read the rules the daemon routes by: a rule file
+    edited but not reloaded changes nothing until SIGHUP."""
+
+    NEW_RULES = """
+rules:
+  - name: all-to-stream
+    actions:
+      - redis: { stream: "rb:{{project}}", maxlen: 1000 }
+  - name: only-after-reload
+    match: { event: run.completed }
+    stop: true
+    actions:
+      - redis: { stream: "rb:reloaded" }
+      - exec: { argv: ["/bin/true"] }
+"""
+
+    def reload(self, b):
+        n = b.logs().count("reloaded")
+        b.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: b.logs().count("reloaded") > n, what="reload logged")
+
+    def route(self, h):
+        status, doc = self.call("POST", "/api/v1/route", run_body(5, event="run.completed"), h)
+        self.assertEqual(status, 200, doc)
+        return doc["matched"]
+
+    def test_rules_and_route_follow_reloads_not_the_files(self):
+        b = self.start()
+        h = {"X-CSRF-Token": self.csrf()}
+        b.post(run_body(42))
+        b.post(run_body(42, event="run.completed"))
+        wait_until(lambda: b.status()["dead"] == 2, what="two dead jobs")
+        old = [(r["name"], r["actions"], r["stop"], r["matched"])
+               for r in self.ok("/api/v1/rules")["items"]]
+        self.assertEqual(old, [("all-to-stream", ["redis"], False, 2),
+                               ("failing-hook", ["exec"], False, 1),
+                               ("chat", ["http"], False, 1)])
+        self.assertRegex(self.ok("/api/v1/rules")["items"][1]["where"],
+                         r"rules\.yaml:\d+:\d+$")
+
+        # edited on disk, not reloaded: the API still shows what routes
+        with open(b.rules, "w") as f:
+            f.write(self.NEW_RULES)
+        self.assertEqual([(r["name"], r["matched"]) for r in self.ok("/api/v1/rules")["items"]],
+                         [("all-to-stream", 2), ("failing-hook", 1), ("chat", 1)])
+        self.assertEqual(self.route(h), ["all-to-stream", "failing-hook", "chat"])
+        # and so does routing itself
+        b.post(run_body(43))
+        wait_until(lambda: b.status()["deliveries"] == 3, what="third delivery stored")
+        self.assertEqual(self.ok("/api/v1/rules")["items"][0]["matched"], 3)
+
+        self.reload(b)
+        rules = self.ok("/api/v1/rules")["items"]
+        self.assertEqual([(r["name"], r["actions"], r["stop"]) for r in rules],
+                         [("all-to-stream", ["redis"], False),
+                          ("only-after-reload", ["redis", "exec"], True)])
+        # counts are since the process started, by rule name
+        self.assertEqual([r["matched"] for r in rules], [3, 0])
+        self.assertEqual(self.route(h), ["all-to-stream", "only-after-reload"])
+        b.post(run_body(43, event="run.completed"))
+        wait_until(lambda: [r["matched"] for r in self.ok("/api/v1/rules")["items"]] == [4, 1],
+                   what="matches counted by the new rules")
+
+        # a reload refused (a broken file) keeps the rules that route
+        with open(b.rules, "w") as f:
+            f.write("rules:\n  - name: broken\n")
+        n = b.logs().count("reload refused")
+        b.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: b.logs().count("reload refused") > n, what="reload refused")
+        self.assertEqual([r["name"] for r in self.ok("/api/v1/rules")["items"]],
+                         ["all-to-stream", "only-after-reload"])
+        self.assertEqual(self.route(h), ["all-to-stream", "only-after-reload"])
+        self.assertStopsCleanly(b)
+
+
+class TestRunLinks(ApiCase):
+    """Each target's entry in /runs and /runs/{p}/{id} carries "url": the
+    run's page in the target, or null."""
+
+    def setUp(self):
+        super().setUp()
+        self.testomat = Fake("testomat", self.tmp).start()
+
+    def tearDown(self):
+        self.testomat.stop()
+        super().tearDown()
+
+    def config(self, main_extra=""):
+        return ("targets:\n"
+                "  testomat:\n"
+                "    main: { base_url: \"%s\", api_key: \"%s\"%s }\n"
+                "    templated: { base_url: \"%s\", api_key: \"%s\",\n"
+                "                 run_url: \"https://tm.example/p/{project}/runs/{remote_id}?run={run_id}\" }\n"
+                "    other: { base_url: \"http://127.0.0.1:9\", api_key: \"k\" }\n"
+                "  qasphere:\n"
+                "    qs: { base_url: \"https://acme.eu1.qasphere.com\", api_key: \"k.k.k\",\n"
+                "          project: QS, query_plan: { folderIds: [1] },\n"
+                "          run_url: \"https://acme.eu1.qasphere.com/project/QS/run/{remote_id}\" }\n"
+                "  testcenter:\n"
+                "    tc: { base_url: \"http://127.0.0.1:9\", token: \"t0k3n-secret\", project: P }\n"
+                % (self.testomat.url, self.testomat.opts["api_key"], main_extra,
+                   self.testomat.url, self.testomat.opts["api_key"]))
+
+    RULES = """
+rules:
+  - name: mirror
+    match: { event: "run.*" }
+    actions:
+      - testomat: { target: main }
+      - testomat: { target: templated }
+"""
+
+    def map_run(self, kind, target, remote_id, data="{}", project="DEMO", run_id=42):
+        """A target's mapping of a run, as a target writes it."""
+        db = sqlite3.connect(os.path.join(self.b.data, "runbridge.db"), timeout=10)
+        with db:
+            db.execute("INSERT OR REPLACE INTO target_runs(kind, target, project, run_id,"
+                       " remote_id, state, data, updated_ms) VALUES(?,?,?,?,?,?,?,?)",
+                       (kind, target, project, run_id, remote_id, "created", data, 1))
+        db.close()
+
+    def test_each_target_links_to_its_run(self):
+        self.start(self.config(), rules=self.RULES)
+        self.b.post(run_body(42, "Nightly"))
+        self.testomat.wait_requests(2, path="/api/reporter", method="POST")
+        wait_until(lambda: len(self.ok("/api/v1/runs/DEMO/42")["targets"]) == 2,
+                   what="both testomat targets mapped")
+        self.map_run("qasphere", "qs", "31/7 x")
+        self.map_run("testcenter", "tc", "25")
+        detail = self.ok("/api/v1/runs/DEMO/42")
+        by = {(t["kind"], t["name"]): t for t in detail["targets"]}
+        self.assertEqual(set(by), {("testomat", "main"), ("testomat", "templated"),
+                                   ("qasphere", "qs"), ("testcenter", "tc")})
+        self.assertEqual([t["name"] for t in detail["targets"]],
+                         ["main", "templated", "qs", "tc"])   # in config order
+        main, templated = by[("testomat", "main")], by[("testomat", "templated")]
+        # no run_url: the page Testomat.io named when it created the run
+        self.assertEqual(main["url"], "%s/projects/fake-project/runs/%s"
+                         % (self.testomat.url, main["remote_id"]))
+        # run_url: filled in, each value percent-encoded
+        self.assertEqual(templated["url"], "https://tm.example/p/DEMO/runs/%s?run=42"
+                         % templated["remote_id"])
+        self.assertEqual(by[("qasphere", "qs")]["url"],
+                         "https://acme.eu1.qasphere.com/project/QS/run/31%2F7%20x")
+        self.assertIsNone(by[("testcenter", "tc")]["url"])   # nothing says where
+        for t in detail["targets"]:
+            self.assertEqual(list(t), ["kind", "name", "remote_id", "url", "state"])
+        # the list carries the same
+        listed = self.ok("/api/v1/runs")["items"][0]["targets"]
+        self.assertEqual(listed, detail["targets"])
+        # what a server answered is shown only as an http(s) link, its
+        # query values masked
+        for stored, shown in (("https://tm.example/r/1?api_key=sekrit", "https://tm.example/r/1?api_key=***"),
+                              ("javascript:alert(1)", None),
+                              ("https://user:pw@tm.example/r/1", None)):
+            self.map_run("testomat", "other", "r1", json.dumps({"url": stored}))
+            self.assertEqual({(t["kind"], t["name"]): t for t in self.ok(
+                "/api/v1/runs/DEMO/42")["targets"]}[("testomat", "other")]["url"], shown)
+        # a target that has no id for the run yet links nowhere
+        self.map_run("qasphere", "qs", None)
+        self.assertIsNone({(t["kind"], t["name"]): t for t in
+                           self.ok("/api/v1/runs/DEMO/42")["targets"]}[("qasphere", "qs")]["url"])
+        self.assertNotIn("t0k3n-secret", json.dumps(self.ok("/api/v1/runs")))
+        self.assertNotIn(self.testomat.opts["api_key"], json.dumps(self.ok("/api/v1/runs")))
+
+    def test_run_url_mistakes_are_refused_with_their_place(self):
+        self.start()
+        for value, why in (
+                ("ftp://x/{remote_id}", "expected an http:// or https:// URL"),
+                ("https://x/{{remote_id}}", "unknown placeholder '{{remote_id}'"),
+                ("https://x/{uid}", "unknown placeholder '{uid}'"),
+                ("https://me:pw@x/{remote_id}", "may not carry credentials"),
+                ("https://x/r/{remote_id}?api_key=k", "query parameter 'api_key'"),
+                ("https://x/r/{remote_id}?x=1&token=abc", "query parameter 'token'")):
+            with open(self.b.config) as f:
+                base = f.read()
+            bad = os.path.join(self.tmp, "bad.yaml")
+            with open(bad, "w") as f:
+                f.write(base + "targets:\n  testomat:\n    main:\n      api_key: k\n"
+                        "      run_url: \"%s\"\n" % value)
+            p = subprocess.run([BIN, "check", "-c", bad], capture_output=True, text=True,
+                               timeout=60)
+            self.assertNotEqual(p.returncode, 0, value)
+            self.assertRegex(p.stderr, r"bad\.yaml:\d+:\d+: targets\.testomat\.main\.run_url: ",
+                             value)
+            self.assertIn(why, p.stderr, value)
 
 
 class TestStream(ApiCase):

@@ -8,7 +8,7 @@ so its job goes dead) until a "fixed" file exists.  Then:
   - every page loads, with no error and nothing the CSP refused;
   - the overview's live list shows a delivery posted while it is open;
   - run DEMO#42 is found by id and by title, with its events, its jobs and
-    their attempts;
+    their attempts, and a link to the run it made in (fake) Testomat.io;
   - a dead letter is replayed with a click (after the hook is fixed) and
     leaves the dead list for good; "replay all" re-queues what matches;
   - a run titled <img src=x onerror=alert(1)> shows those characters: no
@@ -257,6 +257,10 @@ class Console(Case):
         self.assertEqual(len(self.driver.find_elements(By.CSS_SELECTOR, "#runs tr.run")), 1)
         # by title
         self.open("/runs?q=Nightly", "#runs tr.run")
+        remote = self.api("/runs/DEMO/42")[1]["targets"][0]
+        self.assertTrue(remote["url"].startswith(self.testomat.url + "/projects/"), remote)
+        listed = self.wait_for("#runs tr.run a.remote", text="testomat main")
+        self.assertEqual(listed.get_attribute("href"), remote["url"])
         link = self.wait_for("#runs tr.run a", text="DEMO#42")
         link.click()
         self.assertEqual(self.wait_for("#run-title").text, "Nightly regression: checkout")
@@ -273,6 +277,12 @@ class Console(Case):
         # which targets got it: Testomat.io, with the run it made there
         target = self.wait_for("ul.targets li.target", text="testomat main")
         self.assertRegex(target.text, r"remote (id|run) \S+")
+        # ...and a link to the run there, opened apart from the console
+        link = target.find_element(By.CSS_SELECTOR, "a.remote")
+        self.assertEqual(link.get_attribute("href"), remote["url"])
+        self.assertEqual(link.text, "remote run " + remote["remote_id"])
+        self.assertEqual(link.get_attribute("rel"), "noopener noreferrer")
+        self.assertEqual(link.get_attribute("target"), "_blank")
         self.assertCleanPage()
         self.screenshot("console-run.png")
 
