@@ -15,6 +15,11 @@ Scenarios, in order:
   4. restart with 100,000 pending actions (filled while Redis is unreachable)
   5. exec hooks: adnanh/webhook and runbridge, both running /bin/true
   6. a perf profile of runbridge under the distinct load (when perf works)
+  7. the cost curve: wrk at 1, 8, 32, 128 and 512 connections against the
+     bare responder and a fresh runbridge each (distinct bodies), with CPU
+     per request and store bytes per delivery; then bench/openloop (built by
+     run.sh) at 1k, 5k and 10k deliveries/s, latency from the intended send
+     time; a table in the report and a PNG (gnuplot, bench/cost-curve.gp)
 """
 import argparse
 import calendar
@@ -31,8 +36,13 @@ import sys
 import threading
 import time
 
-FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "qase", "run.completed.json")
+FIXTURE = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures",
+                                        "qase", "run.completed.json"))
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+CURVE_CONNS = (1, 8, 32, 128, 512)   # the cost curve's closed-loop points
+OPEN_RATES = (1000, 5000, 10000)     # its open-loop points, deliveries/s
+OPEN_CONNS = 64                      # openloop's keep-alive connections
+WARM_S = 1                           # a fresh runbridge's warm-up load, s
 
 
 def log(*a):
@@ -235,6 +245,29 @@ def thread_cpu(pid):
     return out
 
 
+def cpu_ticks(pid):
+    """utime + stime of every thread of pid, live or exited (not its
+    children's): the process's own CPU, in clock ticks."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+    except OSError:
+        return None
+    fl = st[st.rindex(")") + 2:].split()
+    return int(fl[11]) + int(fl[12])
+
+
+def store_bytes(var):
+    """Size of runbridge's store: the database file plus its WAL."""
+    total = 0
+    for name in ("runbridge.db", "runbridge.db-wal"):
+        try:
+            total += os.path.getsize(os.path.join(var, name))
+        except OSError:
+            pass
+    return total
+
+
 def machine_ticks():
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
@@ -374,6 +407,22 @@ def stream_delays(r, stream):
     return delays
 
 
+def backlog_summary(samples):
+    backlog = [b for (_, b, _) in samples]
+    half = len(backlog) // 2
+    return {"b_max": max(backlog) if backlog else float("nan"),
+            "b_first": statistics.mean(backlog[:half]) if half else float("nan"),
+            "b_last": statistics.mean(backlog[half:]) if half else float("nan")}
+
+
+def backlog_flat(d, rate_key="rps"):
+    """The drain goal's test: the backlog never passes 500 actions, its mean
+    over the second half of the load is within 100 of the first half's, and
+    the load ran at 95% of the rate asked for at least."""
+    return (d["b_max"] <= 500 and d["b_last"] <= d["b_first"] + 100 and
+            d[rate_key] >= 0.95 * d["rate"])
+
+
 def pct(values, p):
     if not values:
         return float("nan")
@@ -463,6 +512,8 @@ class Bench:
         self.rounds = 1 if a.quick else 2
         self.after_s = 2 if a.quick else 5   # watched after the exec loads
         self.settle = 0.3 if a.quick else 1.0
+        self.curve_dur = 2 if a.quick else 5   # each closed-loop point of the curve
+        self.open_dur = 3 if a.quick else 10   # each open-loop point
         self.lua = os.path.join(a.root, "bench", "post.lua")
         self.id_base = 1000000
         self.wrk_cmds = []
@@ -502,6 +553,8 @@ class Bench:
         r = {"raw": out}
         m = re.search(r"Requests/sec:\s+([\d.]+)", out)
         r["rps"] = float(m.group(1)) if m else 0.0
+        m = re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", out, re.M)
+        r["max"] = to_ms(m.group(1)) if m else float("nan")
         m = re.search(r"(\d+) requests in", out)
         r["requests"] = int(m.group(1)) if m else 0
         for p in ("50", "75", "90", "99"):
@@ -655,6 +708,34 @@ http {
         self.procs.stop("nginx")
         r.cmd("DEL", "bench:ID")
 
+    def warm_up(self, port, conns, threads, stream):
+        """A fresh runbridge's first second of load, not measured: wrk for
+        WARM_S at the point's connection count, then its Redis backlog
+        appended and the stream emptied.  (Its first burst of connections
+        can be much slower than what follows; the curve is of the steady
+        state, and the throughput rounds above start with a load too.)"""
+        w = self.wrk(port, "/webhooks/qase", "distinct", duration=WARM_S, conns=conns, threads=threads)
+        self.wait_drained(port, 10)
+        self.redis.cmd("DEL", stream)
+        time.sleep(self.settle)
+        self.results.setdefault("warm_up", []).append((conns, w["max"], w["p99"]))
+        return w
+
+    def sample_backlog(self, w, port, stream, pid, base=0):
+        """While process w runs, every 0.5 s: (seconds, runbridge's accepted
+        count less base, minus the stream's XLEN, pending jobs); and the RSS
+        peak."""
+        samples = []
+        t0 = time.monotonic()
+        with RssSampler(pid) as s:
+            while w.poll() is None:
+                xl = self.redis.cmd("XLEN", stream)  # first: the backlog errs high, never low
+                m = metrics(port)
+                if m:
+                    samples.append((time.monotonic() - t0, m_accepted(m) - base - xl, m_pending(m)))
+                time.sleep(0.5)
+        return samples, s.peak
+
     # -- 2. drain --------------------------------------------------------------
 
     def drain(self):
@@ -666,7 +747,6 @@ http {
                                    redis_port)
         time.sleep(0.5)
         dur = self.dur
-        samples = []
         # 48 connections: enough that the schedule, not the closed loop, sets
         # the rate while answers average under 9 ms, and fewer than runbridge's
         # 64 HTTP threads: civetweb holds a thread per keep-alive connection,
@@ -674,14 +754,7 @@ http {
         w = self.wrk(port, "/webhooks/qase", "distinct", duration=dur, conns=48,
                      extra_env={"BENCH_RATE": str(rate)}, label="drain (paced)",
                      background=True)
-        t0 = time.monotonic()
-        with RssSampler(p.pid) as s:
-            while w.poll() is None:
-                xl = r.cmd("XLEN", "drain:ID")  # first: the backlog errs high, never low
-                m = metrics(port)
-                if m:
-                    samples.append((time.monotonic() - t0, m_accepted(m) - xl, m_pending(m)))
-                time.sleep(0.5)
+        samples, rss_peak = self.sample_backlog(w, port, "drain:ID", p.pid)
         res = self.parse_wrk(w.stdout.read())
         accepted = res["requests"] - res["non2xx"]
         t_end = time.monotonic()
@@ -689,17 +762,13 @@ http {
             time.sleep(0.05)
         tail = time.monotonic() - t_end
         delays = stream_delays(r, "drain:ID")
-        backlog = [b for (_, b, _) in samples]
-        half = len(backlog) // 2
         res.update({
             "rate": rate, "accepted": accepted, "appended": len(delays),
-            "samples": samples, "tail_s": tail, "rss_peak": s.peak,
+            "samples": samples, "tail_s": tail, "rss_peak": rss_peak,
             "d_p50": pct(delays, 50), "d_p90": pct(delays, 90),
             "d_p99": pct(delays, 99), "d_max": max(delays) if delays else float("nan"),
-            "b_max": max(backlog) if backlog else float("nan"),
-            "b_first": statistics.mean(backlog[:half]) if half else float("nan"),
-            "b_last": statistics.mean(backlog[half:]) if half else float("nan"),
         })
+        res.update(backlog_summary(samples))
         self.results["drain"] = res
         log("drain: %.0f req/s, delay p50 %s p99 %s max %s ms, backlog max %s" % (
             res["rps"], res["d_p50"], res["d_p99"], res["d_max"], res["b_max"]))
@@ -922,6 +991,201 @@ http {
                                     "-g", "none", "--percent-limit", "1.5"), 25, generic)
         self.results["perf"] = out
 
+    # -- 7. the cost curve -----------------------------------------------------------
+
+    def curve(self):
+        """Closed loop (wrk) at each of CURVE_CONNS against the bare responder
+        and a fresh runbridge, then the open loop (bench/openloop)."""
+        self.curve_closed()
+        self.curve_open()
+        self.plot()
+
+    def curve_closed(self):
+        hz = float(os.sysconf("SC_CLK_TCK"))
+        dur = self.curve_dur
+        resp_port = free_port()
+        resp = self.procs.start("responder-curve", [self.a.responder, str(resp_port), "64"])
+        wait_http(resp_port, "/healthz")
+        rule = 'redis: { stream: "curve:{{project}}", maxlen: 100000 }'
+        name = "runbridge-curve"
+        var = os.path.join(self.tmp, name, "var")
+        points = []
+        for rnd in range(self.rounds):
+            for conns in CURVE_CONNS:
+                threads = min(2, conns)
+                label = ("cost curve, closed loop (this is the 32-connection one; -c and -t "
+                         "were 1/1, 8/2, 32/2, 128/2, 512/2)") if rnd == 0 and conns == 32 else None
+                # the bare responder: the same wrk load, CPU per request
+                c0 = cpu_ticks(resp.pid)
+                with CpuWindow(resp.pid, False, self.our_pids()) as cpu:
+                    b = self.wrk(resp_port, "/webhooks/qase", "distinct", duration=dur,
+                                 conns=conns, threads=threads,
+                                 label=label and label.replace("closed loop", "closed loop, bare responder"))
+                c1 = cpu_ticks(resp.pid)
+                done = b["requests"] - b["non2xx"]
+                b.update(cpu_us=(c1 - c0) / hz * 1e6 / done if done and c1 is not None else float("nan"),
+                         others=cpu.others)
+                time.sleep(self.settle)
+                # runbridge: a fresh store for every point
+                port, p, _ = self.start_rb(name, rule, self.redis_port)
+                self.warm_up(port, conns, threads, "curve:ID")
+                s0, m0, c0 = store_bytes(var), metrics(port), cpu_ticks(p.pid)
+                with RssSampler(p.pid) as rs, CpuWindow(p.pid, False, self.our_pids()) as cpu:
+                    r = self.wrk(port, "/webhooks/qase", "distinct", duration=dur, conns=conns,
+                                 threads=threads, label=label and label.replace("closed loop", "closed loop, runbridge"))
+                c_load = cpu_ticks(p.pid)
+                m1 = metrics(port)
+                accepted = m_accepted(m1) - m_accepted(m0)
+                r["pending_end"] = m_pending(m1)
+                # the work a delivery costs includes appending its job to
+                # Redis: the CPU is read again once the backlog is gone
+                r["drain_s"] = self.wait_drained(port, 30 if self.quick else 60)
+                c1 = cpu_ticks(p.pid)
+                time.sleep(0.2)
+                s1 = store_bytes(var)
+                self.procs.stop(name, timeout=30)
+                r.update(accepted=accepted, rss_peak=rs.peak, others=cpu.others,
+                         cpu_us=(c1 - c0) / hz * 1e6 / accepted if accepted else float("nan"),
+                         cpu_us_load=(c_load - c0) / hz * 1e6 / accepted if accepted else float("nan"),
+                         store_bytes=(s1 - s0) / float(accepted) if accepted else float("nan"),
+                         store_total=s1)
+                points.append({"round": rnd, "conns": conns, "bare": b, "rb": r})
+                log("curve c=%-3d round %d: bare %8.0f/s p99 %7.2f ms %5.1f us/req | runbridge %7.0f/s "
+                    "p99 %7.2f ms %6.1f us/delivery %6.0f B/delivery%s" % (
+                        conns, rnd + 1, b["rps"], b["p99"], b["cpu_us"], r["rps"], r["p99"], r["cpu_us"],
+                        r["store_bytes"], "" if not (r["non2xx"] or r["sockerr"]) else
+                        "  (%d non-2xx, %d socket errors)" % (r["non2xx"], r["sockerr"])))
+                self.redis.cmd("DEL", "curve:ID")
+                time.sleep(self.settle)
+        self.procs.stop("responder-curve")
+        self.results["curve"] = points
+
+    def curve_open(self):
+        if not self.a.openloop or not os.access(self.a.openloop, os.X_OK):
+            self.notes.append("bench/openloop was not built: no open-loop points")
+            return
+        hz = float(os.sysconf("SC_CLK_TCK"))
+        dur = self.open_dur
+        rule = 'redis: { stream: "open:{{project}}", maxlen: 10000000 }'
+        name = "runbridge-open"
+        var = os.path.join(self.tmp, name, "var")
+        out = []
+        for rate in OPEN_RATES:
+            self.redis.cmd("DEL", "open:ID")
+            port, p, _ = self.start_rb(name, rule, self.redis_port)
+            self.warm_up(port, OPEN_CONNS, 2, "open:ID")
+            argv = [self.a.openloop, "-p", str(port), "-r", str(rate), "-d", str(dur),
+                    "-c", str(OPEN_CONNS), "-b", FIXTURE, "-i", str(self.next_ids()), "-g", "10"]
+            if rate == OPEN_RATES[-1]:
+                self.wrk_cmds.append(("cost curve, open loop (-r was %s)" % ", ".join(
+                    str(x) for x in OPEN_RATES), " ".join(argv).replace(self.a.root + "/", "")))
+            s0, m0, c0 = store_bytes(var), metrics(port), cpu_ticks(p.pid)
+            w = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 start_new_session=True)
+            samples, rss_peak = self.sample_backlog(w, port, "open:ID", p.pid, m_accepted(m0))
+            stdout, stderr = w.communicate()
+            try:
+                o = json.loads(stdout)
+            except ValueError:
+                self.procs.stop(name)
+                self.notes.append("openloop at %d/s printed no result: %s" % (rate, stderr.strip()[:300]))
+                continue
+            m1 = metrics(port)
+            accepted = m_accepted(m1) - m_accepted(m0)
+            t_end = time.monotonic()
+            while self.redis.cmd("XLEN", "open:ID") < accepted and time.monotonic() - t_end < 30:
+                time.sleep(0.05)
+            tail = time.monotonic() - t_end
+            self.wait_drained(port, 10)
+            c1 = cpu_ticks(p.pid)
+            delays = stream_delays(self.redis, "open:ID")
+            s1 = store_bytes(var)
+            self.procs.stop(name, timeout=30)
+            o.update({
+                "accepted": accepted, "appended": len(delays), "samples": samples,
+                "tail_s": tail, "rss_peak": rss_peak,
+                "cpu_us": (c1 - c0) / hz * 1e6 / accepted if accepted else float("nan"),
+                "store_bytes": (s1 - s0) / float(accepted) if accepted else float("nan"),
+                "d_p50": pct(delays, 50), "d_p99": pct(delays, 99),
+                "d_max": max(delays) if delays else float("nan"),
+            })
+            o.update(backlog_summary(samples))
+            o["flat"] = backlog_flat(o, "achieved_rps")
+            out.append(o)
+            lat = o["latency"]
+            log("open loop %5d/s: achieved %.0f/s, from intended send p50 %.2f p99 %.2f max %.2f ms; "
+                "backlog max %s (%s); %d unanswered, %d failed" % (
+                    rate, o["achieved_rps"], lat["p50"], lat["p99"], lat["max"], o["b_max"],
+                    "flat" if o["flat"] else "NOT flat", o["unanswered"], o["failed"]))
+            self.redis.cmd("DEL", "open:ID")
+            time.sleep(self.settle)
+        self.results["open"] = out
+
+    def curve_means(self):
+        """Per connection count: the rounds' mean requests/s and CPU, worst p99."""
+        rows = []
+        pts = self.results.get("curve", [])
+        for conns in CURVE_CONNS:
+            ps = [q for q in pts if q["conns"] == conns]
+            if not ps:
+                continue
+            row = {"conns": conns, "n": len(ps)}
+            for side in ("bare", "rb"):
+                ls = [q[side] for q in ps]
+                row[side] = {
+                    "rps": statistics.mean(l["rps"] for l in ls),
+                    "p50": statistics.mean(l["p50"] for l in ls),
+                    "p99": max(l["p99"] for l in ls),
+                    "max": max(l["max"] for l in ls),
+                    "cpu_us": statistics.mean(l["cpu_us"] for l in ls),
+                    "err": sum(l["non2xx"] + l["sockerr"] for l in ls),
+                    "ratios": [q["rb"]["rps"] / q["bare"]["rps"] if q["bare"]["rps"] else float("nan")
+                               for q in ps],
+                }
+                if side == "rb":
+                    row[side]["store_bytes"] = statistics.mean(l["store_bytes"] for l in ls)
+                    row[side]["pending_end"] = max(l["pending_end"] for l in ls)
+                    row[side]["undrained"] = sum(1 for l in ls if l["drain_s"] is None)
+            row["ratio"] = statistics.mean(row["rb"]["ratios"])
+            rows.append(row)
+        return rows
+
+    def plot(self):
+        rows = self.curve_means()
+        if not rows or not self.a.plot:
+            return
+        gp = os.path.join(self.a.root, "bench", "cost-curve.gp")
+        closed = os.path.join(self.tmp, "curve.dat")
+        openf = os.path.join(self.tmp, "open.dat")
+        with open(closed, "w") as f:
+            f.write("# connections bare_rps bare_p99_ms runbridge_rps runbridge_p99_ms\n")
+            for row in rows:
+                f.write("%d %.1f %.3f %.1f %.3f\n" % (row["conns"], row["bare"]["rps"], row["bare"]["p99"],
+                                                       row["rb"]["rps"], row["rb"]["p99"]))
+        with open(openf, "w") as f:
+            f.write("# offered_rps achieved_rps p50_ms p99_ms max_ms\n")
+            for o in self.results.get("open", []):
+                lat = o["latency"]
+                f.write("%.0f %.1f %.3f %.3f %.3f\n" % (o["rate"], o["achieved_rps"], lat["p50"],
+                                                         lat["p99"], lat["max"]))
+        title = "runbridge %s vs bare civetweb + json-c responder, %s%s" % (
+            self.git.split(" ")[0], self.started.strftime("%Y-%m-%d %H:%M UTC"),
+            " (quick run)" if self.quick else "")
+        os.makedirs(os.path.dirname(os.path.abspath(self.a.plot)), exist_ok=True)
+        try:
+            p = subprocess.run(["gnuplot", "-e", "closed='%s'; open='%s'; out='%s'; title='%s'; "
+                                "has_open=%d" % (closed, openf, self.a.plot, title,
+                                                 1 if self.results.get("open") else 0), gp],
+                               capture_output=True, text=True, timeout=60)
+        except OSError as e:
+            self.notes.append("gnuplot did not run (%s): no plot" % e)
+            return
+        if p.returncode != 0:
+            self.notes.append("gnuplot failed: %s" % (p.stderr.strip()[:300]))
+            return
+        self.plot_written = self.a.plot
+        log("wrote %s" % self.a.plot)
+
     # -- the report -------------------------------------------------------------------
 
     def versions(self):
@@ -935,8 +1199,8 @@ http {
         def deb(pkg):
             return run("dpkg-query -W -f='${Version}' %s" % pkg)
         return [
-            ("runbridge", "%s, Release build (build-bench/), commit %s" % (
-                run("%s --version" % self.a.runbridge), self.git)),
+            ("runbridge", "%s, Release build (%s/), commit %s" % (
+                run("%s --version" % self.a.runbridge), self.a.build_dir.rstrip("/"), self.git)),
             ("bare responder", "bench/responder.c, cc -O2, civetweb %s, json-c %s" % (
                 deb("libcivetweb1"), deb("libjson-c5"))),
             ("civetweb", deb("libcivetweb1")),
@@ -946,6 +1210,8 @@ http {
             ("nginx-light", deb("nginx-light")),
             ("webhook (adnanh)", deb("webhook")),
             ("wrk", deb("wrk")),
+            ("open-loop generator", "bench/openloop.c, cc -O2"),
+            ("gnuplot (the plot)", deb("gnuplot-nox")),
             ("gcc", run("cc --version")),
         ]
 
@@ -978,10 +1244,15 @@ http {
         t0 = time.monotonic()
         self.redis_port, self.redis = self.start_redis()
         steps = [("throughput", self.throughput), ("drain", self.drain),
+                 ("curve", self.curve),
                  ("startup", self.startup), ("restart", self.restart),
                  ("exec", self.exec_hooks)]
         if self.a.perf and not self.quick:  # the smoke run skips the profile
             steps.append(("perf", self.profile))
+        if self.a.curve_only:
+            steps = [("curve", self.curve)]
+        elif not self.a.curve:
+            steps = [st for st in steps if st[0] != "curve"]
         for name, fn in steps:
             log("== %s (%.0f s so far)" % (name, time.monotonic() - t0))
             try:
@@ -993,15 +1264,24 @@ http {
         self.elapsed = time.monotonic() - t0
         self.load_end = open("/proc/loadavg").read().split()[:3]
         self.procs.stop_all()
-        Report(self).write(self.a.out)
-        log("wrote %s (%.0f s)" % (self.a.out, self.elapsed))
+        if self.a.curve_only:
+            Report(self).write_curve(self.a.out)
+        else:
+            Report(self).write(self.a.out)
+        log("wrote %s (%.0f s)" % (self.a.out or "the report to stdout", self.elapsed))
 
 
 # ---- markdown ---------------------------------------------------------------------
 
+MARK = ("<!-- end of the generated report: bench/run.sh rewrites everything above this line "
+        "and keeps everything below it -->")
+
+
 def f_ms(v):
     if v is None or v != v:
         return "n/a"
+    if v >= 1000:
+        return "%.2f s" % (v / 1000.0)
     return "%.2f ms" % v if v < 10 else "%.1f ms" % v
 
 
@@ -1027,19 +1307,8 @@ class Report:
         ref = self.loads("responder", l["round"])
         return l["rps"] / ref[0]["rps"] if ref and ref[0]["rps"] else float("nan")
 
-    def write(self, path):
-        b, r = self.b, self.r
-        goals = []
-        p = self.p
-        p("# Benchmarks")
-        p()
-        p("Produced by `bench/run.sh%s` on %s (%.0f s). %s" % (
-            " --quick" if b.quick else "", b.started.strftime("%Y-%m-%d %H:%M UTC"), b.elapsed,
-            "**Quick (smoke) run: 3-second loads, one round, 10,000 pending actions for the restart: "
-            "not the figures to judge the goals by.**" if b.quick else
-            "Loads of %d s, %d rounds alternating the peers; every figure below comes from this one run." %
-            (b.dur, b.rounds)))
-        p()
+    def machine_versions(self):
+        b, p = self.b, self.p
         p("## Machine")
         p()
         p("| | |")
@@ -1060,6 +1329,21 @@ class Report:
         for k, v in b.versions():
             p("| %s | %s |" % (k, v))
         p()
+
+    def write(self, path):
+        b, r = self.b, self.r
+        goals = []
+        p = self.p
+        p("# Benchmarks")
+        p()
+        p("Produced by `bench/run.sh%s` on %s (%.0f s). %s" % (
+            " --quick" if b.quick else "", b.started.strftime("%Y-%m-%d %H:%M UTC"), b.elapsed,
+            "**Quick (smoke) run: 3-second loads, one round, 10,000 pending actions for the restart: "
+            "not the figures to judge the goals by.**" if b.quick else
+            "Loads of %d s, %d rounds alternating the peers; every figure below comes from this one run." %
+            (b.dur, b.rounds)))
+        p()
+        self.machine_versions()
 
         # -- the table
         p("## Throughput at 32 connections")
@@ -1151,16 +1435,24 @@ class Report:
                           "%s (worst round)" % f_ms(p99), p99 < 5))
         d = r.get("drain")
         if d:
-            flat = d["b_max"] <= 500 and d["b_last"] <= d["b_first"] + 100
+            flat = backlog_flat(d)
             goals.append(("Drain at 5,000/s: backlog stays flat",
                           "backlog (accepted − appended) max %.0f, mean %.0f first half → %.0f second half; %s/s achieved"
                           % (d["b_max"], d["b_first"], d["b_last"], "{:,.0f}".format(d["rps"])),
-                          flat and d["rps"] >= 0.95 * d["rate"]))
+                          flat))
             goals.append(("Drain at 5,000/s: 202 → stream entry p99 < 10 ms",
                           "p99 %s (p50 %s, max %s) over %s entries" % (
                               f_ms(d["d_p99"]), f_ms(d["d_p50"]), f_ms(d["d_max"]),
                               "{:,}".format(d["appended"])),
                           d["d_p99"] < 10 and d["appended"] >= d["accepted"]))
+        for o in r.get("open", []):
+            if o["rate"] == 10000:
+                goals.append(("Drain at 10,000/s: backlog stays flat (open loop, cost curve)",
+                              "backlog max %.0f, mean %.0f first half → %.0f second half; %s/s achieved; "
+                              "from intended send p99 %s; received_at → stream entry p99 %s" % (
+                                  o["b_max"], o["b_first"], o["b_last"], "{:,.0f}".format(o["achieved_rps"]),
+                                  f_ms(o["latency"]["p99"]), f_ms(o["d_p99"])),
+                              o["flat"]))
         if ex:
             w, rb = ex["webhook"], ex["runbridge"]
             ratio = rb["rps"] / w["rps"] if w["rps"] else float("nan")
@@ -1252,6 +1544,7 @@ class Report:
             p("| last entry appended after the load ended | %s |" % f_ms(1000 * d["tail_s"]))
             p("| RSS peak | %.1f MB |" % mb(d["rss_peak"]))
             p()
+        self.curve_section()
         if st:
             p("## Startup")
             p()
@@ -1343,9 +1636,12 @@ class Report:
               "none elsewhere" if not any("listening outside" in n for n in b.notes) else "SOME ELSEWHERE, see above"))
         p()
         p("```sh")
-        p("cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF")
-        p("cmake --build build-bench --target runbridge")
-        p("cc -std=c11 -O2 -o build-bench/bench-responder bench/responder.c -lcivetweb -ljson-c")
+        bd = b.a.build_dir.rstrip("/")
+        p("cmake -S . -B %s -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF" % bd)
+        p("cmake --build %s --target runbridge" % bd)
+        p("cc -std=c11 -O2 -o %s/bench-responder bench/responder.c -lcivetweb -ljson-c" % bd)
+        if r.get("open"):
+            p("cc -std=c11 -O2 -o %s/bench-openloop bench/openloop.c" % bd)
         for name, cmd in b.procs.cmds.items():
             p("# %s" % name)
             p(cmd.replace(b.tmp, "$TMP").replace(b.a.root + "/", ""))
@@ -1370,8 +1666,178 @@ class Report:
           "\"command-working-directory\": \"$TMP/webhook\"}]`; nginx's config: `worker_processes 2`, "
           "`access_log off`, `keepalive_requests 1000000`, `location / { return 200 \"ok\\n\"; }`.")
         p()
+        self.emit(path)
+
+    def write_curve(self, path):
+        """The report of a --curve-only run: machine, versions, the curve."""
+        b, p = self.b, self.p
+        p("# Benchmarks: the cost curve")
+        p()
+        p("Produced by `bench/run.sh --curve-only%s` on %s (%.0f s)." % (
+            " --quick" if b.quick else "", b.started.strftime("%Y-%m-%d %H:%M UTC"), b.elapsed))
+        p()
+        self.machine_versions()
+        self.curve_section()
+        if b.notes:
+            p("## Problems during this run")
+            p()
+            for n in b.notes:
+                p("- " + n)
+            p()
+        p("## Exact commands")
+        p()
+        p("```sh")
+        for label, cmd in b.wrk_cmds:
+            p("# load: %s" % label)
+            p(cmd.replace(b.tmp, "$TMP"))
+        p("```")
+        p()
+        self.emit(path)
+
+    def emit(self, path):
+        """Writes the report to path (stdout when None).  When path holds an
+        earlier report, what was written by hand below its generated part is
+        kept: everything after MARK, or (a file from before the mark) from
+        the first section after "## Exact commands"."""
+        text = "\n".join(self.out).rstrip("\n") + "\n"
+        if path is None:
+            sys.stdout.write(text)
+            return
+        tail = ""
+        try:
+            with open(path) as f:
+                old = f.read()
+        except OSError:
+            old = ""
+        if MARK in old:
+            tail = old.split(MARK, 1)[1].lstrip("\n")
+        elif "\n## Exact commands" in old:
+            rest = old.split("\n## Exact commands", 1)[1]
+            i = rest.find("\n## ")
+            tail = rest[i + 1:] if i >= 0 else ""
+        text += "\n" + MARK + "\n"
+        if tail:
+            text += "\n" + tail
+            log("kept %d lines written by hand below the generated report in %s" % (
+                tail.count("\n"), path))
         with open(path, "w") as f:
-            f.write("\n".join(self.out))
+            f.write(text)
+
+    def plot_link(self):
+        """The PNG's path relative to the report (to docs/ when the report
+        is written outside the tree, to be pasted into docs/benchmarks.md)."""
+        b = self.b
+        base = os.path.join(b.a.root, "docs")
+        if b.a.out and os.path.abspath(b.a.out).startswith(os.path.abspath(b.a.root) + os.sep):
+            base = os.path.dirname(os.path.abspath(b.a.out))
+        return os.path.relpath(os.path.abspath(getattr(b, "plot_written")), base)
+
+    def curve_section(self):
+        b, r, p = self.b, self.r, self.p
+        rows = b.curve_means()
+        opens = r.get("open", [])
+        if not rows and not opens:
+            return
+        n_rounds = max([row["n"] for row in rows] or [0])
+        p("## The cost curve")
+        p()
+        p("How throughput, latency and cost move with the load. *Closed loop*: `wrk -t2 -cN -d%ds --latency -s "
+          "bench/post.lua` (`-t1` at one connection), distinct bodies, against the bare responder (64 threads, "
+          "one instance for the whole curve) and then a fresh runbridge for every point (empty store, the "
+          "catch-all rule `redis: { stream: \"curve:{{project}}\", maxlen: 100000 }`; each fresh runbridge "
+          "first gets a %d-second warm-up load at the same connection count, not counted), %d round%s; requests/s, "
+          "p50 and CPU are the rounds' mean, p99 and max the worst round. *Open loop*: `bench/openloop` (C, epoll, "
+          "%d keep-alive connections) sends distinct deliveries to a fresh, warmed-up runbridge on a fixed "
+          "schedule for %d s; "
+          "request k is due at start + k / rate and its latency is measured **from that intended send time**, so "
+          "time spent waiting for a free connection (or for the generator to be scheduled) counts against the "
+          "server: no coordinated omission. Its backlog (accepted − stream XLEN every 0.5 s) is judged as in the "
+          "drain goal (never above 500, second half within 100 of the first). *CPU per delivery*: utime + stime "
+          "of every runbridge thread (`/proc/PID/stat`) from just before the load until its Redis backlog is "
+          "appended, over the deliveries accepted (202); the bare responder's over the requests it answered. "
+          "*Store bytes per delivery*: growth of `runbridge.db` + `runbridge.db-wal` from the fresh start to "
+          "after the backlog is appended, over the deliveries accepted." % (
+              b.curve_dur, WARM_S, n_rounds, "s" if n_rounds != 1 else "", OPEN_CONNS, b.open_dur))
+        p()
+        p("| load | bare responder requests/s | bare p99 | bare CPU per request | runbridge requests/s | "
+          "runbridge p50 | runbridge p99 | runbridge max | runbridge / bare | runbridge CPU per delivery "
+          "(all threads) | store bytes per delivery | Redis backlog |")
+        p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+
+        def us(v):
+            return "n/a" if v != v else "%.0f µs" % v
+
+        def errs(n):
+            return " (%d errors)" % n if n else ""
+        for row in rows:
+            bb, rb = row["bare"], row["rb"]
+            ratios = row["rb"]["ratios"]
+            rng = " (%s)" % "–".join("%.0f%%" % (100 * x) for x in (min(ratios), max(ratios))) \
+                if len(ratios) > 1 else ""
+            backlog = "%s at the end of the load%s" % (
+                "{:,.0f}".format(rb["pending_end"]),
+                "; not appended within the wait" if rb["undrained"] else "")
+            p("| closed loop, %d connection%s | %s%s | %s | %s | %s%s | %s | %s | %s | %.0f%%%s | %s | %s | %s |" % (
+                row["conns"], "s" if row["conns"] != 1 else "", "{:,.0f}".format(bb["rps"]), errs(bb["err"]),
+                f_ms(bb["p99"]), us(bb["cpu_us"]), "{:,.0f}".format(rb["rps"]), errs(rb["err"]),
+                f_ms(rb["p50"]), f_ms(rb["p99"]), f_ms(rb["max"]), 100 * row["ratio"], rng, us(rb["cpu_us"]),
+                "n/a" if rb["store_bytes"] != rb["store_bytes"] else "{:,.0f}".format(rb["store_bytes"]),
+                backlog))
+        for o in opens:
+            lat = o["latency"]
+            bad = o["failed"] + o["non2xx"] + o["unanswered"]
+            p("| open loop, %s/s offered | | | | %s achieved%s | %s | %s | %s | | %s | %s | %s |" % (
+                "{:,.0f}".format(o["rate"]), "{:,.0f}".format(o["achieved_rps"]), errs(bad),
+                f_ms(lat["p50"]), f_ms(lat["p99"]), f_ms(lat["max"]), us(o["cpu_us"]),
+                "{:,.0f}".format(o["store_bytes"]),
+                ("flat (max %.0f)" % o["b_max"]) if o["flat"] else
+                "**not flat**: max %.0f, mean %.0f → %.0f%s" % (
+                    o["b_max"], o["b_first"], o["b_last"],
+                    "; under 95% of the offered rate accepted" if o["achieved_rps"] < 0.95 * o["rate"] else "")))
+        p()
+        warm = r.get("warm_up", [])
+        if warm:
+            worst = max(warm, key=lambda x: x[1])
+            slow = [x for x in warm if x[1] >= 500]
+            p("The warm-up loads (the first load each fresh runbridge took): worst latency %s (p99 %s) at %d "
+              "connections; %d of %d had a request wait 500 ms or more." % (
+                  f_ms(worst[1]), f_ms(worst[2]), worst[0], len(slow), len(warm)))
+            p()
+        at32 = [row for row in rows if row["conns"] == 32]
+        if at32:
+            row = at32[0]
+            bb, rb = row["bare"], row["rb"]
+            p("At 32 connections runbridge spent **%s of CPU per delivery** (all its threads, the Redis append "
+              "included; %s during the load alone) against **%s per request** for the bare responder (%.1f×), "
+              "and its store grew by **%s bytes per delivery**." % (
+                  us(rb["cpu_us"]), us(statistics.mean(q["rb"]["cpu_us_load"] for q in r["curve"]
+                                                      if q["conns"] == 32)),
+                  us(bb["cpu_us"]), rb["cpu_us"] / bb["cpu_us"] if bb["cpu_us"] else float("nan"),
+                  "{:,.0f}".format(rb["store_bytes"])))
+            p()
+        if opens:
+            p("Open loop in detail, per offered rate: service time (from the actual send), the wait before the "
+              "send (all %d connections busy, or the generator not yet scheduled on the shared cores), "
+              "received_at → stream entry (as in the drain), and requests without a 2xx:" % OPEN_CONNS)
+            p()
+            for o in opens:
+                p("- %s/s: service p50 %s, p99 %s; wait before the send p99 %s, max %s (at most %s requests "
+                  "waiting for a connection); received_at → stream entry p50 %s, p99 %s, max %s over %s "
+                  "entries; %s answered 2xx, %d other answers, %d failed connections, %d unanswered; RSS peak "
+                  "%.1f MB." % (
+                      "{:,.0f}".format(o["rate"]), f_ms(o["service"]["p50"]), f_ms(o["service"]["p99"]),
+                      f_ms(o["send_lag"]["p99"]), f_ms(o["send_lag"]["max"]), "{:,}".format(o["max_queue"]),
+                      f_ms(o["d_p50"]), f_ms(o["d_p99"]), f_ms(o["d_max"]), "{:,}".format(o["appended"]),
+                      "{:,}".format(o["ok"]), o["non2xx"], o["failed"], o["unanswered"], mb(o["rss_peak"])))
+            p()
+        if getattr(b, "plot_written", None):
+            p("![The cost curve: requests/s and p99 against connections, closed loop; latency from the "
+              "intended send time against the offered rate, open loop](%s)" % self.plot_link())
+            p()
+            p("The plot (`%s`, drawn by gnuplot from `bench/cost-curve.gp`): requests/s against connections "
+              "(log scale), p99 against connections, and the open loop's latency against the offered rate." %
+              os.path.relpath(b.plot_written, b.a.root))
+            p()
 
 
 def main():
@@ -1383,9 +1849,22 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-perf", dest="perf", action="store_false")
     ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--out", default=None)
+    ap.add_argument("--out", default=None,
+                    help="the report (default docs/benchmarks.md; with --curve-only, stdout)")
+    ap.add_argument("--curve-only", action="store_true",
+                    help="only the cost curve (with --quick: a short one)")
+    ap.add_argument("--no-curve", dest="curve", action="store_false")
+    ap.add_argument("--openloop", default=None, help="bench/openloop binary")
+    ap.add_argument("--plot", default=None,
+                    help="the cost curve's PNG (default docs/img/cost-curve.png; '' for none)")
+    ap.add_argument("--build-dir", default="build-bench", help="where run.sh built (for the report)")
     a = ap.parse_args()
-    a.out = a.out or os.path.join(a.root, "docs", "benchmarks.md")
+    if a.out is None and not a.curve_only:
+        a.out = os.path.join(a.root, "docs", "benchmarks.md")
+    if os.path.isabs(a.build_dir) and a.build_dir.startswith(os.path.abspath(a.root) + os.sep):
+        a.build_dir = os.path.relpath(a.build_dir, a.root)
+    if a.plot is None:
+        a.plot = os.path.join(a.root, "docs", "img", "cost-curve.png")
     b = Bench(a)
 
     def on_term(sig, frame):

@@ -125,8 +125,8 @@ void api_db_writer_done(struct store *st, int checkpoint)
 {
 	if (!st)
 		return;
-	/* PASSIVE: copies what no reader still needs, waits for no one;
-	 * the daemon's own commits checkpoint as well */
+	/* PASSIVE: copies what no reader still needs, waits for no one
+	 * (busy while the daemon's checkpoint thread copies: it then will) */
 	if (checkpoint)
 		sqlite3_wal_checkpoint_v2(store_sqlite(st), NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
 					  NULL);
