@@ -290,14 +290,15 @@ class Tls(Case):
 
 
 def _try(fn):
+    """fn's (status, doc), or None while the daemon is not serving yet:
+    refused, TLS not up, or 503 "starting" (handlers not registered yet)."""
     try:
-        return fn()
+        status, doc = fn()
     except (OSError, ssl.SSLError):
         return None
-
-
-if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    if status == 503 and isinstance(doc, dict) and doc.get("error") == "starting":
+        return None
+    return status, doc
 
 
 class Startup(Case):
@@ -307,7 +308,8 @@ class Startup(Case):
 
     def test_deliveries_at_start_get_202_or_503_starting_never_404_nor_a_stall(self):
         body = fixture("run.started")
-        for i in range(6):
+        wrapped = bool(os.environ.get("RB_WRAPPER"))  # valgrind: seconds per answer
+        for i in range(2 if wrapped else 6):
             workdir = os.path.join(self.tmp, "start%d" % i)
             os.makedirs(workdir)
             b = Runbridge(workdir, self.redis.port)
@@ -330,5 +332,10 @@ class Startup(Case):
             # civetweb's poll quantum is 2 s: a request that waits for it
             # was taken by the door while civetweb slept on the old socket
             slow = [a for a in answers if a[2] > 1.0]
-            self.assertEqual(slow, [], answers)
+            if not wrapped:
+                self.assertEqual(slow, [], answers)
             b.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
