@@ -24,6 +24,7 @@
 #include "store/ingest.h"
 #include "store/store.h"
 #include "store/store_db.h"
+#include "store_query.h"
 
 enum { N = 600, RAW = 64 << 10, PAGE = 4096 };
 
@@ -41,18 +42,6 @@ static long long file_size(const char *dir, const char *name)
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	return stat(path, &sb) == 0 ? (long long)sb.st_size : 0;
-}
-
-static long long count(struct store *st, const char *sql)
-{
-	sqlite3_stmt *s;
-	long long n = -1;
-
-	assert_int_equal(sqlite3_prepare_v2(store_sqlite(st), sql, -1, &s, NULL), SQLITE_OK);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return n;
 }
 
 static void test_checkpoint__commits_leave_the_wal_to_the_checkpointer(void **state)
@@ -117,9 +106,11 @@ static void test_checkpoint__commits_leave_the_wal_to_the_checkpointer(void **st
 	ingest_free(in);
 	checkpointer_stop(ck);
 	assert_int_equal(store_open(&ro, dir, STORE_RO, &e), 0);
-	assert_int_equal(count(ro, "SELECT COUNT(*) FROM deliveries WHERE project = 'CK'"), N);
-	assert_int_equal(count(ro, "SELECT COUNT(*) FROM jobs"), N);
-	assert_int_equal(count(ro, "SELECT integrity_check = 'ok' FROM pragma_integrity_check"), 1);
+	assert_int_equal(store_query_one(ro, "SELECT COUNT(*) FROM deliveries WHERE project = 'CK'"),
+			 N);
+	assert_int_equal(store_query_one(ro, "SELECT COUNT(*) FROM jobs"), N);
+	assert_int_equal(
+		store_query_one(ro, "SELECT integrity_check = 'ok' FROM pragma_integrity_check"), 1);
 	store_close(ro);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	assert_int_equal(system(cmd), 0);

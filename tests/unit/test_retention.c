@@ -20,20 +20,9 @@
 #include "store/retention.h"
 #include "store/store.h"
 #include "store/store_db.h"
+#include "store_query.h"
 
 #define DAY_MS (86400LL * 1000)
-
-static long long one(struct store *st, const char *sql)
-{
-	sqlite3_stmt *s;
-	long long n = -1;
-
-	assert_int_equal(sqlite3_prepare_v2(store_sqlite(st), sql, -1, &s, NULL), SQLITE_OK);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return n;
-}
 
 /* One delivery of run (project, run) received age_days ago, with one job in
  * state (enum job_state). */
@@ -86,12 +75,13 @@ static void test_retention__a_step_deletes_the_expired_and_leaves_the_store_sync
 	assert_int_equal(retention_run(r, st, clock_wall_ms(), &rs, &e), 0);
 
 	assert_int_equal(rs.deliveries, 1);
-	assert_int_equal(one(st, "SELECT COUNT(*) FROM deliveries WHERE id = 'old-done'"), 0);
-	assert_int_equal(one(st, "SELECT COUNT(*) FROM runs WHERE project = 'OLD'"), 0);
-	assert_int_equal(one(st, "SELECT COUNT(*) FROM deliveries"), 4);
-	assert_int_equal(one(st, "SELECT COUNT(*) FROM runs WHERE project = 'OPEN'"), 1);
+	assert_int_equal(
+		store_query_one(st, "SELECT COUNT(*) FROM deliveries WHERE id = 'old-done'"), 0);
+	assert_int_equal(store_query_one(st, "SELECT COUNT(*) FROM runs WHERE project = 'OLD'"), 0);
+	assert_int_equal(store_query_one(st, "SELECT COUNT(*) FROM deliveries"), 4);
+	assert_int_equal(store_query_one(st, "SELECT COUNT(*) FROM runs WHERE project = 'OPEN'"), 1);
 	/* 2 is FULL: a delivery committed next is fsynced, deletions with it */
-	assert_int_equal(one(st, "PRAGMA synchronous"), 2);
+	assert_int_equal(store_query_one(st, "PRAGMA synchronous"), 2);
 	assert_false(store_in_txn(st));
 
 	retention_free(r);
