@@ -1620,12 +1620,7 @@ class Report:
         elif "perf" in r:
             p("perf does not work here; no profile.")
             p()
-        if b.notes:
-            p("## Problems during this run")
-            p()
-            for n in b.notes:
-                p("- " + n)
-            p()
+        self.notes_section()
 
         p("## Exact commands")
         p()
@@ -1668,6 +1663,16 @@ class Report:
         p()
         self.emit(path)
 
+    def notes_section(self):
+        """What went wrong during the run, if anything (both reports end with it)."""
+        b, p = self.b, self.p
+        if b.notes:
+            p("## Problems during this run")
+            p()
+            for n in b.notes:
+                p("- " + n)
+            p()
+
     def write_curve(self, path):
         """The report of a --curve-only run: machine, versions, the curve."""
         b, p = self.b, self.p
@@ -1678,12 +1683,7 @@ class Report:
         p()
         self.machine_versions()
         self.curve_section()
-        if b.notes:
-            p("## Problems during this run")
-            p()
-            for n in b.notes:
-                p("- " + n)
-            p()
+        self.notes_section()
         p("## Exact commands")
         p()
         p("```sh")
