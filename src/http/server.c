@@ -597,11 +597,6 @@ int http_start(struct http_server **out, const struct config *cfg, struct ingest
 		return err_set(err, "cannot listen on %s: %s", cfg->listen,
 			       ebuf[0] ? ebuf : "unknown error");
 	}
-	if (open_door(s, err) < 0) {
-		mg_stop(s->ctx);
-		http_free(s);
-		return -1;
-	}
 	for (size_t i = 0; i < cfg->n_sources; i++) {
 		char uri[512];
 		s->routes[i] = (struct route){ .srv = s, .src = &cfg->sources[i], .index = i };
@@ -615,7 +610,14 @@ int http_start(struct http_server **out, const struct config *cfg, struct ingest
 	if (api_register(s->ctx, cfg, &s->status, acc) < 0)
 		log_kv(LOG_ERROR, "operator API not started (store or randomness)", NULL);
 	mg_set_request_handler(s->ctx, "/", handle_not_found, s);
+	/* served from here: the door's take-over below waits up to tens of ms
+	 * for civetweb's master, which meanwhile accepts on its own */
 	framing_set_ready(s->framing);
+	if (open_door(s, err) < 0) {
+		mg_stop(s->ctx);
+		http_free(s);
+		return -1;
+	}
 	*out = s;
 	return 0;
 }
