@@ -5,6 +5,7 @@
 #include "api/api_stream.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,11 @@ static pthread_cond_t ring_cv;
 static pthread_once_t ring_once = PTHREAD_ONCE_INIT;
 static char *ring[STREAM_RING];
 static unsigned long long ring_next = 1; /* seq of the next message */
-static int stopping, clients;
+static int stopping;
+/* Stream clients connected.  Written under ring_mu; read without it by the
+ * notify calls, which build no message while it is 0: a client starts at
+ * the ring's next message, so none would ever read one. */
+static atomic_int clients;
 
 static void ring_init(void)
 {
@@ -314,11 +319,19 @@ static json_object *field(json_object *o, const char *key)
 	return json_object_object_get_ex(o, key, &v) ? json_object_get(v) : NULL;
 }
 
+static int listened(void)
+{
+	return atomic_load_explicit(&clients, memory_order_relaxed) > 0;
+}
+
 void api_notify_delivery(json_object *event, const char *const *matched, size_t n_matched)
 {
-	json_object *o = json_object_new_object(), *run = NULL, *names;
+	json_object *o, *run = NULL, *names;
 
 	api_notify_matched(matched, n_matched);
+	if (!listened())
+		return;
+	o = json_object_new_object();
 	json_object_object_add(o, "id", field(event, "id"));
 	json_object_object_add(o, "type", field(event, "type"));
 	json_object_object_add(o, "project", field(event, "project"));
@@ -342,12 +355,15 @@ static const char *state_name(int state)
 
 void api_notify_job(const struct api_job_event *ev)
 {
-	json_object *o = json_object_new_object();
+	json_object *o;
 	char at[32];
 
 	pthread_mutex_lock(&stats_mu);
 	note_target(ev);
 	pthread_mutex_unlock(&stats_mu);
+	if (!listened())
+		return;
+	o = json_object_new_object();
 	api_iso(at, sizeof(at), ev->at_ms);
 	json_object_object_add(o, "id", json_object_new_int64(ev->id));
 	json_object_object_add(o, "delivery_id",

@@ -975,6 +975,44 @@ static void test_event__rejects_nesting_deeper_than_max_depth(void **state)
 	free(bomb);
 }
 
+/* The thread keeps one tokener (event.c): a parse that failed half-way, a
+ * different depth limit or a body too long to keep a tokener for must not
+ * change what the next parse answers. */
+static void test_event__parse_after_failures_depths_and_long_bodies(void **state)
+{
+	const char *good = "{\"event_name\":\"run.started\",\"payload\":{\"id\":7}}";
+	json_object *d = NULL, *v;
+	struct err err = { 0 };
+	size_t big_len = 70 * 1024;
+	char *big = malloc(big_len + 64), *deep3 = nested(3);
+
+	(void)state;
+	assert_non_null(big);
+	/* a string of 70 KiB in a valid delivery */
+	int n = snprintf(big, 64, "{\"event_name\":\"run.started\",\"payload\":{\"id\":1},\"x\":\"");
+	memset(big + n, 'a', big_len);
+	memcpy(big + n + big_len, "\"}", 3);
+	REJECT("{\"event_name\":\"run.started\",\"payload\":{\"id\":[1,2,",
+	       "body is not JSON: unexpected end of data");
+	for (int round = 0; round < 2; round++) {
+		d = parse_ok(good);
+		assert_true(json_object_object_get_ex(d, "payload", &v));
+		json_object_put(d);
+		/* the same thread, a depth limit of 2: refused, then 32 again */
+		assert_int_equal(event_parse(&d, deep3, strlen(deep3), 2, &err), -1);
+		assert_string_equal(err.msg,
+				    "body is not acceptable JSON: nested deeper than 2 levels");
+		assert_int_equal(event_parse(&d, deep3, strlen(deep3), MAX_DEPTH, &err), 0);
+		json_object_put(d);
+		assert_int_equal(event_parse(&d, big, strlen(big), MAX_DEPTH, &err), 0);
+		assert_true(json_object_object_get_ex(d, "x", &v));
+		assert_int_equal(json_object_get_string_len(v), (int)big_len);
+		json_object_put(d);
+	}
+	free(big);
+	free(deep3);
+}
+
 /* ---- delivery id ------------------------------------------------------- */
 
 static void test_event__delivery_id_is_sha256_of_source_then_body(void **state)
@@ -1101,6 +1139,7 @@ int main(void)
 		cmocka_unit_test(test_event__rejects_trailing_bytes),
 		cmocka_unit_test(test_event__accepts_trailing_whitespace),
 		cmocka_unit_test(test_event__rejects_nesting_deeper_than_max_depth),
+		cmocka_unit_test(test_event__parse_after_failures_depths_and_long_bodies),
 		cmocka_unit_test(test_event__delivery_id_is_sha256_of_source_then_body),
 		cmocka_unit_test(test_event__delivery_id_of_fixture_file_bytes),
 		cmocka_unit_test(test_event__delivery_id_depends_on_source),
