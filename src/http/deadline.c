@@ -39,14 +39,13 @@ int deadline_sock_port(int fd, int peer)
 	return -1;
 }
 
-/* Shuts down the connected socket with this port pair, if any. */
-static void cut(int local_port, int remote_port)
+int deadline_each_socket(int (*fn)(void *ctx, int fd), void *ctx)
 {
 	DIR *dir = opendir("/proc/self/fd");
 	struct dirent *e;
 
 	if (!dir)
-		return;
+		return -1;
 	while ((e = readdir(dir)) != NULL) {
 		char *end;
 		long fd = strtol(e->d_name, &end, 10);
@@ -54,13 +53,33 @@ static void cut(int local_port, int remote_port)
 		if (*end || end == e->d_name || fd == dirfd(dir) || fstat((int)fd, &st) != 0 ||
 		    !S_ISSOCK(st.st_mode))
 			continue;
-		if (deadline_sock_port((int)fd, 0) == local_port &&
-		    deadline_sock_port((int)fd, 1) == remote_port) {
-			shutdown((int)fd, SHUT_RDWR);
+		if (fn(ctx, (int)fd))
 			break;
-		}
 	}
 	closedir(dir);
+	return 0;
+}
+
+struct port_pair {
+	int local, remote;
+};
+
+static int cut_if_pair(void *ctx, int fd)
+{
+	const struct port_pair *pp = ctx;
+
+	if (deadline_sock_port(fd, 0) != pp->local || deadline_sock_port(fd, 1) != pp->remote)
+		return 0;
+	shutdown(fd, SHUT_RDWR);
+	return 1;
+}
+
+/* Shuts down the connected socket with this port pair, if any. */
+static void cut(int local_port, int remote_port)
+{
+	struct port_pair pp = { local_port, remote_port };
+
+	(void)deadline_each_socket(cut_if_pair, &pp); /* unreadable: nothing to cut */
 }
 
 static void *watch(void *arg)

@@ -29,4 +29,10 @@ int deadline_disarm(struct deadlines *d, int slot);
  * sockets by their port the same way. */
 int deadline_sock_port(int fd, int peer);
 
+/* Calls fn for each socket descriptor of this process (by /proc/self/fd)
+ * until it returns non-zero.  0, or -1 with errno set when the list cannot
+ * be read.  How a deadline finds its connection, and the door civetweb's
+ * listening sockets. */
+int deadline_each_socket(int (*fn)(void *ctx, int fd), void *ctx);
+
 #endif

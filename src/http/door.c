@@ -9,7 +9,6 @@
  */
 #include "http/door.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -24,7 +23,6 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <civetweb.h>
@@ -531,30 +529,34 @@ static int local_port(int fd)
 	return deadline_sock_port(fd, 0);
 }
 
+struct civetweb_ports {
+	struct door *d;
+	const struct mg_server_port *ports;
+	int n_ports;
+};
+
+static int add_if_listener(void *ctx, int fd)
+{
+	struct civetweb_ports *cp = ctx;
+	struct door *d = cp->d;
+	int port = local_port(fd);
+
+	for (int i = 0; port > 0 && i < cp->n_ports; i++)
+		if (cp->ports[i].port == port)
+			d->l[d->n_l++] = (struct listener){ .fake = fd,
+							    .real = -1,
+							    .tls = cp->ports[i].is_ssl };
+	return d->n_l >= MAX_LISTENERS;
+}
+
 /* The listening sockets on civetweb's ports, by /proc/self/fd. */
 static int find_listeners(struct door *d, const struct mg_server_port *ports, int n_ports,
 			  struct err *err)
 {
-	DIR *dir = opendir("/proc/self/fd");
-	struct dirent *e;
+	struct civetweb_ports cp = { d, ports, n_ports };
 
-	if (!dir)
+	if (deadline_each_socket(add_if_listener, &cp) < 0)
 		return err_set(err, "door: cannot read /proc/self/fd: %s", strerror(errno));
-	while ((e = readdir(dir)) != NULL && d->n_l < MAX_LISTENERS) {
-		char *end;
-		long fd = strtol(e->d_name, &end, 10);
-		struct stat st;
-		if (*end || end == e->d_name || fd == dirfd(dir) || fstat((int)fd, &st) != 0 ||
-		    !S_ISSOCK(st.st_mode))
-			continue;
-		int port = local_port((int)fd);
-		for (int i = 0; port > 0 && i < n_ports; i++)
-			if (ports[i].port == port)
-				d->l[d->n_l++] = (struct listener){ .fake = (int)fd,
-								    .real = -1,
-								    .tls = ports[i].is_ssl };
-	}
-	closedir(dir);
 	return d->n_l == n_ports ? 0
 				 : err_set(err, "door: found %d of civetweb's %d listening sockets",
 					   d->n_l, n_ports);
