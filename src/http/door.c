@@ -47,6 +47,7 @@ struct peer {
 
 struct waiter {
 	int fd, tls;
+	int li;          /* the listener that accepted it (d->l) */
 	int eof;         /* the client sent all it will (shut its side down) */
 	int chunked;     /* the body is chunked: scan tells how far it is in */
 	size_t head;     /* the head's length once complete, else 0 */
@@ -72,7 +73,10 @@ struct listener {
 	int fake; /* civetweb's descriptor, now an eventfd */
 	int real; /* the listening socket */
 	int tls;
-	int token; /* the wake-up below is still in the eventfd (under mu) */
+	/* under the door's mu: the eventfd counts token + q_len */
+	int token;       /* the wake-up below is still in the eventfd */
+	struct ready *q; /* connections ready for civetweb's accept() on fake */
+	size_t q_cap, q_head, q_len;
 };
 
 struct door {
@@ -88,10 +92,8 @@ struct door {
 	char *peek;
 	size_t peek_cap; /* a head and the largest body held, chunked */
 	size_t raised;   /* the sum of the waiters' raised, within HOLD_BUDGET */
-	/* the ready queue, shared with accept() */
+	/* the listeners' ready queues and tokens, shared with accept() */
 	pthread_mutex_t mu;
-	struct ready *q;
-	size_t q_cap, q_head, q_len;
 };
 
 /* The door accept() answers for; one per process. */
@@ -159,7 +161,7 @@ static void drop(struct door *d, struct waiter *w)
 	bury(d, w);
 }
 
-static int admit(struct door *d, int fd, const struct sockaddr_storage *a, socklen_t len, int tls)
+static int admit(struct door *d, int fd, const struct sockaddr_storage *a, socklen_t len, int li)
 {
 	unsigned char key[17];
 	struct waiter *w = calloc(1, sizeof(*w));
@@ -182,7 +184,8 @@ static int admit(struct door *d, int fd, const struct sockaddr_storage *a, sockl
 	}
 	struct peer *p = *slot;
 	*w = (struct waiter){ .fd = fd,
-			      .tls = tls,
+			      .tls = d->l[li].tls,
+			      .li = li,
 			      .since_ms = clock_mono_ms(),
 			      .addr = *a,
 			      .addr_len = len,
@@ -398,19 +401,17 @@ static int arrived(struct door *d, struct waiter *w)
 	return chunks_in(d, w, (size_t)m);
 }
 
-/* Hands a connection to civetweb: one more on the eventfd its listener's
- * descriptor now is. */
+/* Hands a connection to civetweb: into the queue of the listener that
+ * accepted it, and one more on the eventfd that listener's descriptor now
+ * is (so civetweb serves it as that port: plain or TLS). */
 static void hand_over(struct door *d, struct waiter *w)
 {
-	int fake = d->l[0].fake;
+	struct listener *l = &d->l[w->li];
 
-	for (int i = 0; i < d->n_l; i++)
-		if (d->l[i].tls == w->tls)
-			fake = d->l[i].fake;
 	unlink_waiter(d, w);
 	pthread_mutex_lock(&d->mu);
-	if (d->q_len == d->q_cap) { /* never more than the descriptors allow */
-		size_t cap = d->q_cap ? 2 * d->q_cap : 64;
+	if (l->q_len == l->q_cap) { /* never more than the descriptors allow */
+		size_t cap = l->q_cap ? 2 * l->q_cap : 64;
 		struct ready *q = malloc(cap * sizeof(*q));
 		if (!q) {
 			pthread_mutex_unlock(&d->mu);
@@ -418,23 +419,23 @@ static void hand_over(struct door *d, struct waiter *w)
 			bury(d, w);
 			return;
 		}
-		for (size_t i = 0; i < d->q_len; i++)
-			q[i] = d->q[(d->q_head + i) % d->q_cap];
-		free(d->q);
-		d->q = q;
-		d->q_cap = cap;
-		d->q_head = 0;
+		for (size_t i = 0; i < l->q_len; i++)
+			q[i] = l->q[(l->q_head + i) % l->q_cap];
+		free(l->q);
+		l->q = q;
+		l->q_cap = cap;
+		l->q_head = 0;
 	}
 	/* civetweb gets what accept() would give it: a blocking socket (a
 	 * non-blocking one makes its TLS handshake spin) */
 	int fl = fcntl(w->fd, F_GETFL);
 	if (fl >= 0)
 		fcntl(w->fd, F_SETFL, fl & ~O_NONBLOCK);
-	d->q[(d->q_head + d->q_len++) % d->q_cap] = (struct ready){ .fd = w->fd,
+	l->q[(l->q_head + l->q_len++) % l->q_cap] = (struct ready){ .fd = w->fd,
 								    .addr = w->addr,
 								    .addr_len = w->addr_len };
 	uint64_t one = 1;
-	if (write(fake, &one, sizeof(one)) < 0) {
+	if (write(l->fake, &one, sizeof(one)) < 0) {
 		/* the counter cannot overflow: it counts queued descriptors */
 	}
 	pthread_mutex_unlock(&d->mu);
@@ -478,7 +479,7 @@ static void accept_burst(struct door *d, const struct listener *l)
 			}
 			return;
 		}
-		if (admit(d, fd, &a, len, l->tls) < 0) {
+		if (admit(d, fd, &a, len, (int)(l - d->l)) < 0) {
 			close(fd);
 			continue;
 		}
@@ -611,7 +612,11 @@ static void wake_master(struct door *d)
 		pthread_mutex_unlock(&d->mu);
 		if (getsockname(l->real, (struct sockaddr *)&a, &len) < 0)
 			continue;
-		int fd = socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		/* non-blocking: with the accept queue full (a burst at start)
+		 * a blocking connect would wait out the SYN retries, minutes.
+		 * It returns EINPROGRESS, and the handshake completes all the
+		 * same (the listener was readable after 200 of 200 tries) */
+		int fd = socket(a.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			continue;
 		(void)!connect(fd, (struct sockaddr *)&a, len);
@@ -637,15 +642,18 @@ static void door_free(struct door *d)
 	while (d->head)
 		drop(d, d->head);
 	free_dead(d);
-	for (size_t i = 0; i < d->q_len; i++)
-		close(d->q[(d->q_head + i) % d->q_cap].fd);
+	for (int i = 0; i < d->n_l; i++) {
+		struct listener *l = &d->l[i];
+		for (size_t k = 0; k < l->q_len; k++)
+			close(l->q[(l->q_head + k) % l->q_cap].fd);
+		free(l->q);
+	}
 	for (int i = 0; i < d->n_l; i++)
 		if (d->l[i].real >= 0)
 			close(d->l[i].real);
 	if (d->ep >= 0)
 		close(d->ep);
 	pthread_mutex_destroy(&d->mu);
-	free(d->q);
 	free(d->peek);
 	free(d);
 }
@@ -740,12 +748,12 @@ static int take_ready(int fd, struct sockaddr *addr, socklen_t *len)
 	if (got == -1) {
 		pthread_mutex_lock(&d->mu);
 		uint64_t one;
-		if (l->token && d->q_len == 0 && read(fd, &one, sizeof(one)) == (ssize_t)sizeof(one))
+		if (l->token && l->q_len == 0 && read(fd, &one, sizeof(one)) == (ssize_t)sizeof(one))
 			l->token = 0; /* the wake-up: nothing to take */
-		else if (d->q_len > 0 && read(fd, &one, sizeof(one)) == (ssize_t)sizeof(one)) {
-			struct ready *r = &d->q[d->q_head];
-			d->q_head = (d->q_head + 1) % d->q_cap;
-			d->q_len--;
+		else if (l->q_len > 0 && read(fd, &one, sizeof(one)) == (ssize_t)sizeof(one)) {
+			struct ready *r = &l->q[l->q_head];
+			l->q_head = (l->q_head + 1) % l->q_cap;
+			l->q_len--;
 			got = r->fd;
 			if (addr && len) {
 				socklen_t n = *len < r->addr_len ? *len : r->addr_len;

@@ -8,10 +8,11 @@ import os
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import unittest
 
-from rbtest import Case, EVENTS, Runbridge, delivery_id, fixture, wait_until
+from rbtest import Case, EVENTS, Runbridge, delivery_id, fixture, free_port, wait_until
 
 
 class HttpContract(Case):
@@ -274,6 +275,59 @@ class Tls(Case):
         self.assertEqual(post()[1]["duplicate"], True)
         self.assertStopsCleanly(b)
         self.assertFalse(os.path.exists(os.path.join(b.data, "tls.pem")), "joined PEM left behind")
+
+    def test_plain_and_tls_listeners_each_serve_their_own(self):
+        """Two listeners, one plain and one TLS, hammered at once: the door
+        hands each connection to the listener that accepted it (a shared
+        queue gave plain connections to civetweb's TLS accept)."""
+        cert = os.path.join(self.tmp, "cert.pem")
+        key = os.path.join(self.tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        b = Runbridge(self.tmp, self.redis.port,
+                      extra="tls:\n  certificate: %s\n  key: %s\n" % (cert, key))
+        self.bridges.append(b)
+        tls_port = free_port()
+        with open(b.config) as f:
+            cfg = f.read().replace("listen: 127.0.0.1:%d" % b.port,
+                                   "listen: 127.0.0.1:%d,127.0.0.1:%ds" % (b.port, tls_port))
+        with open(b.config, "w") as f:
+            f.write(cfg)
+        b.start()
+        ctx = ssl.create_default_context(cafile=cert)
+        ctx.check_hostname = False
+        n, failures, lock = 60, [], threading.Lock()
+
+        def send(tls, i):
+            body = json.dumps({"event_name": "run.updated", "timestamp": i,
+                               "payload": {"id": 1 + i % 5, "tls": tls},
+                               "project_code": "LIS"}).encode()
+            conn = (http.client.HTTPSConnection("127.0.0.1", tls_port, context=ctx, timeout=20)
+                    if tls else http.client.HTTPConnection("127.0.0.1", b.port, timeout=20))
+            try:
+                conn.request("POST", "/webhooks/qase", body=body,
+                             headers={"Content-Type": "application/json",
+                                      "Connection": "close"})
+                status = conn.getresponse().status
+            except (OSError, ssl.SSLError, http.client.HTTPException) as e:
+                status = repr(e)
+            finally:
+                conn.close()
+            if status != 202:
+                with lock:
+                    failures.append((tls, i, status))
+
+        def sender(tls):
+            for i in range(n):
+                send(tls, i + (n if tls else 0))
+        threads = [threading.Thread(target=sender, args=(tls,)) for tls in (0, 1, 0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(failures, [])
+        self.assertStopsCleanly(b)
 
     def test_tls_port_without_certificate_is_a_config_error(self):
         b = Runbridge(self.tmp, self.redis.port)
