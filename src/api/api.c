@@ -390,8 +390,9 @@ static int route_post(const struct api_req *r, const struct path *p)
 	return with_body(r, p);
 }
 
-/* civetweb serves from mg_start on: the handler is registered first (a
- * request in between would find no handler), and waits for the indexes. */
+/* civetweb serves from mg_start on: until every handler is registered a
+ * request gets 503 "starting" (framing_refuse_starting); the handler then
+ * waits for the indexes. */
 static pthread_mutex_t ready_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ready_cv = PTHREAD_COND_INITIALIZER;
 static int ready; /* 1 ready, -1 failed */
@@ -491,6 +492,9 @@ int api_begin_request(struct mg_connection *c)
 	framing_check(&v, ri, api_cfg ? api_cfg->max_header_bytes : 16384);
 	if (v.status)
 		return http_reply_error(c, v.status, "Connection: close\r\n", v.reason);
+	int starting = framing_refuse_starting(c);
+	if (starting)
+		return starting;
 	if (ri->num_headers == 0)
 		mg_disable_connection_keep_alive(c);
 	return 0;

@@ -293,6 +293,15 @@ void framing_set_ready(struct framing *f)
 	atomic_store(&f->ready, 1);
 }
 
+int framing_refuse_starting(struct mg_connection *c)
+{
+	const struct framing *f = mg_get_request_info(c)->user_data;
+
+	if (atomic_load(&f->ready))
+		return 0;
+	return http_reply_error(c, 503, "Connection: close\r\nRetry-After: 1\r\n", "starting");
+}
+
 int framing_begin_request(struct mg_connection *c)
 {
 	const struct mg_request_info *ri = mg_get_request_info(c);
@@ -302,9 +311,9 @@ int framing_begin_request(struct mg_connection *c)
 	framing_check(&v, ri, f->max_header_bytes);
 	if (v.status)
 		return answer(c, v.status, v.reason, 1);
-	if (!atomic_load(&f->ready))
-		return http_reply_error(c, 503, "Connection: close\r\nRetry-After: 1\r\n",
-					"starting");
+	int starting = framing_refuse_starting(c);
+	if (starting)
+		return starting;
 	if (ri->num_headers == 0)
 		/* nothing parsed tells whether header lines were dropped: no
 		 * second request on this connection */

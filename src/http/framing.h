@@ -54,6 +54,10 @@ void framing_free(struct framing *f);
  * and an early delivery must not read as "no such path". */
 void framing_set_ready(struct framing *f);
 
+/* Before framing_set_ready: answers that 503 and returns 503; else 0.
+ * framing_begin_request does it; other begin_request hooks call it too. */
+int framing_refuse_starting(struct mg_connection *c);
+
 /* civetweb's buffer must hold more than max_header_bytes so that a head
  * between the two is parsed and refused with 431 here, not cut off as
  * malformed (civetweb answers a head that fills its buffer with 400). */

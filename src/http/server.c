@@ -614,7 +614,9 @@ int http_start(struct http_server **out, const struct config *cfg, struct ingest
 	 * for civetweb's master, which meanwhile accepts on its own */
 	framing_set_ready(s->framing);
 	if (open_door(s, err) < 0) {
+		api_stop(); /* a stream may be open already: mg_stop waits for it */
 		mg_stop(s->ctx);
+		api_free();
 		http_free(s);
 		return -1;
 	}
