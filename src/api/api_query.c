@@ -399,8 +399,10 @@ static void deliveries_sql(char *sql, size_t len, int by_run)
 		 " (?3 IS NULL OR d.type = ?3) AND (?4 IS NULL OR d.project IS ?8)"
 		 " AND d.received_ms >= ?5 AND d.received_ms <= ?6"
 		 " ORDER BY d.seq DESC LIMIT ?9",
+		 /* every delivery of the run (the dedup index), then the
+		  * filters: a limit before them would lose older matches */
 		 by_run ? "(SELECT seq FROM deliveries WHERE project IS ?8 AND run_id = ?10"
-			  " AND seq < ?1 AND seq >= ?7 ORDER BY seq DESC LIMIT ?2) AS c"
+			  " AND seq < ?1 AND seq >= ?7) AS c"
 			  " JOIN deliveries d ON d.seq = c.seq WHERE"
 			: "deliveries d WHERE d.seq < ?1 AND d.seq >= ?7 AND");
 }
@@ -409,7 +411,6 @@ static void bind_deliveries(sqlite3_stmt *s, const struct dfilter *f, int limit,
 			    long long from)
 {
 	sqlite3_bind_int64(s, 1, hi);
-	sqlite3_bind_int64(s, 2, limit + 1);
 	if (f->has_type)
 		sqlite3_bind_text(s, 3, f->type, -1, SQLITE_STATIC);
 	if (f->has_project) {
@@ -464,7 +465,8 @@ int api_get_deliveries(const struct api_req *r)
 		return db_fail(r, st, s);
 	}
 	sqlite3_finalize(s);
-	if (n < limit && filtered)
+	/* the window ended (a full page of it or less): go on below it */
+	if (next < 0 && filtered)
 		next = window_next(
 			db, "SELECT EXISTS(SELECT 1 FROM deliveries WHERE seq < ?1 AND seq >= ?2)",
 			from, lo);
@@ -698,7 +700,7 @@ int api_get_jobs(const struct api_req *r)
 		return db_fail(r, st, s);
 	}
 	sqlite3_finalize(s);
-	if (n < limit && filtered)
+	if (next < 0 && filtered)
 		next = more_below ? from : -1;
 	api_db_put(st);
 	return page(r, &items, next);

@@ -230,6 +230,26 @@ class TestReads(ApiCase):
         self.assertEqual(self.get("/api/v1/runs?cursor=abc")[0], 400)
         self.assertEqual(len(self.ok("/api/v1/deliveries?limit=500")["items"]), 7)
 
+    def test_a_runs_filtered_deliveries_reach_past_newer_ones(self):
+        # the run's two newest deliveries are updates; a type filter with
+        # limit=1 must still find its started event below them
+        b = self.start(rules="rules: []\n")
+        b.post(run_body(5, "five"))
+        for i in (1, 2):
+            doc = json.loads(run_body(5, "five"))
+            doc["event_name"] = "run.updated"
+            doc["timestamp"] = 1700000000 + i
+            self.assertEqual(b.post(json.dumps(doc).encode())[0], 202)
+        doc = self.ok("/api/v1/deliveries?project=DEMO&run_id=5&type=run.started&limit=1")
+        self.assertEqual([(i["run_id"], i["type"]) for i in doc["items"]], [(5, "run.started")])
+        self.assertIsNone(doc["next_cursor"])
+        doc = self.ok("/api/v1/deliveries?project=DEMO&run_id=5&type=run.updated&limit=1")
+        self.assertEqual([i["type"] for i in doc["items"]], ["run.updated"])
+        self.assertIsNotNone(doc["next_cursor"])
+        doc = self.ok("/api/v1/deliveries?project=DEMO&run_id=5&type=run.updated&limit=1"
+                      "&cursor=" + doc["next_cursor"])
+        self.assertEqual([i["type"] for i in doc["items"]], ["run.updated"])
+
     def test_unknown_paths_and_methods(self):
         self.start()
         for path in ("/api/v1/nope", "/api/v2/summary", "/api/v1/", "/api/v1/runs/DEMO",
