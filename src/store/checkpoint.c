@@ -20,7 +20,15 @@ struct checkpointer {
 	pthread_cond_t wake;
 	int stopping;       /* under mu */
 	_Atomic int wanted; /* set by the hook, taken by the thread */
-	_Atomic long long background, catchup, bound, failed, wal_pages;
+	/* Held around every checkpoint of the thread and of the writer, so
+	 * that neither finds SQLite's checkpoint lock taken by the other
+	 * (SQLite does not wait for that lock: it answers SQLITE_BUSY).  At
+	 * the bound the writer waits for it with writer_turn set, and the
+	 * thread starts no copy while it is set: the writer waits for the
+	 * thread's current copy at most.  copied is written under it. */
+	pthread_mutex_t copy_mu;
+	_Atomic int writer_turn;
+	_Atomic long long background, catchup, bound, failed, busy, wal_pages;
 	_Atomic long long copied; /* frames the thread's last checkpoint copied */
 };
 
@@ -51,23 +59,35 @@ void checkpointer_writer_done(struct checkpointer *c, int idle)
 	enum metrics_ckpt what;
 
 	if (pages >= CHECKPOINT_BOUND_PAGES) {
+		/* waits for the thread's copy, if one runs, then copies the
+		 * rest: the back-pressure that keeps the WAL at its bound */
+		atomic_store(&c->writer_turn, 1);
+		pthread_mutex_lock(&c->copy_mu);
 		count = &c->bound;
 		what = CKPT_BOUND;
 	} else if (idle && pages >= CHECKPOINT_PAGES && copied > 0 && copied <= pages &&
 		   pages - copied <= CHECKPOINT_CATCHUP_PAGES) {
 		/* (copied > pages: counted in a WAL since restarted) */
+		if (pthread_mutex_trylock(&c->copy_mu) != 0)
+			return; /* the thread copies: that does the same */
 		count = &c->catchup;
 		what = CKPT_CATCHUP;
 	} else {
 		return;
 	}
 	int rc = sqlite3_wal_checkpoint_v2(c->writer, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-	if (rc == SQLITE_BUSY)
-		return; /* the thread's checkpoint runs: look again next time */
-	atomic_fetch_add(rc == SQLITE_OK ? count : &c->failed, 1);
-	metrics_checkpoint(rc == SQLITE_OK ? what : CKPT_FAILED);
-	atomic_store(&c->copied, 0);
-	atomic_store_explicit(&c->wal_pages, 0, memory_order_relaxed);
+	if (rc == SQLITE_BUSY) {
+		/* another connection's checkpoint (the operator API's, a
+		 * CLI's): look again after the next commit */
+		atomic_fetch_add(&c->busy, 1);
+	} else {
+		atomic_fetch_add(rc == SQLITE_OK ? count : &c->failed, 1);
+		metrics_checkpoint(rc == SQLITE_OK ? what : CKPT_FAILED);
+		atomic_store(&c->copied, 0);
+		atomic_store_explicit(&c->wal_pages, 0, memory_order_relaxed);
+	}
+	atomic_store(&c->writer_turn, 0);
+	pthread_mutex_unlock(&c->copy_mu);
 }
 
 static void *checkpointer_main(void *arg)
@@ -85,23 +105,30 @@ static void *checkpointer_main(void *arg)
 		if (stop)
 			break;
 		atomic_store(&c->wanted, 0);
+		pthread_mutex_lock(&c->copy_mu);
+		if (atomic_load(&c->writer_turn)) {
+			/* the writer waits to copy all of it at the bound */
+			pthread_mutex_unlock(&c->copy_mu);
+			continue;
+		}
 		int log = 0, done = 0;
 		int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-		if (rc == SQLITE_BUSY) /* the writer's own copy runs */
-			continue;
 		if (rc == SQLITE_OK) {
 			atomic_store(&c->copied, done);
 			atomic_fetch_add(&c->background, 1);
 			metrics_checkpoint(CKPT_BACKGROUND);
-			logged = 0;
-		} else {
+		} else if (rc != SQLITE_BUSY) {
 			atomic_fetch_add(&c->failed, 1);
 			metrics_checkpoint(CKPT_FAILED);
-			if (!logged++) /* once per run of failures */
-				log_kv(LOG_WARN,
-				       "store checkpoint failed; the writer will copy the WAL",
-				       "error", sqlite3_errmsg(db), NULL);
 		}
+		pthread_mutex_unlock(&c->copy_mu);
+		/* busy: another connection's checkpoint runs (the operator
+		 * API's, a CLI's); the next commit wakes the thread again */
+		if (rc == SQLITE_OK)
+			logged = 0;
+		else if (rc != SQLITE_BUSY && !logged++) /* once per run of failures */
+			log_kv(LOG_WARN, "store checkpoint failed; the writer will copy the WAL",
+			       "error", sqlite3_errmsg(db), NULL);
 	}
 	return NULL;
 }
@@ -119,11 +146,13 @@ int checkpointer_start(struct checkpointer **out, struct store *writer, struct s
 	c->own = own;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->wake, NULL);
+	pthread_mutex_init(&c->copy_mu, NULL);
 	/* the commits of its own connection never need a checkpoint */
 	sqlite3_wal_autocheckpoint(store_sqlite(own), 0);
 	if (pthread_create(&c->thread, NULL, checkpointer_main, c) != 0) {
 		pthread_mutex_destroy(&c->mu);
 		pthread_cond_destroy(&c->wake);
+		pthread_mutex_destroy(&c->copy_mu);
 		store_close(own);
 		free(c);
 		return err_set(err, "cannot start the checkpoint thread");
@@ -142,6 +171,7 @@ void checkpointer_stats(struct checkpointer *c, struct checkpoint_stats *out)
 	out->catchup = atomic_load(&c->catchup);
 	out->bound = atomic_load(&c->bound);
 	out->failed = atomic_load(&c->failed);
+	out->busy = atomic_load(&c->busy);
 	out->wal_pages = atomic_load(&c->wal_pages);
 }
 
@@ -153,6 +183,8 @@ void checkpointer_stop(struct checkpointer *c)
 	c->stopping = 1;
 	pthread_cond_signal(&c->wake);
 	pthread_mutex_unlock(&c->mu);
+	/* the thread never waits for the writer (which is gone): it ends
+	 * after its current copy at most */
 	pthread_join(c->thread, NULL);
 	/* the writer is gone: copy the rest, so that the file holds every
 	 * commit and is cut to its pages (after retention's vacuum) */
@@ -160,5 +192,6 @@ void checkpointer_stop(struct checkpointer *c)
 	store_close(c->own);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->wake);
+	pthread_mutex_destroy(&c->copy_mu);
 	free(c);
 }

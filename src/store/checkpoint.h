@@ -18,7 +18,18 @@
  * next transaction restarts the WAL.  Past CHECKPOINT_BOUND_PAGES (the
  * queue never empties, or the checkpointer cannot keep up) the writer
  * copies whatever is left after the commit's waiters are woken, so the WAL
- * stays bounded either way.  No checkpoint runs inside a commit.
+ * stays bounded either way (at the bound and the group commit that crossed
+ * it; only a reader's old snapshot, which no checkpoint may pass, holds it
+ * longer).  No checkpoint runs inside a commit.
+ *
+ * SQLite lets one checkpoint run at a time and does not wait for another
+ * to end (SQLITE_BUSY, whatever the busy timeout), so the thread and the
+ * writer take turns on a mutex around their checkpoints.  At the bound the
+ * writer waits for the thread's current copy, and the thread starts no
+ * other while the writer waits: under load the bound slows the writer by
+ * that copy at most, the back-pressure that keeps the WAL where it is.  The
+ * writer's catch-up copy never waits: while the thread copies it leaves
+ * the work to it.
  *
  * Durability is unchanged: a commit is on disk when its WAL frames are
  * (synchronous=FULL); the checkpoint only moves them.
@@ -42,7 +53,10 @@ struct checkpoint_stats {
 	long long background; /* checkpoints run on the checkpointer's thread */
 	long long catchup;    /* the writer's, of the last CHECKPOINT_CATCHUP_PAGES */
 	long long bound;      /* the writer's, at CHECKPOINT_BOUND_PAGES */
-	long long failed;     /* checkpoints that returned an error (busy, I/O) */
+	long long failed;     /* checkpoints that returned an error (I/O, not busy) */
+	long long busy;       /* the writer's that found another connection's
+			       * checkpoint running (never the thread's; tried
+			       * again after the next commit) */
 	long long wal_pages;  /* the WAL's size after the writer's last commit */
 };
 
@@ -55,14 +69,17 @@ int checkpointer_start(struct checkpointer **out, struct store *writer, struct s
 
 /* Called by the writer's thread after each commit, once that commit's
  * waiters are woken; idle: nothing is queued for the writer.  Copies the
- * rest of the WAL when the bound or the catch-up above says so. */
+ * rest of the WAL when the bound or the catch-up above says so.  At the
+ * bound it first waits for the thread's checkpoint if one runs; the
+ * catch-up is skipped then. */
 void checkpointer_writer_done(struct checkpointer *c, int idle);
 
 void checkpointer_stats(struct checkpointer *c, struct checkpoint_stats *out);
 
-/* Stops the thread, copies what is left of the WAL, and frees c.  Call
- * after the writer's connection is closed (its hook points at c).  NULL is
- * a no-op. */
+/* Stops the thread (after its current checkpoint), copies what is left of
+ * the WAL, and frees c.  Call after the writer's connection is closed (its
+ * hook points at c) and its thread is done with checkpointer_writer_done.
+ * NULL is a no-op. */
 void checkpointer_stop(struct checkpointer *c);
 
 #endif

@@ -6,13 +6,17 @@
  * A real store in a temp dir, written through ingest as the daemon does:
  * 40 MB of deliveries one after another, enough for ten WALs of 1,000
  * pages, and for the WAL to reach its bound (CHECKPOINT_BOUND_PAGES) if the
- * checkpointer did nothing.
+ * checkpointer did nothing.  Then the same under sustained load: several
+ * senders at once keep the writer's queue from ever emptying, and the WAL
+ * still stays within its bound.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include <pthread.h>
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -117,10 +121,144 @@ static void test_checkpoint__commits_leave_the_wal_to_the_checkpointer(void **st
 	free(raw);
 }
 
+/* ---- sustained load ------------------------------------------------------ */
+
+enum { SENDERS = 8, PER_SENDER = 400 }; /* 200 MiB of raw, 51,200 pages of it */
+
+/* What one delivery writes to the WAL at most: its raw in overflow pages
+ * (4,092 bytes each, the last one partial) and one page of each b-tree it
+ * touches, with room for the splits (deliveries, deliveries_key, runs,
+ * runs_updated, jobs and its four indexes, page 1: 10 trees, 16 pages). */
+enum { DELIVERY_PAGES = RAW / (PAGE - 4) + 1 + 16 };
+
+/* One group commit: every sender waits for its answer before it sends
+ * again, so a group holds at most SENDERS deliveries. */
+enum { GROUP_PAGES = SENDERS * DELIVERY_PAGES };
+
+struct sender {
+	pthread_t thread;
+	struct ingest *in;
+	struct checkpointer *ck;
+	const char *dir, *raw;
+	int n;
+	int failed;            /* the first failed delivery + 1, or 0 */
+	char msg[ERR_MSG_MAX]; /* its error */
+	long long wal_max;     /* the -wal file's size, at most */
+	long long pages_max;   /* checkpoint_stats' wal_pages, at most */
+};
+
+static void *sender_main(void *arg)
+{
+	struct sender *s = arg;
+	char id[32];
+	struct checkpoint_stats cs;
+
+	for (int i = 0; i < PER_SENDER; i++) {
+		struct ingest_job job = {
+			.rule = "r", .kind = "redis", .lane = "l", .params_json = "{}"
+		};
+		struct ingest_rows rows = {
+			.d = { .id = id,
+			       .source = "qase",
+			       .type = "run.started",
+			       .project = "LD",
+			       .run_id = s->n * PER_SENDER + i + 1,
+			       .received_ms = 1,
+			       .raw = s->raw,
+			       .raw_len = RAW,
+			       .event_json = "{}" },
+			.jobs = &job,
+			.njobs = 1,
+		};
+		struct err e = { 0 };
+		int dup = 0;
+		snprintf(id, sizeof(id), "ld-%d-%d", s->n, i);
+		if (ingest_write(s->in, &rows, &dup, &e) < 0 || dup) {
+			s->failed = i + 1;
+			snprintf(s->msg, sizeof(s->msg), "%s", dup ? "duplicate" : e.msg);
+			break;
+		}
+		long long w = file_size(s->dir, "runbridge.db-wal");
+		s->wal_max = w > s->wal_max ? w : s->wal_max;
+		checkpointer_stats(s->ck, &cs);
+		s->pages_max = cs.wal_pages > s->pages_max ? cs.wal_pages : s->pages_max;
+	}
+	return NULL;
+}
+
+static void test_checkpoint__the_wal_stays_bounded_under_sustained_load(void **state)
+{
+	char dir[32] = "/tmp/rb-ckpt-XXXXXX", cmd[64];
+	struct store *st = NULL, *own = NULL, *ro = NULL;
+	struct checkpointer *ck = NULL;
+	struct ingest *in = NULL;
+	struct checkpoint_stats cs;
+	struct sender s[SENDERS];
+	struct err e = { 0 };
+	char *raw = malloc(RAW);
+	long long wal_max = 0, pages_max = 0;
+
+	(void)state;
+	assert_non_null(raw);
+	memset(raw, 'y', RAW);
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(store_open(&st, dir, STORE_RW, &e), 0);
+	assert_int_equal(store_open(&own, dir, STORE_RW, &e), 0);
+	assert_int_equal(checkpointer_start(&ck, st, own, &e), 0);
+	assert_int_equal(ingest_start(&in, st, on_jobs, NULL, &e), 0);
+	ingest_set_checkpointer(in, ck);
+	for (int t = 0; t < SENDERS; t++) {
+		s[t] = (struct sender){ .in = in, .ck = ck, .dir = dir, .raw = raw, .n = t };
+		assert_int_equal(pthread_create(&s[t].thread, NULL, sender_main, &s[t]), 0);
+	}
+	for (int t = 0; t < SENDERS; t++) {
+		assert_int_equal(pthread_join(s[t].thread, NULL), 0);
+		if (s[t].failed)
+			fail_msg("sender %d, delivery %d: %s", t, s[t].failed - 1, s[t].msg);
+		wal_max = s[t].wal_max > wal_max ? s[t].wal_max : wal_max;
+		pages_max = s[t].pages_max > pages_max ? s[t].pages_max : pages_max;
+	}
+	/* the file is never cut below its largest size while that stays
+	 * under journal_size_limit (64 MiB), so this sees the peak */
+	long long w = file_size(dir, "runbridge.db-wal");
+	wal_max = w > wal_max ? w : wal_max;
+	checkpointer_stats(ck, &cs);
+	/* a WAL of n frames: a 32-byte header and n frames of 24 + PAGE */
+	long long wal_frames = wal_max > 32 ? (wal_max - 32) / (24 + PAGE) : 0;
+	print_message("background %lld catchup %lld bound %lld failed %lld busy %lld;"
+		      " WAL at most %lld frames (%lld bytes), wal_pages at most %lld;"
+		      " allowed %d\n",
+		      cs.background, cs.catchup, cs.bound, cs.failed, cs.busy, wal_frames, wal_max,
+		      pages_max, CHECKPOINT_BOUND_PAGES + GROUP_PAGES);
+	/* The writer copies the WAL after the commit that takes it to its
+	 * bound, and the next commit starts it again from its beginning: the
+	 * WAL holds at most the bound and the one group that crossed it. */
+	assert_true(wal_frames <= CHECKPOINT_BOUND_PAGES + GROUP_PAGES);
+	assert_true(pages_max <= CHECKPOINT_BOUND_PAGES + GROUP_PAGES);
+	assert_int_equal(cs.failed, 0);
+	/* the thread's copies never make the writer's fail */
+	assert_int_equal(cs.busy, 0);
+
+	ingest_stop(in);
+	ingest_free(in);
+	checkpointer_stop(ck);
+	assert_int_equal(store_open(&ro, dir, STORE_RO, &e), 0);
+	assert_int_equal(store_query_one(ro, "SELECT COUNT(*) FROM deliveries WHERE project = 'LD'"),
+			 SENDERS * PER_SENDER);
+	assert_int_equal(store_query_one(ro, "SELECT COUNT(*) FROM jobs"), SENDERS * PER_SENDER);
+	assert_int_equal(
+		store_query_one(ro, "SELECT integrity_check = 'ok' FROM pragma_integrity_check"), 1);
+	store_close(ro);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	free(raw);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_checkpoint__commits_leave_the_wal_to_the_checkpointer),
+		cmocka_unit_test(test_checkpoint__the_wal_stays_bounded_under_sustained_load),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
