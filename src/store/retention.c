@@ -1,13 +1,17 @@
 /*
  * retention: one pass walks the deliveries in receipt order (seq) from the
  * oldest, a batch a step, deletes those the policy lets go, and ends at the
- * end of the table or at a whole batch of deliveries too young for either
- * age: receipt order is time order, so nothing past them can be due (a whole
- * batch, not one row, so that a few rows stamped by a clock that jumped
- * ahead cannot stop retention for good).  Passes repeat every RETENTION_PASS_EVERY_MS;
- * what a pass keeps (open or recently dead jobs) is looked at again by the
- * next.  Each step is one transaction, bounded in rows and in time, so the
- * writer can go back to its queue within a few milliseconds.
+ * end of the table or after RETENTION_BATCH deliveries in a row too young
+ * for either age: receipt order is time order, so nothing past them can be
+ * due.  The count of that run is carried from step to step (a batch starts
+ * at RETENTION_BATCH_MIN rows and a cut for time can shrink it again) and
+ * goes back to 0 at any delivery old enough for an age, so a few rows stamped
+ * by a clock that jumped ahead cannot stop retention for good, even when
+ * they are the oldest in the table and every pass starts at them.  Passes
+ * repeat every RETENTION_PASS_EVERY_MS; what a pass keeps (open or recently
+ * dead jobs) is looked at again by the next.  Each step is one transaction,
+ * bounded in rows and in time, so the writer can go back to its queue
+ * within a few milliseconds.
  */
 #include "store/retention.h"
 #include "store/store_db.h"
@@ -89,7 +93,8 @@ struct retention {
 	int auto_vacuum; /* 2: incremental */
 	int done_days, dead_days;
 	int pass_active, vacuum_pending;
-	int batch; /* deliveries the next scan reads: what fitted the last budget */
+	int batch;     /* deliveries the next scan reads: what fitted the last budget */
+	int young_run; /* deliveries too young in a row, up to the cursor */
 	long long cursor, next_pass_ms;
 	struct seen seen[RETENTION_BATCH];
 	struct run_key runs[RETENTION_BATCH];
@@ -209,12 +214,12 @@ static void bind_run(sqlite3_stmt *s, int i, const struct run_key *k)
 
 /* ---- deleting deliveries ------------------------------------------------- */
 
-static int scan(struct retention *r, long long young_ms, int *end, struct err *err)
+/* Reads the next batch past the cursor; *end: it reaches the end of the
+ * table. */
+static int scan(struct retention *r, int *end, struct err *err)
 {
 	sqlite3_stmt *s = rs(r, R_SCAN, err);
 	int rc;
-
-	size_t young = 0;
 
 	*end = 0;
 	if (!s)
@@ -226,7 +231,6 @@ static int scan(struct retention *r, long long young_ms, int *end, struct err *e
 		const unsigned char *p = sqlite3_column_text(s, 2);
 		v->seq = sqlite3_column_int64(s, 0);
 		v->received_ms = sqlite3_column_int64(s, 1);
-		young += v->received_ms > young_ms;
 		v->run_id = sqlite3_column_int64(s, 3);
 		v->cls = sqlite3_column_int(s, 4);
 		v->project = strdup(p ? (const char *)p : "");
@@ -239,7 +243,7 @@ static int scan(struct retention *r, long long young_ms, int *end, struct err *e
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return fail(r->db, err, "scan");
-	if (r->nseen < (size_t)r->batch || young == r->nseen)
+	if (r->nseen < (size_t)r->batch)
 		*end = 1;
 	return 0;
 }
@@ -289,11 +293,11 @@ static int delete_batch(struct retention *r, long long now_ms, struct retention_
 	int young_days = r->done_days > 0 && (r->dead_days <= 0 || r->done_days < r->dead_days)
 				 ? r->done_days
 				 : r->dead_days;
-	long long t0 = clock_mono_us(), keep_seq, keep_job_seq;
+	long long t0 = clock_mono_us(), young_ms = now_ms - young_days * DAY_MS, keep_seq,
+		  keep_job_seq;
 	int end;
 
-	if (newest(r, &keep_seq, &keep_job_seq, err) < 0 ||
-	    scan(r, now_ms - young_days * DAY_MS, &end, err) < 0)
+	if (newest(r, &keep_seq, &keep_job_seq, err) < 0 || scan(r, &end, err) < 0)
 		return -1;
 	for (size_t i = 0; i < r->nseen; i++) {
 		const struct seen *v = &r->seen[i];
@@ -301,6 +305,11 @@ static int delete_batch(struct retention *r, long long now_ms, struct retention_
 		    delete_delivery(r, v, out, err) < 0)
 			return -1;
 		r->cursor = v->seq;
+		r->young_run = v->received_ms > young_ms ? r->young_run + 1 : 0;
+		if (r->young_run >= RETENTION_BATCH) {
+			end = 1; /* nothing past them can be due */
+			goto done;
+		}
 		if (clock_mono_us() - t0 > RETENTION_BUDGET_US && i + 1 < r->nseen) {
 			end = 0; /* the rest of this batch in the next step */
 			/* scan no more than the budget deletes (rows it
@@ -505,6 +514,7 @@ int retention_run(struct retention *r, struct store *st, long long now_ms,
 		r->pass_active = 1;
 		r->cursor = 0;
 		r->batch = RETENTION_BATCH_MIN;
+		r->young_run = 0;
 	}
 	if (!r->pass_active && !r->vacuum_pending)
 		return 0;

@@ -90,11 +90,79 @@ static void test_retention__a_step_deletes_the_expired_and_leaves_the_store_sync
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Steps until the pass (and the vacuum after it) is over at now_ms. */
+static void run_pass(struct retention *r, struct store *st, long long now_ms)
+{
+	struct retention_step rs;
+	struct err e = { 0 };
+	int steps = 0;
+
+	do
+		assert_int_equal(retention_run(r, st, now_ms, &rs, &e), 0);
+	while (retention_due_in_ms(r, now_ms) == 0 && ++steps < 100000);
+	assert_true(steps < 100000);
+}
+
+static void put_many(struct store *st, const char *prefix, int n, long long age_days)
+{
+	char id[32];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "%s-%d", prefix, i);
+		put(st, id, "P", 1, age_days, JOB_DONE);
+	}
+}
+
+/* A clock that once jumped ahead stamped 20 deliveries 400 days in the
+ * future; once what was older is gone they are the oldest in the table,
+ * and every pass starts at them: they must not end the pass before the
+ * expired deliveries received after them. */
+static void test_retention__rows_stamped_in_the_future_do_not_stop_the_next_passes(void **s)
+{
+	char dir[32] = "/tmp/rb-ret-XXXXXX", cmd[64];
+	struct store *st = NULL;
+	struct retention *r = NULL;
+	struct err e = { 0 };
+	long long now = clock_wall_ms();
+
+	(void)s;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(store_open(&st, dir, STORE_RW, &e), 0);
+	assert_int_equal(retention_new(&r, &e), 0);
+	retention_set_policy(r, 30, 90);
+
+	put_many(st, "before", 10, 40);
+	put_many(st, "future", 20, -400);
+	run_pass(r, st, now);
+	assert_int_equal(
+		store_query_one(st, "SELECT COUNT(*) FROM deliveries WHERE id LIKE 'before-%'"), 0);
+	assert_int_equal(store_query_one(st, "SELECT COUNT(*) FROM deliveries"), 20);
+
+	put_many(st, "expired", 50, 40);
+	put(st, "newest", "NEW", 2, 0, JOB_DONE);
+	now += RETENTION_PASS_EVERY_MS + 1;
+	assert_int_equal(retention_due_in_ms(r, now), 0);
+	run_pass(r, st, now);
+	assert_int_equal(
+		store_query_one(st, "SELECT COUNT(*) FROM deliveries WHERE id LIKE 'expired-%'"), 0);
+	assert_int_equal(
+		store_query_one(st, "SELECT COUNT(*) FROM deliveries WHERE id LIKE 'future-%'"), 20);
+	assert_int_equal(store_query_one(st, "SELECT COUNT(*) FROM deliveries WHERE id = 'newest'"),
+			 1);
+
+	retention_free(r);
+	store_close(st);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(
 			test_retention__a_step_deletes_the_expired_and_leaves_the_store_synchronous),
+		cmocka_unit_test(
+			test_retention__rows_stamped_in_the_future_do_not_stop_the_next_passes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
