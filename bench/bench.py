@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 FIXTURE = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures",
                                         "qase", "run.completed.json"))
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -1360,7 +1361,7 @@ class Report:
           "during the load by processes that are neither the server, wrk, this script nor another peer it "
           "started (the machine "
           "is shared; where it is high, that row is perturbed)."
-          % (b.dur, FIXTURE, len(os.sched_getaffinity(0))))
+          % (b.dur, os.path.relpath(FIXTURE, REPO), len(os.sched_getaffinity(0))))
         p()
         p("| server | body | round | requests/s | p50 | p99 | RSS idle → peak | ratio to bare responder | server CPU | other work on the machine |")
         p("|---|---|---|---:|---:|---:|---|---:|---:|---:|")

@@ -245,11 +245,7 @@ class Limits(Case):
 
 class Tls(Case):
     def test_tls_listener_with_separate_key(self):
-        cert = os.path.join(self.tmp, "cert.pem")
-        key = os.path.join(self.tmp, "key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                        "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
-                       check=True, capture_output=True)
+        cert, key = self.make_cert()
         b = Runbridge(self.tmp, self.redis.port,
                       extra="tls:\n  certificate: %s\n  key: %s\n" % (cert, key))
         self.bridges.append(b)
@@ -280,11 +276,7 @@ class Tls(Case):
         """Two listeners, one plain and one TLS, hammered at once: the door
         hands each connection to the listener that accepted it (a shared
         queue gave plain connections to civetweb's TLS accept)."""
-        cert = os.path.join(self.tmp, "cert.pem")
-        key = os.path.join(self.tmp, "key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                        "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
-                       check=True, capture_output=True)
+        cert, key = self.make_cert()
         b = Runbridge(self.tmp, self.redis.port,
                       extra="tls:\n  certificate: %s\n  key: %s\n" % (cert, key))
         self.bridges.append(b)
@@ -335,6 +327,15 @@ class Tls(Case):
         p = b.cli("check")
         self.assertEqual(p.returncode, 1)
         self.assertIn("tls.certificate", p.stderr)
+
+    def make_cert(self):
+        """A self-signed certificate for 127.0.0.1 and its key, in the temp dir."""
+        cert = os.path.join(self.tmp, "cert.pem")
+        key = os.path.join(self.tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        return cert, key
 
     def tls_listen(self, b):
         with open(b.config) as f:

@@ -48,26 +48,65 @@ static long long file_size(const char *dir, const char *name)
 	return stat(path, &sb) == 0 ? (long long)sb.st_size : 0;
 }
 
+/* A store in a new temp dir, written through ingest with a checkpointer,
+ * as serve wires them. */
+struct rig {
+	char dir[32];
+	struct store *st, *own;
+	struct checkpointer *ck;
+	struct ingest *in;
+	char *raw; /* RAW bytes of fill */
+};
+
+static void rig_start(struct rig *r, char fill)
+{
+	struct err e = { 0 };
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->dir, sizeof(r->dir), "/tmp/rb-ckpt-XXXXXX");
+	assert_non_null(r->raw = malloc(RAW));
+	memset(r->raw, fill, RAW);
+	assert_non_null(mkdtemp(r->dir));
+	assert_int_equal(store_open(&r->st, r->dir, STORE_RW, &e), 0);
+	assert_int_equal(store_open(&r->own, r->dir, STORE_RW, &e), 0);
+	assert_int_equal(checkpointer_start(&r->ck, r->st, r->own, &e), 0);
+	assert_int_equal(ingest_start(&r->in, r->st, on_jobs, NULL, &e), 0);
+	ingest_set_checkpointer(r->in, r->ck);
+}
+
+/* Stops it all, then checks that n deliveries of project and their jobs
+ * are stored and the file is sound; removes the dir. */
+static void rig_stop_and_check(struct rig *r, const char *project, int n)
+{
+	struct store *ro = NULL;
+	struct err e = { 0 };
+	char sql[96], cmd[64];
+
+	ingest_stop(r->in);
+	ingest_free(r->in);
+	checkpointer_stop(r->ck);
+	assert_int_equal(store_open(&ro, r->dir, STORE_RO, &e), 0);
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM deliveries WHERE project = '%s'", project);
+	assert_int_equal(store_query_one(ro, sql), n);
+	assert_int_equal(store_query_one(ro, "SELECT COUNT(*) FROM jobs"), n);
+	assert_int_equal(
+		store_query_one(ro, "SELECT integrity_check = 'ok' FROM pragma_integrity_check"), 1);
+	store_close(ro);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", r->dir);
+	assert_int_equal(system(cmd), 0);
+	free(r->raw);
+}
+
 static void test_checkpoint__commits_leave_the_wal_to_the_checkpointer(void **state)
 {
-	char dir[32] = "/tmp/rb-ckpt-XXXXXX", id[32], cmd[64];
-	struct store *st = NULL, *own = NULL, *ro = NULL;
-	struct checkpointer *ck = NULL;
-	struct ingest *in = NULL;
+	struct rig r;
+	char id[32];
 	struct checkpoint_stats cs;
 	struct err e = { 0 };
-	char *raw = malloc(RAW);
 	long long wal_max = 0;
 
 	(void)state;
-	assert_non_null(raw);
-	memset(raw, 'x', RAW);
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(store_open(&st, dir, STORE_RW, &e), 0);
-	assert_int_equal(store_open(&own, dir, STORE_RW, &e), 0);
-	assert_int_equal(checkpointer_start(&ck, st, own, &e), 0);
-	assert_int_equal(ingest_start(&in, st, on_jobs, NULL, &e), 0);
-	ingest_set_checkpointer(in, ck);
+	rig_start(&r, 'x');
 	for (int i = 0; i < N; i++) {
 		struct ingest_job job = {
 			.rule = "r", .kind = "redis", .lane = "l", .params_json = "{}"
@@ -79,7 +118,7 @@ static void test_checkpoint__commits_leave_the_wal_to_the_checkpointer(void **st
 			       .project = "CK",
 			       .run_id = i + 1,
 			       .received_ms = 1,
-			       .raw = raw,
+			       .raw = r.raw,
 			       .raw_len = RAW,
 			       .event_json = "{}" },
 			.jobs = &job,
@@ -87,13 +126,13 @@ static void test_checkpoint__commits_leave_the_wal_to_the_checkpointer(void **st
 		};
 		int dup = 0;
 		snprintf(id, sizeof(id), "ck-%d", i);
-		if (ingest_write(in, &rows, &dup, &e) < 0)
+		if (ingest_write(r.in, &rows, &dup, &e) < 0)
 			fail_msg("delivery %d: %s", i, e.msg);
 		assert_false(dup);
-		long long w = file_size(dir, "runbridge.db-wal");
+		long long w = file_size(r.dir, "runbridge.db-wal");
 		wal_max = w > wal_max ? w : wal_max;
 	}
-	checkpointer_stats(ck, &cs);
+	checkpointer_stats(r.ck, &cs);
 	print_message("background %lld catchup %lld bound %lld failed %lld, WAL at most %lld bytes\n",
 		      cs.background, cs.catchup, cs.bound, cs.failed, wal_max);
 	/* the thread did the copying; the writer only copied the last of
@@ -105,20 +144,7 @@ static void test_checkpoint__commits_leave_the_wal_to_the_checkpointer(void **st
 	/* 40 MB went through a WAL that started over before its bound
 	 * (without restarts it would hold all of it, 10,000 pages and more) */
 	assert_true(wal_max < (long long)CHECKPOINT_BOUND_PAGES * PAGE);
-
-	ingest_stop(in);
-	ingest_free(in);
-	checkpointer_stop(ck);
-	assert_int_equal(store_open(&ro, dir, STORE_RO, &e), 0);
-	assert_int_equal(store_query_one(ro, "SELECT COUNT(*) FROM deliveries WHERE project = 'CK'"),
-			 N);
-	assert_int_equal(store_query_one(ro, "SELECT COUNT(*) FROM jobs"), N);
-	assert_int_equal(
-		store_query_one(ro, "SELECT integrity_check = 'ok' FROM pragma_integrity_check"), 1);
-	store_close(ro);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
-	free(raw);
+	rig_stop_and_check(&r, "CK", N);
 }
 
 /* ---- sustained load ------------------------------------------------------ */
@@ -188,27 +214,15 @@ static void *sender_main(void *arg)
 
 static void test_checkpoint__the_wal_stays_bounded_under_sustained_load(void **state)
 {
-	char dir[32] = "/tmp/rb-ckpt-XXXXXX", cmd[64];
-	struct store *st = NULL, *own = NULL, *ro = NULL;
-	struct checkpointer *ck = NULL;
-	struct ingest *in = NULL;
+	struct rig r;
 	struct checkpoint_stats cs;
 	struct sender s[SENDERS];
-	struct err e = { 0 };
-	char *raw = malloc(RAW);
 	long long wal_max = 0, pages_max = 0;
 
 	(void)state;
-	assert_non_null(raw);
-	memset(raw, 'y', RAW);
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(store_open(&st, dir, STORE_RW, &e), 0);
-	assert_int_equal(store_open(&own, dir, STORE_RW, &e), 0);
-	assert_int_equal(checkpointer_start(&ck, st, own, &e), 0);
-	assert_int_equal(ingest_start(&in, st, on_jobs, NULL, &e), 0);
-	ingest_set_checkpointer(in, ck);
+	rig_start(&r, 'y');
 	for (int t = 0; t < SENDERS; t++) {
-		s[t] = (struct sender){ .in = in, .ck = ck, .dir = dir, .raw = raw, .n = t };
+		s[t] = (struct sender){ .in = r.in, .ck = r.ck, .dir = r.dir, .raw = r.raw, .n = t };
 		assert_int_equal(pthread_create(&s[t].thread, NULL, sender_main, &s[t]), 0);
 	}
 	for (int t = 0; t < SENDERS; t++) {
@@ -220,9 +234,9 @@ static void test_checkpoint__the_wal_stays_bounded_under_sustained_load(void **s
 	}
 	/* the file is never cut below its largest size while that stays
 	 * under journal_size_limit (64 MiB), so this sees the peak */
-	long long w = file_size(dir, "runbridge.db-wal");
+	long long w = file_size(r.dir, "runbridge.db-wal");
 	wal_max = w > wal_max ? w : wal_max;
-	checkpointer_stats(ck, &cs);
+	checkpointer_stats(r.ck, &cs);
 	/* a WAL of n frames: a 32-byte header and n frames of 24 + PAGE */
 	long long wal_frames = wal_max > 32 ? (wal_max - 32) / (24 + PAGE) : 0;
 	print_message("background %lld catchup %lld bound %lld failed %lld busy %lld;"
@@ -238,20 +252,7 @@ static void test_checkpoint__the_wal_stays_bounded_under_sustained_load(void **s
 	assert_int_equal(cs.failed, 0);
 	/* the thread's copies never make the writer's fail */
 	assert_int_equal(cs.busy, 0);
-
-	ingest_stop(in);
-	ingest_free(in);
-	checkpointer_stop(ck);
-	assert_int_equal(store_open(&ro, dir, STORE_RO, &e), 0);
-	assert_int_equal(store_query_one(ro, "SELECT COUNT(*) FROM deliveries WHERE project = 'LD'"),
-			 SENDERS * PER_SENDER);
-	assert_int_equal(store_query_one(ro, "SELECT COUNT(*) FROM jobs"), SENDERS * PER_SENDER);
-	assert_int_equal(
-		store_query_one(ro, "SELECT integrity_check = 'ok' FROM pragma_integrity_check"), 1);
-	store_close(ro);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
-	free(raw);
+	rig_stop_and_check(&r, "LD", SENDERS * PER_SENDER);
 }
 
 int main(void)
