@@ -97,6 +97,29 @@ static void rig_stop_and_check(struct rig *r, const char *project, int n)
 	free(r->raw);
 }
 
+/* One delivery of RAW bytes with one job, through the writer. */
+static int write_one(struct ingest *in, const char *project, long long run_id, const char *id,
+		     const char *raw, int *dup, struct err *e)
+{
+	struct ingest_job job = { .rule = "r", .kind = "redis", .lane = "l", .params_json = "{}" };
+	struct ingest_rows rows = {
+		.d = { .id = id,
+		       .source = "qase",
+		       .type = "run.started",
+		       .project = project,
+		       .run_id = run_id,
+		       .received_ms = 1,
+		       .raw = raw,
+		       .raw_len = RAW,
+		       .event_json = "{}" },
+		.jobs = &job,
+		.njobs = 1,
+	};
+
+	*dup = 0;
+	return ingest_write(in, &rows, dup, e);
+}
+
 static void test_checkpoint__commits_leave_the_wal_to_the_checkpointer(void **state)
 {
 	struct rig r;
@@ -108,25 +131,9 @@ static void test_checkpoint__commits_leave_the_wal_to_the_checkpointer(void **st
 	(void)state;
 	rig_start(&r, 'x');
 	for (int i = 0; i < N; i++) {
-		struct ingest_job job = {
-			.rule = "r", .kind = "redis", .lane = "l", .params_json = "{}"
-		};
-		struct ingest_rows rows = {
-			.d = { .id = id,
-			       .source = "qase",
-			       .type = "run.started",
-			       .project = "CK",
-			       .run_id = i + 1,
-			       .received_ms = 1,
-			       .raw = r.raw,
-			       .raw_len = RAW,
-			       .event_json = "{}" },
-			.jobs = &job,
-			.njobs = 1,
-		};
-		int dup = 0;
+		int dup;
 		snprintf(id, sizeof(id), "ck-%d", i);
-		if (ingest_write(r.in, &rows, &dup, &e) < 0)
+		if (write_one(r.in, "CK", i + 1, id, r.raw, &dup, &e) < 0)
 			fail_msg("delivery %d: %s", i, e.msg);
 		assert_false(dup);
 		long long w = file_size(r.dir, "runbridge.db-wal");
@@ -180,26 +187,11 @@ static void *sender_main(void *arg)
 	struct checkpoint_stats cs;
 
 	for (int i = 0; i < PER_SENDER; i++) {
-		struct ingest_job job = {
-			.rule = "r", .kind = "redis", .lane = "l", .params_json = "{}"
-		};
-		struct ingest_rows rows = {
-			.d = { .id = id,
-			       .source = "qase",
-			       .type = "run.started",
-			       .project = "LD",
-			       .run_id = s->n * PER_SENDER + i + 1,
-			       .received_ms = 1,
-			       .raw = s->raw,
-			       .raw_len = RAW,
-			       .event_json = "{}" },
-			.jobs = &job,
-			.njobs = 1,
-		};
 		struct err e = { 0 };
-		int dup = 0;
+		int dup;
 		snprintf(id, sizeof(id), "ld-%d-%d", s->n, i);
-		if (ingest_write(s->in, &rows, &dup, &e) < 0 || dup) {
+		if (write_one(s->in, "LD", s->n * PER_SENDER + i + 1, id, s->raw, &dup, &e) < 0 ||
+		    dup) {
 			s->failed = i + 1;
 			snprintf(s->msg, sizeof(s->msg), "%s", dup ? "duplicate" : e.msg);
 			break;
