@@ -4,7 +4,7 @@
  *
  * Indexes.  The store's own indexes serve most reads: seq (deliveries in
  * receipt order), job ids, deliveries_key (the events of one run), jobs_open
- * and jobs_dead (the open and dead jobs), jobs_by_delivery (the jobs of a
+ * and jobs_dead_by (the open and dead jobs), jobs_by_delivery (the jobs of a
  * delivery or run; retention needs it too) and runs_updated (runs by last
  * change, written only by run.* events): the last two grow at their
  * right-hand end, so a group commit writes a tail page more for each.
@@ -50,7 +50,7 @@ static pthread_mutex_t writer_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct store *writer;
 
 /* The indexes the queries lean on (jobs_by_delivery, runs_updated,
- * jobs_dead) are the store's own (store.c's schema): the API adds none. */
+ * jobs_dead_by) are the store's own (store.c's schema): the API adds none. */
 int api_db_init(const char *dir)
 {
 	struct err err;
@@ -597,7 +597,7 @@ static int job_filters(const struct api_req *r, struct jfilter *f)
 }
 
 /* The state's condition, naming the partial index that holds its jobs
- * (jobs_open, jobs_dead) as the planner needs to see it; done jobs have
+ * (jobs_open, jobs_dead_by) as the planner needs to see it; done jobs have
  * none. */
 static const char *state_clause(int state)
 {

@@ -201,21 +201,27 @@ static const char *str_field(json_object *o, const char *key, int *bad)
 }
 
 /*
- * What store_replay writes, for the dead jobs that match, in one statement.
- * The matches are found first by a read of the jobs_dead index and their
- * rows (a read cursor, served from the file's mapping), then only they are
- * written: a filter that matches few of many dead jobs costs a read of
- * each.  A replay's cost is the rows it changes: dead jobs lie one to a
- * page of the jobs table, so 20,000 of them are 20,000 pages (80 MB) to
- * write and sync (docs/benchmarks.md has the figures).
+ * What store_replay writes, for the dead jobs that match, in one statement,
+ * with only the filters given: the matches are found first in the
+ * jobs_dead_by index, which holds rule, kind and updated_ms, so a replay
+ * by those reads no job row (target and project read the matches' rows;
+ * a read cursor, served from the file's mapping); then only the matches
+ * are written.  A replay's cost is the rows it changes: dead jobs lie one
+ * to a page of the jobs table, so 20,000 of them are 20,000 pages (80 MB)
+ * to write and sync (docs/benchmarks.md has the figures).
  */
-static const char replay_sql[] =
-	"UPDATE jobs SET state = 0, attempts = 0, next_ms = 0, requeue = 1, updated_ms = ?1"
-	" WHERE id IN (SELECT j.id FROM jobs j WHERE j.state = 3"
-	" AND (?2 IS NULL OR j.rule = ?2) AND (?3 IS NULL OR j.kind = ?3)"
-	" AND (?4 IS NULL OR json_extract(j.params, '$.target') = ?4)"
-	" AND (?5 IS NULL OR (SELECT d.project FROM deliveries d WHERE d.seq = j.delivery_seq)"
-	" IS NULLIF(?5, '')) AND j.updated_ms >= ?6)";
+static void replay_sql(char *sql, size_t len, int rule, int kind, int target, int project)
+{
+	snprintf(sql, len,
+		 "UPDATE jobs SET state = 0, attempts = 0, next_ms = 0, requeue = 1, updated_ms = ?1"
+		 " WHERE id IN (SELECT j.id FROM jobs j WHERE j.state = 3%s%s%s%s"
+		 " AND j.updated_ms >= ?6)",
+		 rule ? " AND j.rule = ?2" : "", kind ? " AND j.kind = ?3" : "",
+		 target ? " AND json_extract(j.params, '$.target') = ?4" : "",
+		 project ? " AND (SELECT d.project FROM deliveries d WHERE d.seq = j.delivery_seq)"
+			   " IS NULLIF(?5, '')"
+			 : "");
+}
 
 int api_post_replay(const struct api_req *r, const char *body, size_t len)
 {
@@ -243,7 +249,9 @@ int api_post_replay(const struct api_req *r, const char *body, size_t len)
 		json_object_put(o);
 		return api_reply_error(r->c, 503, err.msg);
 	}
-	if (sqlite3_prepare_v2(store_sqlite(st), replay_sql, -1, &s, NULL) != SQLITE_OK) {
+	char sql[640];
+	replay_sql(sql, sizeof(sql), rule != NULL, kind != NULL, target != NULL, project != NULL);
+	if (sqlite3_prepare_v2(store_sqlite(st), sql, -1, &s, NULL) != SQLITE_OK) {
 		json_object_put(o);
 		return replay_fail(r, st, "replay");
 	}

@@ -48,7 +48,11 @@ static const char schema[] =
 	" created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS jobs_open ON jobs(id) WHERE state < 2;"
 	"CREATE INDEX IF NOT EXISTS jobs_requeue ON jobs(id) WHERE requeue = 1;"
-	"CREATE INDEX IF NOT EXISTS jobs_dead ON jobs(id) WHERE state = 3;"
+	/* the dead jobs, with what a replay filters by: its scan reads no
+	 * job row (the first version, jobs_dead, held the id alone) */
+	"DROP INDEX IF EXISTS jobs_dead;"
+	"CREATE INDEX IF NOT EXISTS jobs_dead_by"
+	" ON jobs(id, rule, kind, updated_ms, state) WHERE state = 3;"
 	"CREATE INDEX IF NOT EXISTS jobs_by_delivery ON jobs(delivery_seq);"
 	/* the operator API's runs, newest change first */
 	"CREATE INDEX IF NOT EXISTS runs_updated ON runs(updated_ms);"

@@ -115,6 +115,26 @@ static long long query_int(const char *db, const char *sql)
 	return v;
 }
 
+/* Whether SQLite's plan for sql has a step that mentions needle. */
+static int plan_has(const char *db, const char *sql, const char *needle)
+{
+	char eqp[512];
+	sqlite3 *h = NULL;
+	sqlite3_stmt *s = NULL;
+	int found = 0;
+
+	snprintf(eqp, sizeof(eqp), "EXPLAIN QUERY PLAN %s", sql);
+	assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, eqp, -1, &s, NULL), SQLITE_OK);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const unsigned char *d = sqlite3_column_text(s, 3);
+		found |= d && strstr((const char *)d, needle) != NULL;
+	}
+	sqlite3_finalize(s);
+	sqlite3_close(h);
+	return found;
+}
+
 static void test_dedup_key_is_project_run_and_id(void **state)
 {
 	struct fixture *f = *state;
@@ -261,12 +281,20 @@ static void test_schema_1_database_is_upgraded_in_place(void **state)
 	assert_int_equal(store_delivery_exists(f->st, "DEMO", 5, "new", &e), 1);
 
 	assert_int_equal(query_int(f->db, "SELECT value FROM meta WHERE key = 'schema'"), 2);
-	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM sqlite_master"
-					  " WHERE name IN ('jobs_state', 'jobs_delivery')"),
+	assert_int_equal(query_int(f->db,
+				   "SELECT COUNT(*) FROM sqlite_master"
+				   " WHERE name IN ('jobs_state', 'jobs_delivery', 'jobs_dead')"),
 			 0);
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM sqlite_master"
-					  " WHERE name IN ('deliveries_key', 'jobs_dead')"),
+					  " WHERE name IN ('deliveries_key', 'jobs_dead_by')"),
 			 2);
+	/* a replay's scan of the dead jobs by rule, kind and time reads the
+	 * index alone (api_post_replay) */
+	assert_true(plan_has(f->db,
+			     "SELECT j.id FROM jobs j WHERE j.state = 3 AND j.rule = 'r'"
+			     " AND j.kind = 'k' AND j.updated_ms >= 0",
+			     "COVERING INDEX jobs_dead_by"));
+	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM jobs WHERE state = 3"), 1);
 
 	/* Reopening an upgraded database changes nothing. */
 	open_rw(f);
