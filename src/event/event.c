@@ -69,11 +69,6 @@ static int int_value(json_object *v, long long *out)
 	return 0;
 }
 
-/*
- * Tokenizes body into *out; err says why it is not one JSON value.  Depth is
- * json-c's: the top value is level 1 and each member or element one more,
- * scalars included, so {"payload":{"plan":{"id":3}}} is 4 levels deep.
- */
 /* One tokener per thread and depth, reset after each body: making one
  * allocates its stack and buffer, 4% of a request thread's CPU.  The
  * thread's exit frees it.  Its buffer grows to the longest string parsed,
@@ -108,21 +103,19 @@ static void tok_key_init(void)
  * new one the caller frees (*own set).  NULL when out of memory. */
 static json_tokener *tok_take(int max_depth, size_t len, int *own)
 {
-	struct tok_slot *t = NULL;
+	struct tok_slot *t;
 
 	pthread_once(&tok_once, tok_key_init);
-	*own = 0;
-	if (tok_key_ok && len <= TOK_KEEP_MAX)
-		t = pthread_getspecific(tok_key);
-	if (!t && tok_key_ok && len <= TOK_KEEP_MAX && (t = calloc(1, sizeof(*t))) &&
-	    pthread_setspecific(tok_key, t) != 0) {
-		free(t);
-		t = NULL;
-	}
-	if (!t) {
-		*own = 1;
+	*own = 1;
+	if (!tok_key_ok || len > TOK_KEEP_MAX)
 		return json_tokener_new_ex(max_depth);
+	if (!(t = pthread_getspecific(tok_key))) {
+		if (!(t = calloc(1, sizeof(*t))) || pthread_setspecific(tok_key, t) != 0) {
+			free(t);
+			return json_tokener_new_ex(max_depth);
+		}
 	}
+	*own = 0;
 	if (t->tok && t->depth == max_depth)
 		return t->tok;
 	if (t->tok)
@@ -131,6 +124,11 @@ static json_tokener *tok_take(int max_depth, size_t len, int *own)
 	return t->tok = json_tokener_new_ex(max_depth);
 }
 
+/*
+ * Tokenizes body into *out; err says why it is not one JSON value.  Depth is
+ * json-c's: the top value is level 1 and each member or element one more,
+ * scalars included, so {"payload":{"plan":{"id":3}}} is 4 levels deep.
+ */
 static int parse_json(json_object **out, const char *body, size_t len, int max_depth, struct err *err)
 {
 	json_tokener *tok;
